@@ -1,1 +1,4 @@
-//! placeholder
+#![forbid(unsafe_code)]
+//! Sans-IO AMQP 1.0 engine: connection, session, link, delivery and SASL state machines.
+
+pub mod sasl;

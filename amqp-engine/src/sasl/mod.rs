@@ -1,0 +1,31 @@
+//! SASL (RFC 4422) support for AMQP 1.0 security layers.
+//!
+//! This module currently holds the pure *mechanism* logic: the bytes a client
+//! puts into `sasl-init` / `sasl-response` frames and the bytes a server puts
+//! into `sasl-challenge` frames and the additional-data of `sasl-outcome`.
+//! Nothing here performs I/O, reads a clock, or draws randomness: nonces and
+//! salts are supplied by the caller.
+//!
+//! Supported mechanisms, client and server side:
+//!
+//! * `ANONYMOUS` (RFC 4505): [`AnonymousClient`], [`AnonymousServer`]
+//! * `PLAIN` (RFC 4616): [`PlainClient`], [`PlainServer`]
+//! * `EXTERNAL` (RFC 4422 appendix A): [`ExternalClient`], [`ExternalServer`]
+//! * `SCRAM-SHA-1` and `SCRAM-SHA-256` (RFC 5802, RFC 7677):
+//!   [`ScramClient`], [`ScramServer`]
+//!
+//! [`choose_mechanism`] picks the strongest mechanism a client can use from the
+//! list a server offers.
+
+pub mod mechanism;
+pub mod scram;
+
+pub use mechanism::{
+    choose_mechanism, AnonymousClient, AnonymousServer, Authenticator, ClientMechanism,
+    ExternalClient, ExternalServer, PlainClient, PlainServer, SaslError, ServerMechanism,
+    ServerStep, StaticUsers, ANONYMOUS, EXTERNAL, MECHANISM_PREFERENCE, PLAIN, SCRAM_SHA_1,
+    SCRAM_SHA_256,
+};
+pub use scram::{
+    nonce_from_bytes, ScramClient, ScramCredentials, ScramHash, ScramServer, DEFAULT_MAX_ITERATIONS,
+};
