@@ -29,3 +29,7 @@ pub use mechanism::{
 pub use scram::{
     nonce_from_bytes, ScramClient, ScramCredentials, ScramHash, ScramServer, DEFAULT_MAX_ITERATIONS,
 };
+pub mod machine;
+pub use machine::{
+    ClientMechanismFactory, SaslClientConfig, SaslServerConfig, ServerMechanismFactory,
+};

@@ -1,0 +1,2543 @@
+//! The connection state machine: protocol headers, SASL, open/close, sessions, links,
+//! transfers, flow control, dispositions, heartbeats and idle timeout.
+//!
+//! See the [crate documentation](crate) for the drive loop.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use amqp_proto::codec::{self, Encode};
+use amqp_proto::definitions::{condition, Error, ReceiverSettleMode, Role, SenderSettleMode};
+use amqp_proto::frame::{
+    self, Decoded, FrameBody, FrameDecoder, FrameError, ProtocolHeader, ProtocolId,
+    FRAME_HEADER_SIZE, MIN_MAX_FRAME_SIZE,
+};
+use amqp_proto::messaging::{DeliveryState, Source, TargetKind};
+use amqp_proto::performatives::*;
+use amqp_proto::{Symbol, Value};
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::config::{ConnectionConfig, SaslMode, Side};
+use crate::error::{framing, ConnectionError, ErrorKind, OpError, Origin};
+use crate::event::{Event, IncomingDelivery};
+use crate::ids::{DeliveryId, Key, LinkId, SessionId, Slab};
+use crate::sasl::machine::{ClientStep, SaslClient, SaslServer, ServerAction};
+
+/// Settings for a new session.
+#[derive(Clone, Debug, Default)]
+pub struct SessionConfig {
+    /// Incoming window in frames (default: the connection's `incoming_window`).
+    pub incoming_window: Option<u32>,
+    /// Session properties.
+    pub properties: Option<amqp_proto::definitions::Fields>,
+}
+
+/// Settings for a new link, or for answering a peer's attach.
+#[derive(Clone, Debug, Default)]
+pub struct LinkConfig {
+    /// The link name (unique per direction between two containers).
+    pub name: String,
+    /// The source terminus.
+    pub source: Option<Source>,
+    /// The target terminus.
+    pub target: Option<TargetKind>,
+    /// Sender settle mode (default mixed).
+    pub snd_settle_mode: Option<SenderSettleMode>,
+    /// Receiver settle mode (default first).
+    pub rcv_settle_mode: Option<ReceiverSettleMode>,
+    /// Largest message this end accepts (receivers) — advertised in attach.
+    pub max_message_size: Option<u64>,
+    /// Link properties.
+    pub properties: Option<amqp_proto::definitions::Fields>,
+    /// Offered capabilities.
+    pub offered_capabilities: Option<Vec<Symbol>>,
+    /// Desired capabilities.
+    pub desired_capabilities: Option<Vec<Symbol>>,
+}
+
+/// Per-send options.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SendOptions<'a> {
+    /// Send pre-settled (at most once); no outcome will be reported.
+    pub settled: bool,
+    /// Delivery tag; by default an 8-byte counter unique on the link.
+    pub tag: Option<&'a [u8]>,
+    /// Message format (default 0).
+    pub message_format: u32,
+}
+
+/// The state of one end of an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndpointState {
+    /// Not yet opened/begun/attached.
+    Uninit,
+    /// Opened.
+    Active,
+    /// Closed/ended/detached.
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// A protocol header (any, for a server; this one, for a client).
+    Header(Option<ProtocolId>),
+    Sasl,
+    Amqp,
+    Nothing,
+}
+
+#[derive(Debug)]
+struct OutEntry {
+    link: LinkId,
+}
+
+#[derive(Debug)]
+struct InEntry {
+    link: LinkId,
+    /// Receiver settle mode second: the application settled, awaiting the sender's settlement.
+    settle_pending: bool,
+}
+
+/// A ring of unsettled deliveries indexed by delivery-id (ids are allocated sequentially).
+#[derive(Debug)]
+struct Ring<T> {
+    base: u32,
+    items: VecDeque<Option<T>>,
+}
+
+impl<T> Ring<T> {
+    fn new() -> Self {
+        Ring {
+            base: 0,
+            items: VecDeque::new(),
+        }
+    }
+
+    fn index(&self, id: u32) -> Option<usize> {
+        let off = id.wrapping_sub(self.base) as usize;
+        (off < self.items.len()).then_some(off)
+    }
+
+    fn get_mut(&mut self, id: u32) -> Option<&mut T> {
+        let i = self.index(id)?;
+        self.items.get_mut(i)?.as_mut()
+    }
+
+    /// Inserts `v` for `id`; ids must be increasing. Returns false if `id` is unusable.
+    fn insert(&mut self, id: u32, v: T) -> bool {
+        if self.items.is_empty() {
+            self.base = id;
+        }
+        let off = id.wrapping_sub(self.base) as usize;
+        if off < self.items.len() || off > self.items.len() + 65536 {
+            return false;
+        }
+        while self.items.len() < off {
+            self.items.push_back(None);
+        }
+        self.items.push_back(Some(v));
+        true
+    }
+
+    fn remove(&mut self, id: u32) -> Option<T> {
+        let i = self.index(id)?;
+        let v = self.items.get_mut(i)?.take();
+        while matches!(self.items.front(), Some(None)) {
+            self.items.pop_front();
+            self.base = self.base.wrapping_add(1);
+        }
+        v
+    }
+
+    /// Ids present in `first..=last` (bounded by what is stored, not by the range).
+    fn ids_in(&self, first: u32, last: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        let span = last.wrapping_sub(first);
+        for (i, e) in self.items.iter().enumerate() {
+            if e.is_some() {
+                let id = self.base.wrapping_add(i as u32);
+                if id.wrapping_sub(first) <= span {
+                    out.push(id);
+                }
+            }
+        }
+        out
+    }
+
+    fn retain(&mut self, mut f: impl FnMut(&T) -> bool) {
+        for e in self.items.iter_mut() {
+            if let Some(v) = e {
+                if !f(v) {
+                    *e = None;
+                }
+            }
+        }
+        while matches!(self.items.front(), Some(None)) {
+            self.items.pop_front();
+            self.base = self.base.wrapping_add(1);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.items.iter().filter(|e| e.is_some()).count()
+    }
+}
+
+#[derive(Debug)]
+struct PendingDisposition {
+    role: Role,
+    first: u32,
+    last: u32,
+    settled: bool,
+    state: Option<DeliveryState>,
+}
+
+#[derive(Debug)]
+struct BlockedTransfer {
+    header: TransferHeader,
+    payload: Bytes,
+}
+
+#[derive(Debug)]
+struct Session {
+    channel: u16,
+    remote_channel: Option<u16>,
+    local: EndpointState,
+    remote: EndpointState,
+    next_outgoing_id: u32,
+    remote_incoming_window: u32,
+    next_incoming_id: u32,
+    incoming_window: u32,
+    incoming_window_max: u32,
+    remote_outgoing_window: u32,
+    remote_handle_max: u32,
+    local_handles: HashMap<u32, LinkId>,
+    remote_handles: HashMap<u32, LinkId>,
+    next_delivery_id: u32,
+    out_unsettled: Ring<OutEntry>,
+    in_unsettled: Ring<InEntry>,
+    dispositions: Vec<PendingDisposition>,
+    flow_dirty: bool,
+    blocked: VecDeque<BlockedTransfer>,
+    error: Option<Error>,
+    properties: Option<amqp_proto::definitions::Fields>,
+}
+
+#[derive(Debug)]
+struct Partial {
+    number: u32,
+    tag: Bytes,
+    format: u32,
+    settled: bool,
+    state: Option<DeliveryState>,
+    first: Option<Bytes>,
+    buf: BytesMut,
+    aborted: bool,
+}
+
+#[derive(Debug)]
+struct Link {
+    session: SessionId,
+    name: bytestring::ByteString,
+    role: Role,
+    handle: u32,
+    remote_handle: Option<u32>,
+    local: EndpointState,
+    remote: EndpointState,
+    config: LinkConfig,
+    remote_attach: Option<Box<Attach>>,
+    delivery_count: u32,
+    credit: u32,
+    available: u32,
+    drain: bool,
+    flow_dirty: bool,
+    next_tag: u64,
+    partial: Option<Partial>,
+    /// An aborted or refused delivery still receiving frames we discard.
+    discarding: bool,
+    max_message_size: u64,
+}
+
+/// Encoded fields of a transfer frame header, kept for frames blocked on the session window.
+#[derive(Debug, Clone)]
+struct TransferHeader {
+    handle: u32,
+    delivery_id: Option<u32>,
+    tag: Option<Bytes>,
+    format: u32,
+    settled: bool,
+    more: bool,
+    aborted: bool,
+}
+
+/// A sans-IO AMQP 1.0 connection.
+pub struct Connection {
+    side: Side,
+    config: ConnectionConfig,
+    expect: Expect,
+    input: BytesMut,
+    out: BytesMut,
+    /// AMQP frames written before the AMQP header could be sent (pipelining through SASL).
+    pending_amqp: BytesMut,
+    amqp_header_sent: bool,
+    decoder: FrameDecoder,
+    sasl_client: Option<SaslClient>,
+    sasl_server: Option<SaslServer>,
+    authenticated: Option<String>,
+    local: EndpointState,
+    remote: EndpointState,
+    remote_open: Option<Box<Open>>,
+    remote_max_frame: u32,
+    remote_channel_max: u16,
+    remote_idle: Option<Duration>,
+    sessions: Slab<Session>,
+    local_channels: HashMap<u16, SessionId>,
+    remote_channels: HashMap<u16, SessionId>,
+    links: Slab<Link>,
+    events: VecDeque<Event>,
+    dirty_links: Vec<LinkId>,
+    dirty_sessions: Vec<SessionId>,
+    error: Option<ConnectionError>,
+    finished: bool,
+    now: Instant,
+    last_recv: Instant,
+    last_send: Instant,
+    close_error: Option<Error>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("side", &self.side)
+            .field("container_id", &self.config.container_id)
+            .field("local", &self.local)
+            .field("remote", &self.remote)
+            .field("sessions", &self.sessions.len())
+            .field("links", &self.links.len())
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Delivery tags: 8-byte counters on the stack, written straight into the frame.
+fn tag_bytes(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+/// Size of the transfer performative (descriptor + list) for these fields.
+fn transfer_len(
+    h: u32,
+    id: Option<u32>,
+    tag: Option<&[u8]>,
+    fmt: u32,
+    settled: bool,
+    more: bool,
+) -> (usize, usize, usize) {
+    // Fields: handle, delivery-id, delivery-tag, message-format, settled, more.
+    let lens = [
+        h.encoded_len(),
+        id.map_or(1, |v| v.encoded_len()),
+        tag.map_or(1, |t| codec::var_len(t.len())),
+        if id.is_some() || fmt != 0 {
+            fmt.encoded_len()
+        } else {
+            1
+        },
+        if settled { 1 } else { 1 },
+        1,
+    ];
+    let count = if more {
+        6
+    } else if settled {
+        5
+    } else if id.is_some() || tag.is_some() {
+        4
+    } else {
+        1
+    };
+    let body: usize = lens[..count].iter().sum();
+    (
+        codec::descriptor_code_len(0x14) + codec::compound_len(count, body),
+        count,
+        body,
+    )
+}
+
+fn put_transfer(
+    buf: &mut BytesMut,
+    h: u32,
+    id: Option<u32>,
+    tag: Option<&[u8]>,
+    fmt: u32,
+    settled: bool,
+    more: bool,
+    count: usize,
+    body: usize,
+) {
+    codec::put_descriptor_code(buf, 0x14);
+    codec::put_list_header(buf, count, body);
+    h.encode(buf);
+    if count > 1 {
+        id.encode(buf);
+    }
+    if count > 2 {
+        match tag {
+            Some(t) => codec::put_var(buf, codec::code::VBIN8, codec::code::VBIN32, t),
+            None => buf.put_u8(codec::code::NULL),
+        }
+    }
+    if count > 3 {
+        if id.is_some() || fmt != 0 {
+            fmt.encode(buf);
+        } else {
+            buf.put_u8(codec::code::NULL);
+        }
+    }
+    if count > 4 {
+        settled.encode(buf);
+    }
+    if count > 5 {
+        more.encode(buf);
+    }
+}
+
+impl Connection {
+    /// A new connection for one transport. A client writes its protocol header at once; call
+    /// [`open`](Self::open) to send `open` (it is pipelined behind SASL if need be).
+    pub fn new(side: Side, config: ConnectionConfig, now: Instant) -> Connection {
+        let decoder = FrameDecoder::new(config.max_frame_size.max(MIN_MAX_FRAME_SIZE))
+            .with_limits(config.limits);
+        let mut c = Connection {
+            side,
+            expect: Expect::Header(None),
+            input: BytesMut::with_capacity(64 * 1024),
+            out: BytesMut::with_capacity(64 * 1024),
+            pending_amqp: BytesMut::new(),
+            amqp_header_sent: false,
+            decoder,
+            sasl_client: None,
+            sasl_server: None,
+            authenticated: None,
+            local: EndpointState::Uninit,
+            remote: EndpointState::Uninit,
+            remote_open: None,
+            remote_max_frame: MIN_MAX_FRAME_SIZE,
+            remote_channel_max: 0,
+            remote_idle: None,
+            sessions: Slab::default(),
+            local_channels: HashMap::new(),
+            remote_channels: HashMap::new(),
+            links: Slab::default(),
+            events: VecDeque::new(),
+            dirty_links: Vec::new(),
+            dirty_sessions: Vec::new(),
+            error: None,
+            finished: false,
+            now,
+            last_recv: now,
+            last_send: now,
+            close_error: None,
+            config,
+        };
+        match (side, &c.config.sasl) {
+            (Side::Client, SaslMode::Client(cfg)) => {
+                c.sasl_client = Some(SaslClient::new(
+                    cfg.clone(),
+                    c.config.transport_encrypted,
+                    c.config.transport_identity.is_some(),
+                    c.config.hostname.clone(),
+                ));
+                c.out.put_slice(&ProtocolHeader::SASL.to_bytes());
+                c.expect = Expect::Header(Some(ProtocolId::Sasl));
+            }
+            (Side::Client, _) => {
+                c.out.put_slice(&ProtocolHeader::AMQP.to_bytes());
+                c.amqp_header_sent = true;
+                c.expect = Expect::Header(Some(ProtocolId::Amqp));
+            }
+            (Side::Server, SaslMode::Server(cfg)) => {
+                c.sasl_server = Some(SaslServer::new(
+                    cfg.clone(),
+                    c.config.transport_identity.clone(),
+                ));
+            }
+            (Side::Server, _) => {}
+        }
+        c
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Accessors
+    // ------------------------------------------------------------------------------------
+
+    /// Which side of the transport we are.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ConnectionConfig {
+        &self.config
+    }
+
+    /// The peer's `open`, once it has arrived.
+    pub fn remote_open(&self) -> Option<&Open> {
+        self.remote_open.as_deref()
+    }
+
+    /// The peer's container id, once its `open` has arrived.
+    pub fn remote_container_id(&self) -> Option<&str> {
+        self.remote_open.as_ref().map(|o| &*o.container_id)
+    }
+
+    /// On a server, the identity the peer authenticated as (`"anonymous"` for ANONYMOUS).
+    pub fn authenticated_identity(&self) -> Option<&str> {
+        self.authenticated.as_deref()
+    }
+
+    /// Local and remote state of the connection.
+    pub fn state(&self) -> (EndpointState, EndpointState) {
+        (self.local, self.remote)
+    }
+
+    /// The sticky fatal error, if the connection has failed.
+    pub fn error(&self) -> Option<&ConnectionError> {
+        self.error.as_ref()
+    }
+
+    /// True once nothing more will be read or written.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The largest frame we may send (the peer's max-frame-size, and 512 before its open).
+    pub fn max_frame_size_out(&self) -> u32 {
+        self.remote_max_frame
+    }
+
+    /// Local and remote state of a session.
+    pub fn session_state(&self, s: SessionId) -> Option<(EndpointState, EndpointState)> {
+        self.sessions.get(s.0).map(|s| (s.local, s.remote))
+    }
+
+    /// Local and remote state of a link.
+    pub fn link_state(&self, l: LinkId) -> Option<(EndpointState, EndpointState)> {
+        self.links.get(l.0).map(|l| (l.local, l.remote))
+    }
+
+    /// The session a link belongs to.
+    pub fn link_session(&self, l: LinkId) -> Option<SessionId> {
+        self.links.get(l.0).map(|l| l.session)
+    }
+
+    /// The link's name.
+    pub fn link_name(&self, l: LinkId) -> Option<&str> {
+        self.links.get(l.0).map(|l| &*l.name)
+    }
+
+    /// The link's role (ours).
+    pub fn link_role(&self, l: LinkId) -> Option<Role> {
+        self.links.get(l.0).map(|l| l.role)
+    }
+
+    /// The peer's `attach` for a link, once it has arrived.
+    pub fn link_remote_attach(&self, l: LinkId) -> Option<&Attach> {
+        self.links.get(l.0).and_then(|l| l.remote_attach.as_deref())
+    }
+
+    /// The link's local configuration (as attached or accepted).
+    pub fn link_config(&self, l: LinkId) -> Option<&LinkConfig> {
+        self.links.get(l.0).map(|l| &l.config)
+    }
+
+    /// A link's current credit: for senders, how many deliveries may be sent now; for
+    /// receivers, how many we have granted and not yet received.
+    pub fn link_credit(&self, l: LinkId) -> Option<u32> {
+        self.links.get(l.0).map(|l| l.credit)
+    }
+
+    /// The number of unsettled deliveries on a session, ours (sent) and theirs (received).
+    pub fn session_unsettled(&self, s: SessionId) -> Option<(usize, usize)> {
+        self.sessions
+            .get(s.0)
+            .map(|s| (s.out_unsettled.len(), s.in_unsettled.len()))
+    }
+
+    /// The sessions currently known.
+    pub fn sessions(&self) -> Vec<SessionId> {
+        self.sessions.keys().into_iter().map(SessionId).collect()
+    }
+
+    /// The links currently known.
+    pub fn links(&self) -> Vec<LinkId> {
+        self.links.keys().into_iter().map(LinkId).collect()
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Driving
+    // ------------------------------------------------------------------------------------
+
+    /// The buffer to read transport bytes into directly (zero-copy input); call
+    /// [`handle_read`](Self::handle_read) after appending to it.
+    pub fn input_buffer(&mut self) -> &mut BytesMut {
+        &mut self.input
+    }
+
+    /// Feeds bytes read from the transport.
+    pub fn handle_input(&mut self, data: &[u8], now: Instant) -> Result<(), ConnectionError> {
+        self.input.extend_from_slice(data);
+        self.handle_read(now)
+    }
+
+    /// Processes bytes appended to [`input_buffer`](Self::input_buffer).
+    pub fn handle_read(&mut self, now: Instant) -> Result<(), ConnectionError> {
+        self.now = now;
+        if !self.input.is_empty() {
+            self.last_recv = now;
+        }
+        if let Some(e) = &self.error {
+            self.input.clear();
+            return Err(e.clone());
+        }
+        loop {
+            let r = match self.expect {
+                Expect::Nothing => {
+                    self.input.clear();
+                    Ok(false)
+                }
+                Expect::Header(want) => self.read_header(want),
+                Expect::Sasl => self.read_sasl(),
+                Expect::Amqp => self.read_amqp(),
+            };
+            match r {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(e) => {
+                    self.fail(e.clone());
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The transport ended (EOF or error). Anything not closed cleanly becomes an error.
+    pub fn handle_transport_closed(&mut self, now: Instant) {
+        self.now = now;
+        if self.finished {
+            return;
+        }
+        if self.error.is_none()
+            && !(self.local == EndpointState::Closed && self.remote == EndpointState::Closed)
+        {
+            let e = ConnectionError {
+                kind: ErrorKind::TransportEnded,
+                origin: Origin::Remote,
+                error: Error::new(
+                    condition::CONNECTION_FORCED,
+                    "transport closed before the connection was closed",
+                ),
+            };
+            self.error = Some(e.clone());
+            self.events.push_back(Event::Error(e));
+        }
+        self.finish();
+    }
+
+    /// Appends everything waiting to be written (many frames coalesced) to `buf`; returns how
+    /// many bytes were added.
+    pub fn poll_transmit(&mut self, buf: &mut BytesMut) -> usize {
+        self.flush_deferred();
+        let n = self.out.len();
+        if n > 0 {
+            self.last_send = self.now;
+            if buf.is_empty() {
+                std::mem::swap(buf, &mut self.out);
+            } else {
+                buf.extend_from_slice(&self.out);
+                self.out.clear();
+            }
+        }
+        n
+    }
+
+    /// Everything waiting to be written, as one buffer (empty if nothing).
+    pub fn poll_transmit_bytes(&mut self) -> Bytes {
+        self.flush_deferred();
+        if !self.out.is_empty() {
+            self.last_send = self.now;
+        }
+        self.out.split().freeze()
+    }
+
+    /// True if [`poll_transmit`](Self::poll_transmit) has bytes to give.
+    pub fn has_transmit(&self) -> bool {
+        !self.out.is_empty() || !self.dirty_links.is_empty() || !self.dirty_sessions.is_empty()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.finished || self.error.is_some() {
+            return None;
+        }
+        let mut t: Option<Instant> = None;
+        if let Some(idle) = self.config.idle_timeout {
+            t = Some(self.last_recv + idle);
+        }
+        if let Some(remote) = self.remote_idle {
+            if self.amqp_header_sent {
+                let hb = self.last_send + remote / 2;
+                t = Some(t.map_or(hb, |x| x.min(hb)));
+            }
+        }
+        t
+    }
+
+    /// Call when the deadline from [`poll_timeout`](Self::poll_timeout) passes: sends a
+    /// heartbeat if one is due, or fails the connection if the peer has gone quiet.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        if self.finished || self.error.is_some() {
+            return;
+        }
+        if let Some(idle) = self.config.idle_timeout {
+            if now >= self.last_recv + idle {
+                let e = ConnectionError::local(
+                    ErrorKind::IdleTimeout,
+                    condition::RESOURCE_LIMIT_EXCEEDED,
+                    format!(
+                        "local-idle-timeout expired: nothing received for {} ms",
+                        idle.as_millis()
+                    ),
+                );
+                self.fail(e);
+                return;
+            }
+        }
+        if let Some(remote) = self.remote_idle {
+            if self.amqp_header_sent && now >= self.last_send + remote / 2 && self.out.is_empty() {
+                frame::encode_empty_frame(&mut self.out);
+                self.last_send = now;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Input
+    // ------------------------------------------------------------------------------------
+
+    fn read_header(&mut self, want: Option<ProtocolId>) -> Result<bool, ConnectionError> {
+        let h = match ProtocolHeader::parse(&self.input) {
+            Ok(None) => return Ok(false),
+            Ok(Some(h)) => h,
+            Err(e) => {
+                // Tell the peer what we speak, then give up.
+                if self.side == Side::Server {
+                    let ours = if self.sasl_server.is_some() {
+                        ProtocolHeader::SASL
+                    } else {
+                        ProtocolHeader::AMQP
+                    };
+                    self.out.put_slice(&ours.to_bytes());
+                }
+                return Err(ConnectionError::local(
+                    ErrorKind::ProtocolHeader,
+                    condition::NOT_ALLOWED,
+                    e.to_string(),
+                ));
+            }
+        };
+        let _ = self.input.split_to(ProtocolHeader::SIZE);
+        match self.side {
+            Side::Client => {
+                if Some(h.id) != want {
+                    return Err(ConnectionError::local(
+                        ErrorKind::ProtocolHeader,
+                        condition::NOT_ALLOWED,
+                        format!(
+                            "expected {} header, peer sent {h}",
+                            match want {
+                                Some(ProtocolId::Sasl) => "SASL",
+                                _ => "AMQP",
+                            }
+                        ),
+                    ));
+                }
+                self.expect = if h.id == ProtocolId::Sasl {
+                    Expect::Sasl
+                } else {
+                    Expect::Amqp
+                };
+            }
+            Side::Server => match h.id {
+                ProtocolId::Sasl if self.sasl_server.is_some() && self.authenticated.is_none() => {
+                    self.out.put_slice(&ProtocolHeader::SASL.to_bytes());
+                    let mechs = self.sasl_server.as_ref().map(SaslServer::mechanisms_frame);
+                    if let Some(m) = mechs {
+                        frame::encode_sasl_frame(&mut self.out, &m);
+                    }
+                    self.expect = Expect::Sasl;
+                }
+                ProtocolId::Amqp
+                    if self.sasl_server.is_none()
+                        || self.authenticated.is_some()
+                        || matches!(&self.config.sasl, SaslMode::Server(s) if s.allow_skip_sasl) =>
+                {
+                    if self.authenticated.is_none() && self.sasl_server.is_some() {
+                        self.authenticated = Some("anonymous".into());
+                    }
+                    self.send_amqp_header();
+                    self.expect = Expect::Amqp;
+                }
+                _ => {
+                    let ours = if self.sasl_server.is_some() && self.authenticated.is_none() {
+                        ProtocolHeader::SASL
+                    } else {
+                        ProtocolHeader::AMQP
+                    };
+                    self.out.put_slice(&ours.to_bytes());
+                    return Err(ConnectionError::local(
+                        ErrorKind::ProtocolHeader,
+                        condition::NOT_ALLOWED,
+                        format!("peer sent {h} header; this server requires {ours}"),
+                    ));
+                }
+            },
+        }
+        Ok(true)
+    }
+
+    fn next_frame(&mut self) -> Result<Option<frame::Frame>, ConnectionError> {
+        match self.decoder.decode(&mut self.input) {
+            Ok(Decoded::Frame(f)) => Ok(Some(f)),
+            Ok(Decoded::NeedMore(_)) => Ok(None),
+            Err(FrameError::Decode(e)) => Err(ConnectionError::local(
+                ErrorKind::Decode,
+                condition::DECODE_ERROR,
+                e.to_string(),
+            )),
+            Err(FrameError::TooLarge { size, max }) => Err(framing(format!(
+                "frame of {size} bytes exceeds our max-frame-size {max}"
+            ))),
+            Err(e) => Err(framing(e.to_string())),
+        }
+    }
+
+    fn read_sasl(&mut self) -> Result<bool, ConnectionError> {
+        let Some(f) = self.next_frame()? else {
+            return Ok(false);
+        };
+        let sf = match f.body {
+            FrameBody::Sasl(s) => s,
+            FrameBody::Empty => return Ok(true),
+            FrameBody::Amqp { performative, .. } => {
+                return Err(framing(format!(
+                    "{} frame during SASL negotiation",
+                    performative.name()
+                )))
+            }
+        };
+        if let Some(client) = self.sasl_client.as_mut() {
+            match client.handle(sf) {
+                Ok(ClientStep::Send(f)) => frame::encode_sasl_frame(&mut self.out, &f),
+                Ok(ClientStep::Done) => {
+                    let mech = client.mechanism().map(str::to_owned);
+                    self.events.push_back(Event::Authenticated {
+                        mechanism: mech,
+                        identity: None,
+                    });
+                    self.authenticated = Some(String::new());
+                    self.send_amqp_header();
+                    self.expect = Expect::Header(Some(ProtocolId::Amqp));
+                }
+                Err(e) => return Err(sasl_error(e)),
+            }
+        } else if let Some(server) = self.sasl_server.as_mut() {
+            match server.handle(sf) {
+                ServerAction::Send(f) => frame::encode_sasl_frame(&mut self.out, &f),
+                ServerAction::Success(f, identity) => {
+                    frame::encode_sasl_frame(&mut self.out, &f);
+                    self.events.push_back(Event::Authenticated {
+                        mechanism: None,
+                        identity: Some(identity.clone()),
+                    });
+                    self.authenticated = Some(identity);
+                    self.expect = Expect::Header(Some(ProtocolId::Amqp));
+                }
+                ServerAction::Failure(f, e) => {
+                    frame::encode_sasl_frame(&mut self.out, &f);
+                    // The outcome tells the peer; no AMQP close can follow a failed SASL exchange.
+                    let err = sasl_error(e);
+                    self.error = Some(err.clone());
+                    self.events.push_back(Event::Error(err.clone()));
+                    self.finish();
+                    return Err(err);
+                }
+            }
+        } else {
+            return Err(framing("SASL frame without a SASL layer"));
+        }
+        Ok(true)
+    }
+
+    fn read_amqp(&mut self) -> Result<bool, ConnectionError> {
+        let Some(f) = self.next_frame()? else {
+            return Ok(false);
+        };
+        match f.body {
+            FrameBody::Empty => Ok(true),
+            FrameBody::Sasl(s) => Err(framing(format!(
+                "SASL {} frame after SASL completed",
+                s.name()
+            ))),
+            FrameBody::Amqp {
+                performative,
+                payload,
+            } => {
+                self.handle_performative(f.channel, performative, payload)?;
+                Ok(self.expect == Expect::Amqp)
+            }
+        }
+    }
+
+    fn handle_performative(
+        &mut self,
+        channel: u16,
+        p: Performative,
+        payload: Bytes,
+    ) -> Result<(), ConnectionError> {
+        if self.remote == EndpointState::Uninit && !matches!(p, Performative::Open(_)) {
+            return Err(not_allowed(format!("{} before open", p.name())));
+        }
+        if self.remote == EndpointState::Closed {
+            return Err(not_allowed(format!("{} after close", p.name())));
+        }
+        match p {
+            Performative::Open(o) => self.on_open(o),
+            Performative::Close(c) => self.on_close(c),
+            Performative::Begin(b) => self.on_begin(channel, b),
+            other => {
+                let Some(&sid) = self.remote_channels.get(&channel) else {
+                    return Err(not_allowed(format!(
+                        "{} on channel {channel} with no session",
+                        other.name()
+                    )));
+                };
+                match other {
+                    Performative::End(e) => self.on_end(sid, e),
+                    Performative::Attach(a) => self.on_attach(sid, a),
+                    Performative::Flow(f) => self.on_flow(sid, f),
+                    Performative::Transfer(t) => self.on_transfer(sid, t, payload),
+                    Performative::Disposition(d) => self.on_disposition(sid, d),
+                    Performative::Detach(d) => self.on_detach(sid, d),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    fn on_open(&mut self, o: Open) -> Result<(), ConnectionError> {
+        if self.remote != EndpointState::Uninit {
+            return Err(not_allowed("second open"));
+        }
+        self.remote = EndpointState::Active;
+        let mfs = o.max_frame_size();
+        if mfs < MIN_MAX_FRAME_SIZE {
+            return Err(ConnectionError::local(
+                ErrorKind::Protocol,
+                condition::INVALID_FIELD,
+                format!("max-frame-size {mfs} below the minimum 512"),
+            ));
+        }
+        self.remote_max_frame = mfs;
+        self.remote_channel_max = o.channel_max();
+        self.remote_idle = o
+            .idle_time_out
+            .filter(|&ms| ms > 0)
+            .map(|ms| Duration::from_millis(ms as u64));
+        self.remote_open = Some(Box::new(o));
+        self.events.push_back(Event::ConnectionOpened);
+        Ok(())
+    }
+
+    fn on_close(&mut self, c: Close) -> Result<(), ConnectionError> {
+        self.remote = EndpointState::Closed;
+        let err = c.error.clone();
+        self.events
+            .push_back(Event::ConnectionClosed { error: c.error });
+        if let Some(e) = err {
+            let ce = ConnectionError {
+                kind: ErrorKind::RemoteClose,
+                origin: Origin::Remote,
+                error: e,
+            };
+            if self.error.is_none() {
+                self.error = Some(ce);
+            }
+        }
+        if self.local != EndpointState::Closed {
+            self.write_close(None);
+        }
+        self.finish();
+        Ok(())
+    }
+
+    fn on_begin(&mut self, channel: u16, b: Begin) -> Result<(), ConnectionError> {
+        if channel > self.config.channel_max {
+            return Err(not_allowed(format!(
+                "channel {channel} exceeds channel-max {}",
+                self.config.channel_max
+            )));
+        }
+        if self.remote_channels.contains_key(&channel) {
+            return Err(not_allowed(format!(
+                "begin on channel {channel} already in use"
+            )));
+        }
+        let (sid, remote_initiated) = match b.remote_channel {
+            Some(ours) => {
+                let Some(&sid) = self.local_channels.get(&ours) else {
+                    return Err(not_allowed(format!("begin answers unknown channel {ours}")));
+                };
+                match self.sessions.get(sid.0) {
+                    Some(s) if s.remote == EndpointState::Uninit && s.remote_channel.is_none() => {}
+                    _ => return Err(not_allowed(format!("begin answers channel {ours} twice"))),
+                }
+                (sid, false)
+            }
+            None => {
+                let s = self.new_session(None, SessionConfig::default());
+                (SessionId(self.sessions.insert(s)), true)
+            }
+        };
+        let Some(s) = self.sessions.get_mut(sid.0) else {
+            return Ok(());
+        };
+        s.remote = EndpointState::Active;
+        s.remote_channel = Some(channel);
+        s.next_incoming_id = b.next_outgoing_id;
+        s.remote_incoming_window = b.incoming_window;
+        s.remote_outgoing_window = b.outgoing_window;
+        s.remote_handle_max = b.handle_max();
+        self.remote_channels.insert(channel, sid);
+        self.events.push_back(Event::SessionOpened {
+            session: sid,
+            remote_initiated,
+        });
+        Ok(())
+    }
+
+    fn on_end(&mut self, sid: SessionId, e: End) -> Result<(), ConnectionError> {
+        let Some(s) = self.sessions.get_mut(sid.0) else {
+            return Ok(());
+        };
+        s.remote = EndpointState::Closed;
+        if let Some(ch) = s.remote_channel {
+            self.remote_channels.remove(&ch);
+        }
+        let reply = s.local != EndpointState::Closed;
+        self.events.push_back(Event::SessionEnded {
+            session: sid,
+            error: e.error,
+        });
+        if reply {
+            self.write_end(sid, None);
+        }
+        self.maybe_free_session(sid);
+        Ok(())
+    }
+
+    fn session_error(
+        &mut self,
+        sid: SessionId,
+        cond: Symbol,
+        desc: String,
+    ) -> Result<(), ConnectionError> {
+        let err = Error::new(cond, desc);
+        self.events.push_back(Event::SessionError {
+            session: sid,
+            error: err.clone(),
+        });
+        let local_open = self
+            .sessions
+            .get(sid.0)
+            .is_some_and(|s| s.local != EndpointState::Closed);
+        if local_open {
+            self.write_end(sid, Some(err));
+        }
+        Ok(())
+    }
+
+    fn link_error(&mut self, lid: LinkId, cond: Symbol, desc: String) {
+        let err = Error::new(cond, desc);
+        self.events.push_back(Event::LinkError {
+            link: lid,
+            error: err.clone(),
+        });
+        if self
+            .links
+            .get(lid.0)
+            .is_some_and(|l| l.local != EndpointState::Closed)
+        {
+            self.write_detach(lid, true, Some(err));
+        }
+        if let Some(l) = self.links.get_mut(lid.0) {
+            l.partial = None;
+            l.discarding = true;
+        }
+    }
+
+    fn on_attach(&mut self, sid: SessionId, a: Attach) -> Result<(), ConnectionError> {
+        let Some(s) = self.sessions.get(sid.0) else {
+            return Ok(());
+        };
+        if s.local == EndpointState::Closed {
+            return Ok(());
+        }
+        if a.handle > self.config.handle_max {
+            return self.session_error(
+                sid,
+                condition::NOT_ALLOWED,
+                format!(
+                    "handle {} exceeds handle-max {}",
+                    a.handle, self.config.handle_max
+                ),
+            );
+        }
+        if s.remote_handles.contains_key(&a.handle) {
+            return self.session_error(
+                sid,
+                condition::HANDLE_IN_USE,
+                format!("handle {} already attached", a.handle),
+            );
+        }
+        // Our role is the opposite of theirs; find a link of ours with that name awaiting an attach.
+        let our_role = match a.role {
+            Role::Sender => Role::Receiver,
+            Role::Receiver => Role::Sender,
+        };
+        let existing = s.local_handles.values().copied().find(|l| {
+            self.links.get(l.0).is_some_and(|l| {
+                l.name == a.name && l.role == our_role && l.remote == EndpointState::Uninit
+            })
+        });
+        let (lid, remote_initiated) = match existing {
+            Some(l) => (l, false),
+            None => {
+                let link = Link {
+                    session: sid,
+                    name: a.name.clone(),
+                    role: our_role,
+                    handle: u32::MAX,
+                    remote_handle: None,
+                    local: EndpointState::Uninit,
+                    remote: EndpointState::Uninit,
+                    config: LinkConfig {
+                        name: a.name.to_string(),
+                        ..LinkConfig::default()
+                    },
+                    remote_attach: None,
+                    delivery_count: 0,
+                    credit: 0,
+                    available: 0,
+                    drain: false,
+                    flow_dirty: false,
+                    next_tag: 0,
+                    partial: None,
+                    discarding: false,
+                    max_message_size: self.config.max_message_size,
+                };
+                (LinkId(self.links.insert(link)), true)
+            }
+        };
+        let handle = a.handle;
+        let Some(l) = self.links.get_mut(lid.0) else {
+            return Ok(());
+        };
+        l.remote = EndpointState::Active;
+        l.remote_handle = Some(handle);
+        if our_role == Role::Receiver {
+            // The sender's initial delivery-count is our starting point.
+            l.delivery_count = a.initial_delivery_count.unwrap_or(0);
+        }
+        l.remote_attach = Some(Box::new(a));
+        if let Some(s) = self.sessions.get_mut(sid.0) {
+            s.remote_handles.insert(handle, lid);
+        }
+        self.events.push_back(Event::LinkOpened {
+            link: lid,
+            remote_initiated,
+        });
+        Ok(())
+    }
+
+    fn on_detach(&mut self, sid: SessionId, d: Detach) -> Result<(), ConnectionError> {
+        let Some(s) = self.sessions.get_mut(sid.0) else {
+            return Ok(());
+        };
+        let Some(lid) = s.remote_handles.remove(&d.handle) else {
+            return self.session_error(
+                sid,
+                condition::UNATTACHED_HANDLE,
+                format!("detach of unattached handle {}", d.handle),
+            );
+        };
+        let closed = d.closed.unwrap_or(false);
+        let Some(l) = self.links.get_mut(lid.0) else {
+            return Ok(());
+        };
+        l.remote = EndpointState::Closed;
+        l.remote_handle = None;
+        let reply = l.local != EndpointState::Closed;
+        self.events.push_back(Event::LinkClosed {
+            link: lid,
+            closed,
+            error: d.error,
+        });
+        if reply {
+            self.write_detach(lid, closed, None);
+        }
+        self.maybe_free_link(lid);
+        Ok(())
+    }
+
+    fn on_flow(&mut self, sid: SessionId, f: Flow) -> Result<(), ConnectionError> {
+        let Some(s) = self.sessions.get_mut(sid.0) else {
+            return Ok(());
+        };
+        // Session flow state (2.5.6): the peer's incoming window as seen from our next-outgoing-id.
+        s.remote_incoming_window = match f.next_incoming_id {
+            Some(nid) => nid
+                .wrapping_add(f.incoming_window)
+                .wrapping_sub(s.next_outgoing_id),
+            None => f.incoming_window, // initial: relative to our initial next-outgoing-id
+        };
+        s.remote_outgoing_window = f.outgoing_window;
+        let echo = f.echo.unwrap_or(false);
+        let Some(handle) = f.handle else {
+            if echo {
+                s.flow_dirty = true;
+                self.dirty_sessions.push(sid);
+            }
+            self.unblock_session(sid);
+            return Ok(());
+        };
+        let Some(&lid) = s.remote_handles.get(&handle) else {
+            return self.session_error(
+                sid,
+                condition::UNATTACHED_HANDLE,
+                format!("flow for unattached handle {handle}"),
+            );
+        };
+        let Some(l) = self.links.get_mut(lid.0) else {
+            return Ok(());
+        };
+        match l.role {
+            Role::Sender => {
+                let remote_dc = f.delivery_count.unwrap_or(l.delivery_count);
+                let credit = f.link_credit.unwrap_or(0);
+                l.credit = remote_dc
+                    .wrapping_add(credit)
+                    .wrapping_sub(l.delivery_count);
+                if l.credit > credit {
+                    // The peer's view is behind ours by more than its credit: no credit.
+                    l.credit = credit.min(l.credit);
+                }
+                l.drain = f.drain.unwrap_or(false);
+                self.events.push_back(Event::LinkFlow {
+                    link: lid,
+                    credit: l.credit,
+                    drain: l.drain,
+                });
+                if echo {
+                    l.flow_dirty = true;
+                    self.dirty_links.push(lid);
+                }
+            }
+            Role::Receiver => {
+                if let Some(dc) = f.delivery_count {
+                    // The sender advanced its delivery-count (drain or echo): shrink our credit.
+                    let end = l.delivery_count.wrapping_add(l.credit);
+                    l.delivery_count = dc;
+                    l.credit = end.wrapping_sub(dc).min(l.credit);
+                }
+                l.available = f.available.unwrap_or(l.available);
+                if l.drain && l.credit == 0 {
+                    l.drain = false;
+                    self.events.push_back(Event::LinkDrained { link: lid });
+                }
+                if echo {
+                    l.flow_dirty = true;
+                    self.dirty_links.push(lid);
+                }
+            }
+        }
+        self.unblock_session(sid);
+        Ok(())
+    }
+
+    fn on_transfer(
+        &mut self,
+        sid: SessionId,
+        t: Transfer,
+        payload: Bytes,
+    ) -> Result<(), ConnectionError> {
+        let max_msg = self.config.max_message_size;
+        let Some(s) = self.sessions.get_mut(sid.0) else {
+            return Ok(());
+        };
+        if s.local == EndpointState::Closed {
+            return Ok(());
+        }
+        // Session window.
+        if s.incoming_window == 0 {
+            return self.session_error(
+                sid,
+                condition::WINDOW_VIOLATION,
+                "transfer beyond the session incoming-window".into(),
+            );
+        }
+        s.incoming_window -= 1;
+        s.next_incoming_id = s.next_incoming_id.wrapping_add(1);
+        if s.incoming_window <= s.incoming_window_max / 2 && !s.flow_dirty {
+            s.flow_dirty = true;
+            self.dirty_sessions.push(sid);
+        }
+        let Some(&lid) = s.remote_handles.get(&t.handle) else {
+            return self.session_error(
+                sid,
+                condition::UNATTACHED_HANDLE,
+                format!("transfer on unattached handle {}", t.handle),
+            );
+        };
+        let Some(l) = self.links.get_mut(lid.0) else {
+            return Ok(());
+        };
+        if l.role != Role::Receiver {
+            return self.session_error(
+                sid,
+                condition::NOT_ALLOWED,
+                "transfer on a link where we are the sender".into(),
+            );
+        }
+        if l.local == EndpointState::Closed {
+            return Ok(());
+        }
+        let more = t.more.unwrap_or(false);
+        let aborted = t.aborted.unwrap_or(false);
+        if l.partial.is_none() {
+            if l.discarding {
+                if !more {
+                    l.discarding = false;
+                }
+                return Ok(());
+            }
+            let Some(number) = t.delivery_id else {
+                return self.session_error(
+                    sid,
+                    condition::NOT_ALLOWED,
+                    "first transfer of a delivery without delivery-id".into(),
+                );
+            };
+            if aborted {
+                // An aborted first frame: nothing to deliver.
+                return Ok(());
+            }
+            if l.credit == 0 {
+                self.link_error(
+                    lid,
+                    condition::TRANSFER_LIMIT_EXCEEDED,
+                    "transfer without link credit".into(),
+                );
+                return Ok(());
+            }
+            l.credit -= 1;
+            l.delivery_count = l.delivery_count.wrapping_add(1);
+            let partial = Partial {
+                number,
+                tag: t.delivery_tag.unwrap_or_default(),
+                format: t.message_format.unwrap_or(0),
+                settled: t.settled.unwrap_or(false),
+                state: t.state,
+                first: Some(payload),
+                buf: BytesMut::new(),
+                aborted: false,
+            };
+            l.partial = Some(partial);
+        } else if let Some(p) = l.partial.as_mut() {
+            if t.settled == Some(true) {
+                p.settled = true;
+            }
+            if aborted {
+                p.aborted = true;
+            } else {
+                if let Some(first) = p.first.take() {
+                    p.buf.reserve(first.len() + payload.len());
+                    p.buf.extend_from_slice(&first);
+                }
+                let limit = l.max_message_size.min(max_msg);
+                if (p.buf.len() + payload.len()) as u64 > limit {
+                    let n = p.buf.len() + payload.len();
+                    self.link_error(
+                        lid,
+                        condition::MESSAGE_SIZE_EXCEEDED,
+                        format!("message of at least {n} bytes exceeds max-message-size {limit}"),
+                    );
+                    if more {
+                        if let Some(l) = self.links.get_mut(lid.0) {
+                            l.discarding = true;
+                        }
+                    }
+                    return Ok(());
+                }
+                p.buf.extend_from_slice(&payload);
+            }
+        }
+        if more && !aborted {
+            // A first frame that is itself over the limit.
+            if let Some(p) = l.partial.as_ref() {
+                let size = p.first.as_ref().map_or(p.buf.len(), Bytes::len) as u64;
+                let limit = l.max_message_size.min(max_msg);
+                if size > limit {
+                    self.link_error(
+                        lid,
+                        condition::MESSAGE_SIZE_EXCEEDED,
+                        format!("message exceeds max-message-size {limit}"),
+                    );
+                    if let Some(l) = self.links.get_mut(lid.0) {
+                        l.discarding = true;
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let Some(p) = l.partial.take() else {
+            return Ok(());
+        };
+        let delivery = DeliveryId {
+            link: lid,
+            number: p.number,
+        };
+        if p.aborted {
+            self.events.push_back(Event::Aborted { delivery });
+            return Ok(());
+        }
+        let payload = match p.first {
+            Some(b) => b,
+            None => p.buf.freeze(),
+        };
+        if payload.len() as u64 > l.max_message_size.min(max_msg) {
+            let limit = l.max_message_size.min(max_msg);
+            self.link_error(
+                lid,
+                condition::MESSAGE_SIZE_EXCEEDED,
+                format!(
+                    "message of {} bytes exceeds max-message-size {limit}",
+                    payload.len()
+                ),
+            );
+            return Ok(());
+        }
+        if !p.settled {
+            let s = self
+                .sessions
+                .get_mut(sid.0)
+                .ok_or_else(|| framing("session vanished"))?;
+            if !s.in_unsettled.insert(
+                p.number,
+                InEntry {
+                    link: lid,
+                    settle_pending: false,
+                },
+            ) {
+                return self.session_error(
+                    sid,
+                    condition::NOT_ALLOWED,
+                    format!("delivery-id {} out of sequence", p.number),
+                );
+            }
+        }
+        self.events.push_back(Event::Delivery(IncomingDelivery {
+            link: lid,
+            delivery,
+            tag: p.tag,
+            message_format: p.format,
+            settled: p.settled,
+            state: p.state,
+            payload,
+        }));
+        Ok(())
+    }
+
+    fn on_disposition(&mut self, sid: SessionId, d: Disposition) -> Result<(), ConnectionError> {
+        let Some(s) = self.sessions.get_mut(sid.0) else {
+            return Ok(());
+        };
+        let last = d.last.unwrap_or(d.first);
+        let settled = d.settled.unwrap_or(false);
+        match d.role {
+            // From the receiver: about deliveries we sent.
+            Role::Receiver => {
+                for id in s.out_unsettled.ids_in(d.first, last) {
+                    let link = match s.out_unsettled.get_mut(id) {
+                        Some(e) => e.link,
+                        None => continue,
+                    };
+                    if settled {
+                        s.out_unsettled.remove(id);
+                    }
+                    self.events.push_back(Event::Disposition {
+                        delivery: DeliveryId { link, number: id },
+                        state: d.state.clone(),
+                        settled,
+                    });
+                }
+            }
+            // From the sender: about deliveries we received.
+            Role::Sender => {
+                for id in s.in_unsettled.ids_in(d.first, last) {
+                    let (link, pending) = match s.in_unsettled.get_mut(id) {
+                        Some(e) => (e.link, e.settle_pending),
+                        None => continue,
+                    };
+                    if settled {
+                        s.in_unsettled.remove(id);
+                        if pending {
+                            // Receiver settle mode second: the sender settled after our outcome;
+                            // now we settle too.
+                            s.dispositions.push(PendingDisposition {
+                                role: Role::Receiver,
+                                first: id,
+                                last: id,
+                                settled: true,
+                                state: None,
+                            });
+                            if !s.flow_dirty {
+                                self.dirty_sessions.push(sid);
+                            }
+                        }
+                    }
+                    self.events.push_back(Event::Disposition {
+                        delivery: DeliveryId { link, number: id },
+                        state: d.state.clone(),
+                        settled,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Output helpers
+    // ------------------------------------------------------------------------------------
+
+    fn send_amqp_header(&mut self) {
+        if self.amqp_header_sent {
+            return;
+        }
+        self.out.put_slice(&ProtocolHeader::AMQP.to_bytes());
+        self.amqp_header_sent = true;
+        if !self.pending_amqp.is_empty() {
+            let p = self.pending_amqp.split();
+            self.out.extend_from_slice(&p);
+        }
+    }
+
+    fn amqp_out(&mut self) -> &mut BytesMut {
+        if self.amqp_header_sent {
+            &mut self.out
+        } else {
+            &mut self.pending_amqp
+        }
+    }
+
+    fn write<P: Encode>(&mut self, channel: u16, body: &P) {
+        let size = FRAME_HEADER_SIZE + body.encoded_len();
+        let out = self.amqp_out();
+        out.reserve(size);
+        frame::put_frame_header(out, size as u32, frame::FRAME_TYPE_AMQP, channel);
+        body.encode(out);
+    }
+
+    fn write_close(&mut self, error: Option<Error>) {
+        self.flush_deferred();
+        self.local = EndpointState::Closed;
+        self.write(0, &Close { error });
+    }
+
+    fn write_end(&mut self, sid: SessionId, error: Option<Error>) {
+        self.flush_deferred();
+        let Some(s) = self.sessions.get_mut(sid.0) else {
+            return;
+        };
+        if s.local == EndpointState::Closed {
+            return;
+        }
+        s.local = EndpointState::Closed;
+        let ch = s.channel;
+        s.error = error.clone();
+        self.write(ch, &End { error });
+        self.maybe_free_session(sid);
+    }
+
+    fn write_detach(&mut self, lid: LinkId, closed: bool, error: Option<Error>) {
+        self.flush_deferred();
+        let Some(l) = self.links.get_mut(lid.0) else {
+            return;
+        };
+        if l.local == EndpointState::Closed {
+            return;
+        }
+        l.local = EndpointState::Closed;
+        let handle = l.handle;
+        let sid = l.session;
+        let Some(s) = self.sessions.get(sid.0) else {
+            return;
+        };
+        let ch = s.channel;
+        if s.local == EndpointState::Active {
+            self.write(
+                ch,
+                &Detach {
+                    handle,
+                    closed: Some(closed),
+                    error,
+                },
+            );
+        }
+        self.maybe_free_link(lid);
+    }
+
+    fn maybe_free_link(&mut self, lid: LinkId) {
+        let Some(l) = self.links.get(lid.0) else {
+            return;
+        };
+        if l.local == EndpointState::Closed && l.remote != EndpointState::Active {
+            let (sid, handle) = (l.session, l.handle);
+            if let Some(s) = self.sessions.get_mut(sid.0) {
+                s.local_handles.remove(&handle);
+                // Deliveries of a gone link cannot be settled any more.
+                s.in_unsettled.retain(|e| e.link != lid);
+                s.out_unsettled.retain(|e| e.link != lid);
+            }
+            self.links.remove(lid.0);
+        }
+    }
+
+    fn maybe_free_session(&mut self, sid: SessionId) {
+        let Some(s) = self.sessions.get(sid.0) else {
+            return;
+        };
+        if s.local == EndpointState::Closed && s.remote != EndpointState::Active {
+            let ch = s.channel;
+            let links: Vec<LinkId> = s
+                .local_handles
+                .values()
+                .chain(s.remote_handles.values())
+                .copied()
+                .collect();
+            if let Some(rc) = s.remote_channel {
+                if self.remote_channels.get(&rc) == Some(&sid) {
+                    self.remote_channels.remove(&rc);
+                }
+            }
+            self.local_channels.remove(&ch);
+            for l in links {
+                self.links.remove(l.0);
+            }
+            // Remote-initiated links never answered are not in local_handles; sweep them.
+            for k in self.links.keys() {
+                if self.links.get(k).is_some_and(|l| l.session == sid) {
+                    self.links.remove(k);
+                }
+            }
+            self.sessions.remove(sid.0);
+        }
+    }
+
+    fn flow_for(&self, s: &Session) -> Flow {
+        Flow {
+            next_incoming_id: s.remote_channel.map(|_| s.next_incoming_id),
+            incoming_window: s.incoming_window,
+            next_outgoing_id: s.next_outgoing_id,
+            outgoing_window: u32::MAX,
+            ..Flow::default()
+        }
+    }
+
+    /// Writes the deferred, coalesced frames: session and link flows, and dispositions merged
+    /// into ranges.
+    fn flush_deferred(&mut self) {
+        if self.dirty_sessions.is_empty() && self.dirty_links.is_empty() {
+            return;
+        }
+        let sessions = std::mem::take(&mut self.dirty_sessions);
+        for sid in sessions {
+            let Some(s) = self.sessions.get_mut(sid.0) else {
+                continue;
+            };
+            if s.local != EndpointState::Active {
+                s.dispositions.clear();
+                s.flow_dirty = false;
+                continue;
+            }
+            let ch = s.channel;
+            let disps = std::mem::take(&mut s.dispositions);
+            let flow = if s.flow_dirty {
+                s.flow_dirty = false;
+                s.incoming_window = s.incoming_window_max;
+                Some(())
+            } else {
+                None
+            };
+            // Coalesce consecutive ids with the same settled flag and state into ranges.
+            let mut i = 0;
+            while i < disps.len() {
+                let d = &disps[i];
+                let mut last = d.last;
+                let mut j = i + 1;
+                while j < disps.len()
+                    && disps[j].role == d.role
+                    && disps[j].first == last.wrapping_add(1)
+                    && disps[j].settled == d.settled
+                    && disps[j].state == d.state
+                {
+                    last = disps[j].last;
+                    j += 1;
+                }
+                let frame = Disposition {
+                    role: d.role,
+                    first: d.first,
+                    last: (last != d.first).then_some(last),
+                    settled: Some(d.settled),
+                    state: d.state.clone(),
+                    batchable: None,
+                };
+                self.write(ch, &frame);
+                i = j;
+            }
+            if flow.is_some() {
+                if let Some(s) = self.sessions.get(sid.0) {
+                    let f = self.flow_for(s);
+                    self.write(ch, &f);
+                }
+            }
+        }
+        let links = std::mem::take(&mut self.dirty_links);
+        for lid in links {
+            let Some(l) = self.links.get_mut(lid.0) else {
+                continue;
+            };
+            if !l.flow_dirty || l.local != EndpointState::Active {
+                l.flow_dirty = false;
+                continue;
+            }
+            l.flow_dirty = false;
+            let (handle, dc, credit, drain, avail, sid) = (
+                l.handle,
+                l.delivery_count,
+                l.credit,
+                l.drain,
+                l.available,
+                l.session,
+            );
+            let Some(s) = self.sessions.get(sid.0) else {
+                continue;
+            };
+            if s.local != EndpointState::Active {
+                continue;
+            }
+            let ch = s.channel;
+            let mut f = self.flow_for(s);
+            f.handle = Some(handle);
+            f.delivery_count = Some(dc);
+            f.link_credit = Some(credit);
+            f.drain = Some(drain);
+            if avail > 0 {
+                f.available = Some(avail);
+            }
+            self.write(ch, &f);
+        }
+    }
+
+    fn finish(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            self.expect = Expect::Nothing;
+            self.events.push_back(Event::Finished);
+        }
+    }
+
+    /// Fails the connection: records the sticky error, tells the peer (open first if we never
+    /// sent one), and finishes.
+    fn fail(&mut self, e: ConnectionError) {
+        if self.error.is_some() || self.finished {
+            return;
+        }
+        self.error = Some(e.clone());
+        self.events.push_back(Event::Error(e.clone()));
+        let can_close = self.amqp_header_sent
+            && matches!(self.expect, Expect::Amqp | Expect::Header(_))
+            && self.local != EndpointState::Closed
+            && self.sasl_ok();
+        if can_close && self.expect != Expect::Sasl {
+            if self.local == EndpointState::Uninit {
+                self.write_open();
+            }
+            self.write_close(Some(e.error.clone()));
+        }
+        self.finish();
+    }
+
+    fn sasl_ok(&self) -> bool {
+        (self.sasl_client.is_none() && self.sasl_server.is_none()) || self.authenticated.is_some()
+    }
+
+    fn write_open(&mut self) {
+        self.local = EndpointState::Active;
+        let c = &self.config;
+        let open = Open {
+            container_id: c.container_id.as_str().into(),
+            hostname: c.hostname.as_deref().map(Into::into),
+            max_frame_size: Some(c.max_frame_size.max(MIN_MAX_FRAME_SIZE)),
+            channel_max: Some(c.channel_max),
+            idle_time_out: c
+                .idle_timeout
+                .map(|d| d.as_millis().min(u32::MAX as u128) as u32),
+            outgoing_locales: None,
+            incoming_locales: None,
+            offered_capabilities: (!c.offered_capabilities.is_empty())
+                .then(|| c.offered_capabilities.clone()),
+            desired_capabilities: (!c.desired_capabilities.is_empty())
+                .then(|| c.desired_capabilities.clone()),
+            properties: c.properties.clone(),
+        };
+        self.write(0, &open);
+    }
+
+    fn check_usable(&self) -> Result<(), OpError> {
+        if let Some(e) = &self.error {
+            return Err(OpError::Closed(Some(e.clone())));
+        }
+        if self.finished || self.local == EndpointState::Closed {
+            return Err(OpError::Closed(None));
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Operations
+    // ------------------------------------------------------------------------------------
+
+    /// Sends `open`. On a client it may be called at once: it is held until SASL completes and
+    /// sessions and links created meanwhile follow it (pipelined open).
+    pub fn open(&mut self) -> Result<(), OpError> {
+        self.check_usable()?;
+        if self.local != EndpointState::Uninit {
+            return Err(OpError::IllegalState("already open"));
+        }
+        self.write_open();
+        Ok(())
+    }
+
+    /// Closes the connection, with an optional error. The peer's close completes it
+    /// ([`Event::Finished`]).
+    pub fn close(&mut self, error: Option<Error>) -> Result<(), OpError> {
+        if self.finished {
+            return Err(OpError::Closed(self.error.clone()));
+        }
+        if self.local == EndpointState::Closed {
+            return Ok(());
+        }
+        if self.local == EndpointState::Uninit {
+            self.write_open();
+        }
+        self.close_error = error.clone();
+        self.write_close(error);
+        if self.remote == EndpointState::Closed {
+            self.finish();
+        }
+        Ok(())
+    }
+
+    fn new_session(&self, channel: Option<u16>, cfg: SessionConfig) -> Session {
+        let window = cfg
+            .incoming_window
+            .unwrap_or(self.config.incoming_window)
+            .max(1);
+        Session {
+            channel: channel.unwrap_or(u16::MAX),
+            remote_channel: None,
+            local: EndpointState::Uninit,
+            remote: EndpointState::Uninit,
+            next_outgoing_id: 0,
+            remote_incoming_window: 0,
+            next_incoming_id: 0,
+            incoming_window: window,
+            incoming_window_max: window,
+            remote_outgoing_window: 0,
+            remote_handle_max: u32::MAX,
+            local_handles: HashMap::new(),
+            remote_handles: HashMap::new(),
+            next_delivery_id: 0,
+            out_unsettled: Ring::new(),
+            in_unsettled: Ring::new(),
+            dispositions: Vec::new(),
+            flow_dirty: false,
+            blocked: VecDeque::new(),
+            error: None,
+            properties: cfg.properties,
+        }
+    }
+
+    fn alloc_channel(&self) -> Option<u16> {
+        let max = if self.remote == EndpointState::Active {
+            self.remote_channel_max.min(self.config.channel_max)
+        } else {
+            self.config.channel_max
+        };
+        (0..=max).find(|c| !self.local_channels.contains_key(c))
+    }
+
+    fn write_begin(&mut self, sid: SessionId) -> Result<(), OpError> {
+        let ch = self.alloc_channel().ok_or(OpError::NoChannel)?;
+        let handle_max = self.config.handle_max;
+        let s = self.sessions.get_mut(sid.0).ok_or(OpError::UnknownHandle)?;
+        s.channel = ch;
+        s.local = EndpointState::Active;
+        let begin = Begin {
+            remote_channel: s.remote_channel,
+            next_outgoing_id: s.next_outgoing_id,
+            incoming_window: s.incoming_window,
+            outgoing_window: u32::MAX,
+            handle_max: Some(handle_max),
+            offered_capabilities: None,
+            desired_capabilities: None,
+            properties: s.properties.clone(),
+        };
+        self.local_channels.insert(ch, sid);
+        self.write(ch, &begin);
+        Ok(())
+    }
+
+    /// Begins a new session.
+    pub fn begin_session(&mut self, cfg: SessionConfig) -> Result<SessionId, OpError> {
+        self.check_usable()?;
+        if self.local == EndpointState::Uninit {
+            return Err(OpError::IllegalState("open the connection first"));
+        }
+        let s = self.new_session(None, cfg);
+        let sid = SessionId(self.sessions.insert(s));
+        if let Err(e) = self.write_begin(sid) {
+            self.sessions.remove(sid.0);
+            return Err(e);
+        }
+        Ok(sid)
+    }
+
+    /// Answers a session the peer began ([`Event::SessionOpened`] with `remote_initiated`).
+    pub fn accept_session(&mut self, sid: SessionId) -> Result<(), OpError> {
+        self.check_usable()?;
+        let s = self.sessions.get(sid.0).ok_or(OpError::UnknownHandle)?;
+        if s.local != EndpointState::Uninit {
+            return Err(OpError::IllegalState("session already begun"));
+        }
+        if self.local == EndpointState::Uninit {
+            self.write_open();
+        }
+        self.write_begin(sid)
+    }
+
+    /// Ends a session, with an optional error.
+    pub fn end_session(&mut self, sid: SessionId, error: Option<Error>) -> Result<(), OpError> {
+        self.check_usable()?;
+        let s = self.sessions.get(sid.0).ok_or(OpError::UnknownHandle)?;
+        if s.local != EndpointState::Active {
+            return Err(OpError::IllegalState("session not active"));
+        }
+        self.write_end(sid, error);
+        Ok(())
+    }
+
+    fn write_attach(&mut self, lid: LinkId) -> Result<(), OpError> {
+        let l = self.links.get(lid.0).ok_or(OpError::UnknownHandle)?;
+        let sid = l.session;
+        let s = self.sessions.get(sid.0).ok_or(OpError::UnknownHandle)?;
+        if s.local != EndpointState::Active {
+            return Err(OpError::IllegalState("session not active"));
+        }
+        let max = self.config.handle_max.min(s.remote_handle_max);
+        let handle = (0..=max)
+            .find(|h| !s.local_handles.contains_key(h))
+            .ok_or(OpError::NoHandle)?;
+        let ch = s.channel;
+        let l = self.links.get_mut(lid.0).ok_or(OpError::UnknownHandle)?;
+        l.handle = handle;
+        l.local = EndpointState::Active;
+        let c = &l.config;
+        let attach = Attach {
+            name: l.name.clone(),
+            handle,
+            role: l.role,
+            snd_settle_mode: c.snd_settle_mode,
+            rcv_settle_mode: c.rcv_settle_mode,
+            source: c.source.clone(),
+            target: c.target.clone(),
+            unsettled: None,
+            incomplete_unsettled: None,
+            initial_delivery_count: (l.role == Role::Sender).then_some(l.delivery_count),
+            max_message_size: c.max_message_size,
+            offered_capabilities: c.offered_capabilities.clone(),
+            desired_capabilities: c.desired_capabilities.clone(),
+            properties: c.properties.clone(),
+        };
+        if let Some(m) = c.max_message_size {
+            l.max_message_size = m;
+        }
+        if let Some(s) = self.sessions.get_mut(sid.0) {
+            s.local_handles.insert(handle, lid);
+        }
+        self.write(ch, &attach);
+        Ok(())
+    }
+
+    fn attach(
+        &mut self,
+        sid: SessionId,
+        role: Role,
+        config: LinkConfig,
+    ) -> Result<LinkId, OpError> {
+        self.check_usable()?;
+        if self.sessions.get(sid.0).is_none() {
+            return Err(OpError::UnknownHandle);
+        }
+        let link = Link {
+            session: sid,
+            name: config.name.as_str().into(),
+            role,
+            handle: u32::MAX,
+            remote_handle: None,
+            local: EndpointState::Uninit,
+            remote: EndpointState::Uninit,
+            config,
+            remote_attach: None,
+            delivery_count: 0,
+            credit: 0,
+            available: 0,
+            drain: false,
+            flow_dirty: false,
+            next_tag: 0,
+            partial: None,
+            discarding: false,
+            max_message_size: self.config.max_message_size,
+        };
+        let lid = LinkId(self.links.insert(link));
+        if let Err(e) = self.write_attach(lid) {
+            self.links.remove(lid.0);
+            return Err(e);
+        }
+        Ok(lid)
+    }
+
+    /// Attaches a sending link.
+    pub fn attach_sender(&mut self, sid: SessionId, config: LinkConfig) -> Result<LinkId, OpError> {
+        self.attach(sid, Role::Sender, config)
+    }
+
+    /// Attaches a receiving link. Grant credit with [`flow`](Self::flow) to receive.
+    pub fn attach_receiver(
+        &mut self,
+        sid: SessionId,
+        config: LinkConfig,
+    ) -> Result<LinkId, OpError> {
+        self.attach(sid, Role::Receiver, config)
+    }
+
+    /// Answers a link the peer attached ([`Event::LinkOpened`] with `remote_initiated`). The
+    /// name is taken from the peer's attach; terminus fields default to the peer's.
+    pub fn accept_link(&mut self, lid: LinkId, mut config: LinkConfig) -> Result<(), OpError> {
+        self.check_usable()?;
+        let l = self.links.get_mut(lid.0).ok_or(OpError::UnknownHandle)?;
+        if l.local != EndpointState::Uninit {
+            return Err(OpError::IllegalState("link already attached"));
+        }
+        config.name = l.name.to_string();
+        if let Some(ra) = &l.remote_attach {
+            if config.source.is_none() {
+                config.source = ra.source.clone();
+            }
+            if config.target.is_none() {
+                config.target = ra.target.clone();
+            }
+            if config.snd_settle_mode.is_none() {
+                config.snd_settle_mode = ra.snd_settle_mode;
+            }
+            if config.rcv_settle_mode.is_none() {
+                config.rcv_settle_mode = ra.rcv_settle_mode;
+            }
+        }
+        l.config = config;
+        self.write_attach(lid)
+    }
+
+    /// Refuses a link the peer attached: attaches with no terminus, then detaches (closed) with
+    /// `error`, as the spec prescribes.
+    pub fn refuse_link(&mut self, lid: LinkId, error: Error) -> Result<(), OpError> {
+        self.check_usable()?;
+        let l = self.links.get_mut(lid.0).ok_or(OpError::UnknownHandle)?;
+        if l.local != EndpointState::Uninit {
+            return Err(OpError::IllegalState("link already attached"));
+        }
+        l.config.source = None;
+        l.config.target = None;
+        self.write_attach(lid)?;
+        self.write_detach(lid, true, Some(error));
+        Ok(())
+    }
+
+    /// Detaches (`closed = false`) or closes (`closed = true`) a link.
+    pub fn detach(
+        &mut self,
+        lid: LinkId,
+        closed: bool,
+        error: Option<Error>,
+    ) -> Result<(), OpError> {
+        self.check_usable()?;
+        let l = self.links.get(lid.0).ok_or(OpError::UnknownHandle)?;
+        if l.local != EndpointState::Active {
+            return Err(OpError::IllegalState("link not attached"));
+        }
+        self.write_detach(lid, closed, error);
+        Ok(())
+    }
+
+    /// Grants a receiver `credit` (replacing the current credit) and optionally asks the sender
+    /// to drain. Flow frames are coalesced: several calls before the next transmit send one.
+    pub fn flow(&mut self, lid: LinkId, credit: u32, drain: bool) -> Result<(), OpError> {
+        self.check_usable()?;
+        let l = self.links.get_mut(lid.0).ok_or(OpError::UnknownHandle)?;
+        if l.role != Role::Receiver {
+            return Err(OpError::IllegalState(
+                "flow is for receivers; senders use drained()",
+            ));
+        }
+        if l.local != EndpointState::Active {
+            return Err(OpError::IllegalState("link not attached"));
+        }
+        l.credit = credit;
+        l.drain = drain;
+        if !l.flow_dirty {
+            l.flow_dirty = true;
+            self.dirty_links.push(lid);
+        }
+        Ok(())
+    }
+
+    /// Tells a draining receiver we have nothing more to send: the rest of the credit is used up.
+    pub fn drained(&mut self, lid: LinkId) -> Result<(), OpError> {
+        self.check_usable()?;
+        let l = self.links.get_mut(lid.0).ok_or(OpError::UnknownHandle)?;
+        if l.role != Role::Sender {
+            return Err(OpError::IllegalState("drained is for senders"));
+        }
+        if l.drain {
+            l.delivery_count = l.delivery_count.wrapping_add(l.credit);
+            l.credit = 0;
+            l.drain = false;
+            if !l.flow_dirty {
+                l.flow_dirty = true;
+                self.dirty_links.push(lid);
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells the receiver how many messages we could send (`available`).
+    pub fn set_available(&mut self, lid: LinkId, available: u32) -> Result<(), OpError> {
+        let l = self.links.get_mut(lid.0).ok_or(OpError::UnknownHandle)?;
+        l.available = available;
+        if !l.flow_dirty {
+            l.flow_dirty = true;
+            self.dirty_links.push(lid);
+        }
+        Ok(())
+    }
+
+    /// Sends a message on a sender: `payload` is encoded once, straight into the output buffer
+    /// (split into several transfer frames if larger than the peer's max-frame-size).
+    pub fn send<P: Encode + ?Sized>(
+        &mut self,
+        lid: LinkId,
+        payload: &P,
+        opts: SendOptions<'_>,
+    ) -> Result<DeliveryId, OpError> {
+        self.send_inner(
+            lid,
+            payload.encoded_len(),
+            opts,
+            &mut |buf: &mut BytesMut| payload.encode(buf),
+            None,
+        )
+    }
+
+    /// Sends an already-encoded message (for example one a broker received), without re-encoding.
+    pub fn send_bytes(
+        &mut self,
+        lid: LinkId,
+        payload: Bytes,
+        opts: SendOptions<'_>,
+    ) -> Result<DeliveryId, OpError> {
+        let len = payload.len();
+        let p2 = payload.clone();
+        self.send_inner(
+            lid,
+            len,
+            opts,
+            &mut |buf: &mut BytesMut| buf.put_slice(&p2),
+            Some(payload),
+        )
+    }
+
+    fn send_inner(
+        &mut self,
+        lid: LinkId,
+        len: usize,
+        opts: SendOptions<'_>,
+        write: &mut dyn FnMut(&mut BytesMut),
+        owned: Option<Bytes>,
+    ) -> Result<DeliveryId, OpError> {
+        self.check_usable()?;
+        let l = self.links.get_mut(lid.0).ok_or(OpError::UnknownHandle)?;
+        if l.role != Role::Sender {
+            return Err(OpError::IllegalState("send on a receiver"));
+        }
+        if l.local != EndpointState::Active || l.remote != EndpointState::Active {
+            return Err(OpError::IllegalState("link not attached"));
+        }
+        if l.credit == 0 {
+            return Err(OpError::NoCredit);
+        }
+        if let Some(max) = l
+            .remote_attach
+            .as_ref()
+            .and_then(|a| a.max_message_size)
+            .filter(|&m| m > 0)
+        {
+            if len as u64 > max {
+                return Err(OpError::MessageTooLarge { size: len, max });
+            }
+        }
+        let settled = opts.settled || l.config.snd_settle_mode == Some(SenderSettleMode::Settled);
+        l.credit -= 1;
+        l.delivery_count = l.delivery_count.wrapping_add(1);
+        let tag_store = tag_bytes(l.next_tag);
+        l.next_tag = l.next_tag.wrapping_add(1);
+        let tag: &[u8] = opts.tag.unwrap_or(&tag_store);
+        let handle = l.handle;
+        let sid = l.session;
+        let max_frame = self.remote_max_frame as usize;
+        let s = self.sessions.get_mut(sid.0).ok_or(OpError::UnknownHandle)?;
+        let number = s.next_delivery_id;
+        s.next_delivery_id = s.next_delivery_id.wrapping_add(1);
+        let ch = s.channel;
+        if !settled {
+            s.out_unsettled.insert(number, OutEntry { link: lid });
+        }
+        let (hlen, count, body) = transfer_len(
+            handle,
+            Some(number),
+            Some(tag),
+            opts.message_format,
+            settled,
+            false,
+        );
+        let fits = FRAME_HEADER_SIZE + hlen + len <= max_frame;
+        if fits && s.blocked.is_empty() && s.remote_incoming_window > 0 {
+            // Fast path: one frame, encoded in place.
+            s.remote_incoming_window -= 1;
+            s.next_outgoing_id = s.next_outgoing_id.wrapping_add(1);
+            let size = FRAME_HEADER_SIZE + hlen + len;
+            let out = if self.amqp_header_sent {
+                &mut self.out
+            } else {
+                &mut self.pending_amqp
+            };
+            out.reserve(size);
+            frame::put_frame_header(out, size as u32, frame::FRAME_TYPE_AMQP, ch);
+            put_transfer(
+                out,
+                handle,
+                Some(number),
+                Some(tag),
+                opts.message_format,
+                settled,
+                false,
+                count,
+                body,
+            );
+            let before = out.len();
+            write(out);
+            debug_assert_eq!(out.len() - before, len);
+            return Ok(DeliveryId { link: lid, number });
+        }
+        // Slow path: encode once, then split into frames (queued if the window is closed).
+        let payload = match owned {
+            Some(b) => b,
+            None => {
+                let mut b = BytesMut::with_capacity(len);
+                write(&mut b);
+                b.freeze()
+            }
+        };
+        let tag = Bytes::copy_from_slice(tag);
+        let mut offset = 0;
+        let mut first = true;
+        loop {
+            let (hl, _, _) = if first {
+                transfer_len(
+                    handle,
+                    Some(number),
+                    Some(&tag),
+                    opts.message_format,
+                    settled,
+                    true,
+                )
+            } else {
+                transfer_len(handle, None, None, 0, settled, true)
+            };
+            let room = max_frame.saturating_sub(FRAME_HEADER_SIZE + hl).max(1);
+            let end = (offset + room).min(payload.len());
+            let more = end < payload.len();
+            let header = TransferHeader {
+                handle,
+                delivery_id: first.then_some(number),
+                tag: first.then(|| tag.clone()),
+                format: opts.message_format,
+                settled,
+                more,
+                aborted: false,
+            };
+            let s = self.sessions.get_mut(sid.0).ok_or(OpError::UnknownHandle)?;
+            s.blocked.push_back(BlockedTransfer {
+                header,
+                payload: payload.slice(offset..end),
+            });
+            offset = end;
+            first = false;
+            if !more {
+                break;
+            }
+        }
+        self.unblock_session(sid);
+        Ok(DeliveryId { link: lid, number })
+    }
+
+    /// Writes frames that were waiting for the peer's session incoming window.
+    fn unblock_session(&mut self, sid: SessionId) {
+        loop {
+            let Some(s) = self.sessions.get_mut(sid.0) else {
+                return;
+            };
+            if s.remote_incoming_window == 0 || s.local != EndpointState::Active {
+                return;
+            }
+            let Some(b) = s.blocked.pop_front() else {
+                return;
+            };
+            s.remote_incoming_window -= 1;
+            s.next_outgoing_id = s.next_outgoing_id.wrapping_add(1);
+            let ch = s.channel;
+            let h = &b.header;
+            if h.aborted {
+                let t = Transfer {
+                    handle: h.handle,
+                    settled: Some(true),
+                    aborted: Some(true),
+                    ..Transfer::default()
+                };
+                self.write(ch, &t);
+                continue;
+            }
+            let (hlen, count, body) = transfer_len(
+                h.handle,
+                h.delivery_id,
+                h.tag.as_deref(),
+                h.format,
+                h.settled,
+                h.more,
+            );
+            let size = FRAME_HEADER_SIZE + hlen + b.payload.len();
+            let out = if self.amqp_header_sent {
+                &mut self.out
+            } else {
+                &mut self.pending_amqp
+            };
+            out.reserve(size);
+            frame::put_frame_header(out, size as u32, frame::FRAME_TYPE_AMQP, ch);
+            put_transfer(
+                out,
+                h.handle,
+                h.delivery_id,
+                h.tag.as_deref(),
+                h.format,
+                h.settled,
+                h.more,
+                count,
+                body,
+            );
+            out.put_slice(&b.payload);
+        }
+    }
+
+    /// Aborts a delivery whose frames are still waiting for the session window. Returns false if
+    /// it has already been written completely.
+    pub fn abort(&mut self, delivery: DeliveryId) -> Result<bool, OpError> {
+        let l = self
+            .links
+            .get(delivery.link.0)
+            .ok_or(OpError::UnknownHandle)?;
+        let sid = l.session;
+        let handle = l.handle;
+        let s = self.sessions.get_mut(sid.0).ok_or(OpError::UnknownHandle)?;
+        // Frames of a delivery are contiguous in the queue (a delivery is queued whole).
+        let first = s.blocked.iter().position(|b| {
+            b.header.handle == handle
+                && (b.header.delivery_id == Some(delivery.number) || b.header.delivery_id.is_none())
+        });
+        let Some(start) = first else { return Ok(false) };
+        let mut end = start;
+        while end + 1 < s.blocked.len()
+            && s.blocked[end].header.more
+            && !s.blocked[end].header.aborted
+        {
+            end += 1;
+        }
+        let started = s.blocked[start].header.delivery_id.is_none();
+        s.blocked.drain(start..=end);
+        if started {
+            // Its first frames are on the wire: finish it with an aborted transfer.
+            let header = TransferHeader {
+                handle,
+                delivery_id: None,
+                tag: None,
+                format: 0,
+                settled: true,
+                more: false,
+                aborted: true,
+            };
+            s.blocked.insert(
+                start,
+                BlockedTransfer {
+                    header,
+                    payload: Bytes::new(),
+                },
+            );
+        }
+        s.out_unsettled.remove(delivery.number);
+        self.unblock_session(sid);
+        Ok(true)
+    }
+
+    /// Updates the state of a received delivery and/or settles it. Dispositions are coalesced
+    /// into ranges when transmitted.
+    pub fn disposition(
+        &mut self,
+        delivery: DeliveryId,
+        state: Option<DeliveryState>,
+        settled: bool,
+    ) -> Result<(), OpError> {
+        self.check_usable()?;
+        let l = self
+            .links
+            .get(delivery.link.0)
+            .ok_or(OpError::UnknownHandle)?;
+        let role = l.role;
+        let second = l.config.rcv_settle_mode == Some(ReceiverSettleMode::Second)
+            || l.remote_attach.as_ref().and_then(|a| a.rcv_settle_mode)
+                == Some(ReceiverSettleMode::Second);
+        let sid = l.session;
+        let s = self.sessions.get_mut(sid.0).ok_or(OpError::UnknownHandle)?;
+        if s.local != EndpointState::Active {
+            return Err(OpError::IllegalState("session not active"));
+        }
+        let mut settled_now = settled;
+        match role {
+            Role::Receiver => {
+                let Some(e) = s.in_unsettled.get_mut(delivery.number) else {
+                    return Err(OpError::UnknownHandle);
+                };
+                if settled && second {
+                    // Mode second: send the outcome unsettled; settle when the sender does.
+                    e.settle_pending = true;
+                    settled_now = false;
+                } else if settled {
+                    s.in_unsettled.remove(delivery.number);
+                }
+            }
+            Role::Sender => {
+                if s.out_unsettled.get_mut(delivery.number).is_none() {
+                    return Err(OpError::UnknownHandle);
+                }
+                if settled {
+                    s.out_unsettled.remove(delivery.number);
+                }
+            }
+        }
+        // Our role in the disposition is our role on the link.
+        s.dispositions.push(PendingDisposition {
+            role,
+            first: delivery.number,
+            last: delivery.number,
+            settled: settled_now,
+            state,
+        });
+        if s.dispositions.len() == 1 && !s.flow_dirty {
+            self.dirty_sessions.push(sid);
+        }
+        Ok(())
+    }
+
+    /// Settles a delivery without changing its state.
+    pub fn settle(&mut self, delivery: DeliveryId) -> Result<(), OpError> {
+        // A sender settling after the receiver settled needs no frame.
+        let l = self
+            .links
+            .get(delivery.link.0)
+            .ok_or(OpError::UnknownHandle)?;
+        let sid = l.session;
+        let is_sender = l.role == Role::Sender;
+        if is_sender {
+            let s = self.sessions.get_mut(sid.0).ok_or(OpError::UnknownHandle)?;
+            if s.out_unsettled.get_mut(delivery.number).is_none() {
+                return Ok(());
+            }
+        }
+        self.disposition(delivery, None, true)
+    }
+}
+
+fn not_allowed(desc: impl Into<String>) -> ConnectionError {
+    ConnectionError::local(ErrorKind::Protocol, condition::NOT_ALLOWED, desc)
+}
+
+fn sasl_error(e: crate::sasl::SaslError) -> ConnectionError {
+    let cond = match &e {
+        crate::sasl::SaslError::Auth(_) => condition::UNAUTHORIZED_ACCESS,
+        _ => condition::INTERNAL_ERROR,
+    };
+    let desc = e.to_string();
+    ConnectionError {
+        kind: ErrorKind::Sasl(e),
+        origin: Origin::Local,
+        error: Error::new(cond, desc),
+    }
+}
+
+#[allow(dead_code)]
+fn _unused(_: Key, _: Value) {}
