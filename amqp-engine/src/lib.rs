@@ -81,6 +81,7 @@ pub mod connection;
 pub mod error;
 pub mod event;
 mod ids;
+pub mod messaging;
 pub mod sasl;
 
 pub use config::{ConnectionConfig, SaslMode, Side};
