@@ -1,0 +1,256 @@
+mod util;
+
+use std::time::Duration;
+
+use amqp_engine::*;
+use amqp_proto::definitions::condition;
+use amqp_proto::message::Message;
+use amqp_proto::messaging::DeliveryState;
+use util::*;
+
+#[test]
+fn open_session_link_send_accept_close() {
+    let mut p = Pair::default_pair();
+    let (_s, sender, _rl) = p.open_sender(10);
+    assert_eq!(p.client.link_credit(sender), Some(10));
+    assert_eq!(p.server.remote_container_id(), Some("client"));
+    assert_eq!(p.client.remote_container_id(), Some("server"));
+    let mut ids = vec![];
+    for i in 0..5 {
+        ids.push(
+            p.client
+                .send(sender, &msg(i), SendOptions::default())
+                .unwrap(),
+        );
+    }
+    let (_, sev) = p.settle();
+    let ds = deliveries(&sev);
+    assert_eq!(ds.len(), 5);
+    for (i, d) in ds.iter().enumerate() {
+        let m = Message::decode(&d.payload).unwrap();
+        assert_eq!(m.body_str(), Some(&*format!("message {i}")));
+        p.server.disposition(d.delivery, accepted(), true).unwrap();
+    }
+    let (cev, _) = p.settle();
+    let settled: Vec<_> = cev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Disposition {
+                delivery,
+                state,
+                settled,
+            } => Some((*delivery, state.clone(), *settled)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(settled.len(), 5);
+    for (i, (d, st, s)) in settled.iter().enumerate() {
+        assert_eq!(*d, ids[i]);
+        assert_eq!(st, &Some(DeliveryState::accepted()));
+        assert!(*s);
+    }
+    // One disposition frame covered all five (ranges).
+    p.client.close(None).unwrap();
+    let (cev, sev) = p.settle();
+    assert!(sev
+        .iter()
+        .any(|e| matches!(e, Event::ConnectionClosed { error: None })));
+    assert!(cev.iter().any(|e| matches!(e, Event::Finished)));
+    assert!(p.client.is_finished() && p.server.is_finished());
+    assert!(p.client.error().is_none() && p.server.error().is_none());
+}
+
+#[test]
+fn every_split_boundary() {
+    // Run the same exchange with the byte stream cut at every chunk size from 1 to 40.
+    for chunk in 1..=40 {
+        let mut p = Pair::default_pair();
+        p.set_wire(Wire::Chunks(chunk));
+        let (_s, sender, _) = p.open_sender(3);
+        for i in 0..3 {
+            p.client
+                .send(sender, &msg(i), SendOptions::default())
+                .unwrap();
+        }
+        let (_, sev) = p.settle();
+        assert_eq!(deliveries(&sev).len(), 3, "chunk size {chunk}");
+    }
+}
+
+#[test]
+fn multi_frame_transfer_split_and_reassembled() {
+    let mut c = cfg("client");
+    c.max_frame_size = 512;
+    let mut s = cfg("server");
+    s.max_frame_size = 512;
+    let mut p = Pair::new(c, s);
+    let (_s, sender, _) = p.open_sender(2);
+    let body = vec![0xabu8; 10_000];
+    let m = Message::builder().data(body.clone()).build();
+    p.client.send(sender, &m, SendOptions::default()).unwrap();
+    let (_, sev) = p.settle();
+    let ds = deliveries(&sev);
+    assert_eq!(ds.len(), 1);
+    let back = Message::decode(&ds[0].payload).unwrap();
+    assert_eq!(back, m);
+    assert!(p.c2s_bytes > 10_000);
+}
+
+#[test]
+fn presettled_sends_need_no_disposition() {
+    let mut p = Pair::default_pair();
+    let (_s, sender, _) = p.open_sender(5);
+    p.client
+        .send(
+            sender,
+            &msg(1),
+            SendOptions {
+                settled: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let (_, sev) = p.settle();
+    let ds = deliveries(&sev);
+    assert!(ds[0].settled);
+    assert!(p
+        .server
+        .disposition(ds[0].delivery, accepted(), true)
+        .is_err());
+}
+
+#[test]
+fn no_credit_is_refused() {
+    let mut p = Pair::default_pair();
+    let (_s, sender, _) = p.open_sender(1);
+    p.client
+        .send(sender, &msg(1), SendOptions::default())
+        .unwrap();
+    assert_eq!(
+        p.client.send(sender, &msg(2), SendOptions::default()),
+        Err(OpError::NoCredit)
+    );
+}
+
+#[test]
+fn heartbeats_keep_idle_connection_alive_and_idle_timeout_fires() {
+    let mut c = cfg("client");
+    c.idle_timeout = Some(Duration::from_secs(2));
+    let mut s = cfg("server");
+    s.idle_timeout = Some(Duration::from_secs(2));
+    let mut p = Pair::new(c, s);
+    p.client.open().unwrap();
+    p.run_auto(0);
+    // 30 simulated seconds, stepping by 500 ms: heartbeats flow, nobody times out.
+    for _ in 0..60 {
+        p.advance(Duration::from_millis(500));
+        p.step();
+    }
+    p.drain();
+    assert!(p.client.error().is_none(), "{:?}", p.client.error());
+    assert!(p.server.error().is_none());
+    // Now cut the wire: only time passes. The server times out with resource-limit-exceeded.
+    p.advance(Duration::from_millis(2100));
+    let e = p.server.error().expect("server idle timeout");
+    assert_eq!(e.condition(), &condition::RESOURCE_LIMIT_EXCEEDED);
+    assert_eq!(e.kind, ErrorKind::IdleTimeout);
+}
+
+#[test]
+fn deadline_reports_heartbeat_due() {
+    let mut c = cfg("client");
+    c.idle_timeout = None;
+    let mut s = cfg("server");
+    s.idle_timeout = Some(Duration::from_secs(10));
+    let mut p = Pair::new(c, s);
+    p.client.open().unwrap();
+    p.run_auto(0);
+    let t = p.client.poll_timeout().expect("client must heartbeat");
+    assert!(t <= p.now + Duration::from_secs(5));
+}
+
+#[test]
+fn remote_close_with_error_is_reported() {
+    let mut p = Pair::default_pair();
+    p.open_sender(1);
+    p.server
+        .close(Some(amqp_proto::definitions::Error::new(
+            condition::CONNECTION_FORCED,
+            "bye",
+        )))
+        .unwrap();
+    let (cev, _) = p.settle();
+    assert!(cev.iter().any(|e| matches!(e, Event::ConnectionClosed { error: Some(er) } if er.condition == condition::CONNECTION_FORCED)));
+    let e = p.client.error().unwrap();
+    assert_eq!(e.origin, Origin::Remote);
+    assert!(p.client.is_finished());
+}
+
+#[test]
+fn receiver_grants_credit_and_gets_messages_from_server() {
+    let mut p = Pair::default_pair();
+    let (_s, rcv, srv_sender) = p.open_receiver();
+    p.client.flow(rcv, 4, false).unwrap();
+    let (_, sev) = p.settle();
+    assert!(sev
+        .iter()
+        .any(|e| matches!(e, Event::LinkFlow { credit: 4, .. })));
+    for i in 0..4 {
+        p.server
+            .send(srv_sender, &msg(i), SendOptions::default())
+            .unwrap();
+    }
+    assert_eq!(
+        p.server.send(srv_sender, &msg(9), SendOptions::default()),
+        Err(OpError::NoCredit)
+    );
+    let (cev, _) = p.settle();
+    assert_eq!(deliveries(&cev).len(), 4);
+    assert_eq!(p.client.link_credit(rcv), Some(0));
+}
+
+#[test]
+fn drain_uses_up_credit() {
+    let mut p = Pair::default_pair();
+    let (_s, rcv, srv_sender) = p.open_receiver();
+    p.client.flow(rcv, 10, true).unwrap();
+    let (_, sev) = p.settle();
+    assert!(sev.iter().any(|e| matches!(
+        e,
+        Event::LinkFlow {
+            credit: 10,
+            drain: true,
+            ..
+        }
+    )));
+    p.server
+        .send(srv_sender, &msg(0), SendOptions::default())
+        .unwrap();
+    p.server.drained(srv_sender).unwrap();
+    let (cev, _) = p.settle();
+    assert_eq!(deliveries(&cev).len(), 1);
+    assert!(cev.iter().any(|e| matches!(e, Event::LinkDrained { .. })));
+    assert_eq!(p.client.link_credit(rcv), Some(0));
+    assert_eq!(p.server.link_credit(srv_sender), Some(0));
+}
+
+#[test]
+fn detach_and_end_are_answered() {
+    let mut p = Pair::default_pair();
+    let (s, sender, _) = p.open_sender(1);
+    p.client.detach(sender, true, None).unwrap();
+    let (cev, sev) = p.settle();
+    assert!(sev
+        .iter()
+        .any(|e| matches!(e, Event::LinkClosed { closed: true, .. })));
+    assert!(cev
+        .iter()
+        .any(|e| matches!(e, Event::LinkClosed { closed: true, .. })));
+    assert!(p.client.links().is_empty());
+    assert!(p.server.links().is_empty());
+    p.client.end_session(s, None).unwrap();
+    let (cev, _) = p.settle();
+    assert!(cev.iter().any(|e| matches!(e, Event::SessionEnded { .. })));
+    assert!(p.client.sessions().is_empty());
+    assert!(p.server.sessions().is_empty());
+}
