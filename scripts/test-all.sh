@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine: installs what the tests need
+# (Debian packages, PyPI packages), then runs the Rust test suites, lints, and the
+# interop suites. Used by .ci/run; run it yourself with `./scripts/test-all.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n=== %s\n' "$*"; }
+
+# ---------------------------------------------------------------------------
+# Dependencies
+# ---------------------------------------------------------------------------
+SUDO=""
+if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+
+need_apt=()
+[ -d /usr/share/amqp/specs/1-0 ] || need_apt+=(amqp-specs)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "apt-get install ${need_apt[*]}"
+  $SUDO apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import proton' 2>/dev/null; then
+  log "pip install python-qpid-proton"
+  python3 -m pip install -q python-qpid-proton
+fi
+
+# ---------------------------------------------------------------------------
+# Rust: format, lints, tests
+# ---------------------------------------------------------------------------
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy"
+cargo clippy --workspace --all-targets -q -- -D warnings
+
+log "cargo test"
+cargo test --workspace --all-targets -q 2>&1 | tail -n 400
+cargo test --workspace --doc -q 2>&1 | tail -n 50
+
+log "golden vectors are what python-qpid-proton produces"
+python3 amqp-proto/tests/golden/gen_vectors.py --check
+
+log "all tests passed"
