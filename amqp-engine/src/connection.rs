@@ -563,6 +563,25 @@ impl Connection {
             .map(|s| (s.out_unsettled.len(), s.in_unsettled.len()))
     }
 
+    /// Deliveries we sent that the peer has not settled, oldest first (the in-doubt set if the
+    /// transport is lost now).
+    pub fn unsettled_sent(&self) -> Vec<DeliveryId> {
+        let mut out = Vec::new();
+        for k in self.sessions.keys() {
+            if let Some(s) = self.sessions.get(k) {
+                for (i, e) in s.out_unsettled.items.iter().enumerate() {
+                    if let Some(e) = e {
+                        out.push(DeliveryId {
+                            link: e.link,
+                            number: s.out_unsettled.base.wrapping_add(i as u32),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The sessions currently known.
     pub fn sessions(&self) -> Vec<SessionId> {
         self.sessions.keys().into_iter().map(SessionId).collect()

@@ -31,3 +31,12 @@ pub use options::{
 };
 pub use reconnect::{Backoff, Failover, Reconnect, ReconnectLimits, ReconnectPolicy};
 pub use url::{fuzz_url, Scheme, Url, UrlError};
+pub mod container;
+pub mod handler;
+
+pub use container::{
+    uuid_from_bytes, AcceptorHandle, ConnectionHandle, Container, DeliveryHandle, IoRequest,
+    LinkHandle, LinkOption, LinkOptions, ListenOptions, MessagingError, Reactor, SessionHandle,
+    TimerHandle, TlsConnect, TlsListen, Tracker, TransportId, TransportInfo,
+};
+pub use handler::{Event, EventType, HandlerOptions, MessagingHandler};

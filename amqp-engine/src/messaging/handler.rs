@@ -1,0 +1,306 @@
+//! The [`MessagingHandler`] trait (Proton's callbacks) and the [`Event`] it receives.
+
+use amqp_proto::definitions::Error;
+use amqp_proto::message::Message;
+use amqp_proto::messaging::DeliveryState;
+
+use super::container::{
+    AcceptorHandle, ConnectionHandle, DeliveryHandle, LinkHandle, Reactor, SessionHandle,
+    TimerHandle, Tracker,
+};
+
+/// Proton's `MessagingHandler(prefetch=10, auto_accept=True, auto_settle=True)` options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandlerOptions {
+    /// Credit kept topped up on every receiver (`0`: the application grants credit itself).
+    pub prefetch: u32,
+    /// Accept and settle a delivery when `on_message` returns without having settled it.
+    pub auto_accept: bool,
+    /// Settle a sent delivery locally when the peer reports a terminal outcome.
+    pub auto_settle: bool,
+}
+
+impl Default for HandlerOptions {
+    fn default() -> Self {
+        HandlerOptions {
+            prefetch: 10,
+            auto_accept: true,
+            auto_settle: true,
+        }
+    }
+}
+
+/// Which callback an [`Event`] is for.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum EventType {
+    Start,
+    Sendable,
+    Message,
+    Accepted,
+    Rejected,
+    Released,
+    Settled,
+    Aborted,
+    InDoubt,
+    ConnectionOpening,
+    ConnectionOpened,
+    ConnectionClosing,
+    ConnectionClosed,
+    ConnectionError,
+    SessionOpening,
+    SessionOpened,
+    SessionClosing,
+    SessionClosed,
+    SessionError,
+    LinkOpening,
+    LinkOpened,
+    LinkClosing,
+    LinkClosed,
+    LinkError,
+    Drained,
+    Disconnected,
+    TransportError,
+    TimerTask,
+    AcceptorOpened,
+    AcceptorError,
+    Stop,
+}
+
+/// What an event concerns. Fields that do not apply to an event are `None` (seed §5.1.1).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct EventContext {
+    pub(crate) connection: Option<ConnectionHandle>,
+    pub(crate) session: Option<SessionHandle>,
+    pub(crate) link: Option<LinkHandle>,
+    pub(crate) delivery: Option<DeliveryHandle>,
+    pub(crate) tracker: Option<Tracker>,
+    pub(crate) message: Option<Message>,
+    pub(crate) error: Option<Error>,
+    pub(crate) state: Option<DeliveryState>,
+    pub(crate) timer: Option<TimerHandle>,
+    pub(crate) acceptor: Option<AcceptorHandle>,
+    pub(crate) transport_error: Option<String>,
+}
+
+/// The argument of every callback: the container, and the objects the event concerns.
+pub struct Event<'a> {
+    pub(crate) reactor: &'a mut Reactor,
+    pub(crate) kind: EventType,
+    pub(crate) ctx: EventContext,
+}
+
+impl std::fmt::Debug for Event<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event")
+            .field("type", &self.kind)
+            .field("connection", &self.ctx.connection)
+            .field("link", &self.ctx.link)
+            .field("delivery", &self.ctx.delivery)
+            .field("tracker", &self.ctx.tracker)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Event<'a> {
+    /// Which callback this is.
+    pub fn event_type(&self) -> EventType {
+        self.kind
+    }
+
+    /// The container: connect, listen, create links, schedule tasks, stop.
+    pub fn container(&mut self) -> &mut Reactor {
+        self.reactor
+    }
+
+    /// The connection the event concerns.
+    pub fn connection(&self) -> Option<ConnectionHandle> {
+        self.ctx.connection
+    }
+
+    /// The session the event concerns.
+    pub fn session(&self) -> Option<SessionHandle> {
+        self.ctx.session
+    }
+
+    /// The link (sender or receiver) the event concerns.
+    pub fn link(&self) -> Option<LinkHandle> {
+        self.ctx.link
+    }
+
+    /// The link, if it is a sender.
+    pub fn sender(&self) -> Option<LinkHandle> {
+        self.ctx.link.filter(|l| self.reactor.is_sender(*l))
+    }
+
+    /// The link, if it is a receiver.
+    pub fn receiver(&self) -> Option<LinkHandle> {
+        self.ctx.link.filter(|l| !self.reactor.is_sender(*l))
+    }
+
+    /// The received delivery the event concerns (`on_message`, `on_settled` of a receiver, …).
+    pub fn delivery(&self) -> Option<DeliveryHandle> {
+        self.ctx.delivery
+    }
+
+    /// The sent delivery the event concerns (`on_accepted`, `on_rejected`, `on_released`,
+    /// `on_settled`, `on_in_doubt`).
+    pub fn tracker(&self) -> Option<Tracker> {
+        self.ctx.tracker
+    }
+
+    /// The decoded message (`on_message`).
+    pub fn message(&self) -> Option<&Message> {
+        self.ctx.message.as_ref()
+    }
+
+    /// Takes the decoded message out of the event (avoids a clone).
+    pub fn take_message(&mut self) -> Option<Message> {
+        self.ctx.message.take()
+    }
+
+    /// The error condition (`on_*_error`, `on_rejected`).
+    pub fn error(&self) -> Option<&Error> {
+        self.ctx.error.as_ref()
+    }
+
+    /// The remote delivery state (`on_accepted`, `on_rejected`, `on_released`, `on_settled`).
+    pub fn remote_state(&self) -> Option<&DeliveryState> {
+        self.ctx.state.as_ref()
+    }
+
+    /// The timer that fired (`on_timer_task`).
+    pub fn timer(&self) -> Option<TimerHandle> {
+        self.ctx.timer
+    }
+
+    /// The acceptor (`on_acceptor_opened`, `on_acceptor_error`).
+    pub fn acceptor(&self) -> Option<AcceptorHandle> {
+        self.ctx.acceptor
+    }
+
+    /// A description of a transport failure (`on_transport_error`, `on_disconnected`).
+    pub fn transport_error(&self) -> Option<&str> {
+        self.ctx.transport_error.as_deref()
+    }
+
+    // Convenience actions on the objects of the event.
+
+    /// Sends a message on the event's sender. See [`Reactor::send`].
+    pub fn send(&mut self, message: &Message) -> Result<Tracker, super::container::MessagingError> {
+        let link = self
+            .sender()
+            .ok_or(super::container::MessagingError::NoSuchObject(
+                "event has no sender",
+            ))?;
+        self.reactor.send(link, message)
+    }
+
+    /// Accepts and settles the event's delivery.
+    pub fn accept(&mut self) -> Result<(), super::container::MessagingError> {
+        let d = self.delivery_required()?;
+        self.reactor.accept(d)
+    }
+
+    /// Rejects and settles the event's delivery.
+    pub fn reject(&mut self, error: Option<Error>) -> Result<(), super::container::MessagingError> {
+        let d = self.delivery_required()?;
+        self.reactor.reject(d, error)
+    }
+
+    /// Releases and settles the event's delivery.
+    pub fn release(&mut self) -> Result<(), super::container::MessagingError> {
+        let d = self.delivery_required()?;
+        self.reactor.release(d)
+    }
+
+    /// Credit available on the event's sender.
+    pub fn credit(&self) -> u32 {
+        self.ctx.link.map_or(0, |l| self.reactor.credit(l))
+    }
+
+    fn delivery_required(&self) -> Result<DeliveryHandle, super::container::MessagingError> {
+        self.ctx
+            .delivery
+            .ok_or(super::container::MessagingError::NoSuchObject(
+                "event has no delivery",
+            ))
+    }
+}
+
+/// Proton's `MessagingHandler`: implement the callbacks you need; the rest do nothing (or, for
+/// the `*_opening`/`*_closing` ones, let the container apply Proton's defaults: open in reply,
+/// close in reply).
+#[allow(unused_variables)]
+pub trait MessagingHandler {
+    /// `prefetch`, `auto_accept`, `auto_settle`.
+    fn options(&self) -> HandlerOptions {
+        HandlerOptions::default()
+    }
+    /// The container started: connect, listen, schedule here.
+    fn on_start(&mut self, e: &mut Event<'_>) {}
+    /// A sender has credit: send now.
+    fn on_sendable(&mut self, e: &mut Event<'_>) {}
+    /// A message arrived (see [`Event::message`], [`Event::delivery`]).
+    fn on_message(&mut self, e: &mut Event<'_>) {}
+    /// The peer accepted a sent message.
+    fn on_accepted(&mut self, e: &mut Event<'_>) {}
+    /// The peer rejected a sent message.
+    fn on_rejected(&mut self, e: &mut Event<'_>) {}
+    /// The peer released (or modified) a sent message.
+    fn on_released(&mut self, e: &mut Event<'_>) {}
+    /// The peer settled a delivery.
+    fn on_settled(&mut self, e: &mut Event<'_>) {}
+    /// An incoming delivery was aborted by its sender.
+    fn on_aborted(&mut self, e: &mut Event<'_>) {}
+    /// A sent delivery's fate is unknown: the connection was lost before its outcome arrived.
+    /// Resend it if you need at-least-once delivery (after a reconnect, links are re-attached
+    /// and `on_sendable` fires again).
+    fn on_in_doubt(&mut self, e: &mut Event<'_>) {}
+    /// The peer opened a connection we have not opened (incoming); we open in reply afterwards.
+    fn on_connection_opening(&mut self, e: &mut Event<'_>) {}
+    /// The connection is open on both sides.
+    fn on_connection_opened(&mut self, e: &mut Event<'_>) {}
+    /// The peer closed the connection; we close in reply afterwards.
+    fn on_connection_closing(&mut self, e: &mut Event<'_>) {}
+    /// The connection is closed on both sides.
+    fn on_connection_closed(&mut self, e: &mut Event<'_>) {}
+    /// The peer closed the connection with an error.
+    fn on_connection_error(&mut self, e: &mut Event<'_>) {}
+    /// The peer began a session; we begin in reply afterwards.
+    fn on_session_opening(&mut self, e: &mut Event<'_>) {}
+    /// A session is open on both sides.
+    fn on_session_opened(&mut self, e: &mut Event<'_>) {}
+    /// The peer ended a session.
+    fn on_session_closing(&mut self, e: &mut Event<'_>) {}
+    /// A session ended on both sides.
+    fn on_session_closed(&mut self, e: &mut Event<'_>) {}
+    /// A session ended with an error.
+    fn on_session_error(&mut self, e: &mut Event<'_>) {}
+    /// The peer attached a link we have not (incoming); we attach in reply afterwards, unless
+    /// the handler closed it. A receiver then gets `prefetch` credit.
+    fn on_link_opening(&mut self, e: &mut Event<'_>) {}
+    /// A link is attached on both sides.
+    fn on_link_opened(&mut self, e: &mut Event<'_>) {}
+    /// The peer detached a link.
+    fn on_link_closing(&mut self, e: &mut Event<'_>) {}
+    /// A link is detached on both sides.
+    fn on_link_closed(&mut self, e: &mut Event<'_>) {}
+    /// A link was detached with an error.
+    fn on_link_error(&mut self, e: &mut Event<'_>) {}
+    /// A receiver's drain completed.
+    fn on_drained(&mut self, e: &mut Event<'_>) {}
+    /// The transport was lost (a reconnect follows if enabled).
+    fn on_disconnected(&mut self, e: &mut Event<'_>) {}
+    /// The transport failed (connect refused, TLS or protocol error, authentication failure).
+    fn on_transport_error(&mut self, e: &mut Event<'_>) {}
+    /// A scheduled task fired.
+    fn on_timer_task(&mut self, e: &mut Event<'_>) {}
+    /// A listener is accepting connections.
+    fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {}
+    /// A listener could not be opened.
+    fn on_acceptor_error(&mut self, e: &mut Event<'_>) {}
+    /// The container is stopping: the last callback.
+    fn on_stop(&mut self, e: &mut Event<'_>) {}
+}
