@@ -1929,6 +1929,9 @@ impl<H: MessagingHandler> Container<H> {
                     e.handle_timeout(now);
                 }
             }
+            if let Some(c) = self.reactor.conns.get_mut(ck) {
+                c.dirty = true;
+            }
             self.reactor.process_engine(ck);
         }
         self.pump();
@@ -1969,13 +1972,11 @@ impl<H: MessagingHandler> Container<H> {
         if !self.reactor.valid(t) {
             return;
         }
-        if let Some(e) = self
-            .reactor
-            .conns
-            .get_mut(t.conn)
-            .and_then(|c| c.engine.as_mut())
-        {
-            let _ = e.handle_input(data, now);
+        if let Some(c) = self.reactor.conns.get_mut(t.conn) {
+            if let Some(e) = c.engine.as_mut() {
+                let _ = e.handle_input(data, now);
+                c.dirty = true;
+            }
         }
         self.reactor.process_engine(t.conn);
         self.pump();

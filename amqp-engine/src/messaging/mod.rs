@@ -40,3 +40,4 @@ pub use container::{
     TimerHandle, TlsConnect, TlsListen, Tracker, TransportId, TransportInfo,
 };
 pub use handler::{Event, EventType, HandlerOptions, MessagingHandler};
+pub mod sim;

@@ -1,0 +1,447 @@
+//! A deterministic simulated network for containers: in-memory transports with latency, a
+//! virtual clock, listeners, and faults (cut connections, kill listeners). It runs the same
+//! container code the adapters run, with time and failures under the test's control.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use amqp_engine::messaging::sim::World;
+//! use amqp_engine::messaging::{Container, Event, MessagingHandler};
+//!
+//! #[derive(Default)]
+//! struct Server { opened: usize }
+//! impl MessagingHandler for Server {
+//!     fn on_start(&mut self, e: &mut Event<'_>) { e.container().listen("0.0.0.0:5672").unwrap(); }
+//!     fn on_connection_opened(&mut self, _: &mut Event<'_>) { self.opened += 1; }
+//! }
+//! #[derive(Default)]
+//! struct Client { opened: bool }
+//! impl MessagingHandler for Client {
+//!     fn on_start(&mut self, e: &mut Event<'_>) { e.container().connect("amqp://127.0.0.1:5672").unwrap(); }
+//!     fn on_connection_opened(&mut self, e: &mut Event<'_>) {
+//!         self.opened = true;
+//!         let c = e.connection().unwrap();
+//!         e.container().close_connection(c, None);
+//!     }
+//! }
+//! let mut world = World::new(Instant::now(), 1);
+//! let s = world.add(Container::with_id(Server::default(), "server", world.now()));
+//! let c = world.add(Container::with_id(Client::default(), "client", world.now()));
+//! world.run_for(Duration::from_secs(1));
+//! assert!(world.handler::<Client>(c).unwrap().opened);
+//! assert_eq!(world.handler::<Server>(s).unwrap().opened, 1);
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::container::{AcceptorHandle, Container, IoRequest, TransportId, TransportInfo};
+use super::handler::MessagingHandler;
+
+/// A container as the simulated network sees it.
+pub trait Node {
+    /// See [`Container::start`].
+    fn start(&mut self, now: Instant);
+    /// See [`Container::poll_io`].
+    fn poll_io(&mut self) -> Option<IoRequest>;
+    /// See [`Container::poll_timeout`].
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// See [`Container::handle_timeout`].
+    fn handle_timeout(&mut self, now: Instant);
+    /// See [`Container::handle_connected`].
+    fn handle_connected(&mut self, t: TransportId, info: TransportInfo, now: Instant);
+    /// See [`Container::handle_connect_failed`].
+    fn handle_connect_failed(&mut self, t: TransportId, reason: String, now: Instant);
+    /// See [`Container::handle_read`].
+    fn handle_read(&mut self, t: TransportId, data: &[u8], now: Instant);
+    /// See [`Container::handle_disconnected`].
+    fn handle_disconnected(&mut self, t: TransportId, reason: Option<String>, now: Instant);
+    /// See [`Container::handle_listening`].
+    fn handle_listening(&mut self, a: AcceptorHandle, result: Result<u16, String>, now: Instant);
+    /// See [`Container::handle_accepted`].
+    fn handle_accepted(&mut self, a: AcceptorHandle, info: TransportInfo, now: Instant) -> Option<TransportId>;
+    /// See [`Container::is_done`].
+    fn is_done(&self) -> bool;
+    /// The node as `Any`, to reach the handler.
+    fn as_any(&mut self) -> &mut dyn std::any::Any;
+}
+
+impl<H: MessagingHandler + 'static> Node for Container<H> {
+    fn start(&mut self, now: Instant) {
+        Container::start(self, now)
+    }
+    fn poll_io(&mut self) -> Option<IoRequest> {
+        Container::poll_io(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Container::poll_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Container::handle_timeout(self, now)
+    }
+    fn handle_connected(&mut self, t: TransportId, info: TransportInfo, now: Instant) {
+        Container::handle_connected(self, t, info, now)
+    }
+    fn handle_connect_failed(&mut self, t: TransportId, reason: String, now: Instant) {
+        Container::handle_connect_failed(self, t, reason, now)
+    }
+    fn handle_read(&mut self, t: TransportId, data: &[u8], now: Instant) {
+        Container::handle_read(self, t, data, now)
+    }
+    fn handle_disconnected(&mut self, t: TransportId, reason: Option<String>, now: Instant) {
+        Container::handle_disconnected(self, t, reason, now)
+    }
+    fn handle_listening(&mut self, a: AcceptorHandle, result: Result<u16, String>, now: Instant) {
+        Container::handle_listening(self, a, result, now)
+    }
+    fn handle_accepted(&mut self, a: AcceptorHandle, info: TransportInfo, now: Instant) -> Option<TransportId> {
+        Container::handle_accepted(self, a, info, now)
+    }
+    fn is_done(&self) -> bool {
+        Container::is_done(self)
+    }
+    fn as_any(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+type End = (usize, TransportId);
+
+#[derive(Debug)]
+enum Action {
+    Resolve { node: usize, t: TransportId, host: String, port: u16 },
+    Deliver { to: End, pipe: u64, data: Bytes },
+    Hangup { to: End, pipe: u64 },
+}
+
+#[derive(Debug)]
+struct Pipe {
+    a: End,
+    b: End,
+    open: bool,
+}
+
+/// A record of a connect attempt, for assertions on reconnect timing and failover order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectAttempt {
+    /// When the node asked to connect.
+    pub at: Instant,
+    /// The node.
+    pub node: usize,
+    /// Host asked for.
+    pub host: String,
+    /// Port asked for.
+    pub port: u16,
+    /// Whether a listener was there.
+    pub succeeded: bool,
+}
+
+/// The simulated network.
+pub struct World {
+    now: Instant,
+    nodes: Vec<Box<dyn Node>>,
+    listeners: HashMap<(String, u16), (usize, AcceptorHandle)>,
+    acceptors: HashMap<(usize, AcceptorHandle), (String, u16)>,
+    pipes: HashMap<u64, Pipe>,
+    by_end: HashMap<End, u64>,
+    queue: BTreeMap<(Instant, u64), Action>,
+    seq: u64,
+    next_port: u16,
+    rng: u64,
+    /// One-way latency of every transport.
+    pub latency: Duration,
+    /// Every connect attempt, in order.
+    pub attempts: Vec<ConnectAttempt>,
+    /// Bytes moved.
+    pub bytes: u64,
+}
+
+impl World {
+    /// An empty world at time `now`, with a seed for its random faults.
+    pub fn new(now: Instant, seed: u64) -> World {
+        World {
+            now,
+            nodes: Vec::new(),
+            listeners: HashMap::new(),
+            acceptors: HashMap::new(),
+            pipes: HashMap::new(),
+            by_end: HashMap::new(),
+            queue: BTreeMap::new(),
+            seq: 0,
+            next_port: 40000,
+            rng: seed.max(1),
+            latency: Duration::from_millis(1),
+            attempts: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The virtual time.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Adds a container and starts it. Returns its index.
+    pub fn add(&mut self, node: impl Node + 'static) -> usize {
+        self.nodes.push(Box::new(node));
+        let i = self.nodes.len() - 1;
+        let now = self.now;
+        self.nodes[i].start(now);
+        self.pump();
+        i
+    }
+
+    /// The number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The handler of a node, by type.
+    pub fn handler<H: MessagingHandler + 'static>(&mut self, node: usize) -> Option<&mut H> {
+        let any = self.nodes.get_mut(node)?.as_any();
+        any.downcast_mut::<Container<H>>().map(|c| c.handler_mut())
+    }
+
+    /// The container of a node, by handler type.
+    pub fn container<H: MessagingHandler + 'static>(&mut self, node: usize) -> Option<&mut Container<H>> {
+        self.nodes.get_mut(node)?.as_any().downcast_mut::<Container<H>>()
+    }
+
+    /// A pseudo-random number (xorshift64*), for tests that inject faults.
+    pub fn random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn at(&mut self, t: Instant, a: Action) {
+        self.seq += 1;
+        self.queue.insert((t, self.seq), a);
+    }
+
+    /// Carries out every I/O request the nodes have made.
+    fn pump(&mut self) {
+        loop {
+            let mut any = false;
+            for i in 0..self.nodes.len() {
+                while let Some(req) = self.nodes[i].poll_io() {
+                    any = true;
+                    self.io(i, req);
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+    }
+
+    fn io(&mut self, node: usize, req: IoRequest) {
+        let now = self.now;
+        let lat = self.latency;
+        match req {
+            IoRequest::Connect { transport, host, port, .. } => {
+                self.at(now + lat, Action::Resolve { node, t: transport, host, port });
+            }
+            IoRequest::Write { transport, data } => {
+                if let Some(&pid) = self.by_end.get(&(node, transport)) {
+                    if let Some(p) = self.pipes.get(&pid) {
+                        if p.open {
+                            let to = if p.a == (node, transport) { p.b } else { p.a };
+                            self.bytes += data.len() as u64;
+                            self.at(now + lat, Action::Deliver { to, pipe: pid, data });
+                        }
+                    }
+                }
+            }
+            IoRequest::Close { transport } => {
+                if let Some(pid) = self.by_end.remove(&(node, transport)) {
+                    if let Some(p) = self.pipes.get_mut(&pid) {
+                        if p.open {
+                            p.open = false;
+                            let to = if p.a == (node, transport) { p.b } else { p.a };
+                            self.at(now + lat, Action::Hangup { to, pipe: pid });
+                        }
+                    }
+                }
+            }
+            IoRequest::Listen { acceptor, host, port, .. } => {
+                let port = if port == 0 {
+                    self.next_port += 1;
+                    self.next_port
+                } else {
+                    port
+                };
+                let key = (normalize(&host), port);
+                if self.listeners.contains_key(&key) {
+                    self.nodes[node].handle_listening(acceptor, Err("address in use".into()), now);
+                } else {
+                    self.listeners.insert(key.clone(), (node, acceptor));
+                    self.acceptors.insert((node, acceptor), key);
+                    self.nodes[node].handle_listening(acceptor, Ok(port), now);
+                }
+            }
+            IoRequest::StopListening { acceptor } => {
+                if let Some(key) = self.acceptors.remove(&(node, acceptor)) {
+                    self.listeners.remove(&key);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn run_action(&mut self, a: Action) {
+        let now = self.now;
+        match a {
+            Action::Resolve { node, t, host, port } => {
+                let target = self.listeners.get(&(normalize(&host), port)).copied();
+                self.attempts.push(ConnectAttempt {
+                    at: now - self.latency,
+                    node,
+                    host: host.clone(),
+                    port,
+                    succeeded: target.is_some(),
+                });
+                match target {
+                    Some((srv, acc)) => {
+                        let info = TransportInfo {
+                            encrypted: false,
+                            peer_identity: None,
+                            peer_addr: Some(format!("node{node}")),
+                        };
+                        let Some(st) = self.nodes[srv].handle_accepted(acc, info.clone(), now) else {
+                            self.nodes[node].handle_connect_failed(t, "refused".into(), now);
+                            return;
+                        };
+                        self.seq += 1;
+                        let pid = self.seq;
+                        self.pipes.insert(pid, Pipe { a: (node, t), b: (srv, st), open: true });
+                        self.by_end.insert((node, t), pid);
+                        self.by_end.insert((srv, st), pid);
+                        self.nodes[node].handle_connected(t, info, now);
+                    }
+                    None => self.nodes[node].handle_connect_failed(t, format!("connection refused: {host}:{port}"), now),
+                }
+            }
+            Action::Deliver { to, pipe, data } => {
+                if self.pipes.get(&pipe).is_some_and(|p| p.open) || self.by_end.get(&to) == Some(&pipe) {
+                    self.nodes[to.0].handle_read(to.1, &data, now);
+                }
+            }
+            Action::Hangup { to, pipe } => {
+                if self.by_end.get(&to) == Some(&pipe) {
+                    self.by_end.remove(&to);
+                    self.pipes.remove(&pipe);
+                    self.nodes[to.0].handle_disconnected(to.1, Some("peer closed".into()), now);
+                }
+            }
+        }
+    }
+
+    /// Cuts every open transport (both ends see a disconnect now).
+    pub fn cut_all(&mut self) {
+        let pids: Vec<u64> = self.pipes.keys().copied().collect();
+        for pid in pids {
+            self.cut(pid);
+        }
+        self.pump();
+    }
+
+    /// Cuts one random open transport, if any. Returns whether one was cut.
+    pub fn cut_random(&mut self) -> bool {
+        let mut pids: Vec<u64> = self.pipes.iter().filter(|(_, p)| p.open).map(|(k, _)| *k).collect();
+        pids.sort_unstable();
+        if pids.is_empty() {
+            return false;
+        }
+        let i = (self.random() % pids.len() as u64) as usize;
+        self.cut(pids[i]);
+        self.pump();
+        true
+    }
+
+    fn cut(&mut self, pid: u64) {
+        let Some(p) = self.pipes.remove(&pid) else { return };
+        let now = self.now;
+        for end in [p.a, p.b] {
+            if self.by_end.remove(&end).is_some() {
+                self.nodes[end.0].handle_disconnected(end.1, Some("connection reset".into()), now);
+            }
+        }
+    }
+
+    /// Removes a listener (the port refuses connections) until [`restore_listener`] — the node
+    /// keeps thinking it listens, like a firewall drop.
+    ///
+    /// [`restore_listener`]: World::restore_listener
+    pub fn block_port(&mut self, host: &str, port: u16) -> Option<(usize, AcceptorHandle)> {
+        self.listeners.remove(&(normalize(host), port))
+    }
+
+    /// Puts back a listener removed by [`block_port`](World::block_port).
+    pub fn restore_listener(&mut self, host: &str, port: u16, l: (usize, AcceptorHandle)) {
+        self.listeners.insert((normalize(host), port), l);
+    }
+
+    /// Runs until `deadline` of virtual time (or until nothing is left to happen).
+    pub fn run_until(&mut self, deadline: Instant) {
+        for _ in 0..10_000_000u64 {
+            self.pump();
+            let next_q = self.queue.keys().next().map(|(t, _)| *t);
+            let next_n = self.nodes.iter().filter_map(|n| n.poll_timeout()).min();
+            let next = match (next_q, next_n) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) => a,
+                (None, Some(b)) => b,
+                (None, None) => break,
+            };
+            if next > deadline {
+                break;
+            }
+            if next > self.now {
+                self.now = next;
+            }
+            let now = self.now;
+            // Queued actions due now, in order.
+            while let Some((&(t, s), _)) = self.queue.iter().next() {
+                if t > now {
+                    break;
+                }
+                if let Some(a) = self.queue.remove(&(t, s)) {
+                    self.run_action(a);
+                    self.pump();
+                }
+            }
+            for i in 0..self.nodes.len() {
+                if self.nodes[i].poll_timeout().is_some_and(|t| t <= now) {
+                    self.nodes[i].handle_timeout(now);
+                }
+            }
+        }
+        if self.now < deadline {
+            self.now = deadline;
+        }
+        self.pump();
+    }
+
+    /// Runs for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let deadline = self.now + d;
+        self.run_until(deadline);
+    }
+
+    /// True when every node is done.
+    pub fn all_done(&self) -> bool {
+        self.nodes.iter().all(|n| n.is_done())
+    }
+}
+
+fn normalize(host: &str) -> String {
+    match host {
+        "" | "0.0.0.0" | "localhost" | "::" | "::0" | "::1" => "127.0.0.1".to_string(),
+        h => h.to_ascii_lowercase(),
+    }
+}
