@@ -584,7 +584,7 @@ pub fn put_var(buf: &mut BytesMut, code8: u8, code32: u8, data: &[u8]) {
 pub fn compound_len(count: usize, body: usize) -> usize {
     if count == 0 {
         1
-    } else if body + 1 <= 255 && count <= 255 {
+    } else if body < 255 && count <= 255 {
         3 + body
     } else {
         9 + body
@@ -596,7 +596,7 @@ pub fn compound_len(count: usize, body: usize) -> usize {
 pub fn put_list_header(buf: &mut BytesMut, count: usize, body: usize) {
     if count == 0 {
         buf.put_u8(code::LIST0);
-    } else if body + 1 <= 255 && count <= 255 {
+    } else if body < 255 && count <= 255 {
         buf.put_u8(code::LIST8);
         buf.put_u8((body + 1) as u8);
         buf.put_u8(count as u8);
@@ -610,7 +610,7 @@ pub fn put_list_header(buf: &mut BytesMut, count: usize, body: usize) {
 /// Size of a map with `count` elements (keys plus values) taking `body` bytes.
 #[inline]
 pub fn map_len(count: usize, body: usize) -> usize {
-    if body + 1 <= 255 && count <= 255 {
+    if body < 255 && count <= 255 {
         3 + body
     } else {
         9 + body
@@ -620,7 +620,7 @@ pub fn map_len(count: usize, body: usize) -> usize {
 /// Writes a map header for `count` elements (keys plus values) taking `body` bytes.
 #[inline]
 pub fn put_map_header(buf: &mut BytesMut, count: usize, body: usize) {
-    if body + 1 <= 255 && count <= 255 {
+    if body < 255 && count <= 255 {
         buf.put_u8(code::MAP8);
         buf.put_u8((body + 1) as u8);
         buf.put_u8(count as u8);
@@ -634,7 +634,7 @@ pub fn put_map_header(buf: &mut BytesMut, count: usize, body: usize) {
 /// Size of an array whose element area (constructor plus elements) takes `body` bytes.
 #[inline]
 fn array_len(count: usize, body: usize) -> usize {
-    if body + 1 <= 255 && count <= 255 {
+    if body < 255 && count <= 255 {
         3 + body
     } else {
         9 + body
@@ -643,7 +643,7 @@ fn array_len(count: usize, body: usize) -> usize {
 
 #[inline]
 fn put_array_header(buf: &mut BytesMut, count: usize, body: usize) {
-    if body + 1 <= 255 && count <= 255 {
+    if body < 255 && count <= 255 {
         buf.put_u8(code::ARRAY8);
         buf.put_u8((body + 1) as u8);
         buf.put_u8(count as u8);
@@ -785,7 +785,7 @@ fn array_ctor(ty: Type, elements: &[Value]) -> u8 {
         Type::List | Type::Map | Type::Array => {
             let small = fits(elements, |v| {
                 let (count, body) = compound_parts(v);
-                body + 1 <= 255 && count <= 255
+                body < 255 && count <= 255
             });
             match (ty, small) {
                 (Type::List, true) => code::LIST8,

@@ -120,6 +120,7 @@ impl ProtocolHeader {
         if buf.len() < 8 {
             return Ok(None);
         }
+        #[allow(clippy::type_complexity)]
         fn p(i: &[u8]) -> IResult<&[u8], (&[u8], u8, u8, u8, u8), DecodeError> {
             (tag(&b"AMQP"[..]), be_u8, be_u8, be_u8, be_u8).parse(i)
         }
@@ -219,6 +220,8 @@ impl FrameHeader {
 }
 
 /// The body of a frame.
+// Not boxed: a frame is decoded and matched on at once, and boxing would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum FrameBody {
     /// An empty frame (a heartbeat).
