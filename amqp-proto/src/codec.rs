@@ -444,7 +444,19 @@ impl<'a> Decoder<'a> {
             None
         };
         let ty = type_of_code(ctor).ok_or(DecodeErrorKind::InvalidConstructor(ctor))?;
-        if count as usize > d.remaining() {
+        // Every element takes at least one byte, except with a zero-width constructor (proton
+        // writes an array of nulls as `0x40` and no element bytes): those get a small fixed
+        // allowance, so a hostile count still cannot make us allocate much per input byte.
+        let zero_width = matches!(
+            ctor,
+            code::NULL | code::TRUE | code::FALSE | code::UINT0 | code::ULONG0 | code::LIST0
+        );
+        let max = if zero_width {
+            MAX_ZERO_WIDTH_ARRAY_ELEMENTS
+        } else {
+            d.remaining()
+        };
+        if count as usize > max {
             return Err(DecodeErrorKind::CountExceedsSize {
                 count,
                 size: d.remaining(),
@@ -501,6 +513,13 @@ impl<'a> Decoder<'a> {
         Ok((count, ctor, d))
     }
 }
+
+/// Most elements a decoded array with a zero-width element constructor (`null`, `true`,
+/// `false`, `uint0`, `ulong0`, `list0`) may have. Such elements take no bytes, so their count
+/// cannot be checked against the input; this bound keeps what a hostile input can make the
+/// decoder allocate within a few values per input byte. (The encoder writes arrays of nulls
+/// this way, so an array of more nulls than this does not decode.)
+pub const MAX_ZERO_WIDTH_ARRAY_ELEMENTS: usize = 16;
 
 /// The logical type of a primitive format code.
 pub fn type_of_code(c: u8) -> Option<Type> {
@@ -565,7 +584,7 @@ pub fn put_var(buf: &mut BytesMut, code8: u8, code32: u8, data: &[u8]) {
 pub fn compound_len(count: usize, body: usize) -> usize {
     if count == 0 {
         1
-    } else if body + 1 <= 255 && count <= 255 {
+    } else if body < 255 && count <= 255 {
         3 + body
     } else {
         9 + body
@@ -577,7 +596,7 @@ pub fn compound_len(count: usize, body: usize) -> usize {
 pub fn put_list_header(buf: &mut BytesMut, count: usize, body: usize) {
     if count == 0 {
         buf.put_u8(code::LIST0);
-    } else if body + 1 <= 255 && count <= 255 {
+    } else if body < 255 && count <= 255 {
         buf.put_u8(code::LIST8);
         buf.put_u8((body + 1) as u8);
         buf.put_u8(count as u8);
@@ -591,7 +610,7 @@ pub fn put_list_header(buf: &mut BytesMut, count: usize, body: usize) {
 /// Size of a map with `count` elements (keys plus values) taking `body` bytes.
 #[inline]
 pub fn map_len(count: usize, body: usize) -> usize {
-    if body + 1 <= 255 && count <= 255 {
+    if body < 255 && count <= 255 {
         3 + body
     } else {
         9 + body
@@ -601,7 +620,7 @@ pub fn map_len(count: usize, body: usize) -> usize {
 /// Writes a map header for `count` elements (keys plus values) taking `body` bytes.
 #[inline]
 pub fn put_map_header(buf: &mut BytesMut, count: usize, body: usize) {
-    if body + 1 <= 255 && count <= 255 {
+    if body < 255 && count <= 255 {
         buf.put_u8(code::MAP8);
         buf.put_u8((body + 1) as u8);
         buf.put_u8(count as u8);
@@ -615,7 +634,7 @@ pub fn put_map_header(buf: &mut BytesMut, count: usize, body: usize) {
 /// Size of an array whose element area (constructor plus elements) takes `body` bytes.
 #[inline]
 fn array_len(count: usize, body: usize) -> usize {
-    if body + 1 <= 255 && count <= 255 {
+    if body < 255 && count <= 255 {
         3 + body
     } else {
         9 + body
@@ -624,7 +643,7 @@ fn array_len(count: usize, body: usize) -> usize {
 
 #[inline]
 fn put_array_header(buf: &mut BytesMut, count: usize, body: usize) {
-    if body + 1 <= 255 && count <= 255 {
+    if body < 255 && count <= 255 {
         buf.put_u8(code::ARRAY8);
         buf.put_u8((body + 1) as u8);
         buf.put_u8(count as u8);
@@ -766,7 +785,7 @@ fn array_ctor(ty: Type, elements: &[Value]) -> u8 {
         Type::List | Type::Map | Type::Array => {
             let small = fits(elements, |v| {
                 let (count, body) = compound_parts(v);
-                body + 1 <= 255 && count <= 255
+                body < 255 && count <= 255
             });
             match (ty, small) {
                 (Type::List, true) => code::LIST8,

@@ -120,6 +120,7 @@ impl ProtocolHeader {
         if buf.len() < 8 {
             return Ok(None);
         }
+        #[allow(clippy::type_complexity)]
         fn p(i: &[u8]) -> IResult<&[u8], (&[u8], u8, u8, u8, u8), DecodeError> {
             (tag(&b"AMQP"[..]), be_u8, be_u8, be_u8, be_u8).parse(i)
         }
@@ -219,6 +220,8 @@ impl FrameHeader {
 }
 
 /// The body of a frame.
+// Not boxed: a frame is decoded and matched on at once, and boxing would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum FrameBody {
     /// An empty frame (a heartbeat).
@@ -329,24 +332,7 @@ impl FrameDecoder {
             return Ok(Decoded::NeedMore(FRAME_HEADER_SIZE - buf.len()));
         }
         let h = FrameHeader::parse(buf)?;
-        if (h.size as usize) < FRAME_HEADER_SIZE {
-            return Err(FrameError::Framing(format!(
-                "frame size {} below 8",
-                h.size
-            )));
-        }
-        if h.doff < 2 || (h.doff as usize) * 4 > h.size as usize {
-            return Err(FrameError::Framing(format!(
-                "data offset {} invalid for frame of {} bytes",
-                h.doff, h.size
-            )));
-        }
-        if h.frame_type != FRAME_TYPE_AMQP && h.frame_type != FRAME_TYPE_SASL {
-            return Err(FrameError::Framing(format!(
-                "unknown frame type 0x{:02x}",
-                h.frame_type
-            )));
-        }
+        check_header(&h)?;
         if h.size > self.max_frame_size {
             return Err(FrameError::TooLarge {
                 size: h.size,
@@ -372,9 +358,12 @@ impl FrameDecoder {
         }
     }
 
-    /// Decodes exactly one whole frame (header included) held in `bytes`.
+    /// Decodes exactly one whole frame (header included) held in `bytes`. The header is checked
+    /// as [`FrameDecoder::decode`] checks it (size, data offset, frame type); the size must equal
+    /// `bytes.len()`. The max-frame-size is the streaming decoder's concern and is not applied.
     pub fn decode_frame(&self, bytes: &Bytes) -> Result<Frame, FrameError> {
         let h = FrameHeader::parse(bytes)?;
+        check_header(&h)?;
         if h.size as usize != bytes.len() {
             return Err(FrameError::Framing(format!(
                 "frame size {} but {} bytes given",
@@ -385,6 +374,30 @@ impl FrameDecoder {
         let body = bytes.slice((h.doff as usize * 4).min(bytes.len())..);
         decode_body(h, &body, self.limits)
     }
+}
+
+/// Checks what makes a frame header unusable whatever the limits: a size below 8, a data offset
+/// below 2 or beyond the frame, an unknown frame type.
+fn check_header(h: &FrameHeader) -> Result<(), FrameError> {
+    if (h.size as usize) < FRAME_HEADER_SIZE {
+        return Err(FrameError::Framing(format!(
+            "frame size {} below 8",
+            h.size
+        )));
+    }
+    if h.doff < 2 || (h.doff as usize) * 4 > h.size as usize {
+        return Err(FrameError::Framing(format!(
+            "data offset {} invalid for frame of {} bytes",
+            h.doff, h.size
+        )));
+    }
+    if h.frame_type != FRAME_TYPE_AMQP && h.frame_type != FRAME_TYPE_SASL {
+        return Err(FrameError::Framing(format!(
+            "unknown frame type 0x{:02x}",
+            h.frame_type
+        )));
+    }
+    Ok(())
 }
 
 fn decode_body(h: FrameHeader, body: &Bytes, limits: Limits) -> Result<Frame, FrameError> {

@@ -207,6 +207,8 @@ const SECTION_SYMBOLS: [(&str, u64); 9] = [
 ];
 
 /// One message section, as it appears on the wire.
+// Not boxed: sections are short-lived, and boxing would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Section {
     /// `header`.

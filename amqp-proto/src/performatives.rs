@@ -213,6 +213,8 @@ composite! {
 }
 
 // Defaults for mandatory-field types are only used by `Default` derives on the composites.
+// `restricted!` derives a fixed set of traits, so `Default` is written out.
+#[allow(clippy::derivable_impls)]
 impl Default for Role {
     fn default() -> Self {
         Role::Sender
@@ -221,6 +223,8 @@ impl Default for Role {
 
 /// Any AMQP performative.
 #[allow(missing_docs)]
+// Not boxed: the variants are the public API, and boxing would cost an allocation per frame.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Performative {
     Open(Open),

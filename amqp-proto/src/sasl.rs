@@ -56,6 +56,8 @@ composite! {
     }
 }
 
+// `restricted!` derives a fixed set of traits, so `Default` is written out.
+#[allow(clippy::derivable_impls)]
 impl Default for SaslCode {
     fn default() -> Self {
         SaslCode::Ok

@@ -1,3 +1,5 @@
+//! Smoke tests: a few hand-checked encodings and round trips through the main entry points.
+
 use amqp_proto::frame::*;
 use amqp_proto::message::*;
 use amqp_proto::messaging::*;
