@@ -1850,6 +1850,10 @@ impl<H: MessagingHandler> Container<H> {
 
     /// The next I/O request.
     pub fn poll_io(&mut self) -> Option<IoRequest> {
+        if self.reactor.io.is_empty() {
+            // Operations made outside a callback (through `reactor()`) are flushed here.
+            self.pump();
+        }
         self.reactor.io.pop_front()
     }
 

@@ -60,7 +60,12 @@ pub trait Node {
     /// See [`Container::handle_listening`].
     fn handle_listening(&mut self, a: AcceptorHandle, result: Result<u16, String>, now: Instant);
     /// See [`Container::handle_accepted`].
-    fn handle_accepted(&mut self, a: AcceptorHandle, info: TransportInfo, now: Instant) -> Option<TransportId>;
+    fn handle_accepted(
+        &mut self,
+        a: AcceptorHandle,
+        info: TransportInfo,
+        now: Instant,
+    ) -> Option<TransportId>;
     /// See [`Container::is_done`].
     fn is_done(&self) -> bool;
     /// The node as `Any`, to reach the handler.
@@ -95,7 +100,12 @@ impl<H: MessagingHandler + 'static> Node for Container<H> {
     fn handle_listening(&mut self, a: AcceptorHandle, result: Result<u16, String>, now: Instant) {
         Container::handle_listening(self, a, result, now)
     }
-    fn handle_accepted(&mut self, a: AcceptorHandle, info: TransportInfo, now: Instant) -> Option<TransportId> {
+    fn handle_accepted(
+        &mut self,
+        a: AcceptorHandle,
+        info: TransportInfo,
+        now: Instant,
+    ) -> Option<TransportId> {
         Container::handle_accepted(self, a, info, now)
     }
     fn is_done(&self) -> bool {
@@ -110,9 +120,21 @@ type End = (usize, TransportId);
 
 #[derive(Debug)]
 enum Action {
-    Resolve { node: usize, t: TransportId, host: String, port: u16 },
-    Deliver { to: End, pipe: u64, data: Bytes },
-    Hangup { to: End, pipe: u64 },
+    Resolve {
+        node: usize,
+        t: TransportId,
+        host: String,
+        port: u16,
+    },
+    Deliver {
+        to: End,
+        pipe: u64,
+        data: Bytes,
+    },
+    Hangup {
+        to: End,
+        pipe: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -204,8 +226,14 @@ impl World {
     }
 
     /// The container of a node, by handler type.
-    pub fn container<H: MessagingHandler + 'static>(&mut self, node: usize) -> Option<&mut Container<H>> {
-        self.nodes.get_mut(node)?.as_any().downcast_mut::<Container<H>>()
+    pub fn container<H: MessagingHandler + 'static>(
+        &mut self,
+        node: usize,
+    ) -> Option<&mut Container<H>> {
+        self.nodes
+            .get_mut(node)?
+            .as_any()
+            .downcast_mut::<Container<H>>()
     }
 
     /// A pseudo-random number (xorshift64*), for tests that inject faults.
@@ -243,8 +271,21 @@ impl World {
         let now = self.now;
         let lat = self.latency;
         match req {
-            IoRequest::Connect { transport, host, port, .. } => {
-                self.at(now + lat, Action::Resolve { node, t: transport, host, port });
+            IoRequest::Connect {
+                transport,
+                host,
+                port,
+                ..
+            } => {
+                self.at(
+                    now + lat,
+                    Action::Resolve {
+                        node,
+                        t: transport,
+                        host,
+                        port,
+                    },
+                );
             }
             IoRequest::Write { transport, data } => {
                 if let Some(&pid) = self.by_end.get(&(node, transport)) {
@@ -252,7 +293,14 @@ impl World {
                         if p.open {
                             let to = if p.a == (node, transport) { p.b } else { p.a };
                             self.bytes += data.len() as u64;
-                            self.at(now + lat, Action::Deliver { to, pipe: pid, data });
+                            self.at(
+                                now + lat,
+                                Action::Deliver {
+                                    to,
+                                    pipe: pid,
+                                    data,
+                                },
+                            );
                         }
                     }
                 }
@@ -268,7 +316,12 @@ impl World {
                     }
                 }
             }
-            IoRequest::Listen { acceptor, host, port, .. } => {
+            IoRequest::Listen {
+                acceptor,
+                host,
+                port,
+                ..
+            } => {
                 let port = if port == 0 {
                     self.next_port += 1;
                     self.next_port
@@ -296,7 +349,12 @@ impl World {
     fn run_action(&mut self, a: Action) {
         let now = self.now;
         match a {
-            Action::Resolve { node, t, host, port } => {
+            Action::Resolve {
+                node,
+                t,
+                host,
+                port,
+            } => {
                 let target = self.listeners.get(&(normalize(&host), port)).copied();
                 self.attempts.push(ConnectAttempt {
                     at: now - self.latency,
@@ -312,22 +370,36 @@ impl World {
                             peer_identity: None,
                             peer_addr: Some(format!("node{node}")),
                         };
-                        let Some(st) = self.nodes[srv].handle_accepted(acc, info.clone(), now) else {
+                        let Some(st) = self.nodes[srv].handle_accepted(acc, info.clone(), now)
+                        else {
                             self.nodes[node].handle_connect_failed(t, "refused".into(), now);
                             return;
                         };
                         self.seq += 1;
                         let pid = self.seq;
-                        self.pipes.insert(pid, Pipe { a: (node, t), b: (srv, st), open: true });
+                        self.pipes.insert(
+                            pid,
+                            Pipe {
+                                a: (node, t),
+                                b: (srv, st),
+                                open: true,
+                            },
+                        );
                         self.by_end.insert((node, t), pid);
                         self.by_end.insert((srv, st), pid);
                         self.nodes[node].handle_connected(t, info, now);
                     }
-                    None => self.nodes[node].handle_connect_failed(t, format!("connection refused: {host}:{port}"), now),
+                    None => self.nodes[node].handle_connect_failed(
+                        t,
+                        format!("connection refused: {host}:{port}"),
+                        now,
+                    ),
                 }
             }
             Action::Deliver { to, pipe, data } => {
-                if self.pipes.get(&pipe).is_some_and(|p| p.open) || self.by_end.get(&to) == Some(&pipe) {
+                if self.pipes.get(&pipe).is_some_and(|p| p.open)
+                    || self.by_end.get(&to) == Some(&pipe)
+                {
                     self.nodes[to.0].handle_read(to.1, &data, now);
                 }
             }
@@ -352,7 +424,12 @@ impl World {
 
     /// Cuts one random open transport, if any. Returns whether one was cut.
     pub fn cut_random(&mut self) -> bool {
-        let mut pids: Vec<u64> = self.pipes.iter().filter(|(_, p)| p.open).map(|(k, _)| *k).collect();
+        let mut pids: Vec<u64> = self
+            .pipes
+            .iter()
+            .filter(|(_, p)| p.open)
+            .map(|(k, _)| *k)
+            .collect();
         pids.sort_unstable();
         if pids.is_empty() {
             return false;
@@ -364,7 +441,9 @@ impl World {
     }
 
     fn cut(&mut self, pid: u64) {
-        let Some(p) = self.pipes.remove(&pid) else { return };
+        let Some(p) = self.pipes.remove(&pid) else {
+            return;
+        };
         let now = self.now;
         for end in [p.a, p.b] {
             if self.by_end.remove(&end).is_some() {

@@ -20,20 +20,33 @@ pub struct Broker {
 
 impl Broker {
     pub fn new(port: u16) -> Broker {
-        Broker { port, ..Default::default() }
+        Broker {
+            port,
+            ..Default::default()
+        }
     }
 
     fn dispatch(&mut self, r: &mut Reactor, queue: &str) {
-        let consumers: Vec<LinkHandle> = self.consumers.iter().filter(|(_, q)| q.as_str() == queue).map(|(l, _)| *l).collect();
+        let consumers: Vec<LinkHandle> = self
+            .consumers
+            .iter()
+            .filter(|(_, q)| q.as_str() == queue)
+            .map(|(l, _)| *l)
+            .collect();
         for l in consumers {
             while r.credit(l) > 0 {
-                let Some(m) = self.queues.get_mut(queue).and_then(|q| q.pop_front()) else { return };
+                let Some(m) = self.queues.get_mut(queue).and_then(|q| q.pop_front()) else {
+                    return;
+                };
                 match r.send(l, &m) {
                     Ok(t) => {
                         self.unacked.insert(t, (queue.to_string(), m));
                     }
                     Err(_) => {
-                        self.queues.entry(queue.to_string()).or_default().push_front(m);
+                        self.queues
+                            .entry(queue.to_string())
+                            .or_default()
+                            .push_front(m);
                         break;
                     }
                 }
@@ -60,7 +73,10 @@ impl MessagingHandler for Broker {
         if r.is_sender(link) {
             // A consumer: source address, or a dynamic queue.
             let a = r.remote_attach(link).cloned();
-            let src = a.as_ref().and_then(|a| a.source.clone()).unwrap_or_default();
+            let src = a
+                .as_ref()
+                .and_then(|a| a.source.clone())
+                .unwrap_or_default();
             let addr = if src.dynamic == Some(true) {
                 self.dynamic_seq += 1;
                 let name = format!("dynamic-{}", self.dynamic_seq);
@@ -94,11 +110,15 @@ impl MessagingHandler for Broker {
         let link = e.link().unwrap();
         let r = e.container();
         let addr = match r.remote_attach(link).and_then(|a| a.target.clone()) {
-            Some(amqp_proto::messaging::TargetKind::Target(t)) => t.address.as_deref().map(str::to_string),
+            Some(amqp_proto::messaging::TargetKind::Target(t)) => {
+                t.address.as_deref().map(str::to_string)
+            }
             _ => None,
         };
         let m = e.take_message().unwrap();
-        let q = addr.or_else(|| m.address().map(str::to_string)).unwrap_or_default();
+        let q = addr
+            .or_else(|| m.address().map(str::to_string))
+            .unwrap_or_default();
         self.received += 1;
         self.queues.entry(q.clone()).or_default().push_back(m);
         self.dispatch(e.container(), &q);
@@ -135,7 +155,12 @@ impl MessagingHandler for Broker {
     fn on_connection_closed(&mut self, e: &mut Event<'_>) {
         let conn = e.connection().unwrap();
         self.consumers.retain(|l, _| l.connection() != conn);
-        let lost: Vec<Tracker> = self.unacked.keys().filter(|t| t.link().connection() == conn).copied().collect();
+        let lost: Vec<Tracker> = self
+            .unacked
+            .keys()
+            .filter(|t| t.link().connection() == conn)
+            .copied()
+            .collect();
         for t in lost {
             self.requeue(t);
         }
