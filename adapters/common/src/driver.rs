@@ -1,0 +1,442 @@
+//! The driver: one task that owns the sans-IO [`Container`](amqp_engine::messaging::Container),
+//! carries out its [`IoRequest`]s on a [`Runtime`], and feeds it what the sockets and timers
+//! produce. Each transport has a reader task (reads into a reused buffer) and a writer task
+//! (writes whole coalesced buffers); they talk to the driver over channels.
+//!
+//! Back-pressure: each transport counts the bytes queued for writing; while more than
+//! [`WRITE_HIGH_WATER`] are queued, its reader stops reading, so a slow peer slows the traffic
+//! that makes us write to it instead of growing memory.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use amqp_engine::messaging::{
+    AcceptorHandle, Container as Core, IoRequest, MessagingHandler, TlsConnect, TlsListen,
+    TransportId, TransportInfo,
+};
+use bytes::{Bytes, BytesMut};
+use event_listener::Event as Notify;
+use futures::channel::mpsc;
+use futures::future::{select, Either};
+use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::StreamExt;
+
+use crate::runtime::{BoxStream, Listener, Runtime};
+use crate::tls;
+use crate::trace::Tracer;
+
+/// Stop reading from a transport while this many bytes wait to be written to it.
+pub const WRITE_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// Size of each read.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+enum IoEvent {
+    Connected(TransportId, BoxStream, TransportInfo),
+    ConnectFailed(TransportId, String),
+    Read(TransportId, Bytes),
+    Closed(TransportId, Option<String>),
+    Listening(AcceptorHandle, Result<(Box<dyn Listener>, u16), String>),
+    Accepted(AcceptorHandle, BoxStream, TransportInfo),
+    AcceptFailed(AcceptorHandle, String),
+    Wake,
+}
+
+struct Pending {
+    queued: AtomicUsize,
+    drained: Notify,
+}
+
+struct Transport {
+    writer: mpsc::UnboundedSender<Bytes>,
+    pending: Arc<Pending>,
+    tracer: Option<Tracer>,
+}
+
+/// A handle that wakes the driver from another task or thread (after operations on the
+/// container made outside a callback).
+#[derive(Clone)]
+pub struct Waker {
+    tx: mpsc::UnboundedSender<IoEventBox>,
+}
+
+struct IoEventBox(IoEvent);
+
+impl Waker {
+    /// Makes the driver poll the container again.
+    pub fn wake(&self) {
+        let _ = self.tx.unbounded_send(IoEventBox(IoEvent::Wake));
+    }
+}
+
+/// Runs a container to completion on a runtime: returns it when it is done (stopped, or
+/// nothing left to do).
+pub async fn drive<H: MessagingHandler + Send + 'static, R: Runtime>(mut core: Core<H>, rt: R) -> Core<H> {
+    let (tx, mut rx) = mpsc::unbounded::<IoEventBox>();
+    drive_with(&mut core, rt, tx, &mut rx, None::<fn(&mut Core<H>)>).await;
+    core
+}
+
+/// The driver loop with a hook called after each batch of events (used by the async API to
+/// move work between its shared state and the container).
+pub(crate) async fn drive_with<H: MessagingHandler + Send + 'static, R: Runtime, F: FnMut(&mut Core<H>)>(
+    core: &mut Core<H>,
+    rt: R,
+    tx: mpsc::UnboundedSender<IoEventBox>,
+    rx: &mut mpsc::UnboundedReceiver<IoEventBox>,
+    mut hook: Option<F>,
+) {
+    let mut transports: HashMap<TransportId, Transport> = HashMap::new();
+    let mut listeners: HashMap<AcceptorHandle, Arc<Notify>> = HashMap::new();
+    let trace = crate::trace::enabled();
+    core.start(Instant::now());
+    loop {
+        if let Some(h) = hook.as_mut() {
+            h(core);
+        }
+        while let Some(req) = core.poll_io() {
+            carry_out(req, core, &rt, &tx, &mut transports, &mut listeners, trace);
+        }
+        if core.is_done() {
+            break;
+        }
+        let ev = match core.poll_timeout() {
+            Some(deadline) => {
+                let sleep = rt.sleep_until(deadline);
+                match select(rx.next(), sleep).await {
+                    Either::Left((ev, _)) => ev,
+                    Either::Right(((), _)) => {
+                        core.handle_timeout(Instant::now());
+                        continue;
+                    }
+                }
+            }
+            None => rx.next().await,
+        };
+        let Some(IoEventBox(ev)) = ev else { break };
+        handle(ev, core, &rt, &tx, &mut transports, &mut listeners, trace);
+        // Take everything else that is ready, then poll the container once for all of it.
+        while let Ok(Some(IoEventBox(ev))) = rx.try_next() {
+            handle(ev, core, &rt, &tx, &mut transports, &mut listeners, trace);
+        }
+        let now = Instant::now();
+        if core.poll_timeout().is_some_and(|t| t <= now) {
+            core.handle_timeout(now);
+        }
+    }
+    for (_, l) in listeners.drain() {
+        l.notify(usize::MAX);
+    }
+}
+
+pub(crate) fn channel() -> (mpsc::UnboundedSender<IoEventBox>, mpsc::UnboundedReceiver<IoEventBox>) {
+    mpsc::unbounded()
+}
+
+pub(crate) fn waker(tx: &mpsc::UnboundedSender<IoEventBox>) -> Waker {
+    Waker { tx: tx.clone() }
+}
+
+fn handle<H: MessagingHandler + Send + 'static, R: Runtime>(
+    ev: IoEvent,
+    core: &mut Core<H>,
+    rt: &R,
+    tx: &mpsc::UnboundedSender<IoEventBox>,
+    transports: &mut HashMap<TransportId, Transport>,
+    listeners: &mut HashMap<AcceptorHandle, Arc<Notify>>,
+    trace: bool,
+) {
+    let now = Instant::now();
+    match ev {
+        IoEvent::Connected(t, stream, info) => {
+            start_transport(t, stream, rt, tx, transports, trace);
+            core.handle_connected(t, info, now);
+        }
+        IoEvent::ConnectFailed(t, reason) => core.handle_connect_failed(t, reason, now),
+        IoEvent::Read(t, data) => {
+            if let Some(tr) = transports.get_mut(&t) {
+                if let Some(tracer) = tr.tracer.as_mut() {
+                    tracer.incoming(&data);
+                }
+            }
+            core.handle_read(t, &data, now)
+        }
+        IoEvent::Closed(t, reason) => {
+            transports.remove(&t);
+            core.handle_disconnected(t, reason, now)
+        }
+        IoEvent::Listening(a, Ok((listener, port))) => {
+            let stop = Arc::new(Notify::new());
+            listeners.insert(a, stop.clone());
+            core.handle_listening(a, Ok(port), now);
+            let tls = core_listen_tls(a);
+            spawn_accept_loop(a, listener, stop, rt, tx, tls);
+        }
+        IoEvent::Listening(a, Err(e)) => core.handle_listening(a, Err(e), now),
+        IoEvent::Accepted(a, stream, info) => {
+            if let Some(t) = core.handle_accepted(a, info, now) {
+                start_transport(t, stream, rt, tx, transports, trace);
+            }
+        }
+        IoEvent::AcceptFailed(a, e) => tracing::warn!(target: "amqp", "accept on {a:?} failed: {e}"),
+        IoEvent::Wake => {}
+    }
+}
+
+// TLS settings of listeners, registered when the Listen request is carried out.
+thread_local! {
+    static LISTEN_TLS: std::cell::RefCell<HashMap<AcceptorHandle, Arc<rustls::ServerConfig>>> = std::cell::RefCell::new(HashMap::new());
+}
+
+fn core_listen_tls(a: AcceptorHandle) -> Option<Arc<rustls::ServerConfig>> {
+    LISTEN_TLS.with(|m| m.borrow().get(&a).cloned())
+}
+
+fn carry_out<H: MessagingHandler + Send + 'static, R: Runtime>(
+    req: IoRequest,
+    core: &mut Core<H>,
+    rt: &R,
+    tx: &mpsc::UnboundedSender<IoEventBox>,
+    transports: &mut HashMap<TransportId, Transport>,
+    listeners: &mut HashMap<AcceptorHandle, Arc<Notify>>,
+    _trace: bool,
+) {
+    match req {
+        IoRequest::Connect { transport, host, port, tls } => {
+            let rt2 = rt.clone();
+            let tx = tx.clone();
+            rt.spawn(Box::pin(async move {
+                let ev = match connect(&rt2, &host, port, tls).await {
+                    Ok((s, info)) => IoEvent::Connected(transport, s, info),
+                    Err(e) => IoEvent::ConnectFailed(transport, format!("{host}:{port}: {e}")),
+                };
+                let _ = tx.unbounded_send(IoEventBox(ev));
+            }));
+        }
+        IoRequest::Write { transport, data } => {
+            if let Some(t) = transports.get_mut(&transport) {
+                if let Some(tracer) = t.tracer.as_mut() {
+                    tracer.outgoing(&data);
+                }
+                t.pending.queued.fetch_add(data.len(), Ordering::AcqRel);
+                let _ = t.writer.unbounded_send(data);
+            }
+        }
+        IoRequest::Close { transport } => {
+            // Dropping the writer's channel makes it flush and shut the stream down.
+            transports.remove(&transport);
+        }
+        IoRequest::Listen { acceptor, host, port, tls } => {
+            let server_tls = match tls.as_ref().map(tls::server_config) {
+                Some(Ok(c)) => Some(c),
+                Some(Err(e)) => {
+                    core.handle_listening(acceptor, Err(format!("TLS configuration: {e}")), Instant::now());
+                    return;
+                }
+                None => None,
+            };
+            if let Some(c) = server_tls {
+                LISTEN_TLS.with(|m| m.borrow_mut().insert(acceptor, c));
+            }
+            let rt2 = rt.clone();
+            let tx = tx.clone();
+            rt.spawn(Box::pin(async move {
+                let r = async {
+                    let addrs = rt2.resolve(host.clone(), port).await?;
+                    let addr = addrs.into_iter().next().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{host}: no address")))?;
+                    let l = rt2.bind(addr).await?;
+                    let port = l.local_addr()?.port();
+                    Ok::<_, io::Error>((l, port))
+                }
+                .await
+                .map_err(|e| format!("listen on {host}:{port}: {e}"));
+                let _ = tx.unbounded_send(IoEventBox(IoEvent::Listening(acceptor, r)));
+            }));
+        }
+        IoRequest::StopListening { acceptor } => {
+            if let Some(stop) = listeners.remove(&acceptor) {
+                stop.notify(usize::MAX);
+            }
+            LISTEN_TLS.with(|m| m.borrow_mut().remove(&acceptor));
+        }
+        _ => {}
+    }
+}
+
+fn _unused(_: TlsListen) {}
+
+async fn connect<R: Runtime>(rt: &R, host: &str, port: u16, tls: Option<TlsConnect>) -> io::Result<(BoxStream, TransportInfo)> {
+    let addrs = rt.resolve(host.to_string(), port).await?;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "host resolved to no address");
+    let mut stream = None;
+    // Every address the host resolves to, in order.
+    for a in addrs {
+        match rt.connect(a).await {
+            Ok(s) => {
+                stream = Some((s, a));
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    let (stream, addr) = stream.ok_or(last)?;
+    let mut info = TransportInfo {
+        encrypted: false,
+        peer_identity: None,
+        peer_addr: Some(addr.to_string()),
+    };
+    match tls {
+        None => Ok((stream, info)),
+        Some(t) => {
+            let config = tls::client_config(&t.options)?;
+            let name = tls::server_name(&t.server_name)?;
+            let connector = futures_rustls::TlsConnector::from(config);
+            let s = connector.connect(name, stream).await?;
+            info.encrypted = true;
+            if t.options.client_cert.is_some() {
+                // We presented a certificate: SASL EXTERNAL becomes usable.
+                info.peer_identity = Some("client-certificate".into());
+            }
+            Ok((Box::new(s), info))
+        }
+    }
+}
+
+fn spawn_accept_loop<R: Runtime>(
+    a: AcceptorHandle,
+    listener: Box<dyn Listener>,
+    stop: Arc<Notify>,
+    rt: &R,
+    tx: &mpsc::UnboundedSender<IoEventBox>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
+    let tx = tx.clone();
+    let rt2 = rt.clone();
+    rt.spawn(Box::pin(async move {
+        let listener: Arc<dyn Listener> = Arc::from(listener);
+        loop {
+            let stopped = stop.listen();
+            let accepted = {
+                let l = listener.clone();
+                Box::pin(async move { l.accept().await })
+            };
+            let r = match select(accepted, stopped).await {
+                Either::Left((r, _)) => r,
+                Either::Right(_) => return,
+            };
+            match r {
+                Ok((stream, peer)) => {
+                    let tx = tx.clone();
+                    let tls = tls.clone();
+                    // The TLS handshake runs in its own task so one slow client cannot block accepts.
+                    rt2.spawn(Box::pin(async move {
+                        let info = TransportInfo {
+                            encrypted: tls.is_some(),
+                            peer_identity: None,
+                            peer_addr: Some(peer.to_string()),
+                        };
+                        match tls {
+                            None => {
+                                let _ = tx.unbounded_send(IoEventBox(IoEvent::Accepted(a, stream, info)));
+                            }
+                            Some(cfg) => match futures_rustls::TlsAcceptor::from(cfg).accept(stream).await {
+                                Ok(s) => {
+                                    let mut info = info;
+                                    info.peer_identity = s
+                                        .get_ref()
+                                        .1
+                                        .peer_certificates()
+                                        .and_then(|c| c.first())
+                                        .and_then(tls::certificate_identity);
+                                    let _ = tx.unbounded_send(IoEventBox(IoEvent::Accepted(a, Box::new(s), info)));
+                                }
+                                Err(e) => {
+                                    let _ = tx.unbounded_send(IoEventBox(IoEvent::AcceptFailed(a, format!("TLS handshake with {peer}: {e}"))));
+                                }
+                            },
+                        }
+                    }));
+                }
+                Err(e) => {
+                    let _ = tx.unbounded_send(IoEventBox(IoEvent::AcceptFailed(a, e.to_string())));
+                }
+            }
+        }
+    }));
+}
+
+fn start_transport<R: Runtime>(
+    t: TransportId,
+    stream: BoxStream,
+    rt: &R,
+    tx: &mpsc::UnboundedSender<IoEventBox>,
+    transports: &mut HashMap<TransportId, Transport>,
+    trace: bool,
+) {
+    let (mut reader, mut writer) = stream.split();
+    let (wtx, mut wrx) = mpsc::unbounded::<Bytes>();
+    let pending = Arc::new(Pending {
+        queued: AtomicUsize::new(0),
+        drained: Notify::new(),
+    });
+    transports.insert(
+        t,
+        Transport {
+            writer: wtx,
+            pending: pending.clone(),
+            tracer: trace.then(|| Tracer::new(t)),
+        },
+    );
+    let p2 = pending.clone();
+    let txw = tx.clone();
+    rt.spawn(Box::pin(async move {
+        while let Some(data) = wrx.next().await {
+            if let Err(e) = writer.write_all(&data).await {
+                let _ = txw.unbounded_send(IoEventBox(IoEvent::Closed(t, Some(format!("write: {e}")))));
+                return;
+            }
+            p2.queued.fetch_sub(data.len(), Ordering::AcqRel);
+            p2.drained.notify(usize::MAX);
+        }
+        let _ = writer.flush().await;
+        let _ = writer.close().await;
+    }));
+    let tx = tx.clone();
+    rt.spawn(Box::pin(async move {
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        loop {
+            while pending.queued.load(Ordering::Acquire) > WRITE_HIGH_WATER {
+                let l = pending.drained.listen();
+                if pending.queued.load(Ordering::Acquire) > WRITE_HIGH_WATER {
+                    l.await;
+                }
+            }
+            buf.resize(READ_CHUNK, 0);
+            match reader.read(&mut buf[..]).await {
+                Ok(0) => {
+                    let _ = tx.unbounded_send(IoEventBox(IoEvent::Closed(t, None)));
+                    return;
+                }
+                Ok(n) => {
+                    buf.truncate(n);
+                    let chunk = buf.split().freeze();
+                    if tx.unbounded_send(IoEventBox(IoEvent::Read(t, chunk))).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.unbounded_send(IoEventBox(IoEvent::Closed(t, Some(e.to_string()))));
+                    return;
+                }
+            }
+        }
+    }));
+}
+
+/// A socket address for `host:port` strings in tests and examples.
+pub fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+}

@@ -1,0 +1,50 @@
+//! The small runtime trait every adapter implements (quinn's `Runtime` is the model): spawn,
+//! timers, TCP and DNS. Everything else is written once, over it.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Instant;
+
+use futures::io::{AsyncRead, AsyncWrite};
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A byte stream: TCP, or TLS over TCP.
+pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncStream for T {}
+
+/// A boxed byte stream.
+pub type BoxStream = Box<dyn AsyncStream>;
+
+/// A bound TCP listener.
+pub trait Listener: Send + Sync + 'static {
+    /// Accepts the next connection (with `TCP_NODELAY` set).
+    fn accept(&self) -> Pin<Box<dyn Future<Output = io::Result<(BoxStream, SocketAddr)>> + Send + '_>>;
+    /// The address it is bound to.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+/// What an async runtime provides to the driver.
+pub trait Runtime: Clone + Send + Sync + 'static {
+    /// Runs a future in the background.
+    fn spawn(&self, fut: BoxFuture<()>);
+    /// Completes at `deadline`.
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<()>;
+    /// Opens a TCP connection (with `TCP_NODELAY` set).
+    fn connect(&self, addr: SocketAddr) -> BoxFuture<io::Result<BoxStream>>;
+    /// Binds a TCP listener.
+    fn bind(&self, addr: SocketAddr) -> BoxFuture<io::Result<Box<dyn Listener>>>;
+    /// Resolves a host name to addresses.
+    fn resolve(&self, host: String, port: u16) -> BoxFuture<io::Result<Vec<SocketAddr>>>;
+}
+
+/// A runtime that can block the current thread on a future (for Proton's `container.run()`).
+pub trait BlockOn: Runtime {
+    /// Runs `fut` to completion on this runtime, blocking the calling thread.
+    fn block_on<F: Future + Send + 'static>(&self, fut: F) -> F::Output
+    where
+        F::Output: Send + 'static;
+}
