@@ -1807,9 +1807,11 @@ impl Connection {
             hostname: c.hostname.as_deref().map(Into::into),
             max_frame_size: Some(c.max_frame_size.max(MIN_MAX_FRAME_SIZE)),
             channel_max: Some(c.channel_max),
+            // Advertise half our threshold, as the spec recommends (§2.4.5) and Proton does: a
+            // peer may send its heartbeat a little late and must not be timed out for it.
             idle_time_out: c
                 .idle_timeout
-                .map(|d| d.as_millis().min(u32::MAX as u128) as u32),
+                .map(|d| (d.as_millis() / 2).clamp(1, u32::MAX as u128) as u32),
             outgoing_locales: None,
             incoming_locales: None,
             offered_capabilities: (!c.offered_capabilities.is_empty())
