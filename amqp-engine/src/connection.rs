@@ -862,8 +862,9 @@ impl Connection {
                 ServerAction::Send(f) => frame::encode_sasl_frame(&mut self.out, &f),
                 ServerAction::Success(f, identity) => {
                     frame::encode_sasl_frame(&mut self.out, &f);
+                    let mech = server.mechanism().map(str::to_owned);
                     self.events.push_back(Event::Authenticated {
-                        mechanism: None,
+                        mechanism: mech,
                         identity: Some(identity.clone()),
                     });
                     self.authenticated = Some(identity);
