@@ -39,8 +39,9 @@ pub struct ConnectionConfig {
     pub max_frame_size: u32,
     /// Highest channel number we accept. Default 32767.
     pub channel_max: u16,
-    /// Close the connection if nothing arrives for this long (advertised in `open`, which makes
-    /// the peer send heartbeats at least every half of it). Default: none.
+    /// Close the connection if nothing arrives for this long. Half of it is advertised as
+    /// `idle-time-out` in `open` (as the spec recommends and Proton does), so the peer's
+    /// heartbeats arrive well within it. Default: none.
     pub idle_timeout: Option<Duration>,
     /// Largest incoming message reassembled from several transfer frames. Default 100 MiB.
     pub max_message_size: u64,

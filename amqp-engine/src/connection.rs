@@ -881,8 +881,9 @@ impl Connection {
                 ServerAction::Send(f) => frame::encode_sasl_frame(&mut self.out, &f),
                 ServerAction::Success(f, identity) => {
                     frame::encode_sasl_frame(&mut self.out, &f);
+                    let mech = server.mechanism().map(str::to_owned);
                     self.events.push_back(Event::Authenticated {
-                        mechanism: None,
+                        mechanism: mech,
                         identity: Some(identity.clone()),
                     });
                     self.authenticated = Some(identity);
@@ -1826,9 +1827,11 @@ impl Connection {
             hostname: c.hostname.as_deref().map(Into::into),
             max_frame_size: Some(c.max_frame_size.max(MIN_MAX_FRAME_SIZE)),
             channel_max: Some(c.channel_max),
+            // Advertise half our threshold, as the spec recommends (§2.4.5) and Proton does: a
+            // peer may send its heartbeat a little late and must not be timed out for it.
             idle_time_out: c
                 .idle_timeout
-                .map(|d| d.as_millis().min(u32::MAX as u128) as u32),
+                .map(|d| (d.as_millis() / 2).clamp(1, u32::MAX as u128) as u32),
             outgoing_locales: None,
             incoming_locales: None,
             offered_capabilities: (!c.offered_capabilities.is_empty())

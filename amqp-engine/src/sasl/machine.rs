@@ -326,6 +326,11 @@ impl SaslServer {
         }
     }
 
+    /// The mechanism the client chose, once its `sasl-init` has arrived.
+    pub(crate) fn mechanism(&self) -> Option<&'static str> {
+        self.mech.as_ref().map(|m| m.name())
+    }
+
     pub(crate) fn mechanisms_frame(&self) -> SaslFrame {
         SaslFrame::SaslMechanisms(SaslMechanisms {
             sasl_server_mechanisms: self
