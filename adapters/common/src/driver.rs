@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use amqp_engine::messaging::{
-    AcceptorHandle, Container as Core, IoRequest, MessagingHandler, TlsConnect, TlsListen,
-    TransportId, TransportInfo,
+    AcceptorHandle, Container as Core, IoRequest, MessagingHandler, TlsConnect, TransportId,
+    TransportInfo,
 };
 use bytes::{Bytes, BytesMut};
 use event_listener::Event as Notify;
@@ -50,6 +50,11 @@ struct Pending {
     drained: Notify,
 }
 
+struct Listening {
+    stop: Arc<Notify>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
 struct Transport {
     writer: mpsc::UnboundedSender<Bytes>,
     pending: Arc<Pending>,
@@ -63,7 +68,7 @@ pub struct Waker {
     tx: mpsc::UnboundedSender<IoEventBox>,
 }
 
-struct IoEventBox(IoEvent);
+pub(crate) struct IoEventBox(IoEvent);
 
 impl Waker {
     /// Makes the driver poll the container again.
@@ -74,7 +79,10 @@ impl Waker {
 
 /// Runs a container to completion on a runtime: returns it when it is done (stopped, or
 /// nothing left to do).
-pub async fn drive<H: MessagingHandler + Send + 'static, R: Runtime>(mut core: Core<H>, rt: R) -> Core<H> {
+pub async fn drive<H: MessagingHandler + Send + 'static, R: Runtime>(
+    mut core: Core<H>,
+    rt: R,
+) -> Core<H> {
     let (tx, mut rx) = mpsc::unbounded::<IoEventBox>();
     drive_with(&mut core, rt, tx, &mut rx, None::<fn(&mut Core<H>)>).await;
     core
@@ -82,7 +90,11 @@ pub async fn drive<H: MessagingHandler + Send + 'static, R: Runtime>(mut core: C
 
 /// The driver loop with a hook called after each batch of events (used by the async API to
 /// move work between its shared state and the container).
-pub(crate) async fn drive_with<H: MessagingHandler + Send + 'static, R: Runtime, F: FnMut(&mut Core<H>)>(
+pub(crate) async fn drive_with<
+    H: MessagingHandler + Send + 'static,
+    R: Runtime,
+    F: FnMut(&mut Core<H>),
+>(
     core: &mut Core<H>,
     rt: R,
     tx: mpsc::UnboundedSender<IoEventBox>,
@@ -90,7 +102,7 @@ pub(crate) async fn drive_with<H: MessagingHandler + Send + 'static, R: Runtime,
     mut hook: Option<F>,
 ) {
     let mut transports: HashMap<TransportId, Transport> = HashMap::new();
-    let mut listeners: HashMap<AcceptorHandle, Arc<Notify>> = HashMap::new();
+    let mut listeners: HashMap<AcceptorHandle, Listening> = HashMap::new();
     let trace = crate::trace::enabled();
     core.start(Instant::now());
     loop {
@@ -119,7 +131,7 @@ pub(crate) async fn drive_with<H: MessagingHandler + Send + 'static, R: Runtime,
         let Some(IoEventBox(ev)) = ev else { break };
         handle(ev, core, &rt, &tx, &mut transports, &mut listeners, trace);
         // Take everything else that is ready, then poll the container once for all of it.
-        while let Ok(Some(IoEventBox(ev))) = rx.try_next() {
+        while let Ok(Some(IoEventBox(ev))) = rx.try_recv().map(Some) {
             handle(ev, core, &rt, &tx, &mut transports, &mut listeners, trace);
         }
         let now = Instant::now();
@@ -128,16 +140,8 @@ pub(crate) async fn drive_with<H: MessagingHandler + Send + 'static, R: Runtime,
         }
     }
     for (_, l) in listeners.drain() {
-        l.notify(usize::MAX);
+        l.stop.notify(usize::MAX);
     }
-}
-
-pub(crate) fn channel() -> (mpsc::UnboundedSender<IoEventBox>, mpsc::UnboundedReceiver<IoEventBox>) {
-    mpsc::unbounded()
-}
-
-pub(crate) fn waker(tx: &mpsc::UnboundedSender<IoEventBox>) -> Waker {
-    Waker { tx: tx.clone() }
 }
 
 fn handle<H: MessagingHandler + Send + 'static, R: Runtime>(
@@ -146,7 +150,7 @@ fn handle<H: MessagingHandler + Send + 'static, R: Runtime>(
     rt: &R,
     tx: &mpsc::UnboundedSender<IoEventBox>,
     transports: &mut HashMap<TransportId, Transport>,
-    listeners: &mut HashMap<AcceptorHandle, Arc<Notify>>,
+    listeners: &mut HashMap<AcceptorHandle, Listening>,
     trace: bool,
 ) {
     let now = Instant::now();
@@ -169,10 +173,12 @@ fn handle<H: MessagingHandler + Send + 'static, R: Runtime>(
             core.handle_disconnected(t, reason, now)
         }
         IoEvent::Listening(a, Ok((listener, port))) => {
-            let stop = Arc::new(Notify::new());
-            listeners.insert(a, stop.clone());
+            let Some(l) = listeners.get(&a) else {
+                // Stopped before it was bound.
+                return;
+            };
+            let (stop, tls) = (l.stop.clone(), l.tls.clone());
             core.handle_listening(a, Ok(port), now);
-            let tls = core_listen_tls(a);
             spawn_accept_loop(a, listener, stop, rt, tx, tls);
         }
         IoEvent::Listening(a, Err(e)) => core.handle_listening(a, Err(e), now),
@@ -181,18 +187,11 @@ fn handle<H: MessagingHandler + Send + 'static, R: Runtime>(
                 start_transport(t, stream, rt, tx, transports, trace);
             }
         }
-        IoEvent::AcceptFailed(a, e) => tracing::warn!(target: "amqp", "accept on {a:?} failed: {e}"),
+        IoEvent::AcceptFailed(a, e) => {
+            tracing::warn!(target: "amqp", "accept on {a:?} failed: {e}")
+        }
         IoEvent::Wake => {}
     }
-}
-
-// TLS settings of listeners, registered when the Listen request is carried out.
-thread_local! {
-    static LISTEN_TLS: std::cell::RefCell<HashMap<AcceptorHandle, Arc<rustls::ServerConfig>>> = std::cell::RefCell::new(HashMap::new());
-}
-
-fn core_listen_tls(a: AcceptorHandle) -> Option<Arc<rustls::ServerConfig>> {
-    LISTEN_TLS.with(|m| m.borrow().get(&a).cloned())
 }
 
 fn carry_out<H: MessagingHandler + Send + 'static, R: Runtime>(
@@ -201,11 +200,16 @@ fn carry_out<H: MessagingHandler + Send + 'static, R: Runtime>(
     rt: &R,
     tx: &mpsc::UnboundedSender<IoEventBox>,
     transports: &mut HashMap<TransportId, Transport>,
-    listeners: &mut HashMap<AcceptorHandle, Arc<Notify>>,
+    listeners: &mut HashMap<AcceptorHandle, Listening>,
     _trace: bool,
 ) {
     match req {
-        IoRequest::Connect { transport, host, port, tls } => {
+        IoRequest::Connect {
+            transport,
+            host,
+            port,
+            tls,
+        } => {
             let rt2 = rt.clone();
             let tx = tx.clone();
             rt.spawn(Box::pin(async move {
@@ -229,24 +233,39 @@ fn carry_out<H: MessagingHandler + Send + 'static, R: Runtime>(
             // Dropping the writer's channel makes it flush and shut the stream down.
             transports.remove(&transport);
         }
-        IoRequest::Listen { acceptor, host, port, tls } => {
+        IoRequest::Listen {
+            acceptor,
+            host,
+            port,
+            tls,
+        } => {
             let server_tls = match tls.as_ref().map(tls::server_config) {
                 Some(Ok(c)) => Some(c),
                 Some(Err(e)) => {
-                    core.handle_listening(acceptor, Err(format!("TLS configuration: {e}")), Instant::now());
+                    core.handle_listening(
+                        acceptor,
+                        Err(format!("TLS configuration: {e}")),
+                        Instant::now(),
+                    );
                     return;
                 }
                 None => None,
             };
-            if let Some(c) = server_tls {
-                LISTEN_TLS.with(|m| m.borrow_mut().insert(acceptor, c));
-            }
+            listeners.insert(
+                acceptor,
+                Listening {
+                    stop: Arc::new(Notify::new()),
+                    tls: server_tls,
+                },
+            );
             let rt2 = rt.clone();
             let tx = tx.clone();
             rt.spawn(Box::pin(async move {
                 let r = async {
                     let addrs = rt2.resolve(host.clone(), port).await?;
-                    let addr = addrs.into_iter().next().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{host}: no address")))?;
+                    let addr = addrs.into_iter().next().ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::NotFound, format!("{host}: no address"))
+                    })?;
                     let l = rt2.bind(addr).await?;
                     let port = l.local_addr()?.port();
                     Ok::<_, io::Error>((l, port))
@@ -257,18 +276,20 @@ fn carry_out<H: MessagingHandler + Send + 'static, R: Runtime>(
             }));
         }
         IoRequest::StopListening { acceptor } => {
-            if let Some(stop) = listeners.remove(&acceptor) {
-                stop.notify(usize::MAX);
+            if let Some(l) = listeners.remove(&acceptor) {
+                l.stop.notify(usize::MAX);
             }
-            LISTEN_TLS.with(|m| m.borrow_mut().remove(&acceptor));
         }
         _ => {}
     }
 }
 
-fn _unused(_: TlsListen) {}
-
-async fn connect<R: Runtime>(rt: &R, host: &str, port: u16, tls: Option<TlsConnect>) -> io::Result<(BoxStream, TransportInfo)> {
+async fn connect<R: Runtime>(
+    rt: &R,
+    host: &str,
+    port: u16,
+    tls: Option<TlsConnect>,
+) -> io::Result<(BoxStream, TransportInfo)> {
     let addrs = rt.resolve(host.to_string(), port).await?;
     let mut last = io::Error::new(io::ErrorKind::NotFound, "host resolved to no address");
     let mut stream = None;
@@ -340,23 +361,34 @@ fn spawn_accept_loop<R: Runtime>(
                         };
                         match tls {
                             None => {
-                                let _ = tx.unbounded_send(IoEventBox(IoEvent::Accepted(a, stream, info)));
+                                let _ = tx
+                                    .unbounded_send(IoEventBox(IoEvent::Accepted(a, stream, info)));
                             }
-                            Some(cfg) => match futures_rustls::TlsAcceptor::from(cfg).accept(stream).await {
-                                Ok(s) => {
-                                    let mut info = info;
-                                    info.peer_identity = s
-                                        .get_ref()
-                                        .1
-                                        .peer_certificates()
-                                        .and_then(|c| c.first())
-                                        .and_then(tls::certificate_identity);
-                                    let _ = tx.unbounded_send(IoEventBox(IoEvent::Accepted(a, Box::new(s), info)));
+                            Some(cfg) => {
+                                match futures_rustls::TlsAcceptor::from(cfg).accept(stream).await {
+                                    Ok(s) => {
+                                        let mut info = info;
+                                        info.peer_identity = s
+                                            .get_ref()
+                                            .1
+                                            .peer_certificates()
+                                            .and_then(|c| c.first())
+                                            .and_then(tls::certificate_identity);
+                                        let _ = tx.unbounded_send(IoEventBox(IoEvent::Accepted(
+                                            a,
+                                            Box::new(s),
+                                            info,
+                                        )));
+                                    }
+                                    Err(e) => {
+                                        let _ =
+                                            tx.unbounded_send(IoEventBox(IoEvent::AcceptFailed(
+                                                a,
+                                                format!("TLS handshake with {peer}: {e}"),
+                                            )));
+                                    }
                                 }
-                                Err(e) => {
-                                    let _ = tx.unbounded_send(IoEventBox(IoEvent::AcceptFailed(a, format!("TLS handshake with {peer}: {e}"))));
-                                }
-                            },
+                            }
                         }
                     }));
                 }
@@ -395,7 +427,8 @@ fn start_transport<R: Runtime>(
     rt.spawn(Box::pin(async move {
         while let Some(data) = wrx.next().await {
             if let Err(e) = writer.write_all(&data).await {
-                let _ = txw.unbounded_send(IoEventBox(IoEvent::Closed(t, Some(format!("write: {e}")))));
+                let _ =
+                    txw.unbounded_send(IoEventBox(IoEvent::Closed(t, Some(format!("write: {e}")))));
                 return;
             }
             p2.queued.fetch_sub(data.len(), Ordering::AcqRel);
@@ -423,7 +456,10 @@ fn start_transport<R: Runtime>(
                 Ok(n) => {
                     buf.truncate(n);
                     let chunk = buf.split().freeze();
-                    if tx.unbounded_send(IoEventBox(IoEvent::Read(t, chunk))).is_err() {
+                    if tx
+                        .unbounded_send(IoEventBox(IoEvent::Read(t, chunk)))
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -438,5 +474,6 @@ fn start_transport<R: Runtime>(
 
 /// A socket address for `host:port` strings in tests and examples.
 pub fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    s.parse()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
 }

@@ -22,7 +22,9 @@ pub type BoxStream = Box<dyn AsyncStream>;
 /// A bound TCP listener.
 pub trait Listener: Send + Sync + 'static {
     /// Accepts the next connection (with `TCP_NODELAY` set).
-    fn accept(&self) -> Pin<Box<dyn Future<Output = io::Result<(BoxStream, SocketAddr)>> + Send + '_>>;
+    fn accept(
+        &self,
+    ) -> Pin<Box<dyn Future<Output = io::Result<(BoxStream, SocketAddr)>> + Send + '_>>;
     /// The address it is bound to.
     fn local_addr(&self) -> io::Result<SocketAddr>;
 }

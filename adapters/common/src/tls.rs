@@ -28,16 +28,29 @@ fn read_pem(src: &PemSource) -> io::Result<Vec<u8>> {
 fn certs(src: &PemSource) -> io::Result<Vec<CertificateDer<'static>>> {
     let pem = read_pem(src)?;
     let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
-    let certs = certs.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad certificate PEM: {e}")))?;
+    let certs = certs.map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad certificate PEM: {e}"),
+        )
+    })?;
     if certs.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "no certificate in PEM"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no certificate in PEM",
+        ));
     }
     Ok(certs)
 }
 
 fn key(src: &PemSource) -> io::Result<PrivateKeyDer<'static>> {
     let pem = read_pem(src)?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad private key PEM: {e}")))
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad private key PEM: {e}"),
+        )
+    })
 }
 
 fn tls_err(e: rustls::Error) -> io::Error {
@@ -73,9 +86,16 @@ pub fn client_config(opts: &TlsOptions) -> io::Result<Arc<ClientConfig>> {
             .with_custom_certificate_verifier(Arc::new(NoVerification)),
     };
     let config = match (&opts.client_cert, &opts.client_key) {
-        (Some(c), Some(k)) => builder.with_client_auth_cert(certs(c)?, key(k)?).map_err(tls_err)?,
+        (Some(c), Some(k)) => builder
+            .with_client_auth_cert(certs(c)?, key(k)?)
+            .map_err(tls_err)?,
         (None, None) => builder.with_no_client_auth(),
-        _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "client certificate and key must be given together")),
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "client certificate and key must be given together",
+            ))
+        }
     };
     Ok(Arc::new(config))
 }
@@ -83,7 +103,10 @@ pub fn client_config(opts: &TlsOptions) -> io::Result<Arc<ClientConfig>> {
 /// Builds a server configuration: certificate and key, optional client-certificate checks.
 pub fn server_config(opts: &TlsListen) -> io::Result<Arc<ServerConfig>> {
     let (Some(cert), Some(k)) = (&opts.cert, &opts.key) else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "amqps listener needs a certificate and a key"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "amqps listener needs a certificate and a key",
+        ));
     };
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -94,13 +117,25 @@ pub fn server_config(opts: &TlsListen) -> io::Result<Arc<ServerConfig>> {
             for c in certs(ca)? {
                 roots.add(c).map_err(tls_err)?;
             }
-            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
-            let v = if opts.require_client_cert { v } else { v.allow_unauthenticated() };
-            builder.with_client_cert_verifier(v.build().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?)
+            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider(),
+            );
+            let v = if opts.require_client_cert {
+                v
+            } else {
+                v.allow_unauthenticated()
+            };
+            builder.with_client_cert_verifier(
+                v.build()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            )
         }
         None => builder.with_no_client_auth(),
     };
-    let config = builder.with_single_cert(certs(cert)?, key(k)?).map_err(tls_err)?;
+    let config = builder
+        .with_single_cert(certs(cert)?, key(k)?)
+        .map_err(tls_err)?;
     Ok(Arc::new(config))
 }
 
@@ -108,7 +143,11 @@ pub fn server_config(opts: &TlsListen) -> io::Result<Arc<ServerConfig>> {
 pub fn certificate_identity(cert: &CertificateDer<'_>) -> Option<String> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
     let subject = parsed.subject();
-    if let Some(cn) = subject.iter_common_name().next().and_then(|a| a.as_str().ok()) {
+    if let Some(cn) = subject
+        .iter_common_name()
+        .next()
+        .and_then(|a| a.as_str().ok())
+    {
         return Some(cn.to_string());
     }
     Some(subject.to_string())
@@ -117,7 +156,8 @@ pub fn certificate_identity(cert: &CertificateDer<'_>) -> Option<String> {
 /// Parses a server name for verification and SNI.
 pub fn server_name(name: &str) -> io::Result<ServerName<'static>> {
     let trimmed = name.trim_start_matches('[').trim_end_matches(']');
-    ServerName::try_from(trimmed.to_string()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    ServerName::try_from(trimmed.to_string())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }
 
 /// Verifies the chain but not the name (`VerifyMode::VerifyPeer`).
@@ -128,9 +168,12 @@ struct NoNameCheck {
 
 impl NoNameCheck {
     fn new(roots: RootCertStore) -> io::Result<Self> {
-        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
-            .build()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider(),
+        )
+        .build()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         Ok(NoNameCheck { inner })
     }
 }
@@ -144,19 +187,32 @@ impl ServerCertVerifier for NoNameCheck {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
             Ok(v) => Ok(v),
             Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
-            | Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext { .. })) => {
-                Ok(ServerCertVerified::assertion())
-            }
+            | Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
             Err(e) => Err(e),
         }
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         self.inner.verify_tls12_signature(m, c, d)
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         self.inner.verify_tls13_signature(m, c, d)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -169,16 +225,45 @@ impl ServerCertVerifier for NoNameCheck {
 struct NoVerification;
 
 impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &provider().signature_verification_algorithms)
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            m,
+            c,
+            d,
+            &provider().signature_verification_algorithms,
+        )
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &provider().signature_verification_algorithms)
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            m,
+            c,
+            d,
+            &provider().signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        provider().signature_verification_algorithms.supported_schemes()
+        provider()
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

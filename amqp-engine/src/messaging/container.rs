@@ -1828,6 +1828,11 @@ impl<H: MessagingHandler> Container<H> {
         &mut self.handler
     }
 
+    /// Consumes the container, returning the handler.
+    pub fn into_handler(self) -> H {
+        self.handler
+    }
+
     /// The container state (connect, listen, … from outside a callback).
     pub fn reactor(&mut self) -> &mut Reactor {
         &mut self.reactor

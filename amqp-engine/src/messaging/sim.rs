@@ -342,7 +342,6 @@ impl World {
                     self.listeners.remove(&key);
                 }
             }
-            _ => {}
         }
     }
 

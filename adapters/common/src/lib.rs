@@ -1,0 +1,136 @@
+#![forbid(unsafe_code)]
+//! # amqp-adapter — what every runtime adapter shares
+//!
+//! The runtime adapters (`amqp-tokio`, `amqp-smol`, `amqp-async-std`) are glue: each implements
+//! the small [`Runtime`] trait. Everything else is here, written once:
+//!
+//! * [`driver`] — the loop that carries out the container's I/O requests (connect, listen,
+//!   write, close), feeds it reads, disconnects and timer expiries, with back-pressure;
+//! * [`tls`] — rustls client and server configuration from the engine's plain-data options;
+//! * [`trace`] — `AMQP_TRACE_FRM=1` / `PN_TRACE_FRM=1` frame tracing;
+//! * [`Container`] — Proton's `Container::new(handler).run()` over any runtime.
+
+pub mod driver;
+pub mod runtime;
+pub mod tls;
+pub mod trace;
+
+use std::marker::PhantomData;
+use std::time::Instant;
+
+use amqp_engine::messaging::{uuid_from_bytes, Container as Core, MessagingHandler};
+
+pub use amqp_engine;
+pub use amqp_engine::messaging;
+pub use amqp_proto;
+pub use runtime::{AsyncStream, BlockOn, BoxFuture, BoxStream, Listener, Runtime};
+
+/// Fills `buf` with operating-system randomness.
+pub fn os_random(buf: &mut [u8]) {
+    if getrandom::fill(buf).is_err() {
+        // Never expected; fall back to a time-derived value rather than failing a connect.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (t >> ((i % 16) * 8)) as u8 ^ i as u8;
+        }
+    }
+}
+
+/// A UUID v4 from operating-system randomness (the default container id).
+pub fn new_uuid() -> String {
+    let mut b = [0u8; 16];
+    os_random(&mut b);
+    uuid_from_bytes(b)
+}
+
+/// Proton's `Container`: a [`MessagingHandler`] and the event loop that runs it on runtime `R`.
+///
+/// Runtime crates alias it (`amqp_tokio::Container<H>`), so user code reads like Proton's:
+///
+/// ```ignore
+/// amqp_tokio::Container::new(handler).run();
+/// ```
+pub struct Container<H: MessagingHandler, R: Runtime> {
+    core: Core<H>,
+    rt: R,
+    _r: PhantomData<R>,
+}
+
+impl<H: MessagingHandler + Send + 'static, R: Runtime + Default> Container<H, R> {
+    /// A container with a generated UUID v4 id (seed §5.1.2).
+    pub fn new(handler: H) -> Self {
+        Self::with_id(handler, new_uuid())
+    }
+
+    /// A container with this id (Proton's `Container(handler, "job-processor-3")`).
+    pub fn with_id(handler: H, id: impl Into<String>) -> Self {
+        Self::with_runtime(handler, id, R::default())
+    }
+}
+
+impl<H: MessagingHandler + Send + 'static, R: Runtime> Container<H, R> {
+    /// A container on a given runtime instance.
+    pub fn with_runtime(handler: H, id: impl Into<String>, rt: R) -> Self {
+        let mut core = Core::with_id(handler, id, Instant::now());
+        core.set_entropy(os_random);
+        if let Some(cfg) = read_connect_config() {
+            core.set_connect_config(Some(cfg));
+        }
+        Container {
+            core,
+            rt,
+            _r: PhantomData,
+        }
+    }
+
+    /// The container id.
+    pub fn id(&self) -> &str {
+        self.core.id()
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        self.core.handler()
+    }
+
+    /// The sans-IO core (to connect or listen before running, among other things).
+    pub fn core(&mut self) -> &mut Core<H> {
+        &mut self.core
+    }
+
+    /// Runs the event loop in the current task until the container is done; returns the
+    /// handler.
+    pub async fn run_async(self) -> H {
+        let core = driver::drive(self.core, self.rt).await;
+        core.into_handler()
+    }
+
+    /// Runs the event loop, blocking the calling thread until the container is done (stopped,
+    /// or no connections, listeners or timers left), as Proton's `container.run()`. Returns the
+    /// handler.
+    pub fn run(self) -> H
+    where
+        R: BlockOn,
+    {
+        let rt = self.rt.clone();
+        let core = self.core;
+        let rt2 = rt.clone();
+        rt.block_on(async move { driver::drive(core, rt2).await.into_handler() })
+    }
+}
+
+/// Reads Proton's connect configuration file from its usual places (`MESSAGING_CONNECT_FILE`,
+/// `./connect.json`, `~/.config/messaging/connect.json`, `/etc/messaging/connect.json`).
+pub fn read_connect_config() -> Option<String> {
+    let env = std::env::var("MESSAGING_CONNECT_FILE").ok();
+    let home = std::env::var("HOME").ok();
+    for p in amqp_engine::messaging::connect_config_search_paths(env.as_deref(), home.as_deref()) {
+        if let Ok(s) = std::fs::read_to_string(&p) {
+            return Some(s);
+        }
+    }
+    None
+}
