@@ -33,7 +33,10 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "cargo clippy"
-cargo clippy --workspace --all-targets -q -- -D warnings
+# Libraries, binaries and examples: every lint, including missing docs.
+cargo clippy --workspace --lib --bins --examples -q -- -D warnings
+# Tests and benches: the same, except docs and pub-visibility lints that only make sense for APIs.
+cargo clippy --workspace --tests --benches -q -- -D warnings -A missing_docs -A unreachable_pub
 
 log "cargo test"
 cargo test --workspace --all-targets -q 2>&1 | tail -n 400

@@ -343,7 +343,7 @@ fn transfer_len(
         } else {
             1
         },
-        if settled { 1 } else { 1 },
+        1,
         1,
     ];
     let count = if more {
@@ -363,6 +363,7 @@ fn transfer_len(
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 fn put_transfer(
     buf: &mut BytesMut,
     h: u32,

@@ -1,4 +1,7 @@
 #![forbid(unsafe_code)]
+// Errors carry the AMQP error (condition, description, info) by value; they are built on cold
+// paths only, so boxing them would cost an allocation for no gain.
+#![allow(clippy::result_large_err)]
 //! # amqp-engine — a sans-IO AMQP 1.0 engine
 //!
 //! A [`Connection`] is a pure state machine for one transport: bytes and time go in, bytes,

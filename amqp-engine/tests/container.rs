@@ -455,7 +455,11 @@ fn links_are_reattached_and_sending_resumes_after_reconnect() {
         w.now(),
     ));
     w.run_for(Duration::from_millis(20));
-    assert!(w.handler::<AtLeastOnceSender>(s).unwrap().confirmed.len() > 0);
+    assert!(!w
+        .handler::<AtLeastOnceSender>(s)
+        .unwrap()
+        .confirmed
+        .is_empty());
     w.cut_all();
     w.run_for(Duration::from_secs(5));
     let h = w.handler::<AtLeastOnceSender>(s).unwrap();

@@ -209,7 +209,7 @@ pub struct TransportInfo {
 }
 
 /// Options for [`Reactor::listen_with`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ListenOptions {
     /// The SASL server layer; `None` accepts clients with or without SASL (ANONYMOUS).
     pub sasl: Option<SaslServerConfig>,
@@ -219,17 +219,6 @@ pub struct ListenOptions {
     pub idle_timeout: Option<Duration>,
     /// Largest frame we accept.
     pub max_frame_size: Option<u32>,
-}
-
-impl Default for ListenOptions {
-    fn default() -> Self {
-        ListenOptions {
-            sasl: None,
-            tls: None,
-            idle_timeout: None,
-            max_frame_size: None,
-        }
-    }
 }
 
 /// A link option, as in Proton's `proton.reactor` (`AtMostOnce()`, `Selector("…")`, …).
@@ -414,7 +403,7 @@ pub struct Reactor {
     pending: VecDeque<(EventType, EventContext)>,
     touched: bool,
     name_seq: u64,
-    entropy: Box<dyn FnMut(&mut [u8]) + Send>,
+    entropy: Entropy,
     config_file: Option<String>,
 }
 
@@ -429,8 +418,11 @@ impl fmt::Debug for Reactor {
     }
 }
 
+/// A source of random bytes.
+type Entropy = Box<dyn FnMut(&mut [u8]) + Send>;
+
 /// A deterministic entropy source (splitmix64) for when the driver supplies none.
-fn seeded_entropy(seed: u64) -> Box<dyn FnMut(&mut [u8]) + Send> {
+fn seeded_entropy(seed: u64) -> Entropy {
     let mut state = seed;
     Box::new(move |buf: &mut [u8]| {
         for chunk in buf.chunks_mut(8) {
@@ -1377,7 +1369,7 @@ impl Reactor {
                     let reconnecting = forced
                         && c.outgoing
                             .as_ref()
-                            .is_some_and(|o| o.failover.urls().len() > 0)
+                            .is_some_and(|o| !o.failover.urls().is_empty())
                         && !c.app_closed
                         && !self.stopping;
                     if error
@@ -1629,18 +1621,16 @@ impl Reactor {
                                 }
                             }
                         }
-                        Some(Role::Receiver) => {
-                            if settled {
-                                ctx.delivery = Some(DeliveryHandle {
-                                    conn: ck,
-                                    gen,
-                                    link: lh,
-                                    id: delivery,
-                                });
-                                self.push(EventType::Settled, ctx);
-                            }
+                        Some(Role::Receiver) if settled => {
+                            ctx.delivery = Some(DeliveryHandle {
+                                conn: ck,
+                                gen,
+                                link: lh,
+                                id: delivery,
+                            });
+                            self.push(EventType::Settled, ctx);
                         }
-                        None => {}
+                        _ => {}
                     }
                 }
                 EngineEvent::Aborted { delivery } => {
@@ -1890,10 +1880,7 @@ impl<H: MessagingHandler> Container<H> {
     /// Time passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.reactor.now = now;
-        loop {
-            let Some((&(at, id), _)) = self.reactor.timers.iter().next() else {
-                break;
-            };
+        while let Some((&(at, id), _)) = self.reactor.timers.iter().next() {
             if at > now {
                 break;
             }

@@ -234,11 +234,9 @@ pub fn receiver_cfg(addr: &str) -> LinkConfig {
 /// to accepted receivers. Returns true if it did something.
 pub fn auto_server(server: &mut Connection, e: &Event, credit: u32) -> bool {
     match e {
-        Event::ConnectionOpened => {
-            if server.state().0 == EndpointState::Uninit {
-                server.open().unwrap();
-                return true;
-            }
+        Event::ConnectionOpened if server.state().0 == EndpointState::Uninit => {
+            server.open().unwrap();
+            return true;
         }
         Event::SessionOpened {
             session,
