@@ -1346,7 +1346,9 @@ impl Reactor {
             match ev {
                 EngineEvent::Authenticated { .. } => {}
                 EngineEvent::ConnectionOpened => {
-                    let c = self.conns.get_mut(ck).expect("checked above");
+                    let Some(c) = self.conns.get_mut(ck) else {
+                        return;
+                    };
                     let local_open = c
                         .engine
                         .as_ref()
@@ -1362,7 +1364,9 @@ impl Reactor {
                     }
                 }
                 EngineEvent::ConnectionClosed { error } => {
-                    let c = self.conns.get_mut(ck).expect("checked above");
+                    let Some(c) = self.conns.get_mut(ck) else {
+                        return;
+                    };
                     let forced = error
                         .as_ref()
                         .is_some_and(|e| e.condition == condition::CONNECTION_FORCED);
@@ -1439,8 +1443,10 @@ impl Reactor {
                     remote_initiated,
                 } => {
                     let lh = if remote_initiated {
-                        let c = self.conns.get_mut(ck).expect("checked above");
-                        let e = c.engine.as_ref().expect("checked above");
+                        let Some(c) = self.conns.get_mut(ck) else {
+                            return;
+                        };
+                        let Some(e) = c.engine.as_ref() else { return };
                         let role = e.link_role(link).unwrap_or(Role::Sender);
                         let name = e.link_name(link).unwrap_or_default().to_string();
                         let prefetch = self.handler_options.prefetch;
@@ -1531,8 +1537,10 @@ impl Reactor {
                         .get(ck)
                         .and_then(|c| c.links.get(lh.link))
                         .is_none_or(|l| l.app_closed);
-                    let c = self.conns.get_mut(ck).expect("checked above");
-                    let e = c.engine.as_mut().expect("checked above");
+                    let Some(c) = self.conns.get_mut(ck) else {
+                        return;
+                    };
+                    let Some(e) = c.engine.as_mut() else { return };
                     if closed {
                         // Deliveries arriving on a link the application closed are released.
                         if !d.settled {
