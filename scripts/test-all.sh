@@ -15,10 +15,20 @@ if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
 
 need_apt=()
 [ -d /usr/share/amqp/specs/1-0 ] || need_apt+=(amqp-specs)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need_apt+=(rabbitmq-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
+  # Packages must not start system services (RabbitMQ would listen on every interface):
+  # the tests start their own loopback-only nodes.
+  made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
   $SUDO apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}" >/dev/null
+  [ -n "$made_policy" ] && $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 
 if ! python3 -c 'import proton' 2>/dev/null; then
