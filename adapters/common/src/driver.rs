@@ -315,7 +315,10 @@ async fn connect<R: Runtime>(
             let config = tls::client_config(&t.options)?;
             let name = tls::server_name(&t.server_name)?;
             let connector = futures_rustls::TlsConnector::from(config);
-            let s = connector.connect(name, stream).await?;
+            let s = connector
+                .connect(name, stream)
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("TLS handshake failed: {e}")))?;
             info.encrypted = true;
             if t.options.client_cert.is_some() {
                 // We presented a certificate: SASL EXTERNAL becomes usable.
@@ -427,8 +430,8 @@ fn start_transport<R: Runtime>(
     rt.spawn(Box::pin(async move {
         while let Some(data) = wrx.next().await {
             if let Err(e) = writer.write_all(&data).await {
-                let _ =
-                    txw.unbounded_send(IoEventBox(IoEvent::Closed(t, Some(format!("write: {e}")))));
+                let reason = format!("write: {}", io_reason(&e));
+                let _ = txw.unbounded_send(IoEventBox(IoEvent::Closed(t, Some(reason))));
                 return;
             }
             p2.queued.fetch_sub(data.len(), Ordering::AcqRel);
@@ -464,12 +467,21 @@ fn start_transport<R: Runtime>(
                     }
                 }
                 Err(e) => {
-                    let _ = tx.unbounded_send(IoEventBox(IoEvent::Closed(t, Some(e.to_string()))));
+                    let _ = tx.unbounded_send(IoEventBox(IoEvent::Closed(t, Some(io_reason(&e)))));
                     return;
                 }
             }
         }
     }));
+}
+
+/// Describes a transport I/O error; TLS failures (an alert from the peer, a bad record) say
+/// so, since the bare rustls text ("received fatal alert: CertificateRequired") does not.
+fn io_reason(e: &io::Error) -> String {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(tls) => format!("TLS error: {tls}"),
+        None => e.to_string(),
+    }
 }
 
 /// A socket address for `host:port` strings in tests and examples.
