@@ -1,0 +1,5 @@
+//! Helpers shared by the TLS test binaries.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod pair;
+pub mod pki;
