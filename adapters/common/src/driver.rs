@@ -478,7 +478,10 @@ fn start_transport<R: Runtime>(
 /// Describes a transport I/O error; TLS failures (an alert from the peer, a bad record) say
 /// so, since the bare rustls text ("received fatal alert: CertificateRequired") does not.
 fn io_reason(e: &io::Error) -> String {
-    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
         Some(tls) => format!("TLS error: {tls}"),
         None => e.to_string(),
     }
