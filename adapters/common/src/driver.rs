@@ -12,7 +12,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use amqp_engine::messaging::{
     AcceptorHandle, Container as Core, IoRequest, MessagingHandler, TlsConnect, TransportId,
@@ -33,6 +33,9 @@ use crate::trace::Tracer;
 pub const WRITE_HIGH_WATER: usize = 4 * 1024 * 1024;
 /// Size of each read.
 pub const READ_CHUNK: usize = 64 * 1024;
+/// When the container is done, how long the driver waits for the last writes (a close frame,
+/// TLS close_notify) to reach the sockets before returning.
+pub const FLUSH_GRACE: Duration = Duration::from_secs(2);
 
 enum IoEvent {
     Connected(TransportId, BoxStream, TransportInfo),
@@ -59,6 +62,43 @@ struct Transport {
     writer: mpsc::UnboundedSender<Bytes>,
     pending: Arc<Pending>,
     tracer: Option<Tracer>,
+}
+
+/// The live transports, and a count of writer tasks still running (including those of
+/// transports already closed, which are flushing their last bytes).
+#[derive(Default)]
+struct Transports {
+    map: HashMap<TransportId, Transport>,
+    writers: Arc<Writers>,
+}
+
+#[derive(Default)]
+struct Writers {
+    live: AtomicUsize,
+    exited: Notify,
+}
+
+/// Counts a writer task as live until dropped (whichever way the task ends).
+struct WriterGuard(Arc<Writers>);
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::AcqRel);
+        self.0.exited.notify(usize::MAX);
+    }
+}
+
+impl std::ops::Deref for Transports {
+    type Target = HashMap<TransportId, Transport>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl std::ops::DerefMut for Transports {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.map
+    }
 }
 
 /// A handle that wakes the driver from another task or thread (after operations on the
@@ -101,7 +141,7 @@ pub(crate) async fn drive_with<
     rx: &mut mpsc::UnboundedReceiver<IoEventBox>,
     mut hook: Option<F>,
 ) {
-    let mut transports: HashMap<TransportId, Transport> = HashMap::new();
+    let mut transports = Transports::default();
     let mut listeners: HashMap<AcceptorHandle, Listening> = HashMap::new();
     let trace = crate::trace::enabled();
     core.start(Instant::now());
@@ -142,6 +182,21 @@ pub(crate) async fn drive_with<
     for (_, l) in listeners.drain() {
         l.stop.notify(usize::MAX);
     }
+    // Let the writers flush what the container wrote last (the close frame that answers a
+    // peer's close, TLS close_notify): `Container::run` drops its runtime when this returns,
+    // which would cancel them and leave the peer with an aborted connection.
+    transports.map.clear();
+    let writers = transports.writers.clone();
+    let deadline = Instant::now() + FLUSH_GRACE;
+    while writers.live.load(Ordering::Acquire) > 0 {
+        let exited = writers.exited.listen();
+        if writers.live.load(Ordering::Acquire) == 0 {
+            break;
+        }
+        if let Either::Right(_) = select(exited, rt.sleep_until(deadline)).await {
+            break;
+        }
+    }
 }
 
 fn handle<H: MessagingHandler + Send + 'static, R: Runtime>(
@@ -149,7 +204,7 @@ fn handle<H: MessagingHandler + Send + 'static, R: Runtime>(
     core: &mut Core<H>,
     rt: &R,
     tx: &mpsc::UnboundedSender<IoEventBox>,
-    transports: &mut HashMap<TransportId, Transport>,
+    transports: &mut Transports,
     listeners: &mut HashMap<AcceptorHandle, Listening>,
     trace: bool,
 ) {
@@ -199,7 +254,7 @@ fn carry_out<H: MessagingHandler + Send + 'static, R: Runtime>(
     core: &mut Core<H>,
     rt: &R,
     tx: &mpsc::UnboundedSender<IoEventBox>,
-    transports: &mut HashMap<TransportId, Transport>,
+    transports: &mut Transports,
     listeners: &mut HashMap<AcceptorHandle, Listening>,
     _trace: bool,
 ) {
@@ -408,7 +463,7 @@ fn start_transport<R: Runtime>(
     stream: BoxStream,
     rt: &R,
     tx: &mpsc::UnboundedSender<IoEventBox>,
-    transports: &mut HashMap<TransportId, Transport>,
+    transports: &mut Transports,
     trace: bool,
 ) {
     let (mut reader, mut writer) = stream.split();
@@ -427,7 +482,10 @@ fn start_transport<R: Runtime>(
     );
     let p2 = pending.clone();
     let txw = tx.clone();
+    transports.writers.live.fetch_add(1, Ordering::AcqRel);
+    let guard = WriterGuard(transports.writers.clone());
     rt.spawn(Box::pin(async move {
+        let _guard = guard;
         while let Some(data) = wrx.next().await {
             if let Err(e) = writer.write_all(&data).await {
                 let reason = format!("write: {}", io_reason(&e));
