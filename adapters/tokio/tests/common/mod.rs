@@ -3,3 +3,4 @@
 
 pub mod pair;
 pub mod pki;
+pub mod proton;

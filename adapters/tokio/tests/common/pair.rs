@@ -6,6 +6,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::collections::HashSet;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -67,8 +68,12 @@ pub struct Outcome {
 
 /// The scenario.
 pub struct Pair {
-    listen_url: String,
+    listen_url: Option<String>,
     listen: Option<ListenOptions>,
+    external_port: u16,
+    port_tx: Option<mpsc::Sender<u16>>,
+    expect_external: usize,
+    ended_external: HashSet<ConnectionHandle>,
     clients: Vec<MakeOptions>,
     count: usize,
     limit: Duration,
@@ -82,8 +87,12 @@ impl Pair {
     /// A listener on `listen_url` with `listen` options; clients connect one after another.
     pub fn new(listen_url: &str, listen: ListenOptions, clients: Vec<MakeOptions>) -> Pair {
         Pair {
-            listen_url: listen_url.to_string(),
+            listen_url: Some(listen_url.to_string()),
             listen: Some(listen),
+            external_port: 0,
+            port_tx: None,
+            expect_external: 0,
+            ended_external: HashSet::new(),
             clients,
             count: 5,
             limit: Duration::from_secs(15),
@@ -92,6 +101,29 @@ impl Pair {
             server_sent: 0,
             out: Outcome::default(),
         }
+    }
+
+    /// No listener: the clients connect to someone else's `port`.
+    pub fn clients_only(port: u16, clients: Vec<MakeOptions>) -> Pair {
+        let mut p = Pair::new("", ListenOptions::default(), clients);
+        p.listen_url = None;
+        p.external_port = port;
+        p
+    }
+
+    /// No clients of our own: once listening, send the port to `tx`, serve, and stop after
+    /// `n` connections from elsewhere have ended (closed or failed).
+    pub fn serve(listen_url: &str, listen: ListenOptions, n: usize, tx: mpsc::Sender<u16>) -> Pair {
+        let mut p = Pair::new(listen_url, listen, Vec::new());
+        p.port_tx = Some(tx);
+        p.expect_external = n;
+        p
+    }
+
+    /// Stops the run after this long.
+    pub fn limit(mut self, limit: Duration) -> Pair {
+        self.limit = limit;
+        self
     }
 
     /// Messages each way per client.
@@ -170,6 +202,17 @@ impl Pair {
     }
 }
 
+impl Pair {
+    fn server_ended(&mut self, e: &mut Event<'_>) {
+        if let Some(c) = e.connection() {
+            self.ended_external.insert(c);
+        }
+        if self.expect_external > 0 && self.ended_external.len() >= self.expect_external {
+            e.container().stop();
+        }
+    }
+}
+
 /// Parses a URL for [`ConnectOptions::url`]; reconnect is off so a failure is final.
 pub fn opts(url: &str) -> ConnectOptions {
     ConnectOptions::new()
@@ -180,8 +223,13 @@ pub fn opts(url: &str) -> ConnectOptions {
 impl MessagingHandler for Pair {
     fn on_start(&mut self, e: &mut Event<'_>) {
         e.container().schedule(self.limit);
+        let Some(url) = self.listen_url.clone() else {
+            self.out.port = self.external_port;
+            self.next_client(e);
+            return;
+        };
         let lo = self.listen.take().unwrap_or_default();
-        if let Err(err) = e.container().listen_with(&self.listen_url, lo) {
+        if let Err(err) = e.container().listen_with(&url, lo) {
             self.out.acceptor_error = Some(err.to_string());
             e.container().stop();
         }
@@ -190,6 +238,10 @@ impl MessagingHandler for Pair {
     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
         let a = e.acceptor().unwrap();
         self.out.port = e.container().acceptor_port(a).unwrap();
+        if let Some(tx) = self.port_tx.take() {
+            let _ = tx.send(self.out.port);
+            return;
+        }
         self.next_client(e);
     }
 
@@ -275,10 +327,15 @@ impl MessagingHandler for Pair {
         let text = e.transport_error().unwrap_or("").to_string();
         if self.is_client(e) {
             self.client().disconnects.push(text);
+        } else {
+            self.server_ended(e);
         }
     }
 
     fn on_connection_closed(&mut self, e: &mut Event<'_>) {
+        if self.is_server(e) {
+            self.server_ended(e);
+        }
         if self.is_client(e) {
             self.client().closed = true;
             self.current = None;
