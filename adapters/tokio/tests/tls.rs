@@ -394,3 +394,20 @@ fn amqps_listener_without_certificate_errors() {
     let e = o.acceptor_error.expect("acceptor error");
     assert!(e.contains("certificate"), "{e}");
 }
+
+/// Asking for client certificates without a CA to check them against is refused (rather than
+/// silently accepting clients without certificates).
+#[test]
+fn require_client_cert_without_client_ca_errors() {
+    let p = pki();
+    let listen = ListenOptions {
+        tls: Some(TlsListen {
+            require_client_cert: true,
+            ..tls_listen(&p.server_cert, &p.server_key)
+        }),
+        ..ListenOptions::default()
+    };
+    let o = Pair::new("amqps://127.0.0.1:0", listen, vec![]).run();
+    let e = o.acceptor_error.expect("acceptor error");
+    assert!(e.contains("client_ca"), "{e}");
+}
