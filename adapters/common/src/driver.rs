@@ -36,6 +36,10 @@ pub const READ_CHUNK: usize = 64 * 1024;
 /// When the container is done, how long the driver waits for the last writes (a close frame,
 /// TLS close_notify) to reach the sockets before returning.
 pub const FLUSH_GRACE: Duration = Duration::from_secs(2);
+/// How long a TLS handshake may take, on either side. A peer that accepts the TCP connection
+/// and then says nothing would otherwise hold a client's connect (no error, no reconnect) or a
+/// listener's handshake task and socket forever.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 enum IoEvent {
     Connected(TransportId, BoxStream, TransportInfo),
@@ -370,10 +374,13 @@ async fn connect<R: Runtime>(
             let config = tls::client_config(&t.options)?;
             let name = tls::server_name(&t.server_name)?;
             let connector = futures_rustls::TlsConnector::from(config);
-            let s = connector
-                .connect(name, stream)
-                .await
-                .map_err(|e| io::Error::new(e.kind(), format!("TLS handshake failed: {e}")))?;
+            let handshake = async move {
+                connector
+                    .connect(name, stream)
+                    .await
+                    .map_err(|e| io::Error::new(e.kind(), format!("TLS handshake failed: {e}")))
+            };
+            let s = handshake_within(rt, handshake).await?;
             info.encrypted = true;
             if t.options.client_cert.is_some() {
                 // We presented a certificate: SASL EXTERNAL becomes usable.
@@ -381,6 +388,21 @@ async fn connect<R: Runtime>(
             }
             Ok((Box::new(s), info))
         }
+    }
+}
+
+/// Runs a TLS handshake, failing it after [`TLS_HANDSHAKE_TIMEOUT`].
+async fn handshake_within<R: Runtime, T>(
+    rt: &R,
+    handshake: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    let deadline = Instant::now() + TLS_HANDSHAKE_TIMEOUT;
+    match select(Box::pin(handshake), rt.sleep_until(deadline)).await {
+        Either::Left((r, _)) => r,
+        Either::Right(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("TLS handshake timed out after {TLS_HANDSHAKE_TIMEOUT:?}"),
+        )),
     }
 }
 
@@ -410,6 +432,7 @@ fn spawn_accept_loop<R: Runtime>(
                 Ok((stream, peer)) => {
                     let tx = tx.clone();
                     let tls = tls.clone();
+                    let rt3 = rt2.clone();
                     // The TLS handshake runs in its own task so one slow client cannot block accepts.
                     rt2.spawn(Box::pin(async move {
                         let info = TransportInfo {
@@ -423,7 +446,8 @@ fn spawn_accept_loop<R: Runtime>(
                                     .unbounded_send(IoEventBox(IoEvent::Accepted(a, stream, info)));
                             }
                             Some(cfg) => {
-                                match futures_rustls::TlsAcceptor::from(cfg).accept(stream).await {
+                                let accept = futures_rustls::TlsAcceptor::from(cfg).accept(stream);
+                                match handshake_within(&rt3, accept).await {
                                     Ok(s) => {
                                         let mut info = info;
                                         info.peer_identity = s

@@ -5,6 +5,9 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use amqp_adapter::driver::TLS_HANDSHAKE_TIMEOUT;
 
 use amqp_tokio::amqp_engine::sasl::{SaslServerConfig, StaticUsers};
 use amqp_tokio::messaging::{ListenOptions, PemSource, TlsListen, TlsOptions, VerifyMode};
@@ -410,4 +413,56 @@ fn require_client_cert_without_client_ca_errors() {
     let o = Pair::new("amqps://127.0.0.1:0", listen, vec![]).run();
     let e = o.acceptor_error.expect("acceptor error");
     assert!(e.contains("client_ca"), "{e}");
+}
+
+/// A TCP peer that accepts and then says nothing: the client's TLS handshake gives up after
+/// TLS_HANDSHAKE_TIMEOUT with a transport error instead of hanging.
+#[test]
+fn tls_handshake_timeout_client_side() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let conn = silent.accept();
+        let _ = done_rx.recv_timeout(Duration::from_secs(30));
+        drop(conn);
+    });
+    let started = Instant::now();
+    let o = Pair::clients_only(port, vec![trusting_client("localhost")])
+        .limit(TLS_HANDSHAKE_TIMEOUT + Duration::from_secs(10))
+        .run();
+    let took = started.elapsed();
+    let _ = done_tx.send(());
+    let _ = holder.join();
+    assert!(!o.timed_out, "{o:#?}");
+    assert_refused(&o, 0, &["timed out"]);
+    assert!(
+        took >= TLS_HANDSHAKE_TIMEOUT && took < TLS_HANDSHAKE_TIMEOUT + Duration::from_secs(5),
+        "{took:?}"
+    );
+}
+
+/// A client that connects to an amqps listener and never starts the handshake is
+/// disconnected after TLS_HANDSHAKE_TIMEOUT (while the listener is still running).
+#[test]
+fn tls_handshake_timeout_server_side() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let limit = TLS_HANDSHAKE_TIMEOUT + Duration::from_secs(4);
+    let pair = Pair::serve("amqps://127.0.0.1:0", amqps_listener(), 0, tx).limit(limit);
+    let server = std::thread::spawn(move || pair.run());
+    let port = rx.recv_timeout(Duration::from_secs(10)).expect("port");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(limit + Duration::from_secs(5)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let r = std::io::Read::read(&mut s, &mut buf);
+    let took = started.elapsed();
+    let o = server.join().unwrap();
+    assert!(matches!(r, Ok(0)) || r.is_err(), "{r:?}");
+    assert!(
+        took >= TLS_HANDSHAKE_TIMEOUT - Duration::from_millis(500) && took < limit,
+        "server closed the silent client after {took:?} (limit {limit:?})"
+    );
+    assert!(o.timed_out, "the listener ran to its limit: {o:#?}");
 }
