@@ -76,6 +76,7 @@ pub struct Pair {
     ended_external: HashSet<ConnectionHandle>,
     clients: Vec<MakeOptions>,
     count: usize,
+    padding: usize,
     limit: Duration,
     current: Option<ConnectionHandle>,
     sent: usize,
@@ -95,6 +96,7 @@ impl Pair {
             ended_external: HashSet::new(),
             clients,
             count: 5,
+            padding: 0,
             limit: Duration::from_secs(15),
             current: None,
             sent: 0,
@@ -118,6 +120,12 @@ impl Pair {
         p.port_tx = Some(tx);
         p.expect_external = n;
         p
+    }
+
+    /// Pads every message body with this many bytes (checked, then cut off, on receipt).
+    pub fn padding(mut self, bytes: usize) -> Pair {
+        self.padding = bytes;
+        self
     }
 
     /// Stops the run after this long.
@@ -278,7 +286,9 @@ impl MessagingHandler for Pair {
             if *n >= self.count || e.credit() == 0 {
                 return;
             }
-            let m = Message::new(format!("{tag} {n}"));
+            let mut body = format!("{tag} {n}|");
+            body.push_str(&"x".repeat(self.padding));
+            let m = Message::new(body);
             *n += 1;
             e.send(&m).unwrap();
         }
@@ -290,6 +300,14 @@ impl MessagingHandler for Pair {
             .and_then(|m| m.body_str())
             .unwrap_or("")
             .to_string();
+        // Keep the "from ... n" part; a wrong padding length is recorded in its place.
+        let body = match body.split_once('|') {
+            Some((head, pad)) if pad.len() == self.padding && pad.bytes().all(|b| b == b'x') => {
+                head.to_string()
+            }
+            Some((head, pad)) => format!("{head} BAD PADDING ({} bytes)", pad.len()),
+            None => body,
+        };
         if self.is_server(e) {
             self.out.server_received.push(body);
         } else if self.is_client(e) {
