@@ -286,8 +286,11 @@ impl MessagingHandler for Pair {
             if *n >= self.count || e.credit() == 0 {
                 return;
             }
-            let mut body = format!("{tag} {n}|");
-            body.push_str(&"x".repeat(self.padding));
+            let mut body = format!("{tag} {n}");
+            if self.padding > 0 {
+                body.push('|');
+                body.push_str(&"x".repeat(self.padding));
+            }
             let m = Message::new(body);
             *n += 1;
             e.send(&m).unwrap();
