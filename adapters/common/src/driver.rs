@@ -12,7 +12,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use amqp_engine::messaging::{
     AcceptorHandle, Container as Core, IoRequest, MessagingHandler, TlsConnect, TransportId,
@@ -33,6 +33,13 @@ use crate::trace::Tracer;
 pub const WRITE_HIGH_WATER: usize = 4 * 1024 * 1024;
 /// Size of each read.
 pub const READ_CHUNK: usize = 64 * 1024;
+/// When the container is done, how long the driver waits for the last writes (a close frame,
+/// TLS close_notify) to reach the sockets before returning.
+pub const FLUSH_GRACE: Duration = Duration::from_secs(2);
+/// How long a TLS handshake may take, on either side. A peer that accepts the TCP connection
+/// and then says nothing would otherwise hold a client's connect (no error, no reconnect) or a
+/// listener's handshake task and socket forever.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 enum IoEvent {
     Connected(TransportId, BoxStream, TransportInfo),
@@ -59,6 +66,43 @@ struct Transport {
     writer: mpsc::UnboundedSender<Bytes>,
     pending: Arc<Pending>,
     tracer: Option<Tracer>,
+}
+
+/// The live transports, and a count of writer tasks still running (including those of
+/// transports already closed, which are flushing their last bytes).
+#[derive(Default)]
+struct Transports {
+    map: HashMap<TransportId, Transport>,
+    writers: Arc<Writers>,
+}
+
+#[derive(Default)]
+struct Writers {
+    live: AtomicUsize,
+    exited: Notify,
+}
+
+/// Counts a writer task as live until dropped (whichever way the task ends).
+struct WriterGuard(Arc<Writers>);
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::AcqRel);
+        self.0.exited.notify(usize::MAX);
+    }
+}
+
+impl std::ops::Deref for Transports {
+    type Target = HashMap<TransportId, Transport>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl std::ops::DerefMut for Transports {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.map
+    }
 }
 
 /// A handle that wakes the driver from another task or thread (after operations on the
@@ -101,7 +145,7 @@ pub(crate) async fn drive_with<
     rx: &mut mpsc::UnboundedReceiver<IoEventBox>,
     mut hook: Option<F>,
 ) {
-    let mut transports: HashMap<TransportId, Transport> = HashMap::new();
+    let mut transports = Transports::default();
     let mut listeners: HashMap<AcceptorHandle, Listening> = HashMap::new();
     let trace = crate::trace::enabled();
     core.start(Instant::now());
@@ -142,6 +186,21 @@ pub(crate) async fn drive_with<
     for (_, l) in listeners.drain() {
         l.stop.notify(usize::MAX);
     }
+    // Let the writers flush what the container wrote last (the close frame that answers a
+    // peer's close, TLS close_notify): `Container::run` drops its runtime when this returns,
+    // which would cancel them and leave the peer with an aborted connection.
+    transports.map.clear();
+    let writers = transports.writers.clone();
+    let deadline = Instant::now() + FLUSH_GRACE;
+    while writers.live.load(Ordering::Acquire) > 0 {
+        let exited = writers.exited.listen();
+        if writers.live.load(Ordering::Acquire) == 0 {
+            break;
+        }
+        if let Either::Right(_) = select(exited, rt.sleep_until(deadline)).await {
+            break;
+        }
+    }
 }
 
 fn handle<H: MessagingHandler + Send + 'static, R: Runtime>(
@@ -149,7 +208,7 @@ fn handle<H: MessagingHandler + Send + 'static, R: Runtime>(
     core: &mut Core<H>,
     rt: &R,
     tx: &mpsc::UnboundedSender<IoEventBox>,
-    transports: &mut HashMap<TransportId, Transport>,
+    transports: &mut Transports,
     listeners: &mut HashMap<AcceptorHandle, Listening>,
     trace: bool,
 ) {
@@ -199,7 +258,7 @@ fn carry_out<H: MessagingHandler + Send + 'static, R: Runtime>(
     core: &mut Core<H>,
     rt: &R,
     tx: &mpsc::UnboundedSender<IoEventBox>,
-    transports: &mut HashMap<TransportId, Transport>,
+    transports: &mut Transports,
     listeners: &mut HashMap<AcceptorHandle, Listening>,
     _trace: bool,
 ) {
@@ -315,7 +374,13 @@ async fn connect<R: Runtime>(
             let config = tls::client_config(&t.options)?;
             let name = tls::server_name(&t.server_name)?;
             let connector = futures_rustls::TlsConnector::from(config);
-            let s = connector.connect(name, stream).await?;
+            let handshake = async move {
+                connector
+                    .connect(name, stream)
+                    .await
+                    .map_err(|e| io::Error::new(e.kind(), format!("TLS handshake failed: {e}")))
+            };
+            let s = handshake_within(rt, handshake).await?;
             info.encrypted = true;
             if t.options.client_cert.is_some() {
                 // We presented a certificate: SASL EXTERNAL becomes usable.
@@ -323,6 +388,21 @@ async fn connect<R: Runtime>(
             }
             Ok((Box::new(s), info))
         }
+    }
+}
+
+/// Runs a TLS handshake, failing it after [`TLS_HANDSHAKE_TIMEOUT`].
+async fn handshake_within<R: Runtime, T>(
+    rt: &R,
+    handshake: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    let deadline = Instant::now() + TLS_HANDSHAKE_TIMEOUT;
+    match select(Box::pin(handshake), rt.sleep_until(deadline)).await {
+        Either::Left((r, _)) => r,
+        Either::Right(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("TLS handshake timed out after {TLS_HANDSHAKE_TIMEOUT:?}"),
+        )),
     }
 }
 
@@ -352,6 +432,7 @@ fn spawn_accept_loop<R: Runtime>(
                 Ok((stream, peer)) => {
                     let tx = tx.clone();
                     let tls = tls.clone();
+                    let rt3 = rt2.clone();
                     // The TLS handshake runs in its own task so one slow client cannot block accepts.
                     rt2.spawn(Box::pin(async move {
                         let info = TransportInfo {
@@ -365,7 +446,8 @@ fn spawn_accept_loop<R: Runtime>(
                                     .unbounded_send(IoEventBox(IoEvent::Accepted(a, stream, info)));
                             }
                             Some(cfg) => {
-                                match futures_rustls::TlsAcceptor::from(cfg).accept(stream).await {
+                                let accept = futures_rustls::TlsAcceptor::from(cfg).accept(stream);
+                                match handshake_within(&rt3, accept).await {
                                     Ok(s) => {
                                         let mut info = info;
                                         info.peer_identity = s
@@ -405,7 +487,7 @@ fn start_transport<R: Runtime>(
     stream: BoxStream,
     rt: &R,
     tx: &mpsc::UnboundedSender<IoEventBox>,
-    transports: &mut HashMap<TransportId, Transport>,
+    transports: &mut Transports,
     trace: bool,
 ) {
     let (mut reader, mut writer) = stream.split();
@@ -424,11 +506,14 @@ fn start_transport<R: Runtime>(
     );
     let p2 = pending.clone();
     let txw = tx.clone();
+    transports.writers.live.fetch_add(1, Ordering::AcqRel);
+    let guard = WriterGuard(transports.writers.clone());
     rt.spawn(Box::pin(async move {
+        let _guard = guard;
         while let Some(data) = wrx.next().await {
             if let Err(e) = writer.write_all(&data).await {
-                let _ =
-                    txw.unbounded_send(IoEventBox(IoEvent::Closed(t, Some(format!("write: {e}")))));
+                let reason = format!("write: {}", io_reason(&e));
+                let _ = txw.unbounded_send(IoEventBox(IoEvent::Closed(t, Some(reason))));
                 return;
             }
             p2.queued.fetch_sub(data.len(), Ordering::AcqRel);
@@ -464,12 +549,24 @@ fn start_transport<R: Runtime>(
                     }
                 }
                 Err(e) => {
-                    let _ = tx.unbounded_send(IoEventBox(IoEvent::Closed(t, Some(e.to_string()))));
+                    let _ = tx.unbounded_send(IoEventBox(IoEvent::Closed(t, Some(io_reason(&e)))));
                     return;
                 }
             }
         }
     }));
+}
+
+/// Describes a transport I/O error; TLS failures (an alert from the peer, a bad record) say
+/// so, since the bare rustls text ("received fatal alert: CertificateRequired") does not.
+fn io_reason(e: &io::Error) -> String {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => format!("TLS error: {tls}"),
+        None => e.to_string(),
+    }
 }
 
 /// A socket address for `host:port` strings in tests and examples.

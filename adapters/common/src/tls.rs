@@ -131,12 +131,21 @@ pub fn server_config(opts: &TlsListen) -> io::Result<Arc<ServerConfig>> {
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
             )
         }
+        // Without a CA nothing can be verified: accepting every client instead would fail open.
+        None if opts.require_client_cert => return Err(no_client_ca()),
         None => builder.with_no_client_auth(),
     };
     let config = builder
         .with_single_cert(certs(cert)?, key(k)?)
         .map_err(tls_err)?;
     Ok(Arc::new(config))
+}
+
+fn no_client_ca() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "require_client_cert needs client_ca, the CA to verify client certificates with",
+    )
 }
 
 /// The identity in a client certificate: its subject's common name, or the whole subject.

@@ -1995,6 +1995,18 @@ impl<H: MessagingHandler> Container<H> {
         if let Some(c) = self.reactor.conns.get_mut(t.conn) {
             c.close_sent = true;
             match c.engine.as_mut() {
+                // The transport failed before the peer's open (a TLS alert after the handshake,
+                // e.g. a refused client certificate; a reset during SASL): a failed connect,
+                // reported the same way, with the driver's reason rather than a generic one.
+                Some(e) if reason.is_some() && e.state().1 == EndpointState::Uninit => {
+                    e.handle_transport_closed(now);
+                    let mut ctx = self.reactor.ctx_conn(t.conn);
+                    ctx.transport_error = reason.clone();
+                    self.reactor.push(EventType::TransportError, ctx);
+                    self.reactor.transport_done(t.conn, reason);
+                    self.pump();
+                    return;
+                }
                 Some(e) => {
                     e.handle_transport_closed(now);
                 }
