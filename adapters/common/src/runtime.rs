@@ -22,6 +22,7 @@ pub type BoxStream = Box<dyn AsyncStream>;
 /// A bound TCP listener.
 pub trait Listener: Send + Sync + 'static {
     /// Accepts the next connection (with `TCP_NODELAY` set).
+    #[allow(clippy::type_complexity)]
     fn accept(
         &self,
     ) -> Pin<Box<dyn Future<Output = io::Result<(BoxStream, SocketAddr)>> + Send + '_>>;

@@ -39,6 +39,11 @@ pub use amqp_adapter::{amqp_engine, amqp_proto, messaging};
 /// Proton's `Container` on tokio.
 pub type Container<H> = amqp_adapter::Container<H, Tokio>;
 
+/// The async API on tokio: `Client::open(url).await` (see [`client`]).
+pub type Client = amqp_adapter::client::Client<Tokio>;
+
+pub use amqp_adapter::client;
+
 /// The tokio runtime, for the driver. Inside a tokio runtime it uses the current one;
 /// otherwise [`BlockOn::block_on`] builds a multi-threaded runtime.
 #[derive(Clone, Debug, Default)]
