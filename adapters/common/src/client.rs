@@ -549,9 +549,13 @@ struct State {
 }
 
 impl State {
-    /// Queues a command; true if the caller must wake the driver (after unlocking).
+    /// Queues a command; true if the caller must wake the driver (after unlocking). Once
+    /// the connection is closed, commands are dropped.
     #[must_use]
     fn push(&mut self, c: Command) -> bool {
+        if self.phase == ConnPhase::Closed {
+            return false;
+        }
         self.commands.push(c);
         !std::mem::replace(&mut self.wake_pending, true)
     }
@@ -1004,15 +1008,16 @@ impl MessagingHandler for ClientHandler {
             r.close_link(lh);
             return;
         }
+        // No terminus: the peer refused the link. No attach at all: the link is already
+        // detached again. Either way its detach (with the reason) follows.
         let refused = match r.remote_attach(lh) {
             Some(a) => match l.role {
                 Role::Sender => a.target.is_none(),
                 Role::Receiver => a.source.is_none(),
             },
-            None => false,
+            None => true,
         };
         if refused {
-            // The peer refused the link; its detach (with the reason) follows.
             l.refused = true;
             return;
         }
@@ -1453,11 +1458,8 @@ impl Drop for LinkRef {
             if l.driver_released {
                 st.links.remove(&self.id);
             } else {
+                // Deliveries arriving after this are released by the container.
                 wake = self.request_close(&mut st);
-                if !wake {
-                    // Closing already: the driver may still need to release queued deliveries.
-                    wake = st.push(Command::CloseLink(self.id));
-                }
             }
         }
         drop(st);
