@@ -18,6 +18,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The API is generic over [`Runtime`]; a runtime crate exposes it with one alias
+//! (`pub type Client = amqp_adapter::client::Client<MyRuntime>;`), as `amqp-tokio` does.
+//!
 //! # How it works
 //!
 //! [`Client::open`] spawns one *driver task* on the runtime. It owns a sans-IO
@@ -1472,6 +1475,10 @@ impl Drop for LinkRef {
 // ------------------------------------------------------------------------------------------
 
 /// A sending link. Methods take `&self`: share it (`Arc<Sender>`) to send from several tasks.
+///
+/// Dropping it closes the link (after messages that already have credit are sent); messages
+/// still waiting for credit then fail with [`Error::LinkClosed`], and sent messages whose
+/// outcome had not arrived resolve to [`Outcome::InDoubt`].
 pub struct Sender {
     link: LinkRef,
 }

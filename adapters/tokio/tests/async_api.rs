@@ -17,7 +17,7 @@ use amqp_tokio::amqp_proto::messaging::{DeliveryState, Source, TargetKind};
 use amqp_tokio::client::{Error, Outcome, Receiver, Sender, TrySendError};
 use amqp_tokio::messaging::{
     ConnectOptions, ConnectionHandle, DeliveryHandle, Event, HandlerOptions, LinkHandle,
-    LinkOptions, MessagingHandler, Reactor, Tracker, Url,
+    LinkOption, LinkOptions, MessagingHandler, Reactor, Tracker, Url,
 };
 use amqp_tokio::{Client, Container};
 use tokio::sync::oneshot;
@@ -345,6 +345,29 @@ async fn hello_world_send_recv_accept() {
         receiver.close().await.unwrap();
         conn.close().await.unwrap();
         assert!(conn.is_closed());
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_once_sends_resolve_settled() {
+    bounded(async {
+        let url = relay().await;
+        let conn = Client::open(url.as_str()).await.unwrap();
+        let mut receiver = conn.open_receiver("presettled").await.unwrap();
+        let sender = conn
+            .open_sender(LinkOptions::address("presettled").with(LinkOption::AtMostOnce))
+            .await
+            .unwrap();
+        for i in 0..3 {
+            assert_eq!(sender.send(numbered(i)).await.unwrap(), Outcome::Settled);
+        }
+        for i in 0..3 {
+            let d = receiver.recv().await.unwrap();
+            assert_eq!(number(d.message()), i);
+            d.accept().unwrap();
+        }
+        conn.close().await.unwrap();
     })
     .await
 }
