@@ -115,10 +115,21 @@ pub struct Waker {
 pub(crate) struct IoEventBox(IoEvent);
 
 impl Waker {
-    /// Makes the driver poll the container again.
+    /// Makes the driver poll the container again (its hook runs before the next wait).
     pub fn wake(&self) {
         let _ = self.tx.unbounded_send(IoEventBox(IoEvent::Wake));
     }
+}
+
+/// The event channel of [`drive_with`] and a [`Waker`] feeding it: a task that shares state
+/// with the driver's hook calls [`Waker::wake`] after changing it.
+pub(crate) fn wake_channel() -> (
+    Waker,
+    mpsc::UnboundedSender<IoEventBox>,
+    mpsc::UnboundedReceiver<IoEventBox>,
+) {
+    let (tx, rx) = mpsc::unbounded::<IoEventBox>();
+    (Waker { tx: tx.clone() }, tx, rx)
 }
 
 /// Runs a container to completion on a runtime: returns it when it is done (stopped, or

@@ -8,8 +8,11 @@
 //!   write, close), feeds it reads, disconnects and timer expiries, with back-pressure;
 //! * [`tls`] — rustls client and server configuration from the engine's plain-data options;
 //! * [`trace`] — `AMQP_TRACE_FRM=1` / `PN_TRACE_FRM=1` frame tracing;
-//! * [`Container`] — Proton's `Container::new(handler).run()` over any runtime.
+//! * [`Container`] — Proton's `Container::new(handler).run()` over any runtime;
+//! * [`client`] — the idiomatic async API (`Client::open(url).await`, `sender.send(msg).await`,
+//!   `receiver.recv().await`) over any runtime.
 
+pub mod client;
 pub mod driver;
 pub mod runtime;
 pub mod tls;

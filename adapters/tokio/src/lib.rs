@@ -26,6 +26,26 @@
 //! }
 //! Container::new(HelloWorld).run();
 //! ```
+//!
+//! The same with the async API ([`Client`], see [`client`] for flow control, cancel safety and
+//! shutdown):
+//!
+//! ```no_run
+//! use amqp_tokio::Client;
+//! use amqp_tokio::amqp_proto::message::Message;
+//!
+//! # async fn hello() -> Result<(), amqp_tokio::client::Error> {
+//! let conn = Client::open("amqp://localhost:5672").await?;
+//! let mut receiver = conn.open_receiver("examples").await?;
+//! let sender = conn.open_sender("examples").await?;
+//! let outcome = sender.send_nowait(Message::new("Hello World!")).expect("room to queue");
+//! let delivery = receiver.recv().await.expect("a message");
+//! println!("{}", delivery.message().body_str().unwrap_or(""));
+//! delivery.accept()?;
+//! assert!(outcome.await?.is_accepted());
+//! conn.close().await
+//! # }
+//! ```
 
 use std::io;
 use std::net::SocketAddr;
@@ -38,6 +58,11 @@ pub use amqp_adapter::{amqp_engine, amqp_proto, messaging};
 
 /// Proton's `Container` on tokio.
 pub type Container<H> = amqp_adapter::Container<H, Tokio>;
+
+/// The async API on tokio: `Client::open(url).await` (see [`client`]).
+pub type Client = amqp_adapter::client::Client<Tokio>;
+
+pub use amqp_adapter::client;
 
 /// The tokio runtime, for the driver. Inside a tokio runtime it uses the current one;
 /// otherwise [`BlockOn::block_on`] builds a multi-threaded runtime.
