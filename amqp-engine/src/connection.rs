@@ -1782,7 +1782,9 @@ impl Connection {
         }
         self.error = Some(e.clone());
         self.events.push_back(Event::Error(e.clone()));
+        // A header mismatch means the peer does not speak our protocol: no frames follow.
         let can_close = self.amqp_header_sent
+            && e.kind != ErrorKind::ProtocolHeader
             && matches!(self.expect, Expect::Amqp | Expect::Header(_))
             && self.local != EndpointState::Closed
             && self.sasl_ok();
