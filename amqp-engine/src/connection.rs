@@ -928,6 +928,14 @@ impl Connection {
                         other.name()
                     )));
                 };
+                // After we sent end, the peer's frames in flight are discarded until its end.
+                let ending = self
+                    .sessions
+                    .get(sid.0)
+                    .is_some_and(|s| s.local == EndpointState::Closed);
+                if ending && !matches!(other, Performative::End(_)) {
+                    return Ok(());
+                }
                 match other {
                     Performative::End(e) => self.on_end(sid, e),
                     Performative::Attach(a) => self.on_attach(sid, a),
