@@ -2170,6 +2170,7 @@ impl Connection {
 
     /// Tells the receiver how many messages we could send (`available`).
     pub fn set_available(&mut self, lid: LinkId, available: u32) -> Result<(), OpError> {
+        self.check_usable()?;
         let l = self.links.get_mut(lid.0).ok_or(OpError::UnknownHandle)?;
         l.available = available;
         if !l.flow_dirty {
@@ -2408,6 +2409,7 @@ impl Connection {
     /// Aborts a delivery whose frames are still waiting for the session window. Returns false if
     /// it has already been written completely.
     pub fn abort(&mut self, delivery: DeliveryId) -> Result<bool, OpError> {
+        self.check_usable()?;
         let l = self
             .links
             .get(delivery.link.0)
