@@ -256,6 +256,8 @@ struct Link {
     /// An aborted or refused delivery still receiving frames we discard.
     discarding: bool,
     max_message_size: u64,
+    /// The peer's detach had `closed` set (mirrored when we answer it late).
+    remote_closed: bool,
 }
 
 /// Encoded fields of a transfer frame header, kept for frames blocked on the session window.
@@ -1048,13 +1050,18 @@ impl Connection {
         if let Some(ch) = s.remote_channel {
             self.remote_channels.remove(&ch);
         }
-        let reply = s.local != EndpointState::Closed;
+        let local = s.local;
         self.events.push_back(Event::SessionEnded {
             session: sid,
             error: e.error,
         });
-        if reply {
-            self.write_end(sid, None);
+        match local {
+            EndpointState::Active => self.write_end(sid, None),
+            // Never begun: answer with begin + end now, or when we open.
+            EndpointState::Uninit if self.local == EndpointState::Active => {
+                let _ = self.answer_session(sid);
+            }
+            _ => {}
         }
         self.maybe_free_session(sid);
         Ok(())
@@ -1159,6 +1166,7 @@ impl Connection {
                     partial: None,
                     discarding: false,
                     max_message_size: self.config.max_message_size,
+                    remote_closed: false,
                 };
                 (LinkId(self.links.insert(link)), true)
             }
@@ -1201,14 +1209,29 @@ impl Connection {
         };
         l.remote = EndpointState::Closed;
         l.remote_handle = None;
-        let reply = l.local != EndpointState::Closed;
+        l.remote_closed = closed;
+        let local = l.local;
         self.events.push_back(Event::LinkClosed {
             link: lid,
             closed,
             error: d.error,
         });
-        if reply {
-            self.write_detach(lid, closed, None);
+        let session_active = self
+            .sessions
+            .get(sid.0)
+            .is_some_and(|s| s.local == EndpointState::Active);
+        match local {
+            EndpointState::Active => self.write_detach(lid, closed, None),
+            // Never attached: answer with attach (no terminus) + detach now, or when the
+            // session is begun.
+            EndpointState::Uninit if session_active => {
+                if let Some(l) = self.links.get_mut(lid.0) {
+                    l.config.source = None;
+                    l.config.target = None;
+                }
+                let _ = self.answer_link(lid);
+            }
+            _ => {}
         }
         self.maybe_free_link(lid);
         Ok(())
@@ -1626,7 +1649,9 @@ impl Connection {
         let Some(l) = self.links.get(lid.0) else {
             return;
         };
-        if l.local == EndpointState::Closed && l.remote != EndpointState::Active {
+        // Both ends detached: a link we detached first stays until the peer's detach, so
+        // its late attach reply is not taken for a new link and its handle is not reused.
+        if l.local == EndpointState::Closed && l.remote == EndpointState::Closed {
             let (sid, handle) = (l.session, l.handle);
             if let Some(s) = self.sessions.get_mut(sid.0) {
                 s.local_handles.remove(&handle);
@@ -1642,7 +1667,9 @@ impl Connection {
         let Some(s) = self.sessions.get(sid.0) else {
             return;
         };
-        if s.local == EndpointState::Closed && s.remote != EndpointState::Active {
+        // Both ends ended: a session we ended first stays until the peer's end (its begin
+        // reply may still be on the way).
+        if s.local == EndpointState::Closed && s.remote == EndpointState::Closed {
             let ch = s.channel;
             let links: Vec<LinkId> = s
                 .local_handles
@@ -1853,6 +1880,75 @@ impl Connection {
             return Err(OpError::IllegalState("already open"));
         }
         self.write_open();
+        self.answer_ended_sessions();
+        Ok(())
+    }
+
+    /// Sessions the peer began and ended before we opened: answer them (begin + end).
+    fn answer_ended_sessions(&mut self) {
+        for k in self.sessions.keys() {
+            if self.sessions.get(k).is_some_and(|s| {
+                s.local == EndpointState::Uninit && s.remote == EndpointState::Closed
+            }) {
+                let _ = self.answer_session(SessionId(k));
+            }
+        }
+    }
+
+    /// Begins a session the peer began; if the peer has already ended it, ends it too, and
+    /// answers the links the peer attached and detached meanwhile.
+    fn answer_session(&mut self, sid: SessionId) -> Result<(), OpError> {
+        if let Err(e) = self.write_begin(sid) {
+            if let Some(s) = self.sessions.get_mut(sid.0) {
+                if s.remote == EndpointState::Closed {
+                    // No channel free: nothing can be sent; forget it.
+                    s.local = EndpointState::Closed;
+                }
+            }
+            self.maybe_free_session(sid);
+            return Err(e);
+        }
+        for k in self.links.keys() {
+            if self.links.get(k).is_some_and(|l| {
+                l.session == sid
+                    && l.local == EndpointState::Uninit
+                    && l.remote == EndpointState::Closed
+            }) {
+                if let Some(l) = self.links.get_mut(k) {
+                    l.config.source = None;
+                    l.config.target = None;
+                }
+                let _ = self.answer_link(LinkId(k));
+            }
+        }
+        if self
+            .sessions
+            .get(sid.0)
+            .is_some_and(|s| s.remote == EndpointState::Closed)
+        {
+            self.write_end(sid, None);
+        }
+        Ok(())
+    }
+
+    /// Attaches a link the peer attached; if the peer has already detached it, detaches too.
+    fn answer_link(&mut self, lid: LinkId) -> Result<(), OpError> {
+        if let Err(e) = self.write_attach(lid) {
+            if let Some(l) = self.links.get_mut(lid.0) {
+                if l.remote == EndpointState::Closed {
+                    // Nothing can be sent; forget it.
+                    l.local = EndpointState::Closed;
+                }
+            }
+            self.maybe_free_link(lid);
+            return Err(e);
+        }
+        if let Some(l) = self.links.get(lid.0) {
+            if l.remote == EndpointState::Closed {
+                let closed = l.remote_closed;
+                self.write_detach(lid, closed, None);
+            }
+        }
         Ok(())
     }
 
@@ -1960,8 +2056,17 @@ impl Connection {
         }
         if self.local == EndpointState::Uninit {
             self.write_open();
+            self.answer_ended_sessions();
+            if self
+                .sessions
+                .get(sid.0)
+                .is_none_or(|s| s.local != EndpointState::Uninit)
+            {
+                // It was one of those the peer had already ended: answered.
+                return Ok(());
+            }
         }
-        self.write_begin(sid)
+        self.answer_session(sid)
     }
 
     /// Ends a session, with an optional error.
@@ -2046,6 +2151,7 @@ impl Connection {
             partial: None,
             discarding: false,
             max_message_size: self.config.max_message_size,
+            remote_closed: false,
         };
         let lid = LinkId(self.links.insert(link));
         if let Err(e) = self.write_attach(lid) {
@@ -2093,7 +2199,7 @@ impl Connection {
             }
         }
         l.config = config;
-        self.write_attach(lid)
+        self.answer_link(lid)
     }
 
     /// Refuses a link the peer attached: attaches with no terminus, then detaches (closed) with

@@ -380,14 +380,17 @@ pub fn auto_server(server: &mut Connection, e: &Event, credit: u32) -> bool {
             session,
             remote_initiated: true,
         } => {
-            server.accept_session(*session).unwrap();
-            return true;
+            // The session may already be gone (the peer ended it before we answered).
+            return server.accept_session(*session).is_ok();
         }
         Event::LinkOpened {
             link,
             remote_initiated: true,
         } => {
-            server.accept_link(*link, LinkConfig::default()).unwrap();
+            if server.accept_link(*link, LinkConfig::default()).is_err() {
+                // Already detached by the peer before we answered.
+                return false;
+            }
             if server.link_role(*link) == Some(amqp_proto::definitions::Role::Receiver)
                 && credit > 0
             {
