@@ -1806,6 +1806,18 @@ impl Connection {
             self.finished = true;
             self.expect = Expect::Nothing;
             self.events.push_back(Event::Finished);
+            // Closing the connection ends every session and detaches every link: forget them
+            // (ids stay stale, never reused, as the slabs bump generations).
+            for k in self.links.keys() {
+                self.links.remove(k);
+            }
+            for k in self.sessions.keys() {
+                self.sessions.remove(k);
+            }
+            self.local_channels.clear();
+            self.remote_channels.clear();
+            self.dirty_links.clear();
+            self.dirty_sessions.clear();
         }
     }
 
@@ -2623,6 +2635,7 @@ impl Connection {
 
     /// Settles a delivery without changing its state.
     pub fn settle(&mut self, delivery: DeliveryId) -> Result<(), OpError> {
+        self.check_usable()?;
         // A sender settling after the receiver settled needs no frame.
         let l = self
             .links
