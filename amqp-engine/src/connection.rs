@@ -1272,13 +1272,12 @@ impl Connection {
             Role::Sender => {
                 let remote_dc = f.delivery_count.unwrap_or(l.delivery_count);
                 let credit = f.link_credit.unwrap_or(0);
-                l.credit = remote_dc
-                    .wrapping_add(credit)
-                    .wrapping_sub(l.delivery_count);
-                if l.credit > credit {
-                    // The peer's view is behind ours by more than its credit: no credit.
-                    l.credit = credit.min(l.credit);
-                }
+                // 2.6.7: credit = delivery-count(rcv) + link-credit(rcv) - delivery-count(snd),
+                // in serial arithmetic. What we sent that the receiver had not yet seen uses
+                // up its grant; below zero (it lowered credit under what was in flight) is 0.
+                let in_flight = l.delivery_count.wrapping_sub(remote_dc);
+                let in_flight = if (in_flight as i32) < 0 { 0 } else { in_flight };
+                l.credit = credit.saturating_sub(in_flight);
                 l.drain = f.drain.unwrap_or(false);
                 self.events.push_back(Event::LinkFlow {
                     link: lid,
@@ -1292,10 +1291,13 @@ impl Connection {
             }
             Role::Receiver => {
                 if let Some(dc) = f.delivery_count {
-                    // The sender advanced its delivery-count (drain or echo): shrink our credit.
-                    let end = l.delivery_count.wrapping_add(l.credit);
-                    l.delivery_count = dc;
-                    l.credit = end.wrapping_sub(dc).min(l.credit);
+                    // The sender advanced its delivery-count (drain): that much credit is used
+                    // up (never below zero, never backwards in serial arithmetic).
+                    let advanced = dc.wrapping_sub(l.delivery_count);
+                    if (advanced as i32) >= 0 {
+                        l.delivery_count = dc;
+                        l.credit = l.credit.saturating_sub(advanced);
+                    }
                 }
                 l.available = f.available.unwrap_or(l.available);
                 if l.drain && l.credit == 0 {
