@@ -264,6 +264,8 @@ struct Link {
 #[derive(Debug, Clone)]
 struct TransferHeader {
     handle: u32,
+    /// The delivery this frame belongs to (on the wire only in its first frame).
+    number: u32,
     delivery_id: Option<u32>,
     tag: Option<Bytes>,
     format: u32,
@@ -1377,10 +1379,6 @@ impl Connection {
                     "first transfer of a delivery without delivery-id".into(),
                 );
             };
-            if aborted {
-                // An aborted first frame: nothing to deliver.
-                return Ok(());
-            }
             if l.credit == 0 {
                 self.link_error(
                     lid,
@@ -1391,6 +1389,13 @@ impl Connection {
             }
             l.credit -= 1;
             l.delivery_count = l.delivery_count.wrapping_add(1);
+            if aborted {
+                // Aborted in its first frame: nothing to deliver, but it used its credit.
+                self.events.push_back(Event::Aborted {
+                    delivery: DeliveryId { link: lid, number },
+                });
+                return Ok(());
+            }
             let partial = Partial {
                 number,
                 tag: t.delivery_tag.unwrap_or_default(),
@@ -2447,6 +2452,7 @@ impl Connection {
             let more = end < payload.len();
             let header = TransferHeader {
                 handle,
+                number,
                 delivery_id: first.then_some(number),
                 tag: first.then(|| tag.clone()),
                 format: opts.message_format,
@@ -2488,6 +2494,9 @@ impl Connection {
             if h.aborted {
                 let t = Transfer {
                     handle: h.handle,
+                    delivery_id: h.delivery_id,
+                    delivery_tag: h.tag.clone(),
+                    message_format: h.delivery_id.map(|_| h.format),
                     settled: Some(true),
                     aborted: Some(true),
                     ..Transfer::default()
@@ -2539,38 +2548,34 @@ impl Connection {
         let s = self.sessions.get_mut(sid.0).ok_or(OpError::UnknownHandle)?;
         // Frames of a delivery are contiguous in the queue (a delivery is queued whole).
         let first = s.blocked.iter().position(|b| {
-            b.header.handle == handle
-                && (b.header.delivery_id == Some(delivery.number) || b.header.delivery_id.is_none())
+            b.header.handle == handle && b.header.number == delivery.number && !b.header.aborted
         });
         let Some(start) = first else { return Ok(false) };
         let mut end = start;
         while end + 1 < s.blocked.len()
-            && s.blocked[end].header.more
-            && !s.blocked[end].header.aborted
+            && s.blocked[end + 1].header.handle == handle
+            && s.blocked[end + 1].header.number == delivery.number
         {
             end += 1;
         }
-        let started = s.blocked[start].header.delivery_id.is_none();
+        let head = s.blocked[start].header.clone();
         s.blocked.drain(start..=end);
-        if started {
-            // Its first frames are on the wire: finish it with an aborted transfer.
-            let header = TransferHeader {
-                handle,
-                delivery_id: None,
-                tag: None,
-                format: 0,
-                settled: true,
-                more: false,
-                aborted: true,
-            };
-            s.blocked.insert(
-                start,
-                BlockedTransfer {
-                    header,
-                    payload: Bytes::new(),
-                },
-            );
-        }
+        // One aborted transfer replaces what was left: a continuation if its first frames are
+        // on the wire, else a first frame (delivery-id and tag), so delivery-ids stay
+        // sequential and the receiver counts the credit it used.
+        let header = TransferHeader {
+            settled: true,
+            more: false,
+            aborted: true,
+            ..head
+        };
+        s.blocked.insert(
+            start,
+            BlockedTransfer {
+                header,
+                payload: Bytes::new(),
+            },
+        );
         s.out_unsettled.remove(delivery.number);
         self.unblock_session(sid);
         Ok(true)
