@@ -1635,9 +1635,11 @@ impl Connection {
         l.local = EndpointState::Closed;
         let handle = l.handle;
         let sid = l.session;
-        let Some(s) = self.sessions.get(sid.0) else {
+        let Some(s) = self.sessions.get_mut(sid.0) else {
             return;
         };
+        // Frames still waiting for the session window must not follow the detach.
+        s.blocked.retain(|b| b.header.handle != handle);
         let ch = s.channel;
         if s.local == EndpointState::Active {
             self.write(
