@@ -2351,6 +2351,15 @@ impl Connection {
         owned: Option<Bytes>,
     ) -> Result<DeliveryId, OpError> {
         self.check_usable()?;
+        let sid = self.links.get(lid.0).ok_or(OpError::UnknownHandle)?.session;
+        if self
+            .sessions
+            .get(sid.0)
+            .is_none_or(|s| s.local != EndpointState::Active)
+        {
+            // Ending a session detaches its links: nothing may follow the end.
+            return Err(OpError::IllegalState("session not active"));
+        }
         let l = self.links.get_mut(lid.0).ok_or(OpError::UnknownHandle)?;
         if l.role != Role::Sender {
             return Err(OpError::IllegalState("send on a receiver"));
