@@ -258,6 +258,9 @@ struct Link {
     max_message_size: u64,
     /// The peer's detach had `closed` set (mirrored when we answer it late).
     remote_closed: bool,
+    /// Receiver: the furthest delivery-count any flow of ours allowed. A sender acting on an
+    /// older, larger grant may legitimately send up to it after we lowered credit.
+    credit_end: u32,
 }
 
 /// Encoded fields of a transfer frame header, kept for frames blocked on the session window.
@@ -321,6 +324,12 @@ impl std::fmt::Debug for Connection {
             .field("error", &self.error)
             .finish_non_exhaustive()
     }
+}
+
+/// The delivery-count up to which `credit` from `delivery_count` allows transfers (credit
+/// beyond 2^31 is capped so serial-number comparisons stay meaningful).
+fn credit_end(delivery_count: u32, credit: u32) -> u32 {
+    delivery_count.wrapping_add(credit.min(i32::MAX as u32))
 }
 
 /// Delivery tags: 8-byte counters on the stack, written straight into the frame.
@@ -1169,6 +1178,7 @@ impl Connection {
                     discarding: false,
                     max_message_size: self.config.max_message_size,
                     remote_closed: false,
+                    credit_end: 0,
                 };
                 (LinkId(self.links.insert(link)), true)
             }
@@ -1182,6 +1192,7 @@ impl Connection {
         if our_role == Role::Receiver {
             // The sender's initial delivery-count is our starting point.
             l.delivery_count = a.initial_delivery_count.unwrap_or(0);
+            l.credit_end = credit_end(l.delivery_count, l.credit);
         }
         l.remote_attach = Some(Box::new(a));
         if let Some(s) = self.sessions.get_mut(sid.0) {
@@ -1379,7 +1390,9 @@ impl Connection {
                     "first transfer of a delivery without delivery-id".into(),
                 );
             };
-            if l.credit == 0 {
+            // Beyond every grant we made (not merely beyond the credit we have now: transfers
+            // sent under a grant we since lowered are legitimate).
+            if (l.credit_end.wrapping_sub(l.delivery_count) as i32) <= 0 {
                 self.link_error(
                     lid,
                     condition::TRANSFER_LIMIT_EXCEEDED,
@@ -1387,7 +1400,7 @@ impl Connection {
                 );
                 return Ok(());
             }
-            l.credit -= 1;
+            l.credit = l.credit.saturating_sub(1);
             l.delivery_count = l.delivery_count.wrapping_add(1);
             if aborted {
                 // Aborted in its first frame: nothing to deliver, but it used its credit.
@@ -2173,6 +2186,7 @@ impl Connection {
             discarding: false,
             max_message_size: self.config.max_message_size,
             remote_closed: false,
+            credit_end: 0,
         };
         let lid = LinkId(self.links.insert(link));
         if let Err(e) = self.write_attach(lid) {
@@ -2269,6 +2283,10 @@ impl Connection {
         }
         l.credit = credit;
         l.drain = drain;
+        let end = credit_end(l.delivery_count, credit);
+        if (end.wrapping_sub(l.credit_end) as i32) > 0 {
+            l.credit_end = end;
+        }
         if !l.flow_dirty {
             l.flow_dirty = true;
             self.dirty_links.push(lid);
