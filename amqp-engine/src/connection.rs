@@ -1795,7 +1795,6 @@ impl Connection {
                 l.flow_dirty = false;
                 continue;
             }
-            l.flow_dirty = false;
             let (handle, dc, credit, drain, avail, sid) = (
                 l.handle,
                 l.delivery_count,
@@ -1805,8 +1804,15 @@ impl Connection {
                 l.session,
             );
             let Some(s) = self.sessions.get(sid.0) else {
+                l.flow_dirty = false;
                 continue;
             };
+            if l.role == Role::Sender && s.blocked.iter().any(|b| b.header.handle == handle) {
+                // Our delivery-count counts transfers still waiting for the session window:
+                // the flow must not overtake them (unblock_session sends it after them).
+                continue;
+            }
+            l.flow_dirty = false;
             if s.local != EndpointState::Active {
                 continue;
             }
@@ -2504,8 +2510,26 @@ impl Connection {
         Ok(DeliveryId { link: lid, number })
     }
 
-    /// Writes frames that were waiting for the peer's session incoming window.
+    /// Writes frames that were waiting for the peer's session incoming window, then lets out
+    /// link flows that were held back behind them.
     fn unblock_session(&mut self, sid: SessionId) {
+        self.write_blocked(sid);
+        let Some(s) = self.sessions.get(sid.0) else {
+            return;
+        };
+        for &lid in s.local_handles.values() {
+            if let Some(l) = self.links.get(lid.0) {
+                if l.flow_dirty
+                    && l.role == Role::Sender
+                    && !s.blocked.iter().any(|b| b.header.handle == l.handle)
+                {
+                    self.dirty_links.push(lid);
+                }
+            }
+        }
+    }
+
+    fn write_blocked(&mut self, sid: SessionId) {
         loop {
             let Some(s) = self.sessions.get_mut(sid.0) else {
                 return;
