@@ -991,3 +991,113 @@ fn queued_frames_of_a_detached_link_are_dropped() {
     let (_, sev) = p.settle();
     assert_eq!(deliveries(&sev).len(), 1);
 }
+
+#[test]
+fn credit_lowered_while_transfers_are_in_flight() {
+    // Transfers the sender sent under a larger grant are legitimate even after the receiver
+    // lowered its credit (they crossed the flow): no transfer-limit-exceeded.
+    let mut p = Pair::default_pair();
+    let (_, rcv, srv) = p.open_receiver();
+    p.client.flow(rcv, 10, false).unwrap();
+    p.settle();
+    for i in 0..5 {
+        p.server.send(srv, &msg(i), SendOptions::default()).unwrap();
+    }
+    let transfers = p.server_output();
+    p.client.flow(rcv, 2, false).unwrap();
+    let lowered = p.client_output();
+    p.inject_client(&transfers).unwrap();
+    p.inject_server(&lowered).unwrap();
+    let (cev, sev) = p.settle();
+    assert_eq!(deliveries(&cev).len(), 5);
+    assert!(
+        !cev.iter().any(|e| matches!(e, Event::LinkError { .. })),
+        "{cev:?}"
+    );
+    assert!(!sev.iter().any(|e| matches!(e, Event::LinkClosed { .. })));
+    assert_eq!(p.client.link_credit(rcv), Some(0));
+    assert_eq!(p.server.link_credit(srv), Some(0));
+    // Beyond every grant is still refused.
+    let (mut p, _, _) = {
+        let mut p = Pair::default_pair();
+        let (s, l, rl) = p.open_sender(1);
+        let _ = s;
+        (p, l, rl)
+    };
+    let t = Transfer {
+        handle: 0,
+        delivery_id: Some(0),
+        delivery_tag: Some(Bytes::from_static(b"a")),
+        message_format: Some(0),
+        ..Transfer::default()
+    };
+    let mut bytes = amqp_frame(0, t.clone(), b"x");
+    bytes.extend(amqp_frame(
+        0,
+        Transfer {
+            delivery_id: Some(1),
+            delivery_tag: Some(Bytes::from_static(b"b")),
+            ..t
+        },
+        b"y",
+    ));
+    p.inject_server(&bytes).unwrap();
+    let (_, sev) = p.drain();
+    assert!(sev
+        .iter()
+        .any(|e| matches!(e, Event::LinkError { error, .. }
+        if error.condition == condition::TRANSFER_LIMIT_EXCEEDED)));
+}
+
+#[test]
+fn drained_flow_does_not_overtake_queued_transfers() {
+    // The receiver's session takes one frame at a time, so the sender's transfers queue; its
+    // drained flow (delivery-count including them) must go out after them.
+    let mut p = Pair::default_pair();
+    p.client.open().unwrap();
+    let s = p
+        .client
+        .begin_session(SessionConfig {
+            incoming_window: Some(1),
+            ..Default::default()
+        })
+        .unwrap();
+    let rcv = p.client.attach_receiver(s, receiver_cfg("q")).unwrap();
+    let (_, sev) = p.run_auto(0);
+    let srv = sev
+        .iter()
+        .find_map(|e| match e {
+            Event::LinkOpened { link, .. } => Some(*link),
+            _ => None,
+        })
+        .unwrap();
+    p.client.flow(rcv, 5, true).unwrap();
+    p.settle();
+    for i in 0..3 {
+        p.server.send(srv, &msg(i), SendOptions::default()).unwrap();
+    }
+    p.server.drained(srv).unwrap();
+    let mut order = vec![];
+    let mut all = vec![];
+    for _ in 0..20 {
+        let out = p.server_output();
+        for (_, pf, _) in performatives(&decode_wire(&out)) {
+            match pf {
+                Performative::Transfer(_) => order.push("transfer"),
+                Performative::Flow(f) if f.handle.is_some() => order.push("link-flow"),
+                _ => {}
+            }
+        }
+        p.inject_client(&out).unwrap();
+        let (cev, _) = p.drain();
+        all.extend(cev);
+        let back = p.client_output();
+        p.inject_server(&back).unwrap();
+        p.drain();
+    }
+    assert_eq!(order, vec!["transfer", "transfer", "transfer", "link-flow"]);
+    assert_eq!(deliveries(&all).len(), 3);
+    assert!(all.iter().any(|e| matches!(e, Event::LinkDrained { .. })));
+    assert!(!all.iter().any(|e| matches!(e, Event::LinkError { .. })));
+    assert_eq!(p.client.link_credit(rcv), Some(0));
+}

@@ -37,6 +37,8 @@ pub struct Pair {
     pub server_err: Option<ConnectionError>,
     /// Faults applied to bytes in flight (see [`Faults`]).
     pub faults: Faults,
+    /// Print every frame written (for debugging a failing test or seed).
+    pub trace: bool,
     corrupt_rng: u64,
     steps: usize,
     c2s_held: VecDeque<(usize, Vec<u8>)>,
@@ -76,6 +78,7 @@ impl Pair {
             client_err: None,
             server_err: None,
             faults: Faults::default(),
+            trace: false,
             corrupt_rng: 1,
             steps: 0,
             c2s_held: VecDeque::new(),
@@ -128,6 +131,26 @@ impl Pair {
     /// Applies corruption, delay and cuts to bytes written in one direction, then delivers
     /// whatever is due.
     fn transmit(&mut self, to_server: bool, mut data: Vec<u8>) {
+        if self.trace && !data.is_empty() {
+            let dir = if to_server { "C->S" } else { "S->C" };
+            for item in decode_wire(&data) {
+                match item {
+                    WireItem::Frame(Frame {
+                        channel,
+                        body:
+                            FrameBody::Amqp {
+                                performative,
+                                payload,
+                            },
+                    }) => eprintln!(
+                        "  {dir} [{}] ch{channel} {performative:?} +{}B",
+                        self.steps,
+                        payload.len()
+                    ),
+                    other => eprintln!("  {dir} [{}] {other:?}", self.steps),
+                }
+            }
+        }
         if let Some(n) = self.faults.corrupt_one_in {
             for b in data.iter_mut() {
                 if self.corrupt_next() % n == 0 {
