@@ -1002,6 +1002,10 @@ impl Connection {
             }
         }
         if self.local != EndpointState::Closed {
+            if self.local == EndpointState::Uninit {
+                // A close must follow an open of ours (2.4.5).
+                self.write_open();
+            }
             self.write_close(None);
         }
         self.finish();

@@ -1056,3 +1056,21 @@ fn amqp_frame_during_sasl_fails_without_amqp_frames() {
     assert!(matches!(sev.last(), Some(Event::Finished)));
     let _ = ProtocolId::Sasl;
 }
+
+#[test]
+fn close_answered_before_we_opened_sends_open_first() {
+    let mut p = Pair::default_pair();
+    p.client.close(None).unwrap();
+    let out = p.client_output();
+    let (r, back, sev) = to_server(&mut p, &out);
+    r.unwrap();
+    let kinds: Vec<_> = performatives(&back)
+        .iter()
+        .map(|(_, p, _)| p.name())
+        .collect();
+    assert_eq!(kinds, vec!["open", "close"]);
+    assert!(sev.contains(&Event::ConnectionClosed { error: None }));
+    p.inject_client(&reencode(&back)).unwrap();
+    assert!(p.client.is_finished() && p.server.is_finished());
+    assert!(p.client.error().is_none() && p.server.error().is_none());
+}
