@@ -1194,9 +1194,12 @@ impl Connection {
         l.remote = EndpointState::Active;
         l.remote_handle = Some(handle);
         if our_role == Role::Receiver {
-            // The sender's initial delivery-count is our starting point.
-            l.delivery_count = a.initial_delivery_count.unwrap_or(0);
-            l.credit_end = credit_end(l.delivery_count, l.credit);
+            // The sender's initial delivery-count is our starting point: grants made before
+            // its attach arrived move with it.
+            let initial = a.initial_delivery_count.unwrap_or(0);
+            let shift = initial.wrapping_sub(l.delivery_count);
+            l.delivery_count = initial;
+            l.credit_end = l.credit_end.wrapping_add(shift);
         }
         l.remote_attach = Some(Box::new(a));
         if let Some(s) = self.sessions.get_mut(sid.0) {

@@ -1101,3 +1101,40 @@ fn drained_flow_does_not_overtake_queued_transfers() {
     assert!(!all.iter().any(|e| matches!(e, Event::LinkError { .. })));
     assert_eq!(p.client.link_credit(rcv), Some(0));
 }
+
+#[test]
+fn credit_granted_and_lowered_before_the_attach_reply() {
+    // The receiver grants 5 and then lowers to 0 (drain) before the sender's attach arrives;
+    // a transfer the sender sent under the first grant is still legitimate.
+    let mut p = Pair::default_pair();
+    p.client.open().unwrap();
+    let s = p.client.begin_session(SessionConfig::default()).unwrap();
+    let rcv = p.client.attach_receiver(s, receiver_cfg("q")).unwrap();
+    p.client.flow(rcv, 5, false).unwrap();
+    let first = p.client_output();
+    p.inject_server(&first).unwrap();
+    let (_, sev) = p.drain();
+    let mut srv = None;
+    for e in &sev {
+        match e {
+            Event::ConnectionOpened => p.server.open().unwrap(),
+            Event::SessionOpened { session, .. } => p.server.accept_session(*session).unwrap(),
+            Event::LinkOpened { link, .. } => {
+                p.server.accept_link(*link, LinkConfig::default()).unwrap();
+                srv = Some(*link);
+            }
+            _ => {}
+        }
+    }
+    let srv = srv.unwrap();
+    assert_eq!(p.server.link_credit(srv), Some(5));
+    p.server.send(srv, &msg(0), SendOptions::default()).unwrap();
+    p.client.flow(rcv, 0, true).unwrap();
+    let (cev, sev) = p.settle();
+    assert_eq!(deliveries(&cev).len(), 1);
+    assert!(
+        !cev.iter().any(|e| matches!(e, Event::LinkError { .. })),
+        "{cev:?}"
+    );
+    assert!(!sev.iter().any(|e| matches!(e, Event::LinkClosed { .. })));
+}
