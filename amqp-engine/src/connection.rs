@@ -2107,7 +2107,7 @@ impl Connection {
             if self
                 .sessions
                 .get(sid.0)
-                .is_none_or(|s| s.local != EndpointState::Uninit)
+                .map_or(true, |s| s.local != EndpointState::Uninit)
             {
                 // It was one of those the peer had already ended: answered.
                 return Ok(());
@@ -2386,7 +2386,7 @@ impl Connection {
         if self
             .sessions
             .get(sid.0)
-            .is_none_or(|s| s.local != EndpointState::Active)
+            .map_or(true, |s| s.local != EndpointState::Active)
         {
             // Ending a session detaches its links: nothing may follow the end.
             return Err(OpError::IllegalState("session not active"));
