@@ -462,7 +462,8 @@ fn malformed_sasl_frames_into_the_server() {
 
 #[test]
 fn malformed_sasl_frames_into_the_client() {
-    let cases: Vec<(Vec<u8>, fn(&ErrorKind) -> bool)> = vec![
+    type Check = fn(&ErrorKind) -> bool;
+    let cases: Vec<(Vec<u8>, Check)> = vec![
         // An outcome before mechanisms.
         (
             sasl_frame(SaslFrame::SaslOutcome(amqp_proto::sasl::SaslOutcome {

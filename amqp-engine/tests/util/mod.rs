@@ -393,11 +393,9 @@ pub fn receiver_cfg(addr: &str) -> LinkConfig {
 /// to accepted receivers. Returns true if it did something.
 pub fn auto_server(server: &mut Connection, e: &Event, credit: u32) -> bool {
     match e {
-        Event::ConnectionOpened => {
-            if server.state().0 == EndpointState::Uninit {
-                server.open().unwrap();
-                return true;
-            }
+        Event::ConnectionOpened if server.state().0 == EndpointState::Uninit => {
+            server.open().unwrap();
+            return true;
         }
         Event::SessionOpened {
             session,
@@ -448,6 +446,7 @@ pub fn deliveries(events: &[Event]) -> Vec<IncomingDelivery> {
 }
 
 /// One item on the wire: a protocol header or a frame.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum WireItem {
     Header(ProtocolHeader),
