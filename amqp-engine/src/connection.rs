@@ -1261,13 +1261,14 @@ impl Connection {
         let Some(s) = self.sessions.get_mut(sid.0) else {
             return Ok(());
         };
-        // Session flow state (2.5.6): the peer's incoming window as seen from our next-outgoing-id.
-        s.remote_incoming_window = match f.next_incoming_id {
-            Some(nid) => nid
-                .wrapping_add(f.incoming_window)
-                .wrapping_sub(s.next_outgoing_id),
-            None => f.incoming_window, // initial: relative to our initial next-outgoing-id
-        };
+        // Session flow state (2.5.6): the peer's incoming window as seen from our
+        // next-outgoing-id. Without next-incoming-id (sent before our begin reached the
+        // peer) it counts from our initial next-outgoing-id, 0. Transfers of ours the peer
+        // had not seen when it wrote this use the window up (never below zero).
+        let nid = f.next_incoming_id.unwrap_or(0);
+        let in_flight = s.next_outgoing_id.wrapping_sub(nid);
+        let in_flight = if (in_flight as i32) < 0 { 0 } else { in_flight };
+        s.remote_incoming_window = f.incoming_window.saturating_sub(in_flight);
         s.remote_outgoing_window = f.outgoing_window;
         let echo = f.echo.unwrap_or(false);
         let Some(handle) = f.handle else {

@@ -1138,3 +1138,66 @@ fn credit_granted_and_lowered_before_the_attach_reply() {
     );
     assert!(!sev.iter().any(|e| matches!(e, Event::LinkClosed { .. })));
 }
+
+#[test]
+fn early_session_flow_counts_transfers_already_sent() {
+    // The receiver's session window is 2. It grants credit twice before the peer's begin
+    // reaches it (so its flows carry no next-incoming-id); the second flow arrives after the
+    // sender has used the window. The sender must not take it as a fresh window of 2.
+    let mut p = Pair::default_pair();
+    p.client.open().unwrap();
+    let s = p
+        .client
+        .begin_session(SessionConfig {
+            incoming_window: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
+    let rcv = p.client.attach_receiver(s, receiver_cfg("q")).unwrap();
+    p.client.flow(rcv, 3, false).unwrap();
+    let first = p.client_output();
+    p.client.flow(rcv, 21, false).unwrap();
+    let second = p.client_output();
+    let f = first_flow(&second);
+    assert_eq!(f.next_incoming_id, None, "written before the peer's begin");
+    p.inject_server(&first).unwrap();
+    let (_, sev) = p.drain();
+    let mut srv = None;
+    for e in &sev {
+        match e {
+            Event::ConnectionOpened => p.server.open().unwrap(),
+            Event::SessionOpened { session, .. } => p.server.accept_session(*session).unwrap(),
+            Event::LinkOpened { link, .. } => {
+                p.server.accept_link(*link, LinkConfig::default()).unwrap();
+                srv = Some(*link);
+            }
+            _ => {}
+        }
+    }
+    let srv = srv.unwrap();
+    for i in 0..3 {
+        p.server.send(srv, &msg(i), SendOptions::default()).unwrap();
+    }
+    let sent = p.server_output();
+    assert_eq!(transfer_frames(&sent).len(), 2, "the window is 2");
+    // The late flow: still no room.
+    p.inject_server(&second).unwrap();
+    assert!(transfer_frames(&p.server_output()).is_empty());
+    p.inject_client(&sent).unwrap();
+    let (cev, _) = p.settle();
+    assert!(
+        !cev.iter().any(|e| matches!(e, Event::SessionError { .. })),
+        "{cev:?}"
+    );
+    assert_eq!(deliveries(&cev).len(), 3);
+}
+
+fn first_flow(bytes: &[u8]) -> Flow {
+    performatives(&decode_wire(bytes))
+        .into_iter()
+        .find_map(|(_, p, _)| match p {
+            Performative::Flow(f) => Some(f),
+            _ => None,
+        })
+        .expect("a flow")
+}
