@@ -187,6 +187,10 @@ impl Sim {
         let mut p = Pair::new(c, s);
         p.set_wire(Wire::Random(seed.wrapping_mul(31).wrapping_add(7)));
         p.trace = verbose && std::env::var("SIM_TRACE").is_ok();
+        // A third of the seeds hold bytes in flight a step or two, so more frames cross.
+        if rng.chance(33) {
+            p.set_delay(rng.range(1, 2) as usize);
+        }
         Sim {
             rng,
             p,
@@ -237,7 +241,9 @@ impl Sim {
             match e {
                 Event::ConnectionOpened => {
                     if conn.state().0 == EndpointState::Uninit {
-                        conn.open().unwrap();
+                        if let Err(e) = conn.open() {
+                            probs.push(format!("{who:?}: open: {e}"));
+                        }
                     }
                 }
                 Event::SessionOpened {
@@ -280,8 +286,9 @@ impl Sim {
                         let name = name.to_owned();
                         if !quiescing && rng.chance(3) {
                             world.unstable.insert(name);
-                            conn.refuse_link(link, Error::new(condition::NOT_FOUND, "sim refuses"))
-                                .unwrap();
+                            let refused = conn
+                                .refuse_link(link, Error::new(condition::NOT_FOUND, "sim refuses"));
+                            gone_ok(refused, &mut probs, who, "refuse");
                             app.dead_links.insert(link);
                             continue;
                         }
@@ -597,13 +604,15 @@ impl Sim {
         // Begin a session.
         if app.sessions.len() < 3 && rng.chance(8) {
             let incoming_window = rng.chance(30).then(|| rng.range(1, 6) as u32);
-            let s = conn
-                .begin_session(SessionConfig {
-                    incoming_window,
-                    ..Default::default()
-                })
-                .unwrap();
-            app.sessions.insert(s);
+            match conn.begin_session(SessionConfig {
+                incoming_window,
+                ..Default::default()
+            }) {
+                Ok(s) => {
+                    app.sessions.insert(s);
+                }
+                Err(e) => world.violation(format!("{who:?}: begin: {e}")),
+            }
         }
         // Attach a link.
         let sessions: Vec<SessionId> = app.sessions.iter().copied().collect();
@@ -850,6 +859,55 @@ impl Sim {
     }
 }
 
+impl Sim {
+    /// The same workload over a wire that flips bits: engines may fail, but only with typed
+    /// errors; they never panic, never deliver on a closed link, and always finish once the
+    /// transport drops.
+    fn run_faulty(&mut self, one_in: u64) -> Result<(), String> {
+        let seed = self.rng.next();
+        self.p.set_corrupt(seed, one_in);
+        self.p.client.open().unwrap();
+        let rounds = self.rng.range(20, 80);
+        for _ in 0..rounds {
+            self.round();
+            if self.p.client.is_finished() && self.p.server.is_finished() {
+                break;
+            }
+        }
+        // Only the invariants that hold whatever the peer sends.
+        let kept: Vec<String> = self
+            .world
+            .violations
+            .iter()
+            .filter(|v| v.contains("after it closed") || v.contains("on a sender"))
+            .cloned()
+            .collect();
+        self.p.drop_connection();
+        let mut problems = kept;
+        for (who, c) in [(Who::Client, &self.p.client), (Who::Server, &self.p.server)] {
+            if !c.is_finished() {
+                problems.push(format!("{who:?} not finished after the transport dropped"));
+            }
+            if c.poll_timeout().is_some() {
+                problems.push(format!("{who:?} finished but still wants a timer"));
+            }
+            if !c.sessions().is_empty() || !c.links().is_empty() {
+                problems.push(format!("{who:?} has sessions/links left"));
+            }
+            if let Some(e) = c.error() {
+                if e.condition().as_str().is_empty() {
+                    problems.push(format!("{who:?} error without a condition: {e}"));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
+    }
+}
+
 /// An operation on an endpoint an event named may find it already gone (the peer closed it
 /// in the same batch); anything else is a violation.
 fn gone_ok(r: Result<(), OpError>, probs: &mut Vec<String>, who: Who, what: &str) {
@@ -898,6 +956,34 @@ fn run_seed(seed: u64, verbose: bool, stats: &mut Stats) -> Result<(), String> {
                 .unwrap_or_default()
         )),
     }
+}
+
+#[test]
+fn corrupted_wire_fails_cleanly() {
+    let n: u64 = std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(300, |n: u64| (n / 5).max(1));
+    let mut failed_engines = 0;
+    for seed in 0..n {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut sim = Sim::new(seed ^ 0xC0FF_EE00, false);
+            let one_in = sim.rng.range(1_000, 100_000);
+            let r = sim.run_faulty(one_in);
+            let failed = [&sim.p.client, &sim.p.server].iter().any(|c| {
+                c.error()
+                    .is_some_and(|e| e.kind != ErrorKind::TransportEnded)
+            });
+            (r, failed)
+        }));
+        match r {
+            Ok((Ok(()), failed)) => failed_engines += u64::from(failed),
+            Ok((Err(e), _)) => panic!("corrupted-wire seed {seed}:\n{e}"),
+            Err(_) => panic!("corrupted-wire seed {seed} panicked"),
+        }
+    }
+    println!("corrupted wire: {n} seeds, {failed_engines} ended in a protocol error");
+    assert!(failed_engines > 0, "corruption was noticed at least once");
 }
 
 #[test]
