@@ -256,12 +256,19 @@ struct Link {
     /// An aborted or refused delivery still receiving frames we discard.
     discarding: bool,
     max_message_size: u64,
+    /// The peer's detach had `closed` set (mirrored when we answer it late).
+    remote_closed: bool,
+    /// Receiver: the furthest delivery-count any flow of ours allowed. A sender acting on an
+    /// older, larger grant may legitimately send up to it after we lowered credit.
+    credit_end: u32,
 }
 
 /// Encoded fields of a transfer frame header, kept for frames blocked on the session window.
 #[derive(Debug, Clone)]
 struct TransferHeader {
     handle: u32,
+    /// The delivery this frame belongs to (on the wire only in its first frame).
+    number: u32,
     delivery_id: Option<u32>,
     tag: Option<Bytes>,
     format: u32,
@@ -317,6 +324,12 @@ impl std::fmt::Debug for Connection {
             .field("error", &self.error)
             .finish_non_exhaustive()
     }
+}
+
+/// The delivery-count up to which `credit` from `delivery_count` allows transfers (credit
+/// beyond 2^31 is capped so serial-number comparisons stay meaningful).
+fn credit_end(delivery_count: u32, credit: u32) -> u32 {
+    delivery_count.wrapping_add(credit.min(i32::MAX as u32))
 }
 
 /// Delivery tags: 8-byte counters on the stack, written straight into the frame.
@@ -949,6 +962,14 @@ impl Connection {
                         other.name()
                     )));
                 };
+                // After we sent end, the peer's frames in flight are discarded until its end.
+                let ending = self
+                    .sessions
+                    .get(sid.0)
+                    .is_some_and(|s| s.local == EndpointState::Closed);
+                if ending && !matches!(other, Performative::End(_)) {
+                    return Ok(());
+                }
                 match other {
                     Performative::End(e) => self.on_end(sid, e),
                     Performative::Attach(a) => self.on_attach(sid, a),
@@ -1002,6 +1023,10 @@ impl Connection {
             }
         }
         if self.local != EndpointState::Closed {
+            if self.local == EndpointState::Uninit {
+                // A close must follow an open of ours (2.4.5).
+                self.write_open();
+            }
             self.write_close(None);
         }
         self.finish();
@@ -1061,13 +1086,18 @@ impl Connection {
         if let Some(ch) = s.remote_channel {
             self.remote_channels.remove(&ch);
         }
-        let reply = s.local != EndpointState::Closed;
+        let local = s.local;
         self.events.push_back(Event::SessionEnded {
             session: sid,
             error: e.error,
         });
-        if reply {
-            self.write_end(sid, None);
+        match local {
+            EndpointState::Active => self.write_end(sid, None),
+            // Never begun: answer with begin + end now, or when we open.
+            EndpointState::Uninit if self.local == EndpointState::Active => {
+                let _ = self.answer_session(sid);
+            }
+            _ => {}
         }
         self.maybe_free_session(sid);
         Ok(())
@@ -1172,6 +1202,8 @@ impl Connection {
                     partial: None,
                     discarding: false,
                     max_message_size: self.config.max_message_size,
+                    remote_closed: false,
+                    credit_end: 0,
                 };
                 (LinkId(self.links.insert(link)), true)
             }
@@ -1183,8 +1215,12 @@ impl Connection {
         l.remote = EndpointState::Active;
         l.remote_handle = Some(handle);
         if our_role == Role::Receiver {
-            // The sender's initial delivery-count is our starting point.
-            l.delivery_count = a.initial_delivery_count.unwrap_or(0);
+            // The sender's initial delivery-count is our starting point: grants made before
+            // its attach arrived move with it.
+            let initial = a.initial_delivery_count.unwrap_or(0);
+            let shift = initial.wrapping_sub(l.delivery_count);
+            l.delivery_count = initial;
+            l.credit_end = l.credit_end.wrapping_add(shift);
         }
         l.remote_attach = Some(Box::new(a));
         if let Some(s) = self.sessions.get_mut(sid.0) {
@@ -1214,14 +1250,29 @@ impl Connection {
         };
         l.remote = EndpointState::Closed;
         l.remote_handle = None;
-        let reply = l.local != EndpointState::Closed;
+        l.remote_closed = closed;
+        let local = l.local;
         self.events.push_back(Event::LinkClosed {
             link: lid,
             closed,
             error: d.error,
         });
-        if reply {
-            self.write_detach(lid, closed, None);
+        let session_active = self
+            .sessions
+            .get(sid.0)
+            .is_some_and(|s| s.local == EndpointState::Active);
+        match local {
+            EndpointState::Active => self.write_detach(lid, closed, None),
+            // Never attached: answer with attach (no terminus) + detach now, or when the
+            // session is begun.
+            EndpointState::Uninit if session_active => {
+                if let Some(l) = self.links.get_mut(lid.0) {
+                    l.config.source = None;
+                    l.config.target = None;
+                }
+                let _ = self.answer_link(lid);
+            }
+            _ => {}
         }
         self.maybe_free_link(lid);
         Ok(())
@@ -1231,13 +1282,14 @@ impl Connection {
         let Some(s) = self.sessions.get_mut(sid.0) else {
             return Ok(());
         };
-        // Session flow state (2.5.6): the peer's incoming window as seen from our next-outgoing-id.
-        s.remote_incoming_window = match f.next_incoming_id {
-            Some(nid) => nid
-                .wrapping_add(f.incoming_window)
-                .wrapping_sub(s.next_outgoing_id),
-            None => f.incoming_window, // initial: relative to our initial next-outgoing-id
-        };
+        // Session flow state (2.5.6): the peer's incoming window as seen from our
+        // next-outgoing-id. Without next-incoming-id (sent before our begin reached the
+        // peer) it counts from our initial next-outgoing-id, 0. Transfers of ours the peer
+        // had not seen when it wrote this use the window up (never below zero).
+        let nid = f.next_incoming_id.unwrap_or(0);
+        let in_flight = s.next_outgoing_id.wrapping_sub(nid);
+        let in_flight = if (in_flight as i32) < 0 { 0 } else { in_flight };
+        s.remote_incoming_window = f.incoming_window.saturating_sub(in_flight);
         s.remote_outgoing_window = f.outgoing_window;
         let echo = f.echo.unwrap_or(false);
         let Some(handle) = f.handle else {
@@ -1262,13 +1314,12 @@ impl Connection {
             Role::Sender => {
                 let remote_dc = f.delivery_count.unwrap_or(l.delivery_count);
                 let credit = f.link_credit.unwrap_or(0);
-                l.credit = remote_dc
-                    .wrapping_add(credit)
-                    .wrapping_sub(l.delivery_count);
-                if l.credit > credit {
-                    // The peer's view is behind ours by more than its credit: no credit.
-                    l.credit = credit.min(l.credit);
-                }
+                // 2.6.7: credit = delivery-count(rcv) + link-credit(rcv) - delivery-count(snd),
+                // in serial arithmetic. What we sent that the receiver had not yet seen uses
+                // up its grant; below zero (it lowered credit under what was in flight) is 0.
+                let in_flight = l.delivery_count.wrapping_sub(remote_dc);
+                let in_flight = if (in_flight as i32) < 0 { 0 } else { in_flight };
+                l.credit = credit.saturating_sub(in_flight);
                 l.drain = f.drain.unwrap_or(false);
                 self.events.push_back(Event::LinkFlow {
                     link: lid,
@@ -1282,10 +1333,13 @@ impl Connection {
             }
             Role::Receiver => {
                 if let Some(dc) = f.delivery_count {
-                    // The sender advanced its delivery-count (drain or echo): shrink our credit.
-                    let end = l.delivery_count.wrapping_add(l.credit);
-                    l.delivery_count = dc;
-                    l.credit = end.wrapping_sub(dc).min(l.credit);
+                    // The sender advanced its delivery-count (drain): that much credit is used
+                    // up (never below zero, never backwards in serial arithmetic).
+                    let advanced = dc.wrapping_sub(l.delivery_count);
+                    if (advanced as i32) >= 0 {
+                        l.delivery_count = dc;
+                        l.credit = l.credit.saturating_sub(advanced);
+                    }
                 }
                 l.available = f.available.unwrap_or(l.available);
                 if l.drain && l.credit == 0 {
@@ -1365,11 +1419,9 @@ impl Connection {
                     "first transfer of a delivery without delivery-id".into(),
                 );
             };
-            if aborted {
-                // An aborted first frame: nothing to deliver.
-                return Ok(());
-            }
-            if l.credit == 0 {
+            // Beyond every grant we made (not merely beyond the credit we have now: transfers
+            // sent under a grant we since lowered are legitimate).
+            if (l.credit_end.wrapping_sub(l.delivery_count) as i32) <= 0 {
                 self.link_error(
                     lid,
                     condition::TRANSFER_LIMIT_EXCEEDED,
@@ -1377,8 +1429,15 @@ impl Connection {
                 );
                 return Ok(());
             }
-            l.credit -= 1;
+            l.credit = l.credit.saturating_sub(1);
             l.delivery_count = l.delivery_count.wrapping_add(1);
+            if aborted {
+                // Aborted in its first frame: nothing to deliver, but it used its credit.
+                self.events.push_back(Event::Aborted {
+                    delivery: DeliveryId { link: lid, number },
+                });
+                return Ok(());
+            }
             let partial = Partial {
                 number,
                 tag: t.delivery_tag.unwrap_or_default(),
@@ -1618,9 +1677,11 @@ impl Connection {
         l.local = EndpointState::Closed;
         let handle = l.handle;
         let sid = l.session;
-        let Some(s) = self.sessions.get(sid.0) else {
+        let Some(s) = self.sessions.get_mut(sid.0) else {
             return;
         };
+        // Frames still waiting for the session window must not follow the detach.
+        s.blocked.retain(|b| b.header.handle != handle);
         let ch = s.channel;
         if s.local == EndpointState::Active {
             self.write(
@@ -1639,7 +1700,9 @@ impl Connection {
         let Some(l) = self.links.get(lid.0) else {
             return;
         };
-        if l.local == EndpointState::Closed && l.remote != EndpointState::Active {
+        // Both ends detached: a link we detached first stays until the peer's detach, so
+        // its late attach reply is not taken for a new link and its handle is not reused.
+        if l.local == EndpointState::Closed && l.remote == EndpointState::Closed {
             let (sid, handle) = (l.session, l.handle);
             if let Some(s) = self.sessions.get_mut(sid.0) {
                 s.local_handles.remove(&handle);
@@ -1655,7 +1718,9 @@ impl Connection {
         let Some(s) = self.sessions.get(sid.0) else {
             return;
         };
-        if s.local == EndpointState::Closed && s.remote != EndpointState::Active {
+        // Both ends ended: a session we ended first stays until the peer's end (its begin
+        // reply may still be on the way).
+        if s.local == EndpointState::Closed && s.remote == EndpointState::Closed {
             let ch = s.channel;
             let links: Vec<LinkId> = s
                 .local_handles
@@ -1759,7 +1824,6 @@ impl Connection {
                 l.flow_dirty = false;
                 continue;
             }
-            l.flow_dirty = false;
             let (handle, dc, credit, drain, avail, sid) = (
                 l.handle,
                 l.delivery_count,
@@ -1769,8 +1833,15 @@ impl Connection {
                 l.session,
             );
             let Some(s) = self.sessions.get(sid.0) else {
+                l.flow_dirty = false;
                 continue;
             };
+            if l.role == Role::Sender && s.blocked.iter().any(|b| b.header.handle == handle) {
+                // Our delivery-count counts transfers still waiting for the session window:
+                // the flow must not overtake them (unblock_session sends it after them).
+                continue;
+            }
+            l.flow_dirty = false;
             if s.local != EndpointState::Active {
                 continue;
             }
@@ -1792,6 +1863,18 @@ impl Connection {
             self.finished = true;
             self.expect = Expect::Nothing;
             self.events.push_back(Event::Finished);
+            // Closing the connection ends every session and detaches every link: forget them
+            // (ids stay stale, never reused, as the slabs bump generations).
+            for k in self.links.keys() {
+                self.links.remove(k);
+            }
+            for k in self.sessions.keys() {
+                self.sessions.remove(k);
+            }
+            self.local_channels.clear();
+            self.remote_channels.clear();
+            self.dirty_links.clear();
+            self.dirty_sessions.clear();
         }
     }
 
@@ -1803,7 +1886,9 @@ impl Connection {
         }
         self.error = Some(e.clone());
         self.events.push_back(Event::Error(e.clone()));
+        // A header mismatch means the peer does not speak our protocol: no frames follow.
         let can_close = self.amqp_header_sent
+            && e.kind != ErrorKind::ProtocolHeader
             && matches!(self.expect, Expect::Amqp | Expect::Header(_))
             && self.local != EndpointState::Closed
             && self.sasl_ok();
@@ -1866,6 +1951,75 @@ impl Connection {
             return Err(OpError::IllegalState("already open"));
         }
         self.write_open();
+        self.answer_ended_sessions();
+        Ok(())
+    }
+
+    /// Sessions the peer began and ended before we opened: answer them (begin + end).
+    fn answer_ended_sessions(&mut self) {
+        for k in self.sessions.keys() {
+            if self.sessions.get(k).is_some_and(|s| {
+                s.local == EndpointState::Uninit && s.remote == EndpointState::Closed
+            }) {
+                let _ = self.answer_session(SessionId(k));
+            }
+        }
+    }
+
+    /// Begins a session the peer began; if the peer has already ended it, ends it too, and
+    /// answers the links the peer attached and detached meanwhile.
+    fn answer_session(&mut self, sid: SessionId) -> Result<(), OpError> {
+        if let Err(e) = self.write_begin(sid) {
+            if let Some(s) = self.sessions.get_mut(sid.0) {
+                if s.remote == EndpointState::Closed {
+                    // No channel free: nothing can be sent; forget it.
+                    s.local = EndpointState::Closed;
+                }
+            }
+            self.maybe_free_session(sid);
+            return Err(e);
+        }
+        for k in self.links.keys() {
+            if self.links.get(k).is_some_and(|l| {
+                l.session == sid
+                    && l.local == EndpointState::Uninit
+                    && l.remote == EndpointState::Closed
+            }) {
+                if let Some(l) = self.links.get_mut(k) {
+                    l.config.source = None;
+                    l.config.target = None;
+                }
+                let _ = self.answer_link(LinkId(k));
+            }
+        }
+        if self
+            .sessions
+            .get(sid.0)
+            .is_some_and(|s| s.remote == EndpointState::Closed)
+        {
+            self.write_end(sid, None);
+        }
+        Ok(())
+    }
+
+    /// Attaches a link the peer attached; if the peer has already detached it, detaches too.
+    fn answer_link(&mut self, lid: LinkId) -> Result<(), OpError> {
+        if let Err(e) = self.write_attach(lid) {
+            if let Some(l) = self.links.get_mut(lid.0) {
+                if l.remote == EndpointState::Closed {
+                    // Nothing can be sent; forget it.
+                    l.local = EndpointState::Closed;
+                }
+            }
+            self.maybe_free_link(lid);
+            return Err(e);
+        }
+        if let Some(l) = self.links.get(lid.0) {
+            if l.remote == EndpointState::Closed {
+                let closed = l.remote_closed;
+                self.write_detach(lid, closed, None);
+            }
+        }
         Ok(())
     }
 
@@ -1973,8 +2127,17 @@ impl Connection {
         }
         if self.local == EndpointState::Uninit {
             self.write_open();
+            self.answer_ended_sessions();
+            if self
+                .sessions
+                .get(sid.0)
+                .map_or(true, |s| s.local != EndpointState::Uninit)
+            {
+                // It was one of those the peer had already ended: answered.
+                return Ok(());
+            }
         }
-        self.write_begin(sid)
+        self.answer_session(sid)
     }
 
     /// Ends a session, with an optional error.
@@ -2059,6 +2222,8 @@ impl Connection {
             partial: None,
             discarding: false,
             max_message_size: self.config.max_message_size,
+            remote_closed: false,
+            credit_end: 0,
         };
         let lid = LinkId(self.links.insert(link));
         if let Err(e) = self.write_attach(lid) {
@@ -2106,7 +2271,7 @@ impl Connection {
             }
         }
         l.config = config;
-        self.write_attach(lid)
+        self.answer_link(lid)
     }
 
     /// Refuses a link the peer attached: attaches with no terminus, then detaches (closed) with
@@ -2155,6 +2320,10 @@ impl Connection {
         }
         l.credit = credit;
         l.drain = drain;
+        let end = credit_end(l.delivery_count, credit);
+        if (end.wrapping_sub(l.credit_end) as i32) > 0 {
+            l.credit_end = end;
+        }
         if !l.flow_dirty {
             l.flow_dirty = true;
             self.dirty_links.push(lid);
@@ -2183,6 +2352,7 @@ impl Connection {
 
     /// Tells the receiver how many messages we could send (`available`).
     pub fn set_available(&mut self, lid: LinkId, available: u32) -> Result<(), OpError> {
+        self.check_usable()?;
         let l = self.links.get_mut(lid.0).ok_or(OpError::UnknownHandle)?;
         l.available = available;
         if !l.flow_dirty {
@@ -2236,6 +2406,15 @@ impl Connection {
         owned: Option<Bytes>,
     ) -> Result<DeliveryId, OpError> {
         self.check_usable()?;
+        let sid = self.links.get(lid.0).ok_or(OpError::UnknownHandle)?.session;
+        if self
+            .sessions
+            .get(sid.0)
+            .map_or(true, |s| s.local != EndpointState::Active)
+        {
+            // Ending a session detaches its links: nothing may follow the end.
+            return Err(OpError::IllegalState("session not active"));
+        }
         let l = self.links.get_mut(lid.0).ok_or(OpError::UnknownHandle)?;
         if l.role != Role::Sender {
             return Err(OpError::IllegalState("send on a receiver"));
@@ -2339,6 +2518,7 @@ impl Connection {
             let more = end < payload.len();
             let header = TransferHeader {
                 handle,
+                number,
                 delivery_id: first.then_some(number),
                 tag: first.then(|| tag.clone()),
                 format: opts.message_format,
@@ -2361,8 +2541,26 @@ impl Connection {
         Ok(DeliveryId { link: lid, number })
     }
 
-    /// Writes frames that were waiting for the peer's session incoming window.
+    /// Writes frames that were waiting for the peer's session incoming window, then lets out
+    /// link flows that were held back behind them.
     fn unblock_session(&mut self, sid: SessionId) {
+        self.write_blocked(sid);
+        let Some(s) = self.sessions.get(sid.0) else {
+            return;
+        };
+        for &lid in s.local_handles.values() {
+            if let Some(l) = self.links.get(lid.0) {
+                if l.flow_dirty
+                    && l.role == Role::Sender
+                    && !s.blocked.iter().any(|b| b.header.handle == l.handle)
+                {
+                    self.dirty_links.push(lid);
+                }
+            }
+        }
+    }
+
+    fn write_blocked(&mut self, sid: SessionId) {
         loop {
             let Some(s) = self.sessions.get_mut(sid.0) else {
                 return;
@@ -2380,6 +2578,9 @@ impl Connection {
             if h.aborted {
                 let t = Transfer {
                     handle: h.handle,
+                    delivery_id: h.delivery_id,
+                    delivery_tag: h.tag.clone(),
+                    message_format: h.delivery_id.map(|_| h.format),
                     settled: Some(true),
                     aborted: Some(true),
                     ..Transfer::default()
@@ -2421,6 +2622,7 @@ impl Connection {
     /// Aborts a delivery whose frames are still waiting for the session window. Returns false if
     /// it has already been written completely.
     pub fn abort(&mut self, delivery: DeliveryId) -> Result<bool, OpError> {
+        self.check_usable()?;
         let l = self
             .links
             .get(delivery.link.0)
@@ -2430,38 +2632,34 @@ impl Connection {
         let s = self.sessions.get_mut(sid.0).ok_or(OpError::UnknownHandle)?;
         // Frames of a delivery are contiguous in the queue (a delivery is queued whole).
         let first = s.blocked.iter().position(|b| {
-            b.header.handle == handle
-                && (b.header.delivery_id == Some(delivery.number) || b.header.delivery_id.is_none())
+            b.header.handle == handle && b.header.number == delivery.number && !b.header.aborted
         });
         let Some(start) = first else { return Ok(false) };
         let mut end = start;
         while end + 1 < s.blocked.len()
-            && s.blocked[end].header.more
-            && !s.blocked[end].header.aborted
+            && s.blocked[end + 1].header.handle == handle
+            && s.blocked[end + 1].header.number == delivery.number
         {
             end += 1;
         }
-        let started = s.blocked[start].header.delivery_id.is_none();
+        let head = s.blocked[start].header.clone();
         s.blocked.drain(start..=end);
-        if started {
-            // Its first frames are on the wire: finish it with an aborted transfer.
-            let header = TransferHeader {
-                handle,
-                delivery_id: None,
-                tag: None,
-                format: 0,
-                settled: true,
-                more: false,
-                aborted: true,
-            };
-            s.blocked.insert(
-                start,
-                BlockedTransfer {
-                    header,
-                    payload: Bytes::new(),
-                },
-            );
-        }
+        // One aborted transfer replaces what was left: a continuation if its first frames are
+        // on the wire, else a first frame (delivery-id and tag), so delivery-ids stay
+        // sequential and the receiver counts the credit it used.
+        let header = TransferHeader {
+            settled: true,
+            more: false,
+            aborted: true,
+            ..head
+        };
+        s.blocked.insert(
+            start,
+            BlockedTransfer {
+                header,
+                payload: Bytes::new(),
+            },
+        );
         s.out_unsettled.remove(delivery.number);
         self.unblock_session(sid);
         Ok(true)
@@ -2528,6 +2726,7 @@ impl Connection {
 
     /// Settles a delivery without changing its state.
     pub fn settle(&mut self, delivery: DeliveryId) -> Result<(), OpError> {
+        self.check_usable()?;
         // A sender settling after the receiver settled needs no frame.
         let l = self
             .links

@@ -83,6 +83,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod event;
+pub mod fuzzing;
 mod ids;
 pub mod messaging;
 pub mod sasl;

@@ -1,12 +1,16 @@
 //! An in-memory pair of engines with a virtual clock, and byte-stream faults.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use amqp_engine::*;
+use amqp_proto::frame::{self, Frame, FrameBody, FrameDecoder, ProtocolHeader};
 use amqp_proto::message::Message;
 use amqp_proto::messaging::{DeliveryState, Source, Target, TargetKind};
-use bytes::BytesMut;
+use amqp_proto::performatives::Performative;
+use amqp_proto::sasl::SaslFrame;
+use bytes::{Bytes, BytesMut};
 
 /// How bytes travel between the two engines.
 #[derive(Clone, Debug)]
@@ -31,6 +35,27 @@ pub struct Pair {
     pub s2c_bytes: usize,
     pub client_err: Option<ConnectionError>,
     pub server_err: Option<ConnectionError>,
+    /// Faults applied to bytes in flight (see [`Faults`]).
+    pub faults: Faults,
+    /// Print every frame written (for debugging a failing test or seed).
+    pub trace: bool,
+    corrupt_rng: u64,
+    steps: usize,
+    c2s_held: VecDeque<(usize, Vec<u8>)>,
+    s2c_held: VecDeque<(usize, Vec<u8>)>,
+}
+
+/// Byte-stream faults between the two engines. The default is a perfect wire.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Flip one bit in about one byte out of `one_in` (seeded; see [`Pair::set_corrupt`]).
+    pub corrupt_one_in: Option<u64>,
+    /// Hold bytes this many steps before they arrive.
+    pub delay_steps: usize,
+    /// Drop everything the client writes (a black hole towards the server).
+    pub cut_c2s: bool,
+    /// Drop everything the server writes (a silent server).
+    pub cut_s2c: bool,
 }
 
 pub fn cfg(id: &str) -> ConnectionConfig {
@@ -52,6 +77,12 @@ impl Pair {
             s2c_bytes: 0,
             client_err: None,
             server_err: None,
+            faults: Faults::default(),
+            trace: false,
+            corrupt_rng: 1,
+            steps: 0,
+            c2s_held: VecDeque::new(),
+            s2c_held: VecDeque::new(),
         }
     }
 
@@ -74,6 +105,132 @@ impl Pair {
             self.rng = seed.max(1);
         }
         self.wire = w;
+    }
+
+    /// Corrupts bytes in flight: about one byte in `one_in` gets a bit flipped, at positions
+    /// drawn from `seed`.
+    pub fn set_corrupt(&mut self, seed: u64, one_in: u64) {
+        self.corrupt_rng = seed.max(1);
+        self.faults.corrupt_one_in = Some(one_in.max(1));
+    }
+
+    /// Holds bytes `steps` steps before they arrive.
+    pub fn set_delay(&mut self, steps: usize) {
+        self.faults.delay_steps = steps;
+    }
+
+    fn corrupt_next(&mut self) -> u64 {
+        let mut x = self.corrupt_rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.corrupt_rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Applies corruption, delay and cuts to bytes written in one direction, then delivers
+    /// whatever is due.
+    fn transmit(&mut self, to_server: bool, mut data: Vec<u8>) {
+        if self.trace && !data.is_empty() {
+            let dir = if to_server { "C->S" } else { "S->C" };
+            for item in decode_wire(&data) {
+                match item {
+                    WireItem::Frame(Frame {
+                        channel,
+                        body:
+                            FrameBody::Amqp {
+                                performative,
+                                payload,
+                            },
+                    }) => eprintln!(
+                        "  {dir} [{}] ch{channel} {performative:?} +{}B",
+                        self.steps,
+                        payload.len()
+                    ),
+                    other => eprintln!("  {dir} [{}] {other:?}", self.steps),
+                }
+            }
+        }
+        if let Some(n) = self.faults.corrupt_one_in {
+            for b in data.iter_mut() {
+                if self.corrupt_next() % n == 0 {
+                    *b ^= 1 << (self.corrupt_next() % 8);
+                }
+            }
+        }
+        let cut = if to_server {
+            self.faults.cut_c2s
+        } else {
+            self.faults.cut_s2c
+        };
+        if cut {
+            return;
+        }
+        let due = self.steps + self.faults.delay_steps;
+        let steps = self.steps;
+        let q = if to_server {
+            &mut self.c2s_held
+        } else {
+            &mut self.s2c_held
+        };
+        if !data.is_empty() {
+            q.push_back((due, data));
+        }
+        let mut ready = vec![];
+        while q.front().is_some_and(|(t, _)| *t <= steps) {
+            if let Some((_, d)) = q.pop_front() {
+                ready.push(d);
+            }
+        }
+        for d in ready {
+            self.deliver(to_server, &d);
+        }
+    }
+
+    /// Bytes held by the delay fault, both directions.
+    pub fn held_bytes(&self) -> usize {
+        self.c2s_held
+            .iter()
+            .chain(self.s2c_held.iter())
+            .map(|(_, d)| d.len())
+            .sum()
+    }
+
+    /// Feeds raw bytes to the server as if the client had written them (no faults applied).
+    pub fn inject_server(&mut self, data: &[u8]) -> Result<(), ConnectionError> {
+        let r = self.server.handle_input(data, self.now);
+        if let Err(e) = &r {
+            self.server_err.get_or_insert(e.clone());
+        }
+        r
+    }
+
+    /// Feeds raw bytes to the client as if the server had written them (no faults applied).
+    pub fn inject_client(&mut self, data: &[u8]) -> Result<(), ConnectionError> {
+        let r = self.client.handle_input(data, self.now);
+        if let Err(e) = &r {
+            self.client_err.get_or_insert(e.clone());
+        }
+        r
+    }
+
+    /// What the server would write now, taken without delivering it.
+    pub fn server_output(&mut self) -> Bytes {
+        self.server.poll_transmit_bytes()
+    }
+
+    /// What the client would write now, taken without delivering it.
+    pub fn client_output(&mut self) -> Bytes {
+        self.client.poll_transmit_bytes()
+    }
+
+    /// The transport breaks: both engines see it closed.
+    pub fn drop_connection(&mut self) {
+        let now = self.now;
+        self.client.handle_transport_closed(now);
+        self.server.handle_transport_closed(now);
+        self.c2s_held.clear();
+        self.s2c_held.clear();
     }
 
     fn deliver(&mut self, to_server: bool, data: &[u8]) {
@@ -99,17 +256,19 @@ impl Pair {
 
     /// Moves bytes both ways once. Returns the bytes moved.
     pub fn step(&mut self) -> usize {
+        self.steps += 1;
         let mut buf = BytesMut::new();
         self.client.poll_transmit(&mut buf);
         let a = buf.len();
         self.c2s_bytes += a;
-        self.deliver(true, &buf.clone());
+        self.transmit(true, buf.to_vec());
         let mut buf = BytesMut::new();
         self.server.poll_transmit(&mut buf);
         let b = buf.len();
         self.s2c_bytes += b;
-        self.deliver(false, &buf.clone());
-        a + b
+        self.transmit(false, buf.to_vec());
+        // Bytes still held count as movement, so loops waiting for quiet keep stepping.
+        a + b + usize::from(!self.c2s_held.is_empty() || !self.s2c_held.is_empty())
     }
 
     /// Drains events from both sides into the logs, returning the new ones.
@@ -242,14 +401,17 @@ pub fn auto_server(server: &mut Connection, e: &Event, credit: u32) -> bool {
             session,
             remote_initiated: true,
         } => {
-            server.accept_session(*session).unwrap();
-            return true;
+            // The session may already be gone (the peer ended it before we answered).
+            return server.accept_session(*session).is_ok();
         }
         Event::LinkOpened {
             link,
             remote_initiated: true,
         } => {
-            server.accept_link(*link, LinkConfig::default()).unwrap();
+            if server.accept_link(*link, LinkConfig::default()).is_err() {
+                // Already detached by the peer before we answered.
+                return false;
+            }
             if server.link_role(*link) == Some(amqp_proto::definitions::Role::Receiver)
                 && credit > 0
             {
@@ -278,6 +440,116 @@ pub fn deliveries(events: &[Event]) -> Vec<IncomingDelivery> {
         .iter()
         .filter_map(|e| match e {
             Event::Delivery(d) => Some(d.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// One item on the wire: a protocol header or a frame.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum WireItem {
+    Header(ProtocolHeader),
+    Frame(Frame),
+}
+
+/// Decodes what an engine wrote: protocol headers and frames, in order. Panics on bytes that
+/// do not decode (an engine must never write those).
+pub fn decode_wire(bytes: &[u8]) -> Vec<WireItem> {
+    let mut buf = BytesMut::from(bytes);
+    let mut dec = FrameDecoder::new(u32::MAX);
+    let mut out = vec![];
+    while !buf.is_empty() {
+        if buf.starts_with(b"AMQP") {
+            let h = ProtocolHeader::parse(&buf)
+                .expect("valid header")
+                .expect("whole header");
+            let _ = buf.split_to(8);
+            out.push(WireItem::Header(h));
+            continue;
+        }
+        match dec.decode(&mut buf).expect("engine output decodes") {
+            frame::Decoded::Frame(f) => out.push(WireItem::Frame(f)),
+            frame::Decoded::NeedMore(n) => panic!("engine wrote a truncated frame ({n} missing)"),
+        }
+    }
+    out
+}
+
+/// The performatives (with channels and payloads) in decoded wire items.
+pub fn performatives(items: &[WireItem]) -> Vec<(u16, Performative, Bytes)> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            WireItem::Frame(Frame {
+                channel,
+                body:
+                    FrameBody::Amqp {
+                        performative,
+                        payload,
+                    },
+            }) => Some((*channel, performative.clone(), payload.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The SASL frames in decoded wire items.
+pub fn sasl_frames(items: &[WireItem]) -> Vec<SaslFrame> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            WireItem::Frame(Frame {
+                body: FrameBody::Sasl(s),
+                ..
+            }) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The protocol headers in decoded wire items.
+pub fn headers(items: &[WireItem]) -> Vec<ProtocolHeader> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            WireItem::Header(h) => Some(*h),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Encodes one AMQP frame.
+pub fn amqp_frame(channel: u16, p: impl Into<Performative>, payload: &[u8]) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    frame::encode_frame(&mut b, channel, &p.into(), payload);
+    b.to_vec()
+}
+
+/// Encodes one SASL frame.
+pub fn sasl_frame(f: impl Into<SaslFrame>) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    frame::encode_sasl_frame(&mut b, &f.into());
+    b.to_vec()
+}
+
+/// A raw frame: header fields as given, then `body`.
+pub fn raw_frame(size: u32, doff: u8, frame_type: u8, channel: u16, body: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + body.len());
+    v.extend_from_slice(&size.to_be_bytes());
+    v.push(doff);
+    v.push(frame_type);
+    v.extend_from_slice(&channel.to_be_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+/// The `close` performatives in decoded wire items, as their errors' conditions.
+pub fn close_conditions(items: &[WireItem]) -> Vec<Option<String>> {
+    performatives(items)
+        .into_iter()
+        .filter_map(|(_, p, _)| match p {
+            Performative::Close(c) => Some(c.error.map(|e| e.condition.as_str().to_owned())),
             _ => None,
         })
         .collect()
