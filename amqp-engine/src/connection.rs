@@ -310,6 +310,7 @@ pub struct Connection {
     last_recv: Instant,
     last_send: Instant,
     close_error: Option<Error>,
+    lost_unsettled: Vec<DeliveryId>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -451,6 +452,7 @@ impl Connection {
             last_recv: now,
             last_send: now,
             close_error: None,
+            lost_unsettled: Vec::new(),
             config,
         };
         match (side, &c.config.sasl) {
@@ -580,6 +582,9 @@ impl Connection {
     /// Deliveries we sent that the peer has not settled, oldest first (the in-doubt set if the
     /// transport is lost now).
     pub fn unsettled_sent(&self) -> Vec<DeliveryId> {
+        if self.finished {
+            return self.lost_unsettled.clone();
+        }
         let mut out = Vec::new();
         for k in self.sessions.keys() {
             if let Some(s) = self.sessions.get(k) {
@@ -1860,6 +1865,9 @@ impl Connection {
 
     fn finish(&mut self) {
         if !self.finished {
+            // What we sent and the peer never settled stays known after the sessions are gone:
+            // the messaging layer reports it as in doubt.
+            self.lost_unsettled = self.unsettled_sent();
             self.finished = true;
             self.expect = Expect::Nothing;
             self.events.push_back(Event::Finished);
@@ -2131,7 +2139,7 @@ impl Connection {
             if self
                 .sessions
                 .get(sid.0)
-                .map_or(true, |s| s.local != EndpointState::Uninit)
+                .is_none_or(|s| s.local != EndpointState::Uninit)
             {
                 // It was one of those the peer had already ended: answered.
                 return Ok(());
@@ -2410,7 +2418,7 @@ impl Connection {
         if self
             .sessions
             .get(sid.0)
-            .map_or(true, |s| s.local != EndpointState::Active)
+            .is_none_or(|s| s.local != EndpointState::Active)
         {
             // Ending a session detaches its links: nothing may follow the end.
             return Err(OpError::IllegalState("session not active"));

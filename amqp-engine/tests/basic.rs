@@ -254,3 +254,23 @@ fn detach_and_end_are_answered() {
     assert!(p.client.sessions().is_empty());
     assert!(p.server.sessions().is_empty());
 }
+
+#[test]
+fn unsettled_sent_survives_transport_loss() {
+    let mut p = Pair::default_pair();
+    let (_s, sender, _) = p.open_sender(5);
+    for i in 0..3 {
+        p.client
+            .send(sender, &msg(i), SendOptions::default())
+            .unwrap();
+    }
+    assert_eq!(p.client.unsettled_sent().len(), 3);
+    let now = p.now;
+    p.client.handle_transport_closed(now);
+    assert!(p.client.is_finished());
+    assert_eq!(
+        p.client.unsettled_sent().len(),
+        3,
+        "in-doubt deliveries stay known after the transport is lost"
+    );
+}

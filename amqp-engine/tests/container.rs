@@ -682,7 +682,19 @@ fn seeded_fault_simulation_loses_nothing() {
         w.run_for(Duration::from_secs(30));
         let sent = w.handler::<AtLeastOnceSender>(s).unwrap().confirmed.len();
         assert_eq!(sent, n, "seed {seed}: sender confirmed {sent}/{n}");
-        let seen = &w.handler::<Collector>(r).unwrap().seen;
+        let seen = w.handler::<Collector>(r).unwrap().seen.clone();
+        if std::env::var("SIM_DEBUG").is_ok() && (0..n as u64).any(|i| !seen.contains_key(&i)) {
+            let b = w.handler::<Broker>(0).unwrap();
+            eprintln!(
+                "seed {seed}: broker queues {:?}",
+                b.queues
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.len()))
+                    .collect::<Vec<_>>()
+            );
+            eprintln!("seed {seed}: broker {}", b.debug_state());
+            eprintln!("seed {seed}: seen {:?}", seen.keys().collect::<Vec<_>>());
+        }
         for i in 0..n as u64 {
             assert!(
                 seen.contains_key(&i),

@@ -215,7 +215,7 @@ impl SaslClient {
                     let ok_offer = offered.iter().any(|o| o.eq_ignore_ascii_case(name));
                     let ok_allow = allowed
                         .as_ref()
-                        .map_or(true, |a| a.iter().any(|o| o.eq_ignore_ascii_case(name)));
+                        .is_none_or(|a| a.iter().any(|o| o.eq_ignore_ascii_case(name)));
                     if ok_offer && ok_allow && f.usable(&self.config) {
                         mech = Some(f.create(&self.config));
                         break;

@@ -54,6 +54,14 @@ impl Broker {
         }
     }
 
+    pub fn debug_state(&self) -> String {
+        format!(
+            "consumers {:?} unacked {:?}",
+            self.consumers,
+            self.unacked.keys().collect::<Vec<_>>()
+        )
+    }
+
     fn requeue(&mut self, t: Tracker) -> Option<String> {
         let (q, m) = self.unacked.remove(&t)?;
         self.queues.entry(q.clone()).or_default().push_front(m);
