@@ -1,5 +1,5 @@
 //! An in-memory pair of engines with a virtual clock, and byte-stream faults.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::result_large_err)]
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
