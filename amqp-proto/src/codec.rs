@@ -444,7 +444,19 @@ impl<'a> Decoder<'a> {
             None
         };
         let ty = type_of_code(ctor).ok_or(DecodeErrorKind::InvalidConstructor(ctor))?;
-        if count as usize > d.remaining() {
+        // Every element takes at least one byte, except with a zero-width constructor (proton
+        // writes an array of nulls as `0x40` and no element bytes): those get a small fixed
+        // allowance, so a hostile count still cannot make us allocate much per input byte.
+        let zero_width = matches!(
+            ctor,
+            code::NULL | code::TRUE | code::FALSE | code::UINT0 | code::ULONG0 | code::LIST0
+        );
+        let max = if zero_width {
+            MAX_ZERO_WIDTH_ARRAY_ELEMENTS
+        } else {
+            d.remaining()
+        };
+        if count as usize > max {
             return Err(DecodeErrorKind::CountExceedsSize {
                 count,
                 size: d.remaining(),
@@ -501,6 +513,13 @@ impl<'a> Decoder<'a> {
         Ok((count, ctor, d))
     }
 }
+
+/// Most elements a decoded array with a zero-width element constructor (`null`, `true`,
+/// `false`, `uint0`, `ulong0`, `list0`) may have. Such elements take no bytes, so their count
+/// cannot be checked against the input; this bound keeps what a hostile input can make the
+/// decoder allocate within a few values per input byte. (The encoder writes arrays of nulls
+/// this way, so an array of more nulls than this does not decode.)
+pub const MAX_ZERO_WIDTH_ARRAY_ELEMENTS: usize = 16;
 
 /// The logical type of a primitive format code.
 pub fn type_of_code(c: u8) -> Option<Type> {
