@@ -24,8 +24,8 @@ use amqp_proto::fuzzing::{
 };
 use amqp_proto::message::{Body, Message};
 use amqp_proto::messaging::{
-    Accepted, DeliveryState, Modified, Outcome, Received, Rejected,
-    Released, Source, Target, TargetKind, TerminusDurability, TerminusExpiryPolicy,
+    Accepted, DeliveryState, Modified, Outcome, Received, Rejected, Released, Source, Target,
+    TargetKind, TerminusDurability, TerminusExpiryPolicy,
 };
 use amqp_proto::performatives::{
     Attach, Begin, Close, Detach, Disposition, End, Flow, Open, Performative, Transfer,
@@ -126,7 +126,10 @@ fn run(target: &str, body: Body_, what: &str, input: &[u8]) -> Result<(), String
             .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_default();
         let hex: String = input.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{target}: {what}: panicked: {msg}\n  input ({} bytes): {hex}", input.len())
+        format!(
+            "{target}: {what}: panicked: {msg}\n  input ({} bytes): {hex}",
+            input.len()
+        )
     })
 }
 
@@ -152,7 +155,14 @@ fn variants(seed: &[u8], mut f: impl FnMut(&str, &[u8])) {
         let orig = m[i];
         // Flip every bit, flip the low bit, and the boundary values that change lengths and
         // constructors the most.
-        for b in [orig ^ 0xff, orig ^ 0x01, 0x00, 0xff, 0x40, orig.wrapping_add(1)] {
+        for b in [
+            orig ^ 0xff,
+            orig ^ 0x01,
+            0x00,
+            0xff,
+            0x40,
+            orig.wrapping_add(1),
+        ] {
             if b != orig {
                 m[i] = b;
                 f("mutation", &m);
@@ -235,9 +245,17 @@ fn roundtrip_seeds_and_mutations() {
 fn every_target_on_every_input() {
     let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
     for (t, _) in TARGETS {
-        inputs.extend(seeds(t).into_iter().map(|(n, b)| (format!("seed_{t}/{n}"), b)));
+        inputs.extend(
+            seeds(t)
+                .into_iter()
+                .map(|(n, b)| (format!("seed_{t}/{n}"), b)),
+        );
     }
-    inputs.extend(golden().into_iter().map(|(n, _, b)| (format!("golden {n}"), b)));
+    inputs.extend(
+        golden()
+            .into_iter()
+            .map(|(n, _, b)| (format!("golden {n}"), b)),
+    );
     let mut failures = Vec::new();
     for (t, body) in TARGETS {
         for (name, input) in &inputs {
@@ -314,7 +332,11 @@ fn regress_array_of_nulls_round_trips() {
         assert_eq!(Value::from_bytes(&v.to_bytes()).unwrap(), v, "{n} nulls");
     }
     // Other zero-width constructors decode too (to their canonical values).
-    for (ctor, v) in [(0x41, Value::Bool(true)), (0x43, Value::Uint(0)), (0x45, Value::List(vec![]))] {
+    for (ctor, v) in [
+        (0x41, Value::Bool(true)),
+        (0x43, Value::Uint(0)),
+        (0x45, Value::List(vec![])),
+    ] {
         let b = Bytes::from(vec![0xe0, 2, 4, ctor]);
         let ty = v.ty();
         assert_eq!(
@@ -413,7 +435,10 @@ fn error_with_info() -> Error {
     Error {
         condition: condition::RESOURCE_LIMIT_EXCEEDED,
         description: Some("too many links".into()),
-        info: Some(fields(&[("limit", Value::Uint(100)), ("host", Value::string("h"))])),
+        info: Some(fields(&[
+            ("limit", Value::Uint(100)),
+            ("host", Value::string("h")),
+        ])),
     }
 }
 
@@ -435,196 +460,255 @@ fn frame_seeds(golden: &[(String, String, Vec<u8>)]) -> Files {
         additional_data: None,
     });
     add("sasl_mechanisms", mechs.clone());
-    add("sasl_mechanisms_one", sasl(SaslMechanisms {
-        sasl_server_mechanisms: vec![sym("ANONYMOUS")],
-    }));
+    add(
+        "sasl_mechanisms_one",
+        sasl(SaslMechanisms {
+            sasl_server_mechanisms: vec![sym("ANONYMOUS")],
+        }),
+    );
     add("sasl_init_plain", init.clone());
-    add("sasl_init_anonymous", sasl(SaslInit {
-        mechanism: sym("ANONYMOUS"),
-        ..SaslInit::default()
-    }));
-    add("sasl_challenge", sasl(SaslChallenge {
-        challenge: Bytes::from_static(b"r=abc,s=c2FsdA==,i=4096"),
-    }));
-    add("sasl_response", sasl(SaslResponse {
-        response: Bytes::from_static(b"c=biws,r=abc,p=cHJvb2Y="),
-    }));
+    add(
+        "sasl_init_anonymous",
+        sasl(SaslInit {
+            mechanism: sym("ANONYMOUS"),
+            ..SaslInit::default()
+        }),
+    );
+    add(
+        "sasl_challenge",
+        sasl(SaslChallenge {
+            challenge: Bytes::from_static(b"r=abc,s=c2FsdA==,i=4096"),
+        }),
+    );
+    add(
+        "sasl_response",
+        sasl(SaslResponse {
+            response: Bytes::from_static(b"c=biws,r=abc,p=cHJvb2Y="),
+        }),
+    );
     add("sasl_outcome_ok", outcome.clone());
-    add("sasl_outcome_auth", sasl(SaslOutcome {
-        code: SaslCode::Auth,
-        additional_data: Some(Bytes::from_static(b"v=c2lnbmF0dXJl")),
-    }));
+    add(
+        "sasl_outcome_auth",
+        sasl(SaslOutcome {
+            code: SaslCode::Auth,
+            additional_data: Some(Bytes::from_static(b"v=c2lnbmF0dXJl")),
+        }),
+    );
     add("sasl_exchange", [mechs, init, outcome].concat());
 
     // Connection, session and link set-up.
-    let open = frame(0, Open {
-        container_id: "client-1".into(),
-        hostname: Some("broker.example".into()),
-        max_frame_size: Some(65536),
-        channel_max: Some(255),
-        idle_time_out: Some(30_000),
-        outgoing_locales: Some(vec![sym("en-US")]),
-        incoming_locales: Some(vec![sym("en-US"), sym("de-DE")]),
-        offered_capabilities: Some(vec![sym("ANONYMOUS-RELAY")]),
-        desired_capabilities: Some(vec![sym("DELAYED_DELIVERY"), sym("SHARED-SUBS")]),
-        properties: Some(fields(&[
-            ("product", Value::string("amqp-rs")),
-            ("version", Value::string("0.1.0")),
-        ])),
-    }, &[]);
-    let open_min = frame(0, Open {
-        container_id: "c".into(),
-        ..Open::default()
-    }, &[]);
-    let begin = frame(0, Begin {
-        remote_channel: None,
-        next_outgoing_id: 0,
-        incoming_window: 2048,
-        outgoing_window: 2048,
-        handle_max: Some(255),
-        ..Begin::default()
-    }, &[]);
-    let attach_sender = frame(0, Attach {
-        name: "sender-link".into(),
-        handle: 0,
-        role: Role::Sender,
-        snd_settle_mode: Some(SenderSettleMode::Unsettled),
-        rcv_settle_mode: Some(ReceiverSettleMode::First),
-        source: Some(Source::new("client-1")),
-        target: Some(TargetKind::Target(Target {
-            durable: Some(TerminusDurability::UnsettledState),
-            expiry_policy: Some(TerminusExpiryPolicy::Never),
-            capabilities: Some(vec![sym("queue")]),
-            ..Target::new("queue/orders")
-        })),
-        initial_delivery_count: Some(0),
-        max_message_size: Some(1 << 20),
-        ..Attach::default()
-    }, &[]);
-    let attach_receiver = frame(0, Attach {
-        name: "receiver-link".into(),
-        handle: 1,
-        role: Role::Receiver,
-        rcv_settle_mode: Some(ReceiverSettleMode::Second),
-        source: Some(Source {
-            address: Some("topic/a".into()),
-            durable: Some(TerminusDurability::Configuration),
-            expiry_policy: Some(TerminusExpiryPolicy::LinkDetach),
-            timeout: Some(60),
-            dynamic: Some(false),
-            distribution_mode: Some(sym("copy")),
-            filter: Some(
+    let open = frame(
+        0,
+        Open {
+            container_id: "client-1".into(),
+            hostname: Some("broker.example".into()),
+            max_frame_size: Some(65536),
+            channel_max: Some(255),
+            idle_time_out: Some(30_000),
+            outgoing_locales: Some(vec![sym("en-US")]),
+            incoming_locales: Some(vec![sym("en-US"), sym("de-DE")]),
+            offered_capabilities: Some(vec![sym("ANONYMOUS-RELAY")]),
+            desired_capabilities: Some(vec![sym("DELAYED_DELIVERY"), sym("SHARED-SUBS")]),
+            properties: Some(fields(&[
+                ("product", Value::string("amqp-rs")),
+                ("version", Value::string("0.1.0")),
+            ])),
+        },
+        &[],
+    );
+    let open_min = frame(
+        0,
+        Open {
+            container_id: "c".into(),
+            ..Open::default()
+        },
+        &[],
+    );
+    let begin = frame(
+        0,
+        Begin {
+            remote_channel: None,
+            next_outgoing_id: 0,
+            incoming_window: 2048,
+            outgoing_window: 2048,
+            handle_max: Some(255),
+            ..Begin::default()
+        },
+        &[],
+    );
+    let attach_sender = frame(
+        0,
+        Attach {
+            name: "sender-link".into(),
+            handle: 0,
+            role: Role::Sender,
+            snd_settle_mode: Some(SenderSettleMode::Unsettled),
+            rcv_settle_mode: Some(ReceiverSettleMode::First),
+            source: Some(Source::new("client-1")),
+            target: Some(TargetKind::Target(Target {
+                durable: Some(TerminusDurability::UnsettledState),
+                expiry_policy: Some(TerminusExpiryPolicy::Never),
+                capabilities: Some(vec![sym("queue")]),
+                ..Target::new("queue/orders")
+            })),
+            initial_delivery_count: Some(0),
+            max_message_size: Some(1 << 20),
+            ..Attach::default()
+        },
+        &[],
+    );
+    let attach_receiver = frame(
+        0,
+        Attach {
+            name: "receiver-link".into(),
+            handle: 1,
+            role: Role::Receiver,
+            rcv_settle_mode: Some(ReceiverSettleMode::Second),
+            source: Some(Source {
+                address: Some("topic/a".into()),
+                durable: Some(TerminusDurability::Configuration),
+                expiry_policy: Some(TerminusExpiryPolicy::LinkDetach),
+                timeout: Some(60),
+                dynamic: Some(false),
+                distribution_mode: Some(sym("copy")),
+                filter: Some(
+                    [(
+                        sym("selector"),
+                        Value::Described(Box::new(Described {
+                            descriptor: Descriptor::Code(0x0000_468C_0000_0004),
+                            value: Value::string("color = 'red'"),
+                        })),
+                    )]
+                    .into_iter()
+                    .collect(),
+                ),
+                default_outcome: Some(Outcome::Modified(Modified {
+                    delivery_failed: Some(true),
+                    ..Modified::default()
+                })),
+                outcomes: Some(vec![sym("amqp:accepted:list"), sym("amqp:rejected:list")]),
+                capabilities: Some(vec![sym("topic")]),
+                ..Source::default()
+            }),
+            target: Some(TargetKind::Target(Target::default())),
+            unsettled: Some(
                 [(
-                    sym("selector"),
+                    Value::binary(Bytes::from_static(b"tag-1")),
                     Value::Described(Box::new(Described {
-                        descriptor: Descriptor::Code(0x0000_468C_0000_0004),
-                        value: Value::string("color = 'red'"),
+                        descriptor: Descriptor::Code(0x24),
+                        value: Value::List(vec![]),
                     })),
                 )]
                 .into_iter()
                 .collect(),
             ),
-            default_outcome: Some(Outcome::Modified(Modified {
-                delivery_failed: Some(true),
-                ..Modified::default()
+            incomplete_unsettled: Some(false),
+            offered_capabilities: Some(vec![sym("SHARED-SUBS")]),
+            properties: Some(fields(&[("x-opt-prefetch", Value::Uint(100))])),
+            ..Attach::default()
+        },
+        &[],
+    );
+    let attach_dynamic = frame(
+        2,
+        Attach {
+            name: "dyn".into(),
+            handle: 7,
+            role: Role::Receiver,
+            source: Some(Source {
+                dynamic: Some(true),
+                dynamic_node_properties: Some(fields(&[(
+                    "lifetime-policy",
+                    Value::Described(Box::new(Described {
+                        descriptor: Descriptor::Code(0x2b),
+                        value: Value::List(vec![]),
+                    })),
+                )])),
+                ..Source::default()
+            }),
+            ..Attach::default()
+        },
+        &[],
+    );
+    let attach_coordinator = frame(
+        0,
+        Attach {
+            name: "txn-ctrl".into(),
+            handle: 9,
+            role: Role::Sender,
+            source: Some(Source {
+                outcomes: Some(vec![sym("amqp:accepted:list"), sym("amqp:declared:list")]),
+                ..Source::default()
+            }),
+            target: Some(TargetKind::Coordinator(Coordinator {
+                capabilities: Some(vec![sym("amqp:local-transactions")]),
             })),
-            outcomes: Some(vec![sym("amqp:accepted:list"), sym("amqp:rejected:list")]),
-            capabilities: Some(vec![sym("topic")]),
-            ..Source::default()
-        }),
-        target: Some(TargetKind::Target(Target::default())),
-        unsettled: Some(
-            [(
-                Value::binary(Bytes::from_static(b"tag-1")),
-                Value::Described(Box::new(Described {
-                    descriptor: Descriptor::Code(0x24),
-                    value: Value::List(vec![]),
-                })),
-            )]
-            .into_iter()
-            .collect(),
-        ),
-        incomplete_unsettled: Some(false),
-        offered_capabilities: Some(vec![sym("SHARED-SUBS")]),
-        properties: Some(fields(&[("x-opt-prefetch", Value::Uint(100))])),
-        ..Attach::default()
-    }, &[]);
-    let attach_dynamic = frame(2, Attach {
-        name: "dyn".into(),
-        handle: 7,
-        role: Role::Receiver,
-        source: Some(Source {
-            dynamic: Some(true),
-            dynamic_node_properties: Some(fields(&[(
-                "lifetime-policy",
-                Value::Described(Box::new(Described {
-                    descriptor: Descriptor::Code(0x2b),
-                    value: Value::List(vec![]),
-                })),
-            )])),
-            ..Source::default()
-        }),
-        ..Attach::default()
-    }, &[]);
-    let attach_coordinator = frame(0, Attach {
-        name: "txn-ctrl".into(),
-        handle: 9,
-        role: Role::Sender,
-        source: Some(Source {
-            outcomes: Some(vec![sym("amqp:accepted:list"), sym("amqp:declared:list")]),
-            ..Source::default()
-        }),
-        target: Some(TargetKind::Coordinator(Coordinator {
-            capabilities: Some(vec![sym("amqp:local-transactions")]),
-        })),
-        ..Attach::default()
-    }, &[]);
-    let flow = frame(0, Flow {
-        next_incoming_id: Some(0),
-        incoming_window: 2048,
-        next_outgoing_id: 1,
-        outgoing_window: 2048,
-        handle: Some(1),
-        delivery_count: Some(0),
-        link_credit: Some(100),
-        available: Some(0),
-        drain: Some(false),
-        echo: Some(false),
-        properties: None,
-    }, &[]);
-    let flow_session = frame(0, Flow {
-        next_incoming_id: None,
-        incoming_window: 100,
-        next_outgoing_id: 0,
-        outgoing_window: u32::MAX,
-        drain: Some(true),
-        echo: Some(true),
-        properties: Some(fields(&[("k", Value::Long(-1))])),
-        ..Flow::default()
-    }, &[]);
+            ..Attach::default()
+        },
+        &[],
+    );
+    let flow = frame(
+        0,
+        Flow {
+            next_incoming_id: Some(0),
+            incoming_window: 2048,
+            next_outgoing_id: 1,
+            outgoing_window: 2048,
+            handle: Some(1),
+            delivery_count: Some(0),
+            link_credit: Some(100),
+            available: Some(0),
+            drain: Some(false),
+            echo: Some(false),
+            properties: None,
+        },
+        &[],
+    );
+    let flow_session = frame(
+        0,
+        Flow {
+            next_incoming_id: None,
+            incoming_window: 100,
+            next_outgoing_id: 0,
+            outgoing_window: u32::MAX,
+            drain: Some(true),
+            echo: Some(true),
+            properties: Some(fields(&[("k", Value::Long(-1))])),
+            ..Flow::default()
+        },
+        &[],
+    );
 
     // Transfers.
     let transfer = |id: u32, more: bool, payload: &[u8]| {
-        frame(0, Transfer {
-            handle: 0,
-            delivery_id: Some(id),
-            delivery_tag: Some(Bytes::copy_from_slice(&id.to_be_bytes())),
-            message_format: Some(0),
-            settled: Some(false),
-            more: Some(more),
-            ..Transfer::default()
-        }, payload)
+        frame(
+            0,
+            Transfer {
+                handle: 0,
+                delivery_id: Some(id),
+                delivery_tag: Some(Bytes::copy_from_slice(&id.to_be_bytes())),
+                message_format: Some(0),
+                settled: Some(false),
+                more: Some(more),
+                ..Transfer::default()
+            },
+            payload,
+        )
     };
     let bench = bench_message().to_bytes();
     let full = full_message().to_bytes();
     let transfer_bench = transfer(0, false, &bench);
     let transfer_full = transfer(1, false, &full);
     let transfer_first = transfer(2, true, &bench[..bench.len() / 2]);
-    let transfer_rest = frame(0, Transfer {
-        handle: 0,
-        more: Some(false),
-        ..Transfer::default()
-    }, &bench[bench.len() / 2..]);
+    let transfer_rest = frame(
+        0,
+        Transfer {
+            handle: 0,
+            more: Some(false),
+            ..Transfer::default()
+        },
+        &bench[bench.len() / 2..],
+    );
     // Transaction control messages: amqp-value bodies holding a declare and a discharge.
     let declare_message = Message::new(Body::Value(Value::Described(Box::new(Described {
         descriptor: Descriptor::Code(0x31),
@@ -632,41 +716,56 @@ fn frame_seeds(golden: &[(String, String, Vec<u8>)]) -> Files {
     }))));
     let discharge_message = Message::new(Body::Value(Value::Described(Box::new(Described {
         descriptor: Descriptor::Code(0x32),
-        value: Value::List(vec![Value::binary(Bytes::from_static(b"txn-1")), Value::Bool(true)]),
+        value: Value::List(vec![
+            Value::binary(Bytes::from_static(b"txn-1")),
+            Value::Bool(true),
+        ]),
     }))));
-    let transfer_txn = frame(0, Transfer {
-        handle: 0,
-        delivery_id: Some(3),
-        delivery_tag: Some(Bytes::from_static(b"t3")),
-        message_format: Some(0),
-        settled: Some(true),
-        rcv_settle_mode: Some(ReceiverSettleMode::Second),
-        state: Some(DeliveryState::TransactionalState(TransactionalState {
-            txn_id: Bytes::from_static(b"txn-1"),
-            outcome: Some(Outcome::Accepted(Accepted {})),
-        })),
-        more: Some(false),
-        resume: Some(false),
-        aborted: Some(false),
-        batchable: Some(true),
-    }, &declare_message.to_bytes());
+    let transfer_txn = frame(
+        0,
+        Transfer {
+            handle: 0,
+            delivery_id: Some(3),
+            delivery_tag: Some(Bytes::from_static(b"t3")),
+            message_format: Some(0),
+            settled: Some(true),
+            rcv_settle_mode: Some(ReceiverSettleMode::Second),
+            state: Some(DeliveryState::TransactionalState(TransactionalState {
+                txn_id: Bytes::from_static(b"txn-1"),
+                outcome: Some(Outcome::Accepted(Accepted {})),
+            })),
+            more: Some(false),
+            resume: Some(false),
+            aborted: Some(false),
+            batchable: Some(true),
+        },
+        &declare_message.to_bytes(),
+    );
     let transfer_discharge = transfer(4, false, &discharge_message.to_bytes());
-    let transfer_aborted = frame(0, Transfer {
-        handle: 0,
-        aborted: Some(true),
-        ..Transfer::default()
-    }, &[]);
+    let transfer_aborted = frame(
+        0,
+        Transfer {
+            handle: 0,
+            aborted: Some(true),
+            ..Transfer::default()
+        },
+        &[],
+    );
 
     // Settlement and tear-down.
     let disposition = |state: DeliveryState| {
-        frame(0, Disposition {
-            role: Role::Receiver,
-            first: 0,
-            last: Some(4),
-            settled: Some(true),
-            state: Some(state),
-            batchable: Some(false),
-        }, &[])
+        frame(
+            0,
+            Disposition {
+                role: Role::Receiver,
+                first: 0,
+                last: Some(4),
+                settled: Some(true),
+                state: Some(state),
+                batchable: Some(false),
+            },
+            &[],
+        )
     };
     let disp_accepted = disposition(DeliveryState::Accepted(Accepted {}));
     let disp_rejected = disposition(DeliveryState::Rejected(Rejected {
@@ -685,24 +784,40 @@ fn frame_seeds(golden: &[(String, String, Vec<u8>)]) -> Files {
     let disp_declared = disposition(DeliveryState::Declared(Declared {
         txn_id: Bytes::from_static(b"txn-1"),
     }));
-    let detach = frame(0, Detach {
-        handle: 0,
-        closed: Some(true),
-        error: None,
-    }, &[]);
-    let detach_error = frame(0, Detach {
-        handle: 1,
-        closed: Some(true),
-        error: Some(error_with_info()),
-    }, &[]);
+    let detach = frame(
+        0,
+        Detach {
+            handle: 0,
+            closed: Some(true),
+            error: None,
+        },
+        &[],
+    );
+    let detach_error = frame(
+        0,
+        Detach {
+            handle: 1,
+            closed: Some(true),
+            error: Some(error_with_info()),
+        },
+        &[],
+    );
     let end = frame(0, End::default(), &[]);
-    let end_error = frame(0, End {
-        error: Some(Error::condition(condition::WINDOW_VIOLATION)),
-    }, &[]);
+    let end_error = frame(
+        0,
+        End {
+            error: Some(Error::condition(condition::WINDOW_VIOLATION)),
+        },
+        &[],
+    );
     let close = frame(0, Close::default(), &[]);
-    let close_error = frame(0, Close {
-        error: Some(Error::new(condition::CONNECTION_FORCED, "shutting down")),
-    }, &[]);
+    let close_error = frame(
+        0,
+        Close {
+            error: Some(Error::new(condition::CONNECTION_FORCED, "shutting down")),
+        },
+        &[],
+    );
     let mut empty = BytesMut::new();
     encode_empty_frame(&mut empty);
     let empty = empty.to_vec();
@@ -726,16 +841,23 @@ fn frame_seeds(golden: &[(String, String, Vec<u8>)]) -> Files {
     add("open", open.clone());
     add("open_min", open_min);
     add("begin", begin.clone());
-    add("begin_reply", frame(3, Begin {
-        remote_channel: Some(0),
-        next_outgoing_id: 1,
-        incoming_window: 0,
-        outgoing_window: 0,
-        offered_capabilities: Some(vec![sym("x")]),
-        desired_capabilities: Some(vec![]),
-        properties: Some(fields(&[])),
-        ..Begin::default()
-    }, &[]));
+    add(
+        "begin_reply",
+        frame(
+            3,
+            Begin {
+                remote_channel: Some(0),
+                next_outgoing_id: 1,
+                incoming_window: 0,
+                outgoing_window: 0,
+                offered_capabilities: Some(vec![sym("x")]),
+                desired_capabilities: Some(vec![]),
+                properties: Some(fields(&[])),
+                ..Begin::default()
+            },
+            &[],
+        ),
+    );
     add("attach_sender", attach_sender);
     add("attach_receiver", attach_receiver);
     add("attach_dynamic", attach_dynamic);
@@ -786,7 +908,9 @@ fn frame_seeds(golden: &[(String, String, Vec<u8>)]) -> Files {
         add("close_symbolic_descriptor", b.to_vec());
 
         // begin as proton writes it: list32 with uint/ushort fields in their wide forms.
-        let items: &[u8] = &[0x60, 0x00, 0x00, 0x70, 0, 0, 0, 1, 0x70, 0, 0, 8, 0, 0x70, 0, 0, 8, 0];
+        let items: &[u8] = &[
+            0x60, 0x00, 0x00, 0x70, 0, 0, 0, 1, 0x70, 0, 0, 8, 0, 0x70, 0, 0, 8, 0,
+        ];
         let mut body = BytesMut::new();
         body.put_slice(&[0x00, 0x53, 0x11, 0xd0]);
         body.put_u32(4 + items.len() as u32);
@@ -812,7 +936,10 @@ fn frame_seeds(golden: &[(String, String, Vec<u8>)]) -> Files {
         "message_composed_two_data_sections",
     ] {
         let (_, _, bytes) = golden.iter().find(|(n, _, _)| n == name).unwrap();
-        add(&format!("transfer_golden_{name}"), transfer(9, false, bytes));
+        add(
+            &format!("transfer_golden_{name}"),
+            transfer(9, false, bytes),
+        );
     }
     f
 }
@@ -823,8 +950,14 @@ fn message_seeds(golden: &[(String, String, Vec<u8>)]) -> Files {
         .filter(|(_, kind, b)| kind == "message" && b.len() <= 1024)
         .map(|(n, _, b)| (format!("golden_{n}.bin"), b.clone()))
         .collect();
-    f.push(("bench_message.bin".into(), bench_message().to_bytes().to_vec()));
-    f.push(("full_message.bin".into(), full_message().to_bytes().to_vec()));
+    f.push((
+        "bench_message.bin".into(),
+        bench_message().to_bytes().to_vec(),
+    ));
+    f.push((
+        "full_message.bin".into(),
+        full_message().to_bytes().to_vec(),
+    ));
     f.push((
         "sequence_two_sections.bin".into(),
         Message::new(Body::Sequence(vec![
@@ -881,9 +1014,12 @@ fn value_seeds(golden: &[(String, String, Vec<u8>)]) -> Files {
         (
             "map8",
             Value::Map(
-                [(Value::Symbol(sym("k")), Value::Bool(true)), (Value::Null, Value::Null)]
-                    .into_iter()
-                    .collect(),
+                [
+                    (Value::Symbol(sym("k")), Value::Bool(true)),
+                    (Value::Null, Value::Null),
+                ]
+                .into_iter()
+                .collect(),
             ),
         ),
         (
@@ -938,13 +1074,27 @@ fn roundtrip_seeds() -> Files {
     }
     let nested: &[(&str, &[u8])] = &[
         // list of 3: uint, string "ab", map of 1 (symbol -> null)
-        ("list_nested", &[21, 3, 4, 0, 0, 1, 0, 0, 19, 2, b'a', b'b', 22, 1, 20, 1, b'k', 0]),
+        (
+            "list_nested",
+            &[
+                21, 3, 4, 0, 0, 1, 0, 0, 19, 2, b'a', b'b', 22, 1, 20, 1, b'k', 0,
+            ],
+        ),
         // array of ints
-        ("array_ints", &[23, 8, 0, 0, 0, 7, 0, 4, 8, 0, 0, 0, 9, 0, 8, 1, 2, 3, 4, 0]),
+        (
+            "array_ints",
+            &[23, 8, 0, 0, 0, 7, 0, 4, 8, 0, 0, 0, 9, 0, 8, 1, 2, 3, 4, 0],
+        ),
         // described list with a symbolic descriptor
-        ("described_named", &[24, 1, 5, b'a', b':', b'b', b'c', b'd', 21, 2, 1, 1, 2, 9]),
+        (
+            "described_named",
+            &[24, 1, 5, b'a', b':', b'b', b'c', b'd', 21, 2, 1, 1, 2, 9],
+        ),
         // deep nesting
-        ("deep", &[21, 1, 21, 1, 21, 1, 21, 1, 21, 1, 21, 1, 21, 1, 21, 1, 2, 9]),
+        (
+            "deep",
+            &[21, 1, 21, 1, 21, 1, 21, 1, 21, 1, 21, 1, 21, 1, 21, 1, 2, 9],
+        ),
         // long binary (str32/vbin32 encodings)
         ("binary_long", &[18, 255, 2, 0xab, 0xcd]),
     ];
