@@ -7,7 +7,6 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
-use nom::bytes::complete::take;
 use nom::number::complete::{
     be_f32, be_f64, be_i16, be_i32, be_i64, be_i8, be_u16, be_u32, be_u64, be_u8,
 };
@@ -195,7 +194,10 @@ impl<'a> Decoder<'a> {
         if n > self.rest.len() {
             return Err(DecodeError::truncated(n - self.rest.len()));
         }
-        self.run(take(n))
+        // Length already checked: a plain split (nom's `take` re-checks and showed in profiles).
+        let (taken, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        Ok(taken)
     }
 
     fn take_bytes(&mut self, n: usize) -> Result<Bytes, DecodeError> {
@@ -681,6 +683,28 @@ fn put_ulong(buf: &mut BytesMut, v: u64) {
 }
 
 #[inline]
+fn put_int(buf: &mut BytesMut, v: i32) {
+    if let Ok(small) = i8::try_from(v) {
+        buf.put_u8(code::SMALLINT);
+        buf.put_i8(small);
+    } else {
+        buf.put_u8(code::INT);
+        buf.put_i32(v);
+    }
+}
+
+#[inline]
+fn put_long(buf: &mut BytesMut, v: i64) {
+    if let Ok(small) = i8::try_from(v) {
+        buf.put_u8(code::SMALLLONG);
+        buf.put_i8(small);
+    } else {
+        buf.put_u8(code::LONG);
+        buf.put_i64(v);
+    }
+}
+
+#[inline]
 fn put_uint(buf: &mut BytesMut, v: u32) {
     if v == 0 {
         buf.put_u8(code::UINT0);
@@ -1014,24 +1038,8 @@ impl Encode for Value {
                 buf.put_u8(code::SHORT);
                 buf.put_i16(*v);
             }
-            Value::Int(v) => {
-                if let Ok(small) = i8::try_from(*v) {
-                    buf.put_u8(code::SMALLINT);
-                    buf.put_i8(small);
-                } else {
-                    buf.put_u8(code::INT);
-                    buf.put_i32(*v);
-                }
-            }
-            Value::Long(v) => {
-                if let Ok(small) = i8::try_from(*v) {
-                    buf.put_u8(code::SMALLLONG);
-                    buf.put_i8(small);
-                } else {
-                    buf.put_u8(code::LONG);
-                    buf.put_i64(*v);
-                }
-            }
+            Value::Int(v) => put_int(buf, *v),
+            Value::Long(v) => put_long(buf, *v),
             Value::Float(v) => {
                 buf.put_u8(code::FLOAT);
                 buf.put_f32(*v);
@@ -1104,16 +1112,24 @@ impl Decode for Value {
 // Typed primitives: Encode/Decode for Rust types, accepting every encoding of the AMQP type.
 // ---------------------------------------------------------------------------------------------
 
+// The encoders write the same bytes as `Value::encode` does for the matching variant, but
+// directly: going through a temporary `Value` made every field of every composite call the
+// (large, out-of-line) `Value` encoder and `Value`'s drop glue.
 macro_rules! fixed_primitive {
-    ($t:ty, $name:literal, $variant:ident, [$($code:path => $read:expr),+ $(,)?]) => {
+    (
+        $t:ty, $name:literal, len: $len:expr, put: $put:expr,
+        [$($code:path => $read:expr),+ $(,)?]
+    ) => {
         impl Encode for $t {
             #[inline]
             fn encoded_len(&self) -> usize {
-                Value::$variant((*self).into()).encoded_len()
+                #[allow(clippy::redundant_closure_call)]
+                ($len)(*self)
             }
             #[inline]
             fn encode(&self, buf: &mut BytesMut) {
-                Value::$variant((*self).into()).encode(buf)
+                #[allow(clippy::redundant_closure_call)]
+                ($put)(buf, *self)
             }
         }
         impl Decode for $t {
@@ -1130,7 +1146,10 @@ macro_rules! fixed_primitive {
     };
 }
 
-fixed_primitive!(bool, "boolean", Bool, [
+fixed_primitive!(bool, "boolean",
+    len: |_| 1,
+    put: |b: &mut BytesMut, v| b.put_u8(if v { code::TRUE } else { code::FALSE }),
+    [
     code::TRUE => |_: &mut Decoder<'_>| Ok(true),
     code::FALSE => |_: &mut Decoder<'_>| Ok(false),
     code::BOOLEAN => |d: &mut Decoder<'_>| match d.u8()? {
@@ -1139,35 +1158,74 @@ fixed_primitive!(bool, "boolean", Bool, [
         b => Err(DecodeError::invalid(format!("boolean byte 0x{b:02x}"))),
     },
 ]);
-fixed_primitive!(u8, "ubyte", Ubyte, [code::UBYTE => |d: &mut Decoder<'_>| d.u8()]);
-fixed_primitive!(u16, "ushort", Ushort, [code::USHORT => |d: &mut Decoder<'_>| d.run(be_u16)]);
-fixed_primitive!(u32, "uint", Uint, [
+fixed_primitive!(u8, "ubyte",
+    len: |_| 2,
+    put: |b: &mut BytesMut, v| b.put_slice(&[code::UBYTE, v]),
+    [code::UBYTE => |d: &mut Decoder<'_>| d.u8()]);
+fixed_primitive!(u16, "ushort",
+    len: |_| 3,
+    put: |b: &mut BytesMut, v: u16| { b.put_u8(code::USHORT); b.put_u16(v) },
+    [code::USHORT => |d: &mut Decoder<'_>| d.run(be_u16)]);
+fixed_primitive!(u32, "uint",
+    len: |v| match v { 0 => 1, 1..=255 => 2, _ => 5 },
+    put: put_uint,
+    [
     code::UINT0 => |_: &mut Decoder<'_>| Ok(0),
     code::SMALLUINT => |d: &mut Decoder<'_>| d.u8().map(u32::from),
     code::UINT => |d: &mut Decoder<'_>| d.run(be_u32),
 ]);
-fixed_primitive!(u64, "ulong", Ulong, [
+fixed_primitive!(u64, "ulong",
+    len: |v| match v { 0 => 1, 1..=255 => 2, _ => 9 },
+    put: put_ulong,
+    [
     code::ULONG0 => |_: &mut Decoder<'_>| Ok(0),
     code::SMALLULONG => |d: &mut Decoder<'_>| d.u8().map(u64::from),
     code::ULONG => |d: &mut Decoder<'_>| d.run(be_u64),
 ]);
-fixed_primitive!(i8, "byte", Byte, [code::BYTE => |d: &mut Decoder<'_>| d.run(be_i8)]);
-fixed_primitive!(i16, "short", Short, [code::SHORT => |d: &mut Decoder<'_>| d.run(be_i16)]);
-fixed_primitive!(i32, "int", Int, [
+fixed_primitive!(i8, "byte",
+    len: |_| 2,
+    put: |b: &mut BytesMut, v: i8| { b.put_u8(code::BYTE); b.put_i8(v) },
+    [code::BYTE => |d: &mut Decoder<'_>| d.run(be_i8)]);
+fixed_primitive!(i16, "short",
+    len: |_| 3,
+    put: |b: &mut BytesMut, v: i16| { b.put_u8(code::SHORT); b.put_i16(v) },
+    [code::SHORT => |d: &mut Decoder<'_>| d.run(be_i16)]);
+fixed_primitive!(i32, "int",
+    len: |v| if i8::try_from(v).is_ok() { 2 } else { 5 },
+    put: put_int,
+    [
     code::SMALLINT => |d: &mut Decoder<'_>| d.run(be_i8).map(i32::from),
     code::INT => |d: &mut Decoder<'_>| d.run(be_i32),
 ]);
-fixed_primitive!(i64, "long", Long, [
+fixed_primitive!(i64, "long",
+    len: |v| if i8::try_from(v).is_ok() { 2 } else { 9 },
+    put: put_long,
+    [
     code::SMALLLONG => |d: &mut Decoder<'_>| d.run(be_i8).map(i64::from),
     code::LONG => |d: &mut Decoder<'_>| d.run(be_i64),
 ]);
-fixed_primitive!(f32, "float", Float, [code::FLOAT => |d: &mut Decoder<'_>| d.run(be_f32)]);
-fixed_primitive!(f64, "double", Double, [code::DOUBLE => |d: &mut Decoder<'_>| d.run(be_f64)]);
-fixed_primitive!(Timestamp, "timestamp", Timestamp, [
+fixed_primitive!(f32, "float",
+    len: |_| 5,
+    put: |b: &mut BytesMut, v: f32| { b.put_u8(code::FLOAT); b.put_f32(v) },
+    [code::FLOAT => |d: &mut Decoder<'_>| d.run(be_f32)]);
+fixed_primitive!(f64, "double",
+    len: |_| 9,
+    put: |b: &mut BytesMut, v: f64| { b.put_u8(code::DOUBLE); b.put_f64(v) },
+    [code::DOUBLE => |d: &mut Decoder<'_>| d.run(be_f64)]);
+fixed_primitive!(Timestamp, "timestamp",
+    len: |_| 9,
+    put: |b: &mut BytesMut, v: Timestamp| { b.put_u8(code::TIMESTAMP); b.put_i64(v.0) },
+    [
     code::TIMESTAMP => |d: &mut Decoder<'_>| d.run(be_i64).map(Timestamp),
 ]);
-fixed_primitive!(Uuid, "uuid", Uuid, [code::UUID => |d: &mut Decoder<'_>| d.array_n().map(Uuid)]);
-fixed_primitive!(char, "char", Char, [code::CHAR => |d: &mut Decoder<'_>| {
+fixed_primitive!(Uuid, "uuid",
+    len: |_| 17,
+    put: |b: &mut BytesMut, v: Uuid| { b.put_u8(code::UUID); b.put_slice(&v.0) },
+    [code::UUID => |d: &mut Decoder<'_>| d.array_n().map(Uuid)]);
+fixed_primitive!(char, "char",
+    len: |_| 5,
+    put: |b: &mut BytesMut, v: char| { b.put_u8(code::CHAR); b.put_u32(v as u32) },
+    [code::CHAR => |d: &mut Decoder<'_>| {
     let u = d.run(be_u32)?;
     char::from_u32(u).ok_or_else(|| DecodeErrorKind::InvalidChar(u).into())
 }]);
