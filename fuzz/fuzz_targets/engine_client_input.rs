@@ -1,0 +1,2 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| amqp_engine::fuzzing::fuzz_client_input(data, std::time::Instant::now()));
