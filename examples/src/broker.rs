@@ -643,10 +643,7 @@ impl MessagingHandler for Broker {
 
     fn on_start(&mut self, e: &mut Event<'_>) {
         let address = self.cfg.address.clone();
-        if let Err(err) = e
-            .container()
-            .listen_with(&address, self.cfg.listen.clone())
-        {
+        if let Err(err) = e.container().listen_with(&address, self.cfg.listen.clone()) {
             eprintln!("broker: cannot listen on {address}: {err}");
             self.error = Some(err.to_string());
             e.container().stop();
@@ -705,7 +702,9 @@ impl MessagingHandler for Broker {
             _ => None,
         };
         let Some(address) = target.or_else(|| msg.address().map(str::to_string)) else {
-            self.log(format_args!("{link:?}: message without an address rejected"));
+            self.log(format_args!(
+                "{link:?}: message without an address rejected"
+            ));
             let err = Error::new(
                 "amqp:link:invalid-address",
                 "the message has no address and the link no target address",

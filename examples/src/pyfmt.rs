@@ -211,7 +211,10 @@ pub fn message_repr(m: &Message) -> String {
         f.push(format!("reply_to_group_id={}", string_repr(g)));
     }
     let map = |pairs: Vec<(String, String)>| {
-        let inner: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let inner: Vec<String> = pairs
+            .into_iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
         format!("{{{}}}", inner.join(", "))
     };
     if let Some(a) = m.delivery_annotations.as_ref().filter(|a| !a.is_empty()) {

@@ -209,7 +209,9 @@ fn lex(s: &str) -> Result<Vec<(Tok, usize)>, SelectorError> {
                 Some(b'l' | b'L') if !float => i += 1,
                 _ => {}
             }
-            if b.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+            if b.get(i)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+            {
                 return Err(err("bad numeric literal", start));
             }
             let tok = if float {
@@ -845,7 +847,9 @@ mod tests {
         assert!(sel("fragile"));
         assert!(sel("fragile <> false"));
         assert!(!sel("colour > 'a'"), "strings only compare with = and <>");
-        assert!(sel("JMSType = 'fruit' AND JMSMessageID = 'id-1' AND JMSPriority = 4"));
+        assert!(sel(
+            "JMSType = 'fruit' AND JMSMessageID = 'id-1' AND JMSPriority = 4"
+        ));
         assert!(sel("size * 2 + 1 = 11 AND -size = -5 AND size / 2 = 2"));
     }
 

@@ -95,11 +95,27 @@ fn ten_mib_message() {
     let u = url(port);
     let size = (10 * 1024 * 1024).to_string();
     let v = py(&[
-        "send", "--url", &u, "--address", "big", "--count", "1", "--size", &size,
+        "send",
+        "--url",
+        &u,
+        "--address",
+        "big",
+        "--count",
+        "1",
+        "--size",
+        &size,
     ]);
     assert_eq!(v["accepted"], 1, "{v}");
     let v = py(&[
-        "recv", "--url", &u, "--address", "big", "--count", "1", "--size", &size,
+        "recv",
+        "--url",
+        &u,
+        "--address",
+        "big",
+        "--count",
+        "1",
+        "--size",
+        &size,
     ]);
     assert_eq!(ids(&v), [0]);
     assert_eq!(v["bodies_ok"], true, "the 10 MiB body came back altered");
@@ -118,7 +134,15 @@ fn reject_release_modify() {
     let v = py(&["outcomes", "--url", &u, "--address", "oc"]);
     assert_eq!(counts(&v, "seen"), [0, 1, 2, 3]);
     let v = py(&[
-        "recv", "--url", &u, "--address", "oc", "--count", "0", "--grace", "0.5",
+        "recv",
+        "--url",
+        &u,
+        "--address",
+        "oc",
+        "--count",
+        "0",
+        "--grace",
+        "0.5",
     ]);
     assert_eq!(ids(&v), [1, 2, 3, 4], "{v}");
     assert_eq!(counts(&v, "delivery_counts"), [0, 1, 0, 0], "{v}");
@@ -134,12 +158,18 @@ fn redelivery_limit_and_dead_letter_queue() {
     py(&["send", "--url", &u, "--address", "poison", "--count", "1"]);
     // Delivered with delivery-count 0, 1, 2; then the limit: off to the dead-letter queue.
     let v = py(&[
-        "fail", "--url", &u, "--address", "poison", "--count", "10", "--grace", "0.5",
+        "fail",
+        "--url",
+        &u,
+        "--address",
+        "poison",
+        "--count",
+        "10",
+        "--grace",
+        "0.5",
     ]);
     assert_eq!(counts(&v, "delivery_counts"), [0, 1, 2], "{v}");
-    let v = py(&[
-        "recv", "--url", &u, "--address", "DLQ", "--count", "1",
-    ]);
+    let v = py(&["recv", "--url", &u, "--address", "DLQ", "--count", "1"]);
     assert_eq!(ids(&v), [0]);
     assert_eq!(counts(&v, "delivery_counts"), [2]);
 }
@@ -170,13 +200,28 @@ fn at_most_once_consumer_gets_presettled_messages() {
     let u = url(port);
     py(&["send", "--url", &u, "--address", "amo", "--count", "5"]);
     let v = py(&[
-        "recv", "--url", &u, "--address", "amo", "--count", "5", "--settle-mode",
+        "recv",
+        "--url",
+        &u,
+        "--address",
+        "amo",
+        "--count",
+        "5",
+        "--settle-mode",
         "presettled",
     ]);
     assert_eq!(ids(&v), [0, 1, 2, 3, 4]);
     // Nothing was kept for redelivery.
     let v = py(&[
-        "recv", "--url", &u, "--address", "amo", "--count", "0", "--grace", "0.3",
+        "recv",
+        "--url",
+        &u,
+        "--address",
+        "amo",
+        "--count",
+        "0",
+        "--grace",
+        "0.3",
     ]);
     assert!(ids(&v).is_empty(), "{v}");
 }
@@ -189,22 +234,54 @@ fn selectors() {
     let (_b, port) = broker(&[]);
     let u = url(port);
     py(&[
-        "send", "--url", &u, "--address", "col", "--count", "10", "--colour-props",
+        "send",
+        "--url",
+        &u,
+        "--address",
+        "col",
+        "--count",
+        "10",
+        "--colour-props",
     ]);
     let v = py(&[
-        "recv", "--url", &u, "--address", "col", "--count", "5", "--selector",
+        "recv",
+        "--url",
+        &u,
+        "--address",
+        "col",
+        "--count",
+        "5",
+        "--selector",
         "colour = 'green'",
     ]);
     assert_eq!(ids(&v), [0, 2, 4, 6, 8]);
     let v = py(&[
-        "recv", "--url", &u, "--address", "col", "--count", "0", "--grace", "0.3",
-        "--selector", "colour <> 'green' AND (n > 5 OR n IS NULL) AND NOT n = 9",
+        "recv",
+        "--url",
+        &u,
+        "--address",
+        "col",
+        "--count",
+        "0",
+        "--grace",
+        "0.3",
+        "--selector",
+        "colour <> 'green' AND (n > 5 OR n IS NULL) AND NOT n = 9",
     ]);
     assert_eq!(ids(&v), [7]);
     // A selector the broker cannot parse: the link is refused.
     let v = py(&[
-        "recv", "--url", &u, "--address", "col", "--count", "0", "--grace", "0.3",
-        "--selector", "colour = ",
+        "recv",
+        "--url",
+        &u,
+        "--address",
+        "col",
+        "--count",
+        "0",
+        "--grace",
+        "0.3",
+        "--selector",
+        "colour = ",
     ]);
     assert_eq!(v["link_error"], "amqp:not-implemented", "{v}");
     // The rest is still there for anyone.
@@ -222,7 +299,15 @@ fn browsing_leaves_messages() {
     py(&["send", "--url", &u, "--address", "br", "--count", "5"]);
     for _ in 0..2 {
         let v = py(&[
-            "recv", "--url", &u, "--address", "br", "--count", "0", "--grace", "0.3",
+            "recv",
+            "--url",
+            &u,
+            "--address",
+            "br",
+            "--count",
+            "0",
+            "--grace",
+            "0.3",
             "--browse",
         ]);
         assert_eq!(ids(&v), [0, 1, 2, 3, 4]);
@@ -240,7 +325,15 @@ fn dynamic_reply_queue_with_the_rust_server() {
     let u = url(port);
     let svc = format!("{u}/service");
     let _server = Proc::example("server", &["-a", &svc]);
-    let v = py(&["request", "--url", &u, "--address", "service", "--count", "3"]);
+    let v = py(&[
+        "request",
+        "--url",
+        &u,
+        "--address",
+        "service",
+        "--count",
+        "3",
+    ]);
     assert!(v["reply_to"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
     let expected = serde_json::json!([[0, "REQUEST 0"], [1, "REQUEST 1"], [2, "REQUEST 2"]]);
     assert_eq!(v["responses"], expected);
@@ -268,7 +361,11 @@ fn sasl_plain_users() {
     let dir = std::env::temp_dir().join(format!("amqp-examples-users-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let users = dir.join("users.txt");
-    std::fs::write(&users, "# user:password\nbob:builder\n\ncarol:s3cret:with:colons\n").unwrap();
+    std::fs::write(
+        &users,
+        "# user:password\nbob:builder\n\ncarol:s3cret:with:colons\n",
+    )
+    .unwrap();
     let users = users.to_string_lossy().to_string();
     let (_b, port) = broker(&["--user", "alice", "--password", "secret", "--users", &users]);
     let u = url(port);
@@ -278,13 +375,30 @@ fn sasl_plain_users() {
         ("carol", "s3cret:with:colons"),
     ] {
         let v = py(&[
-            "send", "--url", &u, "--count", "1", "--user", user, "--password", pass, "--mechs",
+            "send",
+            "--url",
+            &u,
+            "--count",
+            "1",
+            "--user",
+            user,
+            "--password",
+            pass,
+            "--mechs",
             "PLAIN",
         ]);
         assert_eq!(v["accepted"], 1, "{user}: {v}");
     }
     let v = py(&[
-        "send", "--url", &u, "--count", "1", "--user", "alice", "--password", "wrong",
+        "send",
+        "--url",
+        &u,
+        "--count",
+        "1",
+        "--user",
+        "alice",
+        "--password",
+        "wrong",
     ]);
     assert_eq!(v["transport_error"], "amqp:unauthorized-access", "{v}");
     // No ANONYMOUS once users are configured.
@@ -302,9 +416,15 @@ fn tls_with_sasl() {
     std::fs::create_dir_all(&dir).unwrap();
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let gen = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        ])
         .arg("/CN=localhost")
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
+        .args([
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+        ])
         .arg(&key)
         .arg("-out")
         .arg(&cert)
@@ -321,24 +441,86 @@ fn tls_with_sasl() {
         key.to_string_lossy().to_string(),
     );
     let (_b, port) = broker(&[
-        "--tls-cert", &c, "--tls-key", &k, "--user", "alice", "--password", "secret",
+        "--tls-cert",
+        &c,
+        "--tls-key",
+        &k,
+        "--user",
+        "alice",
+        "--password",
+        "secret",
     ]);
     let u = format!("amqps://127.0.0.1:{port}");
     let v = py(&[
-        "send", "--url", &u, "--ca", &c, "--count", "3", "--user", "alice", "--password",
+        "send",
+        "--url",
+        &u,
+        "--ca",
+        &c,
+        "--count",
+        "3",
+        "--user",
+        "alice",
+        "--password",
         "secret",
     ]);
     assert_eq!(v["accepted"], 3, "{v}");
     let v = py(&[
-        "recv", "--url", &u, "--ca", &c, "--count", "3", "--user", "alice", "--password",
+        "recv",
+        "--url",
+        &u,
+        "--ca",
+        &c,
+        "--count",
+        "3",
+        "--user",
+        "alice",
+        "--password",
         "secret",
     ]);
     assert_eq!(ids(&v), [0, 1, 2]);
     // Plain AMQP on the TLS port fails.
     let v = py(&[
-        "send", "--url", &url(port), "--count", "1", "--timeout", "5",
+        "send",
+        "--url",
+        &url(port),
+        "--count",
+        "1",
+        "--timeout",
+        "5",
     ]);
     assert!(v["transport_error"].is_string(), "{v}");
     std::thread::sleep(Duration::from_millis(10));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unsettled_messages_come_back_when_a_consumer_dies() {
+    if !proton_available("unsettled_messages_come_back_when_a_consumer_dies") {
+        return;
+    }
+    let (_b, port) = broker(&[]);
+    let u = url(port);
+    py(&["send", "--url", &u, "--address", "crash", "--count", "5"]);
+    let mut cmd = Command::new("python3");
+    cmd.arg("-u").arg(SCRIPT).args([
+        "hold",
+        "--url",
+        &u,
+        "--address",
+        "crash",
+        "--prefetch",
+        "10",
+        "--timeout",
+        "60",
+    ]);
+    let mut holder = Proc::spawn("proton_client.py hold", &mut cmd);
+    holder
+        .wait_line(Duration::from_secs(30), |l| l == "HELD 5")
+        .expect("the holder got the 5 messages");
+    // The transport goes away without detach or close.
+    holder.kill();
+    let v = py(&["recv", "--url", &u, "--address", "crash", "--count", "5"]);
+    assert_eq!(ids(&v), [0, 1, 2, 3, 4]);
+    assert_eq!(counts(&v, "delivery_counts"), [1; 5]);
 }

@@ -872,7 +872,9 @@ impl Reactor {
             return;
         }
         if let (Some(e), Some(lid)) = (c.engine.as_mut(), l.engine) {
-            if e.link_state(lid).is_some_and(|s| s.0 == EndpointState::Active) {
+            if e.link_state(lid)
+                .is_some_and(|s| s.0 == EndpointState::Active)
+            {
                 let _ = e.detach(lid, true, error);
             }
             c.dirty = true;
@@ -891,7 +893,9 @@ impl Reactor {
                         continue;
                     };
                     if let Some(e) = c.engine.as_mut() {
-                        if e.link_state(lid).is_some_and(|s| s.0 == EndpointState::Active) {
+                        if e.link_state(lid)
+                            .is_some_and(|s| s.0 == EndpointState::Active)
+                        {
                             let _ = e.detach(lid, true, error);
                         }
                         c.dirty = true;

@@ -72,9 +72,7 @@ impl MessagingHandler for Client {
 
     fn on_link_opened(&mut self, e: &mut Event<'_>) {
         if e.link().is_some() && e.link() == self.receiver {
-            self.reply_to = self
-                .receiver
-                .and_then(|l| e.container().remote_address(l));
+            self.reply_to = self.receiver.and_then(|l| e.container().remote_address(l));
             self.next_request(e);
         }
     }

@@ -83,10 +83,11 @@ fn embedded_broker() -> u16 {
             eprintln!("helloworld: the in-process broker failed: {err}");
         }
     });
-    rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| {
-        eprintln!("helloworld: the in-process broker did not start");
-        std::process::exit(1)
-    })
+    rx.recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| {
+            eprintln!("helloworld: the in-process broker did not start");
+            std::process::exit(1)
+        })
 }
 
 fn main() {

@@ -70,15 +70,18 @@ impl MessagingHandler for Browser {
 }
 
 fn main() {
-    let m = Parser::new("queue_browser", "Print the messages on a queue, leaving them there.")
-        .opt(
-            'a',
-            "address",
-            "ADDRESS",
-            "localhost:5672/examples",
-            "address of the queue to browse",
-        )
-        .parse();
+    let m = Parser::new(
+        "queue_browser",
+        "Print the messages on a queue, leaving them there.",
+    )
+    .opt(
+        'a',
+        "address",
+        "ADDRESS",
+        "localhost:5672/examples",
+        "address of the queue to browse",
+    )
+    .parse();
     let (url, address) = url_and_address(m.get("address"), "examples");
     Container::new(Browser {
         url,

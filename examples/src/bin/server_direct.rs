@@ -109,8 +109,7 @@ impl MessagingHandler for Server {
             self.senders.insert(address, (link, VecDeque::new()));
         } else if let Some(TargetKind::Target(t)) = &attach.target {
             if let Some(a) = t.address.as_deref() {
-                self.senders
-                    .insert(a.to_string(), (link, VecDeque::new()));
+                self.senders.insert(a.to_string(), (link, VecDeque::new()));
             }
         }
     }

@@ -74,7 +74,10 @@ impl MessagingHandler for Send {
     }
 
     fn on_accepted(&mut self, e: &mut Event<'_>) {
-        if e.tracker().and_then(|t| self.outstanding.remove(&t)).is_none() {
+        if e.tracker()
+            .and_then(|t| self.outstanding.remove(&t))
+            .is_none()
+        {
             return;
         }
         self.confirmed += 1;

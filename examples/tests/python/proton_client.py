@@ -8,6 +8,7 @@
     proton_client.py request  --url U --address A --count N   (dynamic reply queue client)
     proton_client.py fail     --url U --address A --count N   (modify delivery-failed, N times)
     proton_client.py send-close --url U --address A           (send, close sender, await outcome)
+    proton_client.py hold     --url U --address A --prefetch N (take N, never settle, wait)
 
 Message i (0-based) has id i and body "message i" (or --size bytes of a pattern that depends
 on i). Common options: --user, --password, --mechs, --ca (amqps, verify the broker against
@@ -261,6 +262,23 @@ class Fail(Client):
             self.arm(event.container)
 
 
+class Hold(Client):
+    """Receives with a window of --prefetch and never settles; prints HELD n as messages
+    arrive, and waits (to be killed) until --timeout."""
+
+    def __init__(self, a):
+        super().__init__(a, prefetch=a.prefetch, auto_accept=False)
+        self.n = 0
+
+    def on_start(self, event):
+        conn = self.connect(event)
+        event.container.create_receiver(conn, self.a.address)
+
+    def on_message(self, event):
+        self.n += 1
+        print("HELD %d" % self.n, flush=True)
+
+
 class SendClose(Client):
     """Proton's helloworld_direct pattern: send one message, close the sender at once, wait
     for the outcome."""
@@ -322,7 +340,8 @@ class Request(Client):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["send", "recv", "outcomes", "request", "fail", "send-close"])
+    p.add_argument("mode", choices=["send", "recv", "outcomes", "request", "fail", "send-close",
+                                     "hold"])
     p.add_argument("--url", required=True)
     p.add_argument("--address", default="examples")
     p.add_argument("--count", type=int, default=1)
@@ -340,7 +359,7 @@ def main():
     p.add_argument("--timeout", type=float, default=30.0)
     a = p.parse_args()
     h = {"send": Send, "recv": Recv, "outcomes": Outcomes, "request": Request, "fail": Fail,
-         "send-close": SendClose}[a.mode](a)
+         "send-close": SendClose, "hold": Hold}[a.mode](a)
     Container(h).run()
     print(json.dumps(h.result), flush=True)
     sys.exit(1 if h.result["timed_out"] else 0)
