@@ -304,6 +304,9 @@ pub struct Connection {
     events: VecDeque<Event>,
     dirty_links: Vec<LinkId>,
     dirty_sessions: Vec<SessionId>,
+    /// Links the peer detached that we answer at the next transmit (`closed` flag), after the
+    /// dispositions and flows the application produced for what arrived before the detach.
+    detach_replies: Vec<(LinkId, bool)>,
     error: Option<ConnectionError>,
     finished: bool,
     now: Instant,
@@ -445,6 +448,7 @@ impl Connection {
             links: Slab::default(),
             events: VecDeque::new(),
             dirty_links: Vec::new(),
+            detach_replies: Vec::new(),
             dirty_sessions: Vec::new(),
             error: None,
             finished: false,
@@ -710,7 +714,10 @@ impl Connection {
 
     /// True if [`poll_transmit`](Self::poll_transmit) has bytes to give.
     pub fn has_transmit(&self) -> bool {
-        !self.out.is_empty() || !self.dirty_links.is_empty() || !self.dirty_sessions.is_empty()
+        !self.out.is_empty()
+            || !self.dirty_links.is_empty()
+            || !self.dirty_sessions.is_empty()
+            || !self.detach_replies.is_empty()
     }
 
     /// The next event, if any.
@@ -1267,7 +1274,11 @@ impl Connection {
             .get(sid.0)
             .is_some_and(|s| s.local == EndpointState::Active);
         match local {
-            EndpointState::Active => self.write_detach(lid, closed, None),
+            // Answered at the next transmit, not now: the application may still settle
+            // deliveries that arrived before the detach (a sender that sends and detaches at
+            // once, as Proton's helloworld does, then waits for the outcome). Proton writes
+            // those dispositions before the detach too.
+            EndpointState::Active => self.detach_replies.push((lid, closed)),
             // Never attached: answer with attach (no terminus) + detach now, or when the
             // session is begun.
             EndpointState::Uninit if session_active => {
@@ -1765,7 +1776,10 @@ impl Connection {
     /// Writes the deferred, coalesced frames: session and link flows, and dispositions merged
     /// into ranges.
     fn flush_deferred(&mut self) {
-        if self.dirty_sessions.is_empty() && self.dirty_links.is_empty() {
+        if self.dirty_sessions.is_empty()
+            && self.dirty_links.is_empty()
+            && self.detach_replies.is_empty()
+        {
             return;
         }
         let sessions = std::mem::take(&mut self.dirty_sessions);
@@ -1860,6 +1874,11 @@ impl Connection {
                 f.available = Some(avail);
             }
             self.write(ch, &f);
+        }
+        for (lid, closed) in std::mem::take(&mut self.detach_replies) {
+            // (Skipped inside if the application detached the link itself meanwhile.)
+            self.write_detach(lid, closed, None);
+            self.maybe_free_link(lid);
         }
     }
 

@@ -363,6 +363,8 @@ struct LinkRec {
     prefetch: u32,
     /// Created by the application: re-attached after reconnect.
     persistent: bool,
+    /// The error to close (or, for a link the peer is attaching, refuse) the link with.
+    close_error: Option<Error>,
 }
 
 struct Conn {
@@ -378,6 +380,14 @@ struct Conn {
     reconnect_timer: Option<TimerHandle>,
     auth_failed: bool,
     close_sent: bool,
+}
+
+/// A close asked for inside a callback, carried out after Proton's default actions for the
+/// event (so an `on_message` that closes its link or connection still gets its delivery
+/// auto-accepted first, as Proton writes dispositions before detach and close).
+enum DeferredClose {
+    Link(LinkHandle, Option<Error>),
+    Connection(ConnectionHandle, Option<Error>),
 }
 
 enum TimerKind {
@@ -405,6 +415,8 @@ pub struct Reactor {
     name_seq: u64,
     entropy: Entropy,
     config_file: Option<String>,
+    in_callback: bool,
+    deferred_closes: Vec<DeferredClose>,
 }
 
 impl fmt::Debug for Reactor {
@@ -466,6 +478,8 @@ impl Reactor {
             name_seq: 0,
             entropy: seeded_entropy(seed),
             config_file: None,
+            in_callback: false,
+            deferred_closes: Vec::new(),
         }
     }
 
@@ -704,6 +718,7 @@ impl Reactor {
             app_closed: false,
             prefetch,
             persistent: true,
+            close_error: None,
         });
         self.attach_link(conn.0, key);
         Ok(LinkHandle {
@@ -816,6 +831,10 @@ impl Reactor {
             return;
         };
         match c.engine.as_mut() {
+            Some(_) if self.in_callback => {
+                self.deferred_closes
+                    .push(DeferredClose::Connection(conn, error));
+            }
             Some(e) if !e.is_finished() => {
                 let _ = e.close(error);
                 c.dirty = true;
@@ -834,6 +853,12 @@ impl Reactor {
 
     /// Closes a link.
     pub fn close_link(&mut self, link: LinkHandle) {
+        self.close_link_with_error(link, None);
+    }
+
+    /// Closes a link with an error condition. Called in `on_link_opening` for a link the peer
+    /// is attaching, it refuses the link with this error (the default is `amqp:not-found`).
+    pub fn close_link_with_error(&mut self, link: LinkHandle, error: Option<Error>) {
         let Some(c) = self.conns.get_mut(link.conn) else {
             return;
         };
@@ -841,9 +866,53 @@ impl Reactor {
             return;
         };
         l.app_closed = true;
+        l.close_error = error.clone();
+        if self.in_callback {
+            self.deferred_closes.push(DeferredClose::Link(link, error));
+            return;
+        }
         if let (Some(e), Some(lid)) = (c.engine.as_mut(), l.engine) {
-            let _ = e.detach(lid, true, None);
+            if e.link_state(lid)
+                .is_some_and(|s| s.0 == EndpointState::Active)
+            {
+                let _ = e.detach(lid, true, error);
+            }
             c.dirty = true;
+        }
+    }
+
+    /// Carries out the closes asked for during the last callback.
+    fn run_deferred_closes(&mut self) {
+        for d in std::mem::take(&mut self.deferred_closes) {
+            match d {
+                DeferredClose::Link(link, error) => {
+                    let Some(c) = self.conns.get_mut(link.conn) else {
+                        continue;
+                    };
+                    let Some(lid) = c.links.get(link.link).and_then(|l| l.engine) else {
+                        continue;
+                    };
+                    if let Some(e) = c.engine.as_mut() {
+                        if e.link_state(lid)
+                            .is_some_and(|s| s.0 == EndpointState::Active)
+                        {
+                            let _ = e.detach(lid, true, error);
+                        }
+                        c.dirty = true;
+                    }
+                }
+                DeferredClose::Connection(conn, error) => {
+                    let Some(c) = self.conns.get_mut(conn.0) else {
+                        continue;
+                    };
+                    if let Some(e) = c.engine.as_mut() {
+                        if !e.is_finished() {
+                            let _ = e.close(error);
+                            c.dirty = true;
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -1460,6 +1529,7 @@ impl Reactor {
                             app_closed: false,
                             prefetch,
                             persistent: false,
+                            close_error: None,
                         });
                         c.by_engine.insert(link, lk);
                         LinkHandle { conn: ck, link: lk }
@@ -2090,6 +2160,7 @@ impl<H: MessagingHandler> Container<H> {
     fn dispatch(&mut self, kind: EventType, ctx: EventContext) {
         let h = &mut self.handler;
         self.reactor.touched = false;
+        self.reactor.in_callback = true;
         let mut e = Event {
             reactor: &mut self.reactor,
             kind,
@@ -2129,7 +2200,9 @@ impl<H: MessagingHandler> Container<H> {
             EventType::Stop => h.on_stop(&mut e),
         }
         let ctx = e.ctx;
+        self.reactor.in_callback = false;
         self.after(kind, ctx);
+        self.reactor.run_deferred_closes();
     }
 
     /// Proton's default behaviour after a callback returns.
@@ -2169,8 +2242,11 @@ impl<H: MessagingHandler> Container<H> {
                         if let Some(l) = c.links.get_mut(lh.link) {
                             if let (Some(e), Some(lid)) = (c.engine.as_mut(), l.engine) {
                                 if l.app_closed {
-                                    let _ =
-                                        e.refuse_link(lid, Error::condition(condition::NOT_FOUND));
+                                    let error = l
+                                        .close_error
+                                        .take()
+                                        .unwrap_or_else(|| Error::condition(condition::NOT_FOUND));
+                                    let _ = e.refuse_link(lid, error);
                                 } else if e
                                     .link_state(lid)
                                     .is_some_and(|s| s.0 == EndpointState::Uninit)

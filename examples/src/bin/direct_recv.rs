@@ -1,0 +1,99 @@
+//! Proton's `direct_recv.py`: no broker. Listen on the address and print the bodies of the
+//! `-m` messages (0: forever) a sender that connects sends (for example `simple_send` pointed
+//! at this address), then exit.
+//!
+//! ```text
+//! direct_recv [-a localhost:5672/examples] [-m 100]
+//! ```
+
+use std::collections::HashSet;
+
+use amqp_engine::messaging::{AcceptorHandle, Event, MessagingHandler};
+use amqp_examples::args::Parser;
+use amqp_examples::{announce_listening, pyfmt};
+use amqp_proto::message::MessageId;
+use amqp_tokio::Container;
+
+struct Recv {
+    url: String,
+    expected: u64,
+    received: u64,
+    seen: HashSet<MessageId>,
+    acceptor: Option<AcceptorHandle>,
+}
+
+impl MessagingHandler for Recv {
+    fn on_start(&mut self, e: &mut Event<'_>) {
+        match e.container().listen(&self.url) {
+            Ok(a) => self.acceptor = Some(a),
+            Err(err) => {
+                eprintln!("direct_recv: {err}");
+                e.container().stop();
+            }
+        }
+    }
+
+    fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
+        announce_listening(e.container(), self.acceptor);
+    }
+
+    fn on_acceptor_error(&mut self, e: &mut Event<'_>) {
+        eprintln!(
+            "direct_recv: {}",
+            e.transport_error().unwrap_or("cannot listen")
+        );
+        e.container().stop();
+    }
+
+    fn on_message(&mut self, e: &mut Event<'_>) {
+        let Some(m) = e.message() else { return };
+        if let Some(id) = m.message_id() {
+            if !self.seen.insert(id.clone()) {
+                // A duplicate, resent by an at-least-once sender.
+                return;
+            }
+        }
+        if self.expected == 0 || self.received < self.expected {
+            println!("{}", pyfmt::body_str(&m.body));
+            self.received += 1;
+            if self.received == self.expected {
+                if let Some(l) = e.receiver() {
+                    e.container().close_link(l);
+                }
+                if let Some(c) = e.connection() {
+                    e.container().close_connection(c, None);
+                }
+                if let Some(a) = self.acceptor.take() {
+                    e.container().close_acceptor(a);
+                }
+            }
+        }
+    }
+}
+
+fn main() {
+    let m = Parser::new("direct_recv", "")
+        .opt(
+            'a',
+            "address",
+            "ADDRESS",
+            "localhost:5672/examples",
+            "address from which messages are received",
+        )
+        .opt(
+            'm',
+            "messages",
+            "MESSAGES",
+            "100",
+            "number of messages to receive; 0 receives indefinitely",
+        )
+        .parse();
+    Container::new(Recv {
+        url: m.get("address").to_string(),
+        expected: m.get_parsed("messages"),
+        received: 0,
+        seen: HashSet::new(),
+        acceptor: None,
+    })
+    .run();
+}

@@ -1,0 +1,840 @@
+//! A small but real message broker, written as a [`MessagingHandler`] (the `broker` example,
+//! and the in-process broker `helloworld` starts when given no address).
+//!
+//! * **Queues** are named by link addresses and created on demand (a producer's target, a
+//!   consumer's source, or a message's `to` for anonymous producers). An empty queue nobody
+//!   consumes from is forgotten.
+//! * **Competing consumers**: several producers and consumers per queue; messages go to the
+//!   consumers that have credit, round-robin, in queue order. Credit is always respected.
+//! * **Acknowledgement**: a message stays the broker's until the consumer settles it.
+//!   *accepted* removes it; *rejected* removes it (to the dead-letter queue, if configured);
+//!   *released* puts it back where it was, unchanged; *modified* puts it back, with the
+//!   header's `delivery-count` incremented if `delivery-failed`, never again to the same link
+//!   if `undeliverable-here`, and with the given message annotations merged in. A message whose
+//!   `delivery-count` reached the redelivery limit is dropped (or dead-lettered) instead.
+//! * **Consumers that go away** (detach, connection close, lost transport) give back their
+//!   unsettled messages: they are requeued in their original order with `delivery-count`
+//!   incremented (the consumer may have seen them), subject to the same limit.
+//! * **Dynamic nodes**: a receiver with a `dynamic` source (or a sender with a `dynamic`
+//!   target) gets a fresh temporary queue, deleted with its messages when that link closes
+//!   (the reply queue of request/response clients).
+//! * **Browsing**: a receiver whose source asks for distribution mode `copy` sees the messages
+//!   without taking them (each once, in order, including ones that arrive later).
+//! * **Selectors**: a `apache.org:selector-filter:string` filter (Proton's `Selector(…)`) on a
+//!   receiver's source limits it to matching messages; others stay for other consumers. See
+//!   [`crate::selector`] for the supported syntax. A selector that does not parse refuses the
+//!   link with `amqp:not-implemented`. Other filter types are ignored and not echoed in the
+//!   broker's source (so the client can tell they are not in force).
+//! * **At-most-once consumers** (sender-settle-mode `settled`) get pre-settled messages.
+//! * Transactions (a coordinator target) are refused with `amqp:not-implemented`.
+//!
+//! SASL and TLS are the listener's business: see [`BrokerConfig::listen`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hasher};
+
+use amqp_engine::messaging::{
+    uuid_from_bytes, Event, HandlerOptions, LinkHandle, ListenOptions, MessagingHandler, Reactor,
+    Tracker,
+};
+use amqp_proto::definitions::{condition, Error, SenderSettleMode};
+use amqp_proto::message::Message;
+use amqp_proto::messaging::{distribution_mode, DeliveryState, FilterSet, TargetKind};
+use amqp_proto::{Descriptor, Value};
+
+use crate::selector::Selector;
+
+/// The descriptor code of the JMS selector filter (`apache.org:selector-filter:string`).
+pub const SELECTOR_FILTER_CODE: u64 = 0x0000_468C_0000_0004;
+/// The descriptor symbol of the JMS selector filter.
+pub const SELECTOR_FILTER_NAME: &str = "apache.org:selector-filter:string";
+
+/// How the broker runs.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// The URL to listen on (`localhost:5672`, `0.0.0.0:5672`, `amqps://[::]:5671`, port 0 for
+    /// any free port).
+    pub address: String,
+    /// Print what happens to each message.
+    pub verbose: bool,
+    /// A message whose delivery-count reaches this is not redelivered (Proton's broker: 5).
+    pub redelivery_limit: u32,
+    /// Where dropped messages go (rejected, over the redelivery limit, undeliverable); `None`
+    /// drops them.
+    pub dead_letter_queue: Option<String>,
+    /// SASL (`None`: ANONYMOUS) and TLS settings of the listener.
+    pub listen: ListenOptions,
+    /// Credit kept on each producer's link.
+    pub prefetch: u32,
+    /// Print `Listening on URL` to stderr once listening.
+    pub announce: bool,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            address: "localhost:5672".into(),
+            verbose: false,
+            redelivery_limit: 5,
+            dead_letter_queue: None,
+            listen: ListenOptions::default(),
+            prefetch: 100,
+            announce: true,
+        }
+    }
+}
+
+/// Counters, for tests and `--verbose`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BrokerStats {
+    /// Messages received from producers.
+    pub received: u64,
+    /// Transfers to consumers (including redeliveries and browsing).
+    pub delivered: u64,
+    /// Outcomes: accepted.
+    pub accepted: u64,
+    /// Outcomes: rejected.
+    pub rejected: u64,
+    /// Messages put back on their queue (released, modified, consumer gone).
+    pub requeued: u64,
+    /// Messages dropped or dead-lettered.
+    pub dead: u64,
+}
+
+struct Stored {
+    msg: Message,
+    /// Consumers that said `undeliverable-here`.
+    excluded: Vec<LinkHandle>,
+}
+
+#[derive(Default)]
+struct Queue {
+    messages: BTreeMap<u64, Stored>,
+    consumers: Vec<LinkHandle>,
+    /// Where the next round-robin pass starts.
+    next: usize,
+    /// The link whose dynamic terminus created the queue: the queue goes when it goes.
+    owner: Option<LinkHandle>,
+}
+
+struct Consumer {
+    queue: String,
+    selector: Option<Selector>,
+    browse: bool,
+    presettled: bool,
+    /// Messages below this sequence number are known not to be for this consumer (they did
+    /// not match, were excluded, or, when browsing, were already seen).
+    cursor: u64,
+}
+
+enum Role {
+    Consumer(Consumer),
+    /// A producer's target address; `None`: the anonymous relay (messages carry `to`).
+    Producer(Option<String>),
+}
+
+struct Unacked {
+    queue: String,
+    seq: u64,
+    stored: Stored,
+    link: LinkHandle,
+    dynamic: bool,
+}
+
+/// What to do with a message given back.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Back {
+    /// Released: as it was.
+    Released,
+    /// Delivery failed (modified, or the consumer went away): count the attempt.
+    Failed,
+}
+
+/// The broker handler. Run it with `amqp_tokio::Container::new(Broker::new(config)).run()`.
+pub struct Broker {
+    cfg: BrokerConfig,
+    queues: HashMap<String, Queue>,
+    links: HashMap<LinkHandle, Role>,
+    unacked: HashMap<Tracker, Unacked>,
+    next_seq: u64,
+    listening: Option<Box<dyn FnMut(u16) + Send>>,
+    error: Option<String>,
+    port: Option<u16>,
+    stats: BrokerStats,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("cfg", &self.cfg)
+            .field("queues", &self.queues.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+fn random_u64() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    h.finish()
+}
+
+/// Whether a filter value is a JMS selector; its text if so.
+pub fn selector_text(v: &Value) -> Option<&str> {
+    let Value::Described(d) = v else { return None };
+    let is_selector = match &d.descriptor {
+        Descriptor::Code(c) => *c == SELECTOR_FILTER_CODE,
+        Descriptor::Name(s) => s.as_str() == SELECTOR_FILTER_NAME,
+    };
+    if is_selector {
+        d.value.as_str()
+    } else {
+        None
+    }
+}
+
+impl Broker {
+    /// A broker with this configuration.
+    pub fn new(cfg: BrokerConfig) -> Broker {
+        Broker {
+            cfg,
+            queues: HashMap::new(),
+            links: HashMap::new(),
+            unacked: HashMap::new(),
+            next_seq: 1,
+            listening: None,
+            error: None,
+            port: None,
+            stats: BrokerStats::default(),
+        }
+    }
+
+    /// Calls `f` with the bound port once the broker listens (for brokers embedded in tests or
+    /// in `helloworld`).
+    pub fn on_listening(mut self, f: impl FnMut(u16) + Send + 'static) -> Broker {
+        self.listening = Some(Box::new(f));
+        self
+    }
+
+    /// The port the broker listens on, once it does.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// Why the broker could not listen, if it could not.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &BrokerStats {
+        &self.stats
+    }
+
+    /// How many messages a queue holds (not counting those out with consumers).
+    pub fn depth(&self, queue: &str) -> usize {
+        self.queues.get(queue).map_or(0, |q| q.messages.len())
+    }
+
+    fn log(&self, what: std::fmt::Arguments<'_>) {
+        if self.cfg.verbose {
+            println!("{what}");
+        }
+    }
+
+    fn new_dynamic_name(&mut self) -> String {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&random_u64().to_le_bytes());
+        b[8..].copy_from_slice(&random_u64().to_le_bytes());
+        uuid_from_bytes(b)
+    }
+
+    /// Adds a message to a queue (created if need be) and hands out what can be.
+    pub fn publish(&mut self, r: &mut Reactor, queue: &str, msg: Message) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.queues
+            .entry(queue.to_string())
+            .or_default()
+            .messages
+            .insert(
+                seq,
+                Stored {
+                    msg,
+                    excluded: Vec::new(),
+                },
+            );
+        self.dispatch(r, queue);
+    }
+
+    /// Gives messages to the queue's consumers that have credit, one each per round.
+    fn dispatch(&mut self, r: &mut Reactor, name: &str) {
+        let Broker {
+            queues,
+            links,
+            unacked,
+            stats,
+            cfg,
+            ..
+        } = self;
+        let Some(q) = queues.get_mut(name) else {
+            return;
+        };
+        let n = q.consumers.len();
+        loop {
+            let mut progress = false;
+            let start = q.next;
+            for i in 0..n {
+                if q.messages.is_empty() {
+                    return;
+                }
+                let idx = (start + i) % n;
+                let link = q.consumers[idx];
+                if r.credit(link) == 0 {
+                    continue;
+                }
+                let Some(Role::Consumer(c)) = links.get_mut(&link) else {
+                    continue;
+                };
+                let mut found = None;
+                for (&seq, s) in q.messages.range(c.cursor..) {
+                    if !s.excluded.contains(&link)
+                        && c.selector.as_ref().is_none_or(|sel| sel.matches(&s.msg))
+                    {
+                        found = Some(seq);
+                        break;
+                    }
+                    c.cursor = seq + 1;
+                }
+                let Some(seq) = found else { continue };
+                if c.browse {
+                    let s = &q.messages[&seq];
+                    if let Err(e) = r.send(link, &s.msg) {
+                        if cfg.verbose {
+                            println!("{link:?}: cannot send: {e}");
+                        }
+                        continue;
+                    }
+                    c.cursor = seq + 1;
+                } else {
+                    let Some(s) = q.messages.remove(&seq) else {
+                        continue;
+                    };
+                    match r.send(link, &s.msg) {
+                        Ok(t) => {
+                            if !c.presettled {
+                                unacked.insert(
+                                    t,
+                                    Unacked {
+                                        queue: name.to_string(),
+                                        seq,
+                                        stored: s,
+                                        link,
+                                        dynamic: q.owner.is_some(),
+                                    },
+                                );
+                            }
+                        }
+                        Err(e) => {
+                            if cfg.verbose {
+                                println!("{link:?}: cannot send: {e}");
+                            }
+                            q.messages.insert(seq, s);
+                            continue;
+                        }
+                    }
+                }
+                stats.delivered += 1;
+                progress = true;
+                q.next = (idx + 1) % n;
+            }
+            if !progress {
+                return;
+            }
+        }
+    }
+
+    /// Puts a message given back by a consumer where it belongs. Returns the queue to
+    /// dispatch, if it was requeued.
+    fn give_back(&mut self, u: Unacked, how: Back, undeliverable_here: bool) -> Option<String> {
+        let Unacked {
+            queue,
+            seq,
+            mut stored,
+            link,
+            dynamic,
+        } = u;
+        if how == Back::Failed {
+            let count = stored.msg.delivery_count();
+            if count >= self.cfg.redelivery_limit {
+                self.log(format_args!(
+                    "{queue}: message {seq} reached the redelivery limit ({count})"
+                ));
+                self.dead_letter(&queue, stored.msg);
+                return None;
+            }
+            let h = stored.msg.header.get_or_insert_with(Default::default);
+            h.delivery_count = Some(count + 1);
+            h.first_acquirer = Some(false);
+        }
+        if undeliverable_here {
+            stored.excluded.push(link);
+        }
+        let q = match self.queues.get_mut(&queue) {
+            Some(q) => q,
+            None if dynamic => {
+                // Its temporary queue is gone.
+                self.stats.dead += 1;
+                return None;
+            }
+            None => self.queues.entry(queue.clone()).or_default(),
+        };
+        q.messages.insert(seq, stored);
+        // Messages below the consumers' cursors may now be for them again.
+        for l in &q.consumers {
+            if let Some(Role::Consumer(c)) = self.links.get_mut(l) {
+                if !c.browse {
+                    c.cursor = c.cursor.min(seq);
+                }
+            }
+        }
+        self.stats.requeued += 1;
+        self.log(format_args!("{queue}: message {seq} requeued"));
+        Some(queue)
+    }
+
+    fn dead_letter(&mut self, from: &str, msg: Message) {
+        self.stats.dead += 1;
+        let Some(dlq) = self.cfg.dead_letter_queue.clone() else {
+            return;
+        };
+        if dlq == from {
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.queues.entry(dlq).or_default().messages.insert(
+            seq,
+            Stored {
+                msg,
+                excluded: Vec::new(),
+            },
+        );
+    }
+
+    fn dead_letter_and_dispatch(&mut self, r: &mut Reactor, from: &str, msg: Message) {
+        self.dead_letter(from, msg);
+        if let Some(dlq) = self.cfg.dead_letter_queue.clone() {
+            self.dispatch(r, &dlq);
+        }
+    }
+
+    /// A link is gone: give back its unsettled messages, unsubscribe it, delete its dynamic
+    /// queue.
+    fn link_gone(&mut self, r: &mut Reactor, link: LinkHandle) {
+        let Some(role) = self.links.remove(&link) else {
+            return;
+        };
+        let Role::Consumer(c) = role else {
+            // A producer whose dynamic target made a queue.
+            self.drop_owned_queue(link);
+            return;
+        };
+        let mut mine: Vec<Tracker> = self
+            .unacked
+            .iter()
+            .filter(|(_, u)| u.link == link)
+            .map(|(t, _)| *t)
+            .collect();
+        mine.sort_by_key(|t| self.unacked.get(t).map_or(0, |u| u.seq));
+        let mut touched = Vec::new();
+        for t in mine {
+            if let Some(u) = self.unacked.remove(&t) {
+                if let Some(q) = self.give_back(u, Back::Failed, false) {
+                    touched.push(q);
+                }
+            }
+        }
+        if let Some(q) = self.queues.get_mut(&c.queue) {
+            q.consumers.retain(|l| *l != link);
+            q.next = 0;
+        }
+        self.log(format_args!("{link:?}: unsubscribed from {}", c.queue));
+        self.drop_owned_queue(link);
+        if let Some(q) = self.queues.get(&c.queue) {
+            if q.consumers.is_empty() && q.messages.is_empty() && q.owner.is_none() {
+                self.queues.remove(&c.queue);
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        for q in touched {
+            self.dispatch(r, &q);
+        }
+    }
+
+    fn drop_owned_queue(&mut self, link: LinkHandle) {
+        let owned: Vec<String> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| q.owner == Some(link))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in owned {
+            if let Some(q) = self.queues.remove(&name) {
+                self.stats.dead += q.messages.len() as u64;
+                self.log(format_args!("{name}: temporary queue deleted"));
+            }
+        }
+    }
+
+    fn connection_gone(&mut self, r: &mut Reactor, conn: amqp_engine::messaging::ConnectionHandle) {
+        let gone: Vec<LinkHandle> = self
+            .links
+            .keys()
+            .filter(|l| l.connection() == conn)
+            .copied()
+            .collect();
+        // Requeued messages keep their place in the queue, whatever the order here.
+        for l in gone {
+            self.link_gone(r, l);
+        }
+    }
+
+    fn refuse(e: &mut Event<'_>, link: LinkHandle, cond: amqp_proto::Symbol, why: String) {
+        e.container()
+            .close_link_with_error(link, Some(Error::new(cond, why)));
+    }
+
+    fn consumer_opening(&mut self, e: &mut Event<'_>, link: LinkHandle) {
+        let r = e.container();
+        let Some(attach) = r.remote_attach(link).cloned() else {
+            return;
+        };
+        let src = attach.source.clone().unwrap_or_default();
+        let dynamic = src.dynamic == Some(true);
+        let name = if dynamic {
+            self.new_dynamic_name()
+        } else {
+            match src.address.as_deref() {
+                Some(a) if !a.is_empty() => a.to_string(),
+                _ => {
+                    Self::refuse(
+                        e,
+                        link,
+                        condition::INVALID_FIELD,
+                        "a receiver needs a source address (or a dynamic source)".into(),
+                    );
+                    return;
+                }
+            }
+        };
+        let mut selector = None;
+        let mut echoed = FilterSet::new();
+        for (k, v) in src.filter.iter().flat_map(|f| f.iter()) {
+            if let Some(text) = selector_text(v) {
+                match Selector::parse(text) {
+                    Ok(s) => {
+                        selector = Some(s);
+                        echoed.insert(k.clone(), v.clone());
+                    }
+                    Err(err) => {
+                        Self::refuse(
+                            e,
+                            link,
+                            condition::NOT_IMPLEMENTED,
+                            format!("unsupported selector {text:?}: {err}"),
+                        );
+                        return;
+                    }
+                }
+            }
+        }
+        let browse = src.distribution_mode.as_ref() == Some(&distribution_mode::COPY);
+        let presettled = attach.snd_settle_mode == Some(SenderSettleMode::Settled);
+        let mut local = src.clone();
+        local.address = Some(name.as_str().into());
+        local.filter = (!echoed.is_empty()).then_some(echoed);
+        if let Some(cfg) = e.container().link_config_mut(link) {
+            cfg.source = Some(local);
+        }
+        let q = self.queues.entry(name.clone()).or_default();
+        q.consumers.push(link);
+        if dynamic {
+            q.owner = Some(link);
+        }
+        self.log(format_args!(
+            "{link:?}: subscribed to {name}{}{}{}",
+            if dynamic { " (temporary)" } else { "" },
+            if browse { " (browsing)" } else { "" },
+            selector
+                .as_ref()
+                .map(|s| format!(" where {}", s.text()))
+                .unwrap_or_default()
+        ));
+        self.links.insert(
+            link,
+            Role::Consumer(Consumer {
+                queue: name,
+                selector,
+                browse,
+                presettled,
+                cursor: 0,
+            }),
+        );
+    }
+
+    fn producer_opening(&mut self, e: &mut Event<'_>, link: LinkHandle) {
+        let r = e.container();
+        let Some(attach) = r.remote_attach(link).cloned() else {
+            return;
+        };
+        match attach.target {
+            Some(TargetKind::Coordinator(_)) => {
+                Self::refuse(
+                    e,
+                    link,
+                    condition::NOT_IMPLEMENTED,
+                    "this broker does not support transactions".into(),
+                );
+            }
+            Some(TargetKind::Target(t)) if t.dynamic == Some(true) => {
+                let name = self.new_dynamic_name();
+                let mut local = t.clone();
+                local.address = Some(name.as_str().into());
+                if let Some(cfg) = e.container().link_config_mut(link) {
+                    cfg.target = Some(TargetKind::Target(local));
+                }
+                self.queues.entry(name.clone()).or_default().owner = Some(link);
+                self.log(format_args!("{link:?}: publishing to {name} (temporary)"));
+                self.links.insert(link, Role::Producer(Some(name)));
+            }
+            Some(TargetKind::Target(t)) => {
+                let addr = t
+                    .address
+                    .as_deref()
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_string);
+                self.log(format_args!(
+                    "{link:?}: publishing to {}",
+                    addr.as_deref().unwrap_or("(anonymous relay)")
+                ));
+                self.links.insert(link, Role::Producer(addr));
+            }
+            None => {
+                self.links.insert(link, Role::Producer(None));
+            }
+        }
+    }
+}
+
+impl MessagingHandler for Broker {
+    fn options(&self) -> HandlerOptions {
+        HandlerOptions {
+            prefetch: self.cfg.prefetch,
+            auto_accept: false,
+            auto_settle: true,
+        }
+    }
+
+    fn on_start(&mut self, e: &mut Event<'_>) {
+        let address = self.cfg.address.clone();
+        if let Err(err) = e.container().listen_with(&address, self.cfg.listen.clone()) {
+            eprintln!("broker: cannot listen on {address}: {err}");
+            self.error = Some(err.to_string());
+            e.container().stop();
+        }
+    }
+
+    fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
+        let Some(a) = e.acceptor() else { return };
+        let r = e.container();
+        self.port = r.acceptor_port(a);
+        if self.cfg.announce {
+            crate::announce_listening(r, Some(a));
+        }
+        if let (Some(f), Some(p)) = (self.listening.as_mut(), self.port) {
+            f(p);
+        }
+    }
+
+    fn on_acceptor_error(&mut self, e: &mut Event<'_>) {
+        let why = e.transport_error().unwrap_or("unknown error").to_string();
+        eprintln!("broker: {why}");
+        self.error = Some(why);
+        e.container().stop();
+    }
+
+    fn on_link_opening(&mut self, e: &mut Event<'_>) {
+        let Some(link) = e.link() else { return };
+        if e.container().is_sender(link) {
+            self.consumer_opening(e, link);
+        } else {
+            self.producer_opening(e, link);
+        }
+    }
+
+    fn on_link_opened(&mut self, e: &mut Event<'_>) {
+        let Some(link) = e.link() else { return };
+        if let Some(Role::Consumer(c)) = self.links.get(&link) {
+            let q = c.queue.clone();
+            self.dispatch(e.container(), &q);
+        }
+    }
+
+    fn on_sendable(&mut self, e: &mut Event<'_>) {
+        let Some(link) = e.link() else { return };
+        if let Some(Role::Consumer(c)) = self.links.get(&link) {
+            let q = c.queue.clone();
+            self.dispatch(e.container(), &q);
+        }
+    }
+
+    fn on_message(&mut self, e: &mut Event<'_>) {
+        let Some(link) = e.link() else { return };
+        let Some(msg) = e.take_message() else { return };
+        let target = match self.links.get(&link) {
+            Some(Role::Producer(a)) => a.clone(),
+            _ => None,
+        };
+        let Some(address) = target.or_else(|| msg.address().map(str::to_string)) else {
+            self.log(format_args!(
+                "{link:?}: message without an address rejected"
+            ));
+            let err = Error::new(
+                "amqp:link:invalid-address",
+                "the message has no address and the link no target address",
+            );
+            let _ = e.reject(Some(err));
+            return;
+        };
+        self.stats.received += 1;
+        self.log(format_args!(
+            "{address}: message {} queued ({} bytes of body)",
+            self.next_seq,
+            match &msg.body {
+                amqp_proto::message::Body::Data(p) => p.iter().map(|b| b.len()).sum::<usize>(),
+                _ => 0,
+            }
+        ));
+        self.publish(e.container(), &address, msg);
+        let _ = e.accept();
+    }
+
+    fn on_accepted(&mut self, e: &mut Event<'_>) {
+        if let Some(t) = e.tracker() {
+            if self.unacked.remove(&t).is_some() {
+                self.stats.accepted += 1;
+            }
+        }
+    }
+
+    fn on_rejected(&mut self, e: &mut Event<'_>) {
+        let Some(t) = e.tracker() else { return };
+        if let Some(u) = self.unacked.remove(&t) {
+            self.stats.rejected += 1;
+            self.log(format_args!("{}: message {} rejected", u.queue, u.seq));
+            self.dead_letter_and_dispatch(e.container(), &u.queue.clone(), u.stored.msg);
+        }
+    }
+
+    fn on_released(&mut self, e: &mut Event<'_>) {
+        let Some(t) = e.tracker() else { return };
+        let Some(mut u) = self.unacked.remove(&t) else {
+            return;
+        };
+        let (how, undeliverable) = match e.remote_state() {
+            Some(DeliveryState::Modified(m)) => {
+                if let Some(ann) = &m.message_annotations {
+                    let ma = u
+                        .stored
+                        .msg
+                        .message_annotations
+                        .get_or_insert_with(Default::default);
+                    for (k, v) in ann.iter() {
+                        ma.insert(Value::Symbol(k.clone()), v.clone());
+                    }
+                }
+                (
+                    if m.delivery_failed == Some(true) {
+                        Back::Failed
+                    } else {
+                        Back::Released
+                    },
+                    m.undeliverable_here == Some(true),
+                )
+            }
+            _ => (Back::Released, false),
+        };
+        if let Some(q) = self.give_back(u, how, undeliverable) {
+            self.dispatch(e.container(), &q);
+        } else if let Some(dlq) = self.cfg.dead_letter_queue.clone() {
+            self.dispatch(e.container(), &dlq);
+        }
+    }
+
+    fn on_settled(&mut self, e: &mut Event<'_>) {
+        // Settled without an outcome we acted on (no state, or a non-terminal one): the
+        // consumer is done with it.
+        if let Some(t) = e.tracker() {
+            if self.unacked.remove(&t).is_some() {
+                self.stats.accepted += 1;
+            }
+        }
+    }
+
+    fn on_in_doubt(&mut self, e: &mut Event<'_>) {
+        // The transport went before the outcome arrived (normally already handled by
+        // `on_disconnected`).
+        let Some(t) = e.tracker() else { return };
+        if let Some(u) = self.unacked.remove(&t) {
+            if let Some(q) = self.give_back(u, Back::Failed, false) {
+                self.dispatch(e.container(), &q);
+            }
+        }
+    }
+
+    fn on_link_closing(&mut self, e: &mut Event<'_>) {
+        if let Some(l) = e.link() {
+            self.link_gone(e.container(), l);
+        }
+    }
+
+    fn on_link_closed(&mut self, e: &mut Event<'_>) {
+        if let Some(l) = e.link() {
+            self.link_gone(e.container(), l);
+        }
+    }
+
+    fn on_connection_closing(&mut self, e: &mut Event<'_>) {
+        if let Some(c) = e.connection() {
+            self.connection_gone(e.container(), c);
+        }
+    }
+
+    fn on_connection_closed(&mut self, e: &mut Event<'_>) {
+        if let Some(c) = e.connection() {
+            self.connection_gone(e.container(), c);
+        }
+    }
+
+    fn on_disconnected(&mut self, e: &mut Event<'_>) {
+        if let Some(c) = e.connection() {
+            self.connection_gone(e.container(), c);
+        }
+    }
+
+    fn on_transport_error(&mut self, e: &mut Event<'_>) {
+        if self.cfg.verbose {
+            println!(
+                "{:?}: transport error: {}",
+                e.connection(),
+                e.transport_error().unwrap_or("")
+            );
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The example broker's behaviour, checked by Rust clients (containers in this process)
+//! against the broker binary on a free loopback port: round-robin dispatch that respects each
+//! consumer's credit, and temporary queues that go with their link.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use amqp_engine::messaging::{Event, LinkHandle, LinkOption, LinkOptions, MessagingHandler};
+use amqp_proto::message::{Message, MessageId};
+use amqp_tokio::Container;
+use common::broker;
+
+/// Runs a client container on a thread, failing the test if it takes longer than `limit`.
+fn run_bounded<H: MessagingHandler + Send + 'static>(h: H, limit: Duration) -> H {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(Container::new(h).run());
+    });
+    rx.recv_timeout(limit)
+        .expect("the client container did not finish in time")
+}
+
+fn id_of(m: &Message) -> u64 {
+    match m.message_id() {
+        Some(MessageId::Ulong(n)) => *n,
+        other => panic!("unexpected id {other:?}"),
+    }
+}
+
+/// Two consumers on one queue with credit 3 and 5 (granted by hand, no top-up); ten
+/// messages. They alternate until each runs out of credit; the two left wait for credit.
+#[derive(Default)]
+struct RoundRobin {
+    url: String,
+    a: Option<LinkHandle>,
+    b: Option<LinkHandle>,
+    s: Option<LinkHandle>,
+    opened: usize,
+    sent: bool,
+    got: HashMap<&'static str, Vec<u64>>,
+    total: usize,
+    granted_more: bool,
+}
+
+impl RoundRobin {
+    fn maybe_send(&mut self, e: &mut Event<'_>) {
+        let Some(s) = self.s else { return };
+        let r = e.container();
+        if self.sent || self.opened < 2 || r.credit(s) < 10 {
+            return;
+        }
+        self.sent = true;
+        for i in 0..10u64 {
+            r.send(s, &Message::builder().message_id(i).body("x").build())
+                .expect("send");
+        }
+    }
+}
+
+impl MessagingHandler for RoundRobin {
+    fn on_start(&mut self, e: &mut Event<'_>) {
+        let r = e.container();
+        let c = r.connect(&self.url).expect("connect");
+        let mut o = LinkOptions::address("rr");
+        o.prefetch = Some(0);
+        self.a = r.create_receiver(c, o.clone()).ok();
+        self.b = r.create_receiver(c, o).ok();
+        self.s = r.create_sender(c, "rr").ok();
+    }
+
+    fn on_link_opened(&mut self, e: &mut Event<'_>) {
+        let l = e.link();
+        if l == self.a {
+            e.container().flow(self.a.unwrap(), 3).unwrap();
+            self.opened += 1;
+        } else if l == self.b {
+            e.container().flow(self.b.unwrap(), 5).unwrap();
+            self.opened += 1;
+        }
+        self.maybe_send(e);
+    }
+
+    fn on_sendable(&mut self, e: &mut Event<'_>) {
+        self.maybe_send(e);
+    }
+
+    fn on_message(&mut self, e: &mut Event<'_>) {
+        let who = if e.link() == self.a { "a" } else { "b" };
+        let id = id_of(e.message().unwrap());
+        self.got.entry(who).or_default().push(id);
+        self.total += 1;
+        if self.total == 8 {
+            // Give the broker time to (wrongly) send more, then grant A more credit.
+            e.container().schedule(Duration::from_millis(300));
+        }
+        if self.total == 10 {
+            let c = e.connection().unwrap();
+            e.container().close_connection(c, None);
+        }
+    }
+
+    fn on_timer_task(&mut self, e: &mut Event<'_>) {
+        assert_eq!(self.total, 8, "the broker sent beyond the credit given");
+        self.granted_more = true;
+        e.container().flow(self.a.unwrap(), 10).unwrap();
+    }
+}
+
+#[test]
+fn round_robin_within_credit() {
+    let (_b, port) = broker(&[]);
+    let h = run_bounded(
+        RoundRobin {
+            url: format!("amqp://127.0.0.1:{port}"),
+            ..RoundRobin::default()
+        },
+        Duration::from_secs(60),
+    );
+    assert!(h.granted_more);
+    assert_eq!(h.got["a"], [0, 2, 4, 8, 9]);
+    assert_eq!(h.got["b"], [1, 3, 5, 6, 7]);
+}
+
+/// A dynamic receiver gets a temporary queue; a message is sent to it; then (if
+/// `close_first`) the receiver closes. A browser then looks at the queue's address.
+#[derive(Default)]
+struct TempQueue {
+    url: String,
+    close_first: bool,
+    conn: Option<amqp_engine::messaging::ConnectionHandle>,
+    dynamic: Option<LinkHandle>,
+    browser: Option<LinkHandle>,
+    address: Option<String>,
+    sent: bool,
+    browsed: Option<usize>,
+    seen: usize,
+}
+
+impl TempQueue {
+    fn browse(&mut self, e: &mut Event<'_>) {
+        let mut o = LinkOptions::address(self.address.clone().unwrap()).with(LinkOption::Copy);
+        o.prefetch = Some(0);
+        self.browser = e.container().create_receiver(self.conn.unwrap(), o).ok();
+    }
+}
+
+impl MessagingHandler for TempQueue {
+    fn on_start(&mut self, e: &mut Event<'_>) {
+        let r = e.container();
+        let c = r.connect(&self.url).expect("connect");
+        self.conn = Some(c);
+        let mut o = LinkOptions::dynamic();
+        o.prefetch = Some(0); // the message stays on the queue
+        self.dynamic = r.create_receiver(c, o).ok();
+    }
+
+    fn on_link_opened(&mut self, e: &mut Event<'_>) {
+        let l = e.link();
+        if l == self.dynamic {
+            let addr = e.container().remote_address(l.unwrap()).expect("address");
+            self.address = Some(addr.clone());
+            e.container()
+                .create_sender(self.conn.unwrap(), addr.as_str())
+                .unwrap();
+        } else if l == self.browser {
+            let b = self.browser.unwrap();
+            e.container().flow(b, 10).unwrap();
+            e.container().drain(b).unwrap();
+        }
+    }
+
+    fn on_sendable(&mut self, e: &mut Event<'_>) {
+        if !self.sent {
+            self.sent = true;
+            e.send(&Message::builder().message_id(7u64).body("temp").build())
+                .unwrap();
+        }
+    }
+
+    fn on_accepted(&mut self, e: &mut Event<'_>) {
+        if self.close_first {
+            e.container().close_link(self.dynamic.unwrap());
+        } else {
+            self.browse(e);
+        }
+    }
+
+    fn on_link_closed(&mut self, e: &mut Event<'_>) {
+        if e.link() == self.dynamic && self.browser.is_none() {
+            self.browse(e);
+        }
+    }
+
+    fn on_message(&mut self, e: &mut Event<'_>) {
+        if e.link() == self.browser {
+            self.seen += 1;
+        }
+    }
+
+    fn on_drained(&mut self, e: &mut Event<'_>) {
+        self.browsed = Some(self.seen);
+        let c = e.connection().unwrap();
+        e.container().close_connection(c, None);
+    }
+}
+
+#[test]
+fn temporary_queue_goes_with_its_link() {
+    let (_b, port) = broker(&[]);
+    let url = format!("amqp://127.0.0.1:{port}");
+    let kept = run_bounded(
+        TempQueue {
+            url: url.clone(),
+            close_first: false,
+            ..TempQueue::default()
+        },
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        kept.browsed,
+        Some(1),
+        "while its receiver lives, the queue holds the message"
+    );
+    let gone = run_bounded(
+        TempQueue {
+            url,
+            close_first: true,
+            ..TempQueue::default()
+        },
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        gone.browsed,
+        Some(0),
+        "the temporary queue and its message were deleted"
+    );
+}
