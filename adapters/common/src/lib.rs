@@ -8,8 +8,12 @@
 //!   write, close), feeds it reads, disconnects and timer expiries, with back-pressure;
 //! * [`tls`] — rustls client and server configuration from the engine's plain-data options;
 //! * [`trace`] — `AMQP_TRACE_FRM=1` / `PN_TRACE_FRM=1` frame tracing;
-//! * [`Container`] — Proton's `Container::new(handler).run()` over any runtime.
+//! * [`Container`] — Proton's `Container::new(handler).run()` over any runtime;
+//! * `async_io_glue` (cargo feature `async-io-glue`) — TCP, timers and DNS over `async-io`,
+//!   shared by `amqp-smol` and `amqp-async-std`, which differ only in how they spawn and block.
 
+#[cfg(feature = "async-io-glue")]
+pub mod async_io_glue;
 pub mod driver;
 pub mod runtime;
 pub mod tls;
