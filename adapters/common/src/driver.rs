@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -51,8 +51,24 @@ struct Pending {
 }
 
 struct Listening {
-    stop: Arc<Notify>,
+    stop: Arc<StopSignal>,
     tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// Tells an accept loop to stop. A flag as well as a notification: a notification sent while
+/// the loop is not waiting (not yet started, or between two accepts) would be lost, and the
+/// listener would keep its port.
+#[derive(Default)]
+struct StopSignal {
+    stopped: AtomicBool,
+    notify: Notify,
+}
+
+impl StopSignal {
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.notify.notify(usize::MAX);
+    }
 }
 
 struct Transport {
@@ -140,7 +156,7 @@ pub(crate) async fn drive_with<
         }
     }
     for (_, l) in listeners.drain() {
-        l.stop.notify(usize::MAX);
+        l.stop.stop();
     }
 }
 
@@ -254,7 +270,7 @@ fn carry_out<H: MessagingHandler + Send + 'static, R: Runtime>(
             listeners.insert(
                 acceptor,
                 Listening {
-                    stop: Arc::new(Notify::new()),
+                    stop: Arc::new(StopSignal::default()),
                     tls: server_tls,
                 },
             );
@@ -277,7 +293,7 @@ fn carry_out<H: MessagingHandler + Send + 'static, R: Runtime>(
         }
         IoRequest::StopListening { acceptor } => {
             if let Some(l) = listeners.remove(&acceptor) {
-                l.stop.notify(usize::MAX);
+                l.stop.stop();
             }
         }
         _ => {}
@@ -329,7 +345,7 @@ async fn connect<R: Runtime>(
 fn spawn_accept_loop<R: Runtime>(
     a: AcceptorHandle,
     listener: Box<dyn Listener>,
-    stop: Arc<Notify>,
+    stop: Arc<StopSignal>,
     rt: &R,
     tx: &mpsc::UnboundedSender<IoEventBox>,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -339,7 +355,10 @@ fn spawn_accept_loop<R: Runtime>(
     rt.spawn(Box::pin(async move {
         let listener: Arc<dyn Listener> = Arc::from(listener);
         loop {
-            let stopped = stop.listen();
+            let stopped = stop.notify.listen();
+            if stop.stopped.load(Ordering::Acquire) {
+                return;
+            }
             let accepted = {
                 let l = listener.clone();
                 Box::pin(async move { l.accept().await })

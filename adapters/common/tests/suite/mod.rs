@@ -47,6 +47,11 @@ macro_rules! adapter_suite {
         }
 
         #[test]
+        fn close_acceptor_frees_the_port() {
+            $crate::suite::close_acceptor::<$rt>();
+        }
+
+        #[test]
         fn reconnect_after_listener_restart() {
             $crate::suite::reconnect_after_restart::<$rt>();
         }
@@ -676,5 +681,53 @@ pub(crate) fn no_reconnect<R: Runtime + BlockOn + Default>() {
         start.elapsed(),
         h.disconnected,
         h.closed
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// close_acceptor really stops listening, even right after the listener opened.
+
+#[derive(Default)]
+struct CloseAcceptor {
+    port: u16,
+    checks: usize,
+    refused: bool,
+}
+
+impl MessagingHandler for CloseAcceptor {
+    fn on_start(&mut self, e: &mut Event<'_>) {
+        e.container().listen("127.0.0.1:0").expect("listen");
+    }
+    fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
+        let a = e.acceptor().unwrap();
+        self.port = e.container().acceptor_port(a).unwrap();
+        e.container().close_acceptor(a);
+        e.container().schedule(Duration::from_millis(20));
+    }
+    fn on_timer_task(&mut self, e: &mut Event<'_>) {
+        // The container is still running: its listener must be gone by now (give it up to
+        // 50 checks, 1 s).
+        self.checks += 1;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Err(_) => self.refused = true,
+            Ok(_) if self.checks < 50 => {
+                e.container().schedule(Duration::from_millis(20));
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+pub(crate) fn close_acceptor<R: Runtime + BlockOn + Default>() {
+    let t = thread::spawn(move || {
+        Container::<CloseAcceptor, R>::with_id(CloseAcceptor::default(), "close-acceptor").run()
+    });
+    let h = join_within(t, Duration::from_secs(10), "the container");
+    assert_ne!(h.port, 0);
+    assert!(
+        h.refused,
+        "port {} still accepts connections after close_acceptor ({} checks)",
+        h.port, h.checks
     );
 }
