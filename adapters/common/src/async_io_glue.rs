@@ -20,10 +20,9 @@
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::time::Instant;
 
-use crate::runtime::{BlockOn, BoxFuture, BoxStream, Listener, Runtime};
+use crate::runtime::{AcceptFuture, BlockOn, BoxFuture, BoxStream, Listener, Runtime};
 
 /// What differs between the `async-io` based runtimes: how a task is spawned and how a thread
 /// blocks on a future.
@@ -43,9 +42,7 @@ pub struct AsyncIo<E>(pub E);
 struct AsyncNetListener(async_net::TcpListener);
 
 impl Listener for AsyncNetListener {
-    fn accept(
-        &self,
-    ) -> Pin<Box<dyn Future<Output = io::Result<(BoxStream, SocketAddr)>> + Send + '_>> {
+    fn accept(&self) -> AcceptFuture<'_> {
         Box::pin(async move {
             let (s, a) = self.0.accept().await?;
             s.set_nodelay(true)?;

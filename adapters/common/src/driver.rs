@@ -12,7 +12,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use amqp_engine::messaging::{
     AcceptorHandle, Container as Core, IoRequest, MessagingHandler, TlsConnect, TransportId,
@@ -33,6 +33,9 @@ use crate::trace::Tracer;
 pub const WRITE_HIGH_WATER: usize = 4 * 1024 * 1024;
 /// Size of each read.
 pub const READ_CHUNK: usize = 64 * 1024;
+/// When the container is done, how long the driver waits for queued writes (such as the last
+/// `close` frame) to be flushed before it returns.
+pub const EXIT_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 enum IoEvent {
     Connected(TransportId, BoxStream, TransportInfo),
@@ -68,6 +71,25 @@ impl StopSignal {
     fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
         self.notify.notify(usize::MAX);
+    }
+}
+
+/// The writer tasks still running (flushing), so the driver can let them finish before it
+/// returns: a runtime such as tokio's `block_on` drops its tasks once the driver returns, and a
+/// `close` frame queued last (the reply to a peer's close) would be lost.
+#[derive(Default)]
+struct Writers {
+    live: AtomicUsize,
+    done: Notify,
+}
+
+/// Held by a writer task; counts it out of [`Writers`] however the task ends.
+struct LiveWriter(Arc<Writers>);
+
+impl Drop for LiveWriter {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::AcqRel);
+        self.0.done.notify(usize::MAX);
     }
 }
 
@@ -120,6 +142,7 @@ pub(crate) async fn drive_with<
     let mut transports: HashMap<TransportId, Transport> = HashMap::new();
     let mut listeners: HashMap<AcceptorHandle, Listening> = HashMap::new();
     let trace = crate::trace::enabled();
+    let writers = Arc::new(Writers::default());
     core.start(Instant::now());
     loop {
         if let Some(h) = hook.as_mut() {
@@ -145,10 +168,28 @@ pub(crate) async fn drive_with<
             None => rx.next().await,
         };
         let Some(IoEventBox(ev)) = ev else { break };
-        handle(ev, core, &rt, &tx, &mut transports, &mut listeners, trace);
+        handle(
+            ev,
+            core,
+            &rt,
+            &tx,
+            &mut transports,
+            &mut listeners,
+            trace,
+            &writers,
+        );
         // Take everything else that is ready, then poll the container once for all of it.
         while let Ok(Some(IoEventBox(ev))) = rx.try_recv().map(Some) {
-            handle(ev, core, &rt, &tx, &mut transports, &mut listeners, trace);
+            handle(
+                ev,
+                core,
+                &rt,
+                &tx,
+                &mut transports,
+                &mut listeners,
+                trace,
+                &writers,
+            );
         }
         let now = Instant::now();
         if core.poll_timeout().is_some_and(|t| t <= now) {
@@ -158,8 +199,21 @@ pub(crate) async fn drive_with<
     for (_, l) in listeners.drain() {
         l.stop.stop();
     }
+    // Dropping the writers' channels makes them flush and shut down; wait for that (bounded).
+    drop(transports);
+    let deadline = Instant::now() + EXIT_FLUSH_TIMEOUT;
+    loop {
+        let done = writers.done.listen();
+        if writers.live.load(Ordering::Acquire) == 0 {
+            break;
+        }
+        if let Either::Right(_) = select(done, rt.sleep_until(deadline)).await {
+            break;
+        }
+    }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn handle<H: MessagingHandler + Send + 'static, R: Runtime>(
     ev: IoEvent,
     core: &mut Core<H>,
@@ -168,11 +222,12 @@ fn handle<H: MessagingHandler + Send + 'static, R: Runtime>(
     transports: &mut HashMap<TransportId, Transport>,
     listeners: &mut HashMap<AcceptorHandle, Listening>,
     trace: bool,
+    writers: &Arc<Writers>,
 ) {
     let now = Instant::now();
     match ev {
         IoEvent::Connected(t, stream, info) => {
-            start_transport(t, stream, rt, tx, transports, trace);
+            start_transport(t, stream, rt, tx, transports, trace, writers);
             core.handle_connected(t, info, now);
         }
         IoEvent::ConnectFailed(t, reason) => core.handle_connect_failed(t, reason, now),
@@ -200,7 +255,7 @@ fn handle<H: MessagingHandler + Send + 'static, R: Runtime>(
         IoEvent::Listening(a, Err(e)) => core.handle_listening(a, Err(e), now),
         IoEvent::Accepted(a, stream, info) => {
             if let Some(t) = core.handle_accepted(a, info, now) {
-                start_transport(t, stream, rt, tx, transports, trace);
+                start_transport(t, stream, rt, tx, transports, trace, writers);
             }
         }
         IoEvent::AcceptFailed(a, e) => {
@@ -426,6 +481,7 @@ fn start_transport<R: Runtime>(
     tx: &mpsc::UnboundedSender<IoEventBox>,
     transports: &mut HashMap<TransportId, Transport>,
     trace: bool,
+    writers: &Arc<Writers>,
 ) {
     let (mut reader, mut writer) = stream.split();
     let (wtx, mut wrx) = mpsc::unbounded::<Bytes>();
@@ -443,7 +499,10 @@ fn start_transport<R: Runtime>(
     );
     let p2 = pending.clone();
     let txw = tx.clone();
+    writers.live.fetch_add(1, Ordering::AcqRel);
+    let live = LiveWriter(writers.clone());
     rt.spawn(Box::pin(async move {
+        let _live = live;
         while let Some(data) = wrx.next().await {
             if let Err(e) = writer.write_all(&data).await {
                 let _ =

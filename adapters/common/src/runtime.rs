@@ -19,12 +19,14 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncStream for T {}
 /// A boxed byte stream.
 pub type BoxStream = Box<dyn AsyncStream>;
 
+/// What [`Listener::accept`] returns: a connection and the peer's address.
+pub type AcceptFuture<'a> =
+    Pin<Box<dyn Future<Output = io::Result<(BoxStream, SocketAddr)>> + Send + 'a>>;
+
 /// A bound TCP listener.
 pub trait Listener: Send + Sync + 'static {
     /// Accepts the next connection (with `TCP_NODELAY` set).
-    fn accept(
-        &self,
-    ) -> Pin<Box<dyn Future<Output = io::Result<(BoxStream, SocketAddr)>> + Send + '_>>;
+    fn accept(&self) -> AcceptFuture<'_>;
     /// The address it is bound to.
     fn local_addr(&self) -> io::Result<SocketAddr>;
 }

@@ -489,6 +489,12 @@ pub(crate) fn reconnect_after_restart<R: Runtime + BlockOn + Default>() {
         .map(|m| m.1)
         .collect();
     assert_eq!(opened.len(), 2, "opened twice: {marks:?}");
+    // The final close was clean: the server's close reply reached us before its socket closed.
+    assert_eq!(
+        marks.last().map(|m| m.0),
+        Some(Mark::Opened),
+        "nothing after the last open: {marks:?}"
+    );
     let ends: Vec<Instant> = marks
         .iter()
         .filter(|m| m.0 == Mark::Disconnected)
