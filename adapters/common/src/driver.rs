@@ -227,6 +227,11 @@ fn handle<H: MessagingHandler + Send + 'static, R: Runtime>(
     let now = Instant::now();
     match ev {
         IoEvent::Connected(t, stream, info) => {
+            if !core.is_transport_live(t) {
+                // Closed while connecting: let the socket go rather than keep it open unowned.
+                drop(stream);
+                return;
+            }
             start_transport(t, stream, rt, tx, transports, trace, writers);
             core.handle_connected(t, info, now);
         }

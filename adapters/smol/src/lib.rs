@@ -9,7 +9,8 @@
 //!
 //! [`Container::run`]: amqp_adapter::Container::run
 //!
-//! A sender and a receiver in one container, over loopback:
+//! A sender and a receiver in one container, over loopback (Proton's `helloworld.py` with its
+//! own listener):
 //!
 //! ```
 //! use amqp_smol::Container;
@@ -35,9 +36,7 @@
 //!     }
 //!     fn on_message(&mut self, e: &mut Event<'_>) {
 //!         self.got = e.message().and_then(|m| m.body_str()).map(str::to_owned);
-//!     }
-//!     fn on_accepted(&mut self, e: &mut Event<'_>) {
-//!         e.container().stop();
+//!         e.container().stop(); // close everything; run() returns
 //!     }
 //! }
 //! let h = Container::new(HelloWorld::default()).run();

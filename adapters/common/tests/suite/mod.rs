@@ -52,6 +52,11 @@ macro_rules! adapter_suite {
         }
 
         #[test]
+        fn connection_closed_while_connecting_lets_go_of_its_socket() {
+            $crate::suite::close_while_connecting::<$rt>();
+        }
+
+        #[test]
         fn reconnect_after_listener_restart() {
             $crate::suite::reconnect_after_restart::<$rt>();
         }
@@ -736,4 +741,54 @@ pub(crate) fn close_acceptor<R: Runtime + BlockOn + Default>() {
         "port {} still accepts connections after close_acceptor ({} checks)",
         h.port, h.checks
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A connection closed while its TCP connect is in flight: when the connect completes, the socket
+// must be closed, not kept open by a transport nobody owns.
+
+#[derive(Default)]
+struct CloseWhileConnecting {
+    server_side_ended: usize,
+    timed_out: bool,
+}
+
+impl MessagingHandler for CloseWhileConnecting {
+    fn on_start(&mut self, e: &mut Event<'_>) {
+        e.container().listen("127.0.0.1:0").expect("listen");
+        e.container().schedule(Duration::from_secs(5));
+    }
+    fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
+        let a = e.acceptor().unwrap();
+        let port = e.container().acceptor_port(a).unwrap();
+        let c = e
+            .container()
+            .connect(&format!("amqp://127.0.0.1:{port}"))
+            .expect("connect");
+        // Changed our mind before the connect completed.
+        e.container().close_connection(c, None);
+    }
+    fn on_disconnected(&mut self, e: &mut Event<'_>) {
+        // The accepted (server) side of the abandoned socket saw it close (the closed outgoing
+        // connection reports nothing more).
+        self.server_side_ended += 1;
+        e.container().stop();
+    }
+    fn on_timer_task(&mut self, e: &mut Event<'_>) {
+        self.timed_out = true;
+        e.container().stop();
+    }
+}
+
+pub(crate) fn close_while_connecting<R: Runtime + BlockOn + Default>() {
+    let h = Container::<CloseWhileConnecting, R>::with_id(
+        CloseWhileConnecting::default(),
+        "close-while-connecting",
+    )
+    .run();
+    assert!(
+        !h.timed_out,
+        "the abandoned socket was still open after 5 s"
+    );
+    assert_eq!(h.server_side_ended, 1);
 }
