@@ -15,8 +15,11 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::net::TcpListener;
+use std::io;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -59,6 +62,11 @@ macro_rules! adapter_suite {
         #[test]
         fn reconnect_after_listener_restart() {
             $crate::suite::reconnect_after_restart::<$rt>();
+        }
+
+        #[test]
+        fn reconnect_after_transport_loss_mid_stream() {
+            $crate::suite::transport_loss::<$rt>();
         }
 
         #[test]
@@ -282,6 +290,8 @@ struct Server {
     acceptor: Option<AcceptorHandle>,
     safety: Option<TimerHandle>,
     received: Vec<usize>,
+    /// Messages received so far, for the test thread to watch.
+    progress: Arc<AtomicUsize>,
     link_names: Vec<String>,
     timed_out: bool,
 }
@@ -295,6 +305,7 @@ impl Server {
             acceptor: None,
             safety: None,
             received: Vec::new(),
+            progress: Arc::default(),
             link_names: Vec::new(),
             timed_out: false,
         }
@@ -320,6 +331,7 @@ impl MessagingHandler for Server {
     }
     fn on_message(&mut self, e: &mut Event<'_>) {
         self.received.push(body_number(e));
+        self.progress.fetch_add(1, Ordering::Relaxed);
         if self.kill_after == Some(self.received.len()) {
             // Go away as a broker does on shutdown: close with amqp:connection:forced and stop
             // listening. With no timer left, the container then finishes.
@@ -791,4 +803,137 @@ pub(crate) fn close_while_connecting<R: Runtime + BlockOn + Default>() {
         "the abandoned socket was still open after 5 s"
     );
     assert_eq!(h.server_side_ended, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transport lost mid-stream (no close frame: the TCP connections are cut), through a proxy.
+
+/// A loopback TCP proxy whose connections the test can cut.
+struct Proxy {
+    port: u16,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Proxy {
+    fn start(target: u16) -> Proxy {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        l.set_nonblocking(true).expect("nonblocking");
+        let port = l.local_addr().unwrap().port();
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let accepted: Arc<AtomicUsize> = Arc::default();
+        let stop: Arc<AtomicBool> = Arc::default();
+        let (c2, a2, s2) = (conns.clone(), accepted.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            let end = Instant::now() + Duration::from_secs(30);
+            while !s2.load(Ordering::Relaxed) && Instant::now() < end {
+                match l.accept() {
+                    Ok((down, _)) => {
+                        down.set_nonblocking(false).unwrap();
+                        let Ok(up) = TcpStream::connect(("127.0.0.1", target)) else {
+                            continue;
+                        };
+                        let _ = (down.set_nodelay(true), up.set_nodelay(true));
+                        a2.fetch_add(1, Ordering::Relaxed);
+                        let mut all = c2.lock().unwrap();
+                        for (mut from, mut to) in [
+                            (down.try_clone().unwrap(), up.try_clone().unwrap()),
+                            (up.try_clone().unwrap(), down.try_clone().unwrap()),
+                        ] {
+                            thread::spawn(move || {
+                                let _ = io::copy(&mut from, &mut to);
+                                let _ = to.shutdown(Shutdown::Write);
+                            });
+                        }
+                        all.push(down);
+                        all.push(up);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+        Proxy {
+            port,
+            conns,
+            accepted,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Cuts every connection made so far, in both directions, without a goodbye.
+    fn cut(&self) {
+        for s in self.conns.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.cut();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub(crate) fn transport_loss<R: Runtime + BlockOn + Default>() {
+    const TOTAL: usize = 2_000;
+    const CUT_AFTER: usize = 300;
+    let start = Instant::now();
+    let (ptx, prx) = mpsc::channel();
+    let server = Server::new("127.0.0.1:0".into(), Some(ptx), None);
+    let progress = server.progress.clone();
+    let s = thread::spawn(move || Container::<Server, R>::with_id(server, "server").run());
+    let port = prx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("server listening");
+    let proxy = Proxy::start(port);
+    let url = format!("amqp://127.0.0.1:{}", proxy.port);
+    let client = thread::spawn(move || {
+        Container::<Client, R>::with_id(Client::new(url, TOTAL), "client").run()
+    });
+    // Cut the connection once the server is well into the stream.
+    let end = Instant::now() + Duration::from_secs(10);
+    while progress.load(Ordering::Relaxed) < CUT_AFTER {
+        assert!(Instant::now() < end, "no progress before the cut");
+        thread::sleep(Duration::from_millis(1));
+    }
+    proxy.cut();
+    let client = join_within(client, Duration::from_secs(20), "client");
+    let s = join_within(s, Duration::from_secs(10), "server");
+    let proxied = proxy.accepted.load(Ordering::Relaxed);
+    drop(proxy);
+    let elapsed = start.elapsed();
+
+    assert!(!client.timed_out && !s.timed_out, "timed out");
+    assert_eq!(client.accepted, (0..TOTAL).collect::<BTreeSet<_>>());
+    let got: BTreeSet<usize> = s.received.iter().copied().collect();
+    assert_eq!(got, (0..TOTAL).collect::<BTreeSet<_>>());
+    assert_eq!(proxied, 2, "one reconnect");
+    let marks = &client.marks;
+    let kinds: Vec<Mark> = marks.iter().map(|m| m.0).collect();
+    assert_eq!(
+        kinds,
+        [Mark::Opened, Mark::Disconnected, Mark::Opened],
+        "lost once, back at the first attempt (delay 0)"
+    );
+    assert_eq!(s.link_names.len(), 2);
+    assert_eq!(
+        s.link_names[0], s.link_names[1],
+        "the same link re-attached"
+    );
+    eprintln!(
+        "transport loss: {elapsed:?}; back after {:?}; {} in doubt, {} received twice",
+        marks[2].1 - marks[1].1,
+        client.in_doubt,
+        s.received.len() - TOTAL
+    );
 }
