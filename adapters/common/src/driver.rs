@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,8 +57,24 @@ struct Pending {
     drained: Notify,
 }
 
+/// Tells an accept loop to stop. A flag as well as a notification: a notification sent while
+/// the loop is not waiting (not yet started, or between two accepts) would be lost, and the
+/// listener would keep its port.
+#[derive(Default)]
+struct StopSignal {
+    stopped: AtomicBool,
+    notify: Notify,
+}
+
+impl StopSignal {
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.notify.notify(usize::MAX);
+    }
+}
+
 struct Listening {
-    stop: Arc<Notify>,
+    stop: Arc<StopSignal>,
     tls: Option<Arc<rustls::ServerConfig>>,
 }
 
@@ -195,7 +211,7 @@ pub(crate) async fn drive_with<
         }
     }
     for (_, l) in listeners.drain() {
-        l.stop.notify(usize::MAX);
+        l.stop.stop();
     }
     // Let the writers flush what the container wrote last (the close frame that answers a
     // peer's close, TLS close_notify): `Container::run` drops its runtime when this returns,
@@ -226,6 +242,11 @@ fn handle<H: MessagingHandler + Send + 'static, R: Runtime>(
     let now = Instant::now();
     match ev {
         IoEvent::Connected(t, stream, info) => {
+            if !core.is_transport_live(t) {
+                // Closed while connecting: let the socket go rather than keep it open unowned.
+                drop(stream);
+                return;
+            }
             start_transport(t, stream, rt, tx, transports, trace);
             core.handle_connected(t, info, now);
         }
@@ -324,7 +345,7 @@ fn carry_out<H: MessagingHandler + Send + 'static, R: Runtime>(
             listeners.insert(
                 acceptor,
                 Listening {
-                    stop: Arc::new(Notify::new()),
+                    stop: Arc::new(StopSignal::default()),
                     tls: server_tls,
                 },
             );
@@ -347,7 +368,7 @@ fn carry_out<H: MessagingHandler + Send + 'static, R: Runtime>(
         }
         IoRequest::StopListening { acceptor } => {
             if let Some(l) = listeners.remove(&acceptor) {
-                l.stop.notify(usize::MAX);
+                l.stop.stop();
             }
         }
         _ => {}
@@ -420,7 +441,7 @@ async fn handshake_within<R: Runtime, T>(
 fn spawn_accept_loop<R: Runtime>(
     a: AcceptorHandle,
     listener: Box<dyn Listener>,
-    stop: Arc<Notify>,
+    stop: Arc<StopSignal>,
     rt: &R,
     tx: &mpsc::UnboundedSender<IoEventBox>,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -430,7 +451,10 @@ fn spawn_accept_loop<R: Runtime>(
     rt.spawn(Box::pin(async move {
         let listener: Arc<dyn Listener> = Arc::from(listener);
         loop {
-            let stopped = stop.listen();
+            let stopped = stop.notify.listen();
+            if stop.stopped.load(Ordering::Acquire) {
+                return;
+            }
             let accepted = {
                 let l = listener.clone();
                 Box::pin(async move { l.accept().await })

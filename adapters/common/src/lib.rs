@@ -11,8 +11,12 @@
 //! * [`Container`] — Proton's `Container::new(handler).run()` over any runtime;
 //! * [`client`] — the idiomatic async API (`Client::open(url).await`, `sender.send(msg).await`,
 //!   `receiver.recv().await`) over any runtime.
+//! * `async_io_glue` (cargo feature `async-io-glue`) — TCP, timers and DNS over `async-io`,
+//!   shared by `amqp-smol` and `amqp-async-std`, which differ only in how they spawn and block.
 
 pub mod client;
+#[cfg(feature = "async-io-glue")]
+pub mod async_io_glue;
 pub mod driver;
 pub mod runtime;
 pub mod tls;
@@ -26,7 +30,7 @@ use amqp_engine::messaging::{uuid_from_bytes, Container as Core, MessagingHandle
 pub use amqp_engine;
 pub use amqp_engine::messaging;
 pub use amqp_proto;
-pub use runtime::{AsyncStream, BlockOn, BoxFuture, BoxStream, Listener, Runtime};
+pub use runtime::{AcceptFuture, AsyncStream, BlockOn, BoxFuture, BoxStream, Listener, Runtime};
 
 /// Fills `buf` with operating-system randomness.
 pub fn os_random(buf: &mut [u8]) {

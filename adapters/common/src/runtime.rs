@@ -19,7 +19,7 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncStream for T {}
 /// A boxed byte stream.
 pub type BoxStream = Box<dyn AsyncStream>;
 
-/// The future of an accepted connection.
+/// What [`Listener::accept`] returns: a connection and the peer's address.
 pub type AcceptFuture<'a> =
     Pin<Box<dyn Future<Output = io::Result<(BoxStream, SocketAddr)>> + Send + 'a>>;
 

@@ -30,20 +30,22 @@ impl Direction {
         }
     }
 
-    fn feed(&mut self, data: &[u8], t: TransportId, arrow: &str) {
+    /// Decodes what `data` completes; returns one readable line per header or frame.
+    fn feed(&mut self, data: &[u8]) -> Vec<String> {
+        let mut lines = Vec::new();
         if self.broken {
-            return;
+            return lines;
         }
         self.buf.extend_from_slice(data);
         loop {
             if self.buf.starts_with(b"AMQP") {
                 if self.buf.len() < 8 {
-                    return;
+                    return lines;
                 }
-                match ProtocolHeader::parse(&self.buf[..8]) {
-                    Ok(Some(h)) => emit(t, arrow, &h.to_string()),
-                    _ => emit(t, arrow, &format!("{:02x?}", &self.buf[..8])),
-                }
+                lines.push(match ProtocolHeader::parse(&self.buf[..8]) {
+                    Ok(Some(h)) => h.to_string(),
+                    _ => format!("{:02x?}", &self.buf[..8]),
+                });
                 let _ = self.buf.split_to(8);
                 continue;
             }
@@ -67,13 +69,13 @@ impl Direction {
                             }
                         }
                     };
-                    emit(t, arrow, &text);
+                    lines.push(text);
                 }
-                Ok(Decoded::NeedMore(_)) => return,
+                Ok(Decoded::NeedMore(_)) => return lines,
                 Err(e) => {
-                    emit(t, arrow, &format!("(undecodable: {e})"));
+                    lines.push(format!("(undecodable: {e})"));
                     self.broken = true;
-                    return;
+                    return lines;
                 }
             }
         }
@@ -105,10 +107,58 @@ impl Tracer {
     }
 
     pub(crate) fn incoming(&mut self, data: &[u8]) {
-        self.incoming.feed(data, self.t, "<-");
+        for line in self.incoming.feed(data) {
+            emit(self.t, "<-", &line);
+        }
     }
 
     pub(crate) fn outgoing(&mut self, data: &[u8]) {
-        self.outgoing.feed(data, self.t, "->");
+        for line in self.outgoing.feed(data) {
+            emit(self.t, "->", &line);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Direction;
+    use amqp_engine::{Connection, ConnectionConfig, Side};
+    use std::time::Instant;
+
+    /// What a client engine writes first: its protocol header and `open`.
+    fn client_open_bytes() -> Vec<u8> {
+        let mut c = Connection::new(
+            Side::Client,
+            ConnectionConfig::new("trace-test"),
+            Instant::now(),
+        );
+        c.open().unwrap();
+        c.poll_transmit_bytes().to_vec()
+    }
+
+    #[test]
+    fn decodes_header_and_frames_in_any_split() {
+        let bytes = client_open_bytes();
+        let whole = Direction::new().feed(&bytes);
+        assert_eq!(whole.len(), 2, "{whole:?}");
+        assert!(whole[0].contains("AMQP"), "{whole:?}");
+        assert!(
+            whole[1].starts_with("[0] ") && whole[1].contains("Open"),
+            "{whole:?}"
+        );
+        assert!(whole[1].contains("trace-test"), "{whole:?}");
+        // Byte by byte: the same lines, each once its last byte arrives.
+        let mut d = Direction::new();
+        let lines: Vec<String> = bytes.iter().flat_map(|b| d.feed(&[*b])).collect();
+        assert_eq!(lines, whole);
+    }
+
+    #[test]
+    fn garbage_is_reported_once_then_ignored() {
+        let mut d = Direction::new();
+        let lines = d.feed(&[0, 0, 0, 8, 0xff, 0xff, 0, 0]);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with("(undecodable"), "{lines:?}");
+        assert!(d.feed(&client_open_bytes()).is_empty());
     }
 }

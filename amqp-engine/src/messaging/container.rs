@@ -2011,6 +2011,14 @@ impl<H: MessagingHandler> Container<H> {
         self.pump();
     }
 
+    /// True while `t` is the current transport of a connection, i.e. while the container still
+    /// wants it. A connect that completes for a transport that is no longer wanted (its
+    /// connection was closed, or stopped, while connecting) must be closed by the driver:
+    /// [`handle_connected`](Self::handle_connected) ignores it.
+    pub fn is_transport_live(&self, t: TransportId) -> bool {
+        self.reactor.valid(t)
+    }
+
     /// A transport came up.
     pub fn handle_connected(&mut self, t: TransportId, info: TransportInfo, now: Instant) {
         self.reactor.now = now;
