@@ -2347,9 +2347,19 @@ impl Connection {
         }
         l.credit = credit;
         l.drain = drain;
-        let end = credit_end(l.delivery_count, credit);
-        if (end.wrapping_sub(l.credit_end) as i32) > 0 {
-            l.credit_end = end;
+        // Accept transfers up to everything granted so far, read additively: some senders
+        // (RabbitMQ 3.10's AMQP 1.0 plugin) add a new grant to credit still in flight instead
+        // of replacing it. Memory stays bounded by the credit we granted.
+        let replaced = credit_end(l.delivery_count, credit);
+        let added = if (l.credit_end.wrapping_sub(l.delivery_count) as i32) > 0 {
+            credit_end(l.credit_end, credit)
+        } else {
+            replaced
+        };
+        for end in [replaced, added] {
+            if (end.wrapping_sub(l.credit_end) as i32) > 0 {
+                l.credit_end = end;
+            }
         }
         if !l.flow_dirty {
             l.flow_dirty = true;

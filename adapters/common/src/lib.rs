@@ -14,9 +14,9 @@
 //! * `async_io_glue` (cargo feature `async-io-glue`) — TCP, timers and DNS over `async-io`,
 //!   shared by `amqp-smol` and `amqp-async-std`, which differ only in how they spawn and block.
 
-pub mod client;
 #[cfg(feature = "async-io-glue")]
 pub mod async_io_glue;
+pub mod client;
 pub mod driver;
 pub mod runtime;
 pub mod tls;

@@ -112,7 +112,7 @@ fn round_trip(port: u16, mech: &str, user: Option<(&str, &str)>, queue: &str) ->
     let h = RoundTrip {
         opts: Some(opts),
         queue: queue.into(),
-        total: 200,
+        total: 2000,
         sent: 0,
         accepted: 0,
         received: vec![],
@@ -131,19 +131,19 @@ fn rabbitmq_plain_and_anonymous() {
         "/queue/amqp-rs-plain",
     );
     assert!(h.errors.is_empty(), "{:?}", h.errors);
-    assert_eq!(h.received.len(), 200);
+    assert_eq!(h.received.len(), 2000);
     assert_eq!(h.received[0], "m0");
-    assert_eq!(h.received[199], "m199");
+    assert_eq!(h.received[1999], "m1999");
     println!(
-        "rabbitmq PLAIN: 200 sent, {} accepted, 200 received in order",
+        "rabbitmq PLAIN: 2000 sent, {} accepted, 2000 received in order",
         h.accepted
     );
 
     let h = round_trip(node.port, "ANONYMOUS", None, "/queue/amqp-rs-anon");
     assert!(h.errors.is_empty(), "{:?}", h.errors);
-    assert_eq!(h.received.len(), 200);
+    assert_eq!(h.received.len(), 2000);
     println!(
-        "rabbitmq ANONYMOUS: 200 sent, {} accepted, 200 received",
+        "rabbitmq ANONYMOUS: 2000 sent, {} accepted, 2000 received",
         h.accepted
     );
 
