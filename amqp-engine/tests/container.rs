@@ -705,3 +705,103 @@ fn seeded_fault_simulation_loses_nothing() {
     }
     println!("fault simulation: {seeds} seeds, {total_msgs} messages, {total_cuts} connections cut, none lost");
 }
+
+#[test]
+fn unauthorized_access_does_not_retry_forever() {
+    use amqp_engine::sasl::{SaslServerConfig, StaticUsers};
+    let mut w = world();
+    let users = StaticUsers::new().with_user("alice", "secret", b"salt-salt-salt", 4096);
+    let mut broker = Broker::new(5672);
+    broker.sasl = Some(SaslServerConfig::new(
+        &["PLAIN"],
+        std::sync::Arc::new(users),
+    ));
+    w.add(Container::with_id(broker, "broker", w.now()));
+    // Reconnect is on (the default), but a refused login must not loop.
+    let opts = ConnectOptions::new()
+        .url(url("amqp://alice:wrong@127.0.0.1:5672"))
+        .allow_insecure_mechs(true);
+    let d = w.add(Container::with_id(
+        Dialer {
+            opts: Some(opts),
+            errors: 0,
+            result: None,
+        },
+        "dialer",
+        w.now(),
+    ));
+    w.run_for(Duration::from_secs(60));
+    assert_eq!(
+        w.attempts.len(),
+        1,
+        "one attempt, no retry after an authentication failure"
+    );
+    assert_eq!(w.handler::<Dialer>(d).unwrap().errors, 1);
+    assert!(w.container::<Dialer>(d).unwrap().is_done());
+
+    // The right password gets in.
+    let opts = ConnectOptions::new()
+        .url(url("amqp://alice:secret@127.0.0.1:5672"))
+        .allow_insecure_mechs(true);
+    let ok = w.add(Container::with_id(
+        Dialer {
+            opts: Some(opts),
+            errors: 0,
+            result: None,
+        },
+        "ok",
+        w.now(),
+    ));
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(w.handler::<Dialer>(ok).unwrap().errors, 0);
+}
+
+/// Closes its receiver after the first message; later deliveries must go back to the broker.
+#[derive(Default)]
+struct CloseAfterFirst {
+    got: usize,
+}
+
+impl MessagingHandler for CloseAfterFirst {
+    fn options(&self) -> HandlerOptions {
+        HandlerOptions {
+            prefetch: 10,
+            auto_accept: false,
+            auto_settle: true,
+        }
+    }
+    fn on_start(&mut self, e: &mut Event<'_>) {
+        let c = e.container().connect("amqp://127.0.0.1:5672").unwrap();
+        e.container().create_receiver(c, "work").unwrap();
+    }
+    fn on_message(&mut self, e: &mut Event<'_>) {
+        self.got += 1;
+        if self.got == 1 {
+            e.accept().unwrap();
+            let l = e.link().unwrap();
+            e.container().close_link(l);
+        }
+    }
+}
+
+#[test]
+fn deliveries_on_a_link_the_application_closed_are_released() {
+    let mut w = world();
+    let b = w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
+    w.handler::<Broker>(b)
+        .unwrap()
+        .queues
+        .entry("work".into())
+        .or_default()
+        .extend((0..10u64).map(|i| Message::builder().message_id(i).body("x").build()));
+    let r = w.add(Container::with_id(
+        CloseAfterFirst::default(),
+        "closer",
+        w.now(),
+    ));
+    w.run_for(Duration::from_secs(1));
+    // Only the first was handed to the application; the other nine (already in flight under
+    // the prefetch window) were released and are back on the queue.
+    assert_eq!(w.handler::<CloseAfterFirst>(r).unwrap().got, 1);
+    assert_eq!(w.handler::<Broker>(b).unwrap().queues["work"].len(), 9);
+}

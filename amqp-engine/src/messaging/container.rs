@@ -2166,6 +2166,9 @@ impl<H: MessagingHandler> Container<H> {
     }
 
     fn dispatch(&mut self, kind: EventType, ctx: EventContext) {
+        if kind == EventType::Message && self.release_if_link_closed(&ctx) {
+            return;
+        }
         let h = &mut self.handler;
         self.reactor.touched = false;
         self.reactor.in_callback = true;
@@ -2211,6 +2214,24 @@ impl<H: MessagingHandler> Container<H> {
         self.reactor.in_callback = false;
         self.after(kind, ctx);
         self.reactor.run_deferred_closes();
+    }
+
+    /// A message for a link the application has closed since it arrived (for example several
+    /// deliveries read in one batch, the handler closing the link at the first): released,
+    /// not dispatched, as Proton's `MessagingHandler` does.
+    fn release_if_link_closed(&mut self, ctx: &EventContext) -> bool {
+        let Some(d) = ctx.delivery else { return false };
+        let Some(c) = self.reactor.conns.get_mut(d.conn) else {
+            return false;
+        };
+        if !c.links.get(d.link.link).is_none_or(|l| l.app_closed) || c.gen != d.gen {
+            return false;
+        }
+        if let Some(e) = c.engine.as_mut() {
+            let _ = e.disposition(d.id, Some(DeliveryState::released()), true);
+            c.dirty = true;
+        }
+        true
     }
 
     /// Proton's default behaviour after a callback returns.

@@ -16,6 +16,8 @@ pub struct Broker {
     pub received: usize,
     pub dynamic_seq: usize,
     pub port: u16,
+    /// SASL the listener requires (default: anyone, anonymously).
+    pub sasl: Option<amqp_engine::sasl::SaslServerConfig>,
 }
 
 impl Broker {
@@ -72,7 +74,13 @@ impl Broker {
 impl MessagingHandler for Broker {
     fn on_start(&mut self, e: &mut Event<'_>) {
         let port = self.port;
-        e.container().listen(&format!("0.0.0.0:{port}")).unwrap();
+        let opts = ListenOptions {
+            sasl: self.sasl.clone(),
+            ..ListenOptions::default()
+        };
+        e.container()
+            .listen_with(&format!("0.0.0.0:{port}"), opts)
+            .unwrap();
     }
 
     fn on_link_opening(&mut self, e: &mut Event<'_>) {
