@@ -657,7 +657,37 @@ fn put_array_header(buf: &mut BytesMut, count: usize, body: usize) {
 /// Size of a `ulong` descriptor `0x00 <ulong>`.
 #[inline]
 pub fn descriptor_code_len(c: u64) -> usize {
-    1 + Value::Ulong(c).encoded_len()
+    1 + ulong_len(c)
+}
+
+/// Size of a `uint` in its smallest encoding (`uint0`, `smalluint` or `uint`).
+#[inline]
+pub fn uint_len(v: u32) -> usize {
+    match v {
+        0 => 1,
+        1..=255 => 2,
+        _ => 5,
+    }
+}
+
+/// Size of a `ulong` in its smallest encoding (`ulong0`, `smallulong` or `ulong`).
+#[inline]
+pub fn ulong_len(v: u64) -> usize {
+    match v {
+        0 => 1,
+        1..=255 => 2,
+        _ => 9,
+    }
+}
+
+#[inline]
+fn bool_len(_: bool) -> usize {
+    1
+}
+
+#[inline]
+fn put_bool(buf: &mut BytesMut, v: bool) {
+    buf.put_u8(if v { code::TRUE } else { code::FALSE });
 }
 
 /// Writes a `ulong` descriptor `0x00 <ulong>`.
@@ -948,16 +978,8 @@ impl Encode for Value {
             Value::Null | Value::Bool(_) => 1,
             Value::Ubyte(_) | Value::Byte(_) => 2,
             Value::Ushort(_) | Value::Short(_) => 3,
-            Value::Uint(v) => match v {
-                0 => 1,
-                1..=255 => 2,
-                _ => 5,
-            },
-            Value::Ulong(v) => match v {
-                0 => 1,
-                1..=255 => 2,
-                _ => 9,
-            },
+            Value::Uint(v) => uint_len(*v),
+            Value::Ulong(v) => ulong_len(*v),
             Value::Int(v) => {
                 if i8::try_from(*v).is_ok() {
                     2
@@ -1105,6 +1127,7 @@ impl Decode for Value {
 // ---------------------------------------------------------------------------------------------
 
 macro_rules! fixed_primitive {
+    // Encoded through `Value` (rarely used in performatives).
     ($t:ty, $name:literal, $variant:ident, [$($code:path => $read:expr),+ $(,)?]) => {
         impl Encode for $t {
             #[inline]
@@ -1116,6 +1139,24 @@ macro_rules! fixed_primitive {
                 Value::$variant((*self).into()).encode(buf)
             }
         }
+        fixed_primitive!(@decode $t, $name, [$($code => $read),+]);
+    };
+    // Encoded directly (hot in performatives: no `Value` is built, and the small functions
+    // inline across crates).
+    ($t:ty, $name:literal, len = $len:path, put = $put:path, [$($code:path => $read:expr),+ $(,)?]) => {
+        impl Encode for $t {
+            #[inline]
+            fn encoded_len(&self) -> usize {
+                $len(*self)
+            }
+            #[inline]
+            fn encode(&self, buf: &mut BytesMut) {
+                $put(buf, *self)
+            }
+        }
+        fixed_primitive!(@decode $t, $name, [$($code => $read),+]);
+    };
+    (@decode $t:ty, $name:literal, [$($code:path => $read:expr),+]) => {
         impl Decode for $t {
             #[inline]
             fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
@@ -1130,7 +1171,7 @@ macro_rules! fixed_primitive {
     };
 }
 
-fixed_primitive!(bool, "boolean", Bool, [
+fixed_primitive!(bool, "boolean", len = bool_len, put = put_bool, [
     code::TRUE => |_: &mut Decoder<'_>| Ok(true),
     code::FALSE => |_: &mut Decoder<'_>| Ok(false),
     code::BOOLEAN => |d: &mut Decoder<'_>| match d.u8()? {
@@ -1141,12 +1182,12 @@ fixed_primitive!(bool, "boolean", Bool, [
 ]);
 fixed_primitive!(u8, "ubyte", Ubyte, [code::UBYTE => |d: &mut Decoder<'_>| d.u8()]);
 fixed_primitive!(u16, "ushort", Ushort, [code::USHORT => |d: &mut Decoder<'_>| d.run(be_u16)]);
-fixed_primitive!(u32, "uint", Uint, [
+fixed_primitive!(u32, "uint", len = uint_len, put = put_uint, [
     code::UINT0 => |_: &mut Decoder<'_>| Ok(0),
     code::SMALLUINT => |d: &mut Decoder<'_>| d.u8().map(u32::from),
     code::UINT => |d: &mut Decoder<'_>| d.run(be_u32),
 ]);
-fixed_primitive!(u64, "ulong", Ulong, [
+fixed_primitive!(u64, "ulong", len = ulong_len, put = put_ulong, [
     code::ULONG0 => |_: &mut Decoder<'_>| Ok(0),
     code::SMALLULONG => |d: &mut Decoder<'_>| d.u8().map(u64::from),
     code::ULONG => |d: &mut Decoder<'_>| d.run(be_u64),
