@@ -7,9 +7,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
-use nom::bytes::complete::take;
 use nom::number::complete::{
-    be_f32, be_f64, be_i16, be_i32, be_i64, be_i8, be_u16, be_u32, be_u64, be_u8,
+    be_f32, be_f64, be_i16, be_i32, be_i64, be_i8, be_u16, be_u32, be_u64,
 };
 use nom::IResult;
 
@@ -187,15 +186,28 @@ impl<'a> Decoder<'a> {
         self.rest.first() == Some(&code::NULL)
     }
 
+    // The two most frequent reads (every constructor, every length-prefixed body) are plain
+    // slice operations; nom's generic combinators cost several times more per byte here.
+    #[inline]
     fn u8(&mut self) -> Result<u8, DecodeError> {
-        self.run(be_u8)
+        match self.rest.split_first() {
+            Some((&b, rest)) => {
+                self.rest = rest;
+                Ok(b)
+            }
+            None => Err(DecodeError::truncated(1)),
+        }
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if n > self.rest.len() {
-            return Err(DecodeError::truncated(n - self.rest.len()));
+        match self.rest.split_at_checked(n) {
+            Some((head, rest)) => {
+                self.rest = rest;
+                Ok(head)
+            }
+            None => Err(DecodeError::truncated(n - self.rest.len())),
         }
-        self.run(take(n))
     }
 
     fn take_bytes(&mut self, n: usize) -> Result<Bytes, DecodeError> {
