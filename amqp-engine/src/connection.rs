@@ -3,7 +3,7 @@
 //!
 //! See the [crate documentation](crate) for the drive loop.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use amqp_proto::codec::{self, Encode};
@@ -20,7 +20,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::config::{ConnectionConfig, SaslMode, Side};
 use crate::error::{framing, ConnectionError, ErrorKind, OpError, Origin};
 use crate::event::{Event, IncomingDelivery};
-use crate::ids::{DeliveryId, Key, LinkId, SessionId, Slab};
+use crate::ids::{DeliveryId, IdMap, Key, LinkId, SessionId, Slab};
 use crate::sasl::machine::{ClientStep, SaslClient, SaslServer, ServerAction};
 
 /// Settings for a new session.
@@ -211,8 +211,8 @@ struct Session {
     incoming_window_max: u32,
     remote_outgoing_window: u32,
     remote_handle_max: u32,
-    local_handles: HashMap<u32, LinkId>,
-    remote_handles: HashMap<u32, LinkId>,
+    local_handles: IdMap<u32, LinkId>,
+    remote_handles: IdMap<u32, LinkId>,
     next_delivery_id: u32,
     out_unsettled: Ring<OutEntry>,
     in_unsettled: Ring<InEntry>,
@@ -291,8 +291,8 @@ pub struct Connection {
     remote_channel_max: u16,
     remote_idle: Option<Duration>,
     sessions: Slab<Session>,
-    local_channels: HashMap<u16, SessionId>,
-    remote_channels: HashMap<u16, SessionId>,
+    local_channels: IdMap<u16, SessionId>,
+    remote_channels: IdMap<u16, SessionId>,
     links: Slab<Link>,
     events: VecDeque<Event>,
     dirty_links: Vec<LinkId>,
@@ -426,8 +426,8 @@ impl Connection {
             remote_channel_max: 0,
             remote_idle: None,
             sessions: Slab::default(),
-            local_channels: HashMap::new(),
-            remote_channels: HashMap::new(),
+            local_channels: IdMap::default(),
+            remote_channels: IdMap::default(),
             links: Slab::default(),
             events: VecDeque::new(),
             dirty_links: Vec::new(),
@@ -1950,8 +1950,8 @@ impl Connection {
             incoming_window_max: window,
             remote_outgoing_window: 0,
             remote_handle_max: u32::MAX,
-            local_handles: HashMap::new(),
-            remote_handles: HashMap::new(),
+            local_handles: IdMap::default(),
+            remote_handles: IdMap::default(),
             next_delivery_id: 0,
             out_unsettled: Ring::new(),
             in_unsettled: Ring::new(),
