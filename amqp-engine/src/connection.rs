@@ -1423,6 +1423,19 @@ impl Connection {
             }
             l.credit -= 1;
             l.delivery_count = l.delivery_count.wrapping_add(1);
+            if !more {
+                // A whole delivery in one frame (the common case): deliver it directly.
+                return self.deliver(
+                    sid,
+                    lid,
+                    number,
+                    t.delivery_tag.unwrap_or_default(),
+                    t.message_format.unwrap_or(0),
+                    t.settled.unwrap_or(false),
+                    t.state,
+                    payload,
+                );
+            }
             let partial = Partial {
                 number,
                 tag: t.delivery_tag.unwrap_or_default(),
@@ -1496,6 +1509,29 @@ impl Connection {
             Some(b) => b,
             None => p.buf.freeze(),
         };
+        self.deliver(
+            sid, lid, p.number, p.tag, p.format, p.settled, p.state, payload,
+        )
+    }
+
+    /// Delivers a complete incoming message: checks its size, records it as unsettled unless
+    /// the sender settled it, and queues the [`Event::Delivery`].
+    #[allow(clippy::too_many_arguments)]
+    fn deliver(
+        &mut self,
+        sid: SessionId,
+        lid: LinkId,
+        number: u32,
+        tag: Bytes,
+        format: u32,
+        settled: bool,
+        state: Option<DeliveryState>,
+        payload: Bytes,
+    ) -> Result<(), ConnectionError> {
+        let max_msg = self.config.max_message_size;
+        let Some(l) = self.links.get(lid.0) else {
+            return Ok(());
+        };
         if payload.len() as u64 > l.max_message_size.min(max_msg) {
             let limit = l.max_message_size.min(max_msg);
             self.link_error(
@@ -1508,13 +1544,13 @@ impl Connection {
             );
             return Ok(());
         }
-        if !p.settled {
+        if !settled {
             let s = self
                 .sessions
                 .get_mut(sid.0)
                 .ok_or_else(|| framing("session vanished"))?;
             if !s.in_unsettled.insert(
-                p.number,
+                number,
                 InEntry {
                     link: lid,
                     settle_pending: false,
@@ -1523,17 +1559,17 @@ impl Connection {
                 return self.session_error(
                     sid,
                     condition::NOT_ALLOWED,
-                    format!("delivery-id {} out of sequence", p.number),
+                    format!("delivery-id {number} out of sequence"),
                 );
             }
         }
         self.events.push_back(Event::Delivery(IncomingDelivery {
             link: lid,
-            delivery,
-            tag: p.tag,
-            message_format: p.format,
-            settled: p.settled,
-            state: p.state,
+            delivery: DeliveryId { link: lid, number },
+            tag,
+            message_format: format,
+            settled,
+            state,
             payload,
         }));
         Ok(())
