@@ -149,19 +149,23 @@ impl<T> Ring<T> {
         v
     }
 
-    /// Ids present in `first..=last` (bounded by what is stored, not by the range).
-    fn ids_in(&self, first: u32, last: u32) -> Vec<u32> {
-        let mut out = Vec::new();
+    /// The part of `first..=last` (serial-number order) that the ring spans, as its first id
+    /// and a count; entries in it may be empty. Bounded by what is stored, not by the range,
+    /// and computed without visiting the entries. Ids stay valid while entries are removed.
+    fn span_in(&self, first: u32, last: u32) -> (u32, u32) {
+        let len = self.items.len() as u32;
         let span = last.wrapping_sub(first);
-        for (i, e) in self.items.iter().enumerate() {
-            if e.is_some() {
-                let id = self.base.wrapping_add(i as u32);
-                if id.wrapping_sub(first) <= span {
-                    out.push(id);
-                }
-            }
-        }
-        out
+        let lo = if first.wrapping_sub(self.base) < len {
+            first
+        } else if len > 0 && self.base.wrapping_sub(first) <= span {
+            self.base
+        } else {
+            return (first, 0);
+        };
+        // lo is in the range, so last - lo cannot wrap; nor can the ring's rest past lo.
+        let in_range = last.wrapping_sub(lo) as u64 + 1;
+        let in_ring = len - lo.wrapping_sub(self.base);
+        (lo, in_range.min(in_ring as u64) as u32)
     }
 
     fn retain(&mut self, mut f: impl FnMut(&T) -> bool) {
@@ -1584,7 +1588,8 @@ impl Connection {
         match d.role {
             // From the receiver: about deliveries we sent.
             Role::Receiver => {
-                for id in s.out_unsettled.ids_in(d.first, last) {
+                let (lo, n) = s.out_unsettled.span_in(d.first, last);
+                for id in (0..n).map(|k| lo.wrapping_add(k)) {
                     let link = match s.out_unsettled.get_mut(id) {
                         Some(e) => e.link,
                         None => continue,
@@ -1601,7 +1606,8 @@ impl Connection {
             }
             // From the sender: about deliveries we received.
             Role::Sender => {
-                for id in s.in_unsettled.ids_in(d.first, last) {
+                let (lo, n) = s.in_unsettled.span_in(d.first, last);
+                for id in (0..n).map(|k| lo.wrapping_add(k)) {
                     let (link, pending) = match s.in_unsettled.get_mut(id) {
                         Some(e) => (e.link, e.settle_pending),
                         None => continue,
@@ -2662,3 +2668,44 @@ fn sasl_error(e: crate::sasl::SaslError) -> ConnectionError {
 
 #[allow(dead_code)]
 fn _unused(_: Key, _: Value) {}
+
+#[cfg(test)]
+mod ring_tests {
+    use super::Ring;
+
+    /// What `span_in` must cover: the stored ids `id` with `id - first <= last - first`.
+    fn brute(r: &Ring<()>, first: u32, last: u32) -> Vec<u32> {
+        let span = last.wrapping_sub(first);
+        (0..r.items.len() as u32)
+            .map(|i| r.base.wrapping_add(i))
+            .filter(|id| r.items[id.wrapping_sub(r.base) as usize].is_some())
+            .filter(|id| id.wrapping_sub(first) <= span)
+            .collect()
+    }
+
+    #[test]
+    fn span_in_matches_a_scan() {
+        for base in [0u32, 7, u32::MAX - 3] {
+            let mut r = Ring::new();
+            for k in 0..8u32 {
+                if k != 2 {
+                    assert!(r.insert(base.wrapping_add(k), ()));
+                }
+            }
+            for a in -3i64..12 {
+                for b in a..12 {
+                    let first = base.wrapping_add(a as u32);
+                    let last = base.wrapping_add(b as u32);
+                    let (lo, n) = r.span_in(first, last);
+                    let got: Vec<u32> = (0..n)
+                        .map(|k| lo.wrapping_add(k))
+                        .filter(|&id| r.index(id).is_some_and(|i| r.items[i].is_some()))
+                        .collect();
+                    assert_eq!(got, brute(&r, first, last), "base {base} {a}..={b}");
+                }
+            }
+        }
+        let empty: Ring<()> = Ring::new();
+        assert_eq!(empty.span_in(0, u32::MAX).1, 0);
+    }
+}
