@@ -2598,7 +2598,19 @@ impl Connection {
                 }
             }
         }
-        // Our role in the disposition is our role on the link.
+        // Our role in the disposition is our role on the link. A disposition that continues
+        // the previous one's range with the same settled flag and state extends it (the
+        // common case: every delivery accepted in order), so nothing is stored per delivery.
+        if let Some(p) = s.dispositions.last_mut() {
+            if p.role == role
+                && p.settled == settled_now
+                && p.last.wrapping_add(1) == delivery.number
+                && p.state == state
+            {
+                p.last = delivery.number;
+                return Ok(());
+            }
+        }
         s.dispositions.push(PendingDisposition {
             role,
             first: delivery.number,
