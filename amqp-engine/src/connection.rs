@@ -441,6 +441,102 @@ fn put_transfer(
     debug_assert_eq!(w.pos, hlen);
 }
 
+/// Decodes a transfer's field list (what follows its descriptor) and payload when it has the
+/// common shape: a `list8` of at most six fields - handle, delivery-id, delivery-tag,
+/// message-format, settled, more - each null or in one of the encodings below. Anything else
+/// (other encodings, later fields, a missing handle, malformed bytes) returns `None` and goes
+/// through the generic decoder, which accepts every encoding and reports errors.
+fn decode_transfer_common(body: &Bytes) -> Option<(Transfer, Bytes)> {
+    use codec::code;
+    let [code::LIST8, size, count, ..] = body[..] else {
+        return None;
+    };
+    let end = 2 + size as usize;
+    if !(1..=6).contains(&count) || end > body.len() {
+        return None;
+    }
+    let mut r = SliceReader {
+        buf: &body[..end],
+        pos: 3,
+    };
+    let mut t = Transfer {
+        handle: r.uint()??,
+        ..Transfer::default()
+    };
+    if count > 1 {
+        t.delivery_id = r.uint()?;
+    }
+    if count > 2 {
+        t.delivery_tag = match r.u8()? {
+            code::NULL => None,
+            code::VBIN8 => {
+                let n = r.u8()? as usize;
+                let start = r.pos;
+                r.pos += n;
+                if r.pos > end {
+                    return None;
+                }
+                Some(body.slice(start..r.pos))
+            }
+            _ => return None,
+        };
+    }
+    if count > 3 {
+        t.message_format = r.uint()?;
+    }
+    if count > 4 {
+        t.settled = r.bool()?;
+    }
+    if count > 5 {
+        t.more = r.bool()?;
+    }
+    (r.pos == end).then(|| (t, body.slice(end..)))
+}
+
+/// Reads the primitive encodings [`decode_transfer_common`] accepts; `None` for any other.
+struct SliceReader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl SliceReader<'_> {
+    #[inline]
+    fn u8(&mut self) -> Option<u8> {
+        let b = *self.buf.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    /// A `uint` (uint0, smalluint or uint), or null.
+    #[inline]
+    fn uint(&mut self) -> Option<Option<u32>> {
+        use codec::code;
+        Some(match self.u8()? {
+            code::NULL => None,
+            code::UINT0 => Some(0),
+            code::SMALLUINT => Some(self.u8()? as u32),
+            code::UINT => {
+                let b = self.buf.get(self.pos..self.pos + 4)?;
+                self.pos += 4;
+                Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            }
+            _ => return None,
+        })
+    }
+
+    /// A `boolean` (true or false), or null.
+    #[inline]
+    fn bool(&mut self) -> Option<Option<bool>> {
+        use codec::code;
+        Some(match self.u8()? {
+            code::NULL => None,
+            code::TRUE => Some(true),
+            code::FALSE => Some(false),
+            _ => return None,
+        })
+    }
+}
+
 /// Writes into a slice of known size (bounds-checked, no capacity checks per byte).
 struct SliceWriter<'a> {
     buf: &'a mut [u8],
@@ -998,8 +1094,13 @@ impl Connection {
                         self.on_flow(sid, f)?;
                     }
                     0x14 => {
-                        let t = Transfer::decode_body(&mut d).map_err(decode_error)?;
-                        let payload = d.rest_bytes();
+                        let (t, payload) = match decode_transfer_common(&body) {
+                            Some(tp) => tp,
+                            None => {
+                                let t = Transfer::decode_body(&mut d).map_err(decode_error)?;
+                                (t, d.rest_bytes())
+                            }
+                        };
                         let sid = self.session_for(channel, name)?;
                         self.on_transfer(sid, t, payload)?;
                     }
@@ -2836,6 +2937,93 @@ mod transfer_header_tests {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod transfer_decode_tests {
+    use super::*;
+    use amqp_proto::messaging::DeliveryState;
+
+    fn generic(body: &Bytes) -> (Transfer, Bytes) {
+        let mut d = codec::Decoder::new(body);
+        let t = Transfer::decode_body(&mut d).unwrap();
+        (t, d.rest_bytes())
+    }
+
+    /// Encodes `t` as a frame body after the descriptor, followed by a payload.
+    fn body_of(t: &Transfer) -> Bytes {
+        let mut b = BytesMut::new();
+        t.encode(&mut b);
+        b.extend_from_slice(b"payload");
+        Bytes::from(b).slice(3..)
+    }
+
+    #[test]
+    fn common_shape_decodes_like_the_generic_decoder() {
+        let mut cases = Vec::new();
+        for handle in [0u32, 9, 300] {
+            for id in [None, Some(0u32), Some(7), Some(1 << 30)] {
+                for tag in [None, Some(Bytes::new()), Some(Bytes::from_static(b"abc"))] {
+                    for flag in [None, Some(false), Some(true)] {
+                        cases.push(Transfer {
+                            handle,
+                            delivery_id: id,
+                            delivery_tag: tag.clone(),
+                            message_format: id.map(|_| 0),
+                            settled: flag,
+                            more: flag.map(|f| !f),
+                            ..Transfer::default()
+                        });
+                    }
+                }
+            }
+        }
+        for t in &cases {
+            let body = body_of(t);
+            let fast = decode_transfer_common(&body).expect("common shape");
+            assert_eq!(fast, generic(&body), "{t:?}");
+            assert_eq!(&fast.1[..], b"payload");
+        }
+    }
+
+    #[test]
+    fn other_shapes_fall_back() {
+        let unusual = [
+            Transfer {
+                handle: 1,
+                state: Some(DeliveryState::accepted()),
+                ..Transfer::default()
+            },
+            Transfer {
+                handle: 1,
+                aborted: Some(true),
+                ..Transfer::default()
+            },
+            Transfer {
+                handle: 1,
+                delivery_tag: Some(Bytes::from(vec![1u8; 300])),
+                ..Transfer::default()
+            },
+        ];
+        for t in &unusual {
+            assert!(decode_transfer_common(&body_of(t)).is_none(), "{t:?}");
+        }
+        // Truncated or inconsistent lists, a null handle, a boolean in its long form.
+        for raw in [
+            &[0xc0u8, 0x05, 0x02, 0x43][..],
+            &[0xc0, 0x02, 0x01, 0x40],
+            &[0xc0, 0x04, 0x02, 0x43, 0xa0, 0x09],
+            &[0xc0, 0x04, 0x02, 0x43, 0x43, 0x43],
+            &[0xc0, 0x07, 0x05, 0x43, 0x43, 0x40, 0x43, 0x56, 0x01],
+            &[0x45],
+            &[],
+        ] {
+            assert!(
+                decode_transfer_common(&Bytes::copy_from_slice(raw)).is_none(),
+                "{raw:?}"
+            );
         }
     }
 }
