@@ -441,12 +441,40 @@ fn put_transfer(
     debug_assert_eq!(w.pos, hlen);
 }
 
+/// The fields of an incoming transfer the engine acts on (its `state` travels separately):
+/// a fifth of the size of [`Transfer`], which is moved less and built faster.
+#[derive(Debug, PartialEq)]
+struct TransferIn {
+    handle: u32,
+    delivery_id: Option<u32>,
+    delivery_tag: Option<Bytes>,
+    message_format: Option<u32>,
+    settled: Option<bool>,
+    more: Option<bool>,
+    aborted: Option<bool>,
+}
+
+impl TransferIn {
+    fn from_transfer(t: Transfer) -> (TransferIn, Option<DeliveryState>) {
+        let fields = TransferIn {
+            handle: t.handle,
+            delivery_id: t.delivery_id,
+            delivery_tag: t.delivery_tag,
+            message_format: t.message_format,
+            settled: t.settled,
+            more: t.more,
+            aborted: t.aborted,
+        };
+        (fields, t.state)
+    }
+}
+
 /// Decodes a transfer's field list (what follows its descriptor) and payload when it has the
 /// common shape: a `list8` of at most six fields - handle, delivery-id, delivery-tag,
 /// message-format, settled, more - each null or in one of the encodings below. Anything else
 /// (other encodings, later fields, a missing handle, malformed bytes) returns `None` and goes
 /// through the generic decoder, which accepts every encoding and reports errors.
-fn decode_transfer_common(body: &Bytes) -> Option<(Transfer, Bytes)> {
+fn decode_transfer_common(body: &Bytes) -> Option<(TransferIn, Bytes)> {
     use codec::code;
     let [code::LIST8, size, count, ..] = body[..] else {
         return None;
@@ -459,9 +487,14 @@ fn decode_transfer_common(body: &Bytes) -> Option<(Transfer, Bytes)> {
         buf: &body[..end],
         pos: 3,
     };
-    let mut t = Transfer {
+    let mut t = TransferIn {
         handle: r.uint()??,
-        ..Transfer::default()
+        delivery_id: None,
+        delivery_tag: None,
+        message_format: None,
+        settled: None,
+        more: None,
+        aborted: None,
     };
     if count > 1 {
         t.delivery_id = r.uint()?;
@@ -1094,15 +1127,16 @@ impl Connection {
                         self.on_flow(sid, f)?;
                     }
                     0x14 => {
-                        let (t, payload) = match decode_transfer_common(&body) {
-                            Some(tp) => tp,
+                        let (t, state, payload) = match decode_transfer_common(&body) {
+                            Some((t, payload)) => (t, None, payload),
                             None => {
                                 let t = Transfer::decode_body(&mut d).map_err(decode_error)?;
-                                (t, d.rest_bytes())
+                                let (t, state) = TransferIn::from_transfer(t);
+                                (t, state, d.rest_bytes())
                             }
                         };
                         let sid = self.session_for(channel, name)?;
-                        self.on_transfer(sid, t, payload)?;
+                        self.on_transfer(sid, t, state, payload)?;
                     }
                     _ => {
                         let disp = Disposition::decode_body(&mut d).map_err(decode_error)?;
@@ -1154,7 +1188,10 @@ impl Connection {
                     Performative::End(e) => self.on_end(sid, e),
                     Performative::Attach(a) => self.on_attach(sid, a),
                     Performative::Flow(f) => self.on_flow(sid, f),
-                    Performative::Transfer(t) => self.on_transfer(sid, t, payload),
+                    Performative::Transfer(t) => {
+                        let (t, state) = TransferIn::from_transfer(t);
+                        self.on_transfer(sid, t, state, payload)
+                    }
                     Performative::Disposition(d) => self.on_disposition(sid, d),
                     Performative::Detach(d) => self.on_detach(sid, d),
                     _ => Ok(()),
@@ -1522,7 +1559,8 @@ impl Connection {
     fn on_transfer(
         &mut self,
         sid: SessionId,
-        t: Transfer,
+        t: TransferIn,
+        state: Option<DeliveryState>,
         payload: Bytes,
     ) -> Result<(), ConnectionError> {
         let max_msg = self.config.max_message_size;
@@ -1605,7 +1643,7 @@ impl Connection {
                     t.delivery_tag.unwrap_or_default(),
                     t.message_format.unwrap_or(0),
                     t.settled.unwrap_or(false),
-                    t.state,
+                    state,
                     payload,
                 );
             }
@@ -1614,7 +1652,7 @@ impl Connection {
                 tag: t.delivery_tag.unwrap_or_default(),
                 format: t.message_format.unwrap_or(0),
                 settled: t.settled.unwrap_or(false),
-                state: t.state,
+                state,
                 first: Some(payload),
                 buf: BytesMut::new(),
                 aborted: false,
@@ -2946,9 +2984,10 @@ mod transfer_decode_tests {
     use super::*;
     use amqp_proto::messaging::DeliveryState;
 
-    fn generic(body: &Bytes) -> (Transfer, Bytes) {
+    fn generic(body: &Bytes) -> (TransferIn, Bytes) {
         let mut d = codec::Decoder::new(body);
-        let t = Transfer::decode_body(&mut d).unwrap();
+        let (t, state) = TransferIn::from_transfer(Transfer::decode_body(&mut d).unwrap());
+        assert_eq!(state, None);
         (t, d.rest_bytes())
     }
 
