@@ -384,61 +384,94 @@ fn put_transfer(
     count: usize,
     body: usize,
 ) {
-    use codec::code;
     let hlen =
         FRAME_HEADER_SIZE + codec::descriptor_code_len(0x14) + codec::compound_len(count, body);
-    let start = buf.len();
-    buf.resize(start + hlen, 0);
-    let mut w = SliceWriter {
-        buf: &mut buf[start..],
-        pos: 0,
-    };
-    w.put(&(size as u32).to_be_bytes());
-    w.put(&[2, frame::FRAME_TYPE_AMQP]);
-    w.put(&ch.to_be_bytes());
-    w.put(&[code::DESCRIBED, code::SMALLULONG, 0x14]);
-    if body < 255 && count <= 255 {
-        w.put(&[code::LIST8, (body + 1) as u8, count as u8]);
+    if hlen <= 64 {
+        // The usual case (tags up to ~30 bytes): built on the stack, appended in one copy.
+        let mut stack = [0u8; 64];
+        let mut w = SliceWriter {
+            buf: &mut stack,
+            pos: 0,
+        };
+        w.transfer(size, ch, h, id, tag, fmt, settled, more, count, body);
+        debug_assert_eq!(w.pos, hlen);
+        buf.extend_from_slice(&stack[..hlen]);
     } else {
-        w.u8(code::LIST32);
-        w.put(&((body + 4) as u32).to_be_bytes());
-        w.put(&(count as u32).to_be_bytes());
+        let start = buf.len();
+        buf.resize(start + hlen, 0);
+        let mut w = SliceWriter {
+            buf: &mut buf[start..],
+            pos: 0,
+        };
+        w.transfer(size, ch, h, id, tag, fmt, settled, more, count, body);
+        debug_assert_eq!(w.pos, hlen);
     }
-    w.uint(h);
-    if count > 1 {
-        match id {
-            Some(id) => w.uint(id),
-            None => w.u8(code::NULL),
-        }
-    }
-    if count > 2 {
-        match tag {
-            Some(t) if t.len() <= 255 => {
-                w.put(&[code::VBIN8, t.len() as u8]);
-                w.put(t);
-            }
-            Some(t) => {
-                w.u8(code::VBIN32);
-                w.put(&(t.len() as u32).to_be_bytes());
-                w.put(t);
-            }
-            None => w.u8(code::NULL),
-        }
-    }
-    if count > 3 {
-        if id.is_some() || fmt != 0 {
-            w.uint(fmt);
+}
+
+impl SliceWriter<'_> {
+    /// The transfer frame header of [`put_transfer`].
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn transfer(
+        &mut self,
+        size: usize,
+        ch: u16,
+        h: u32,
+        id: Option<u32>,
+        tag: Option<&[u8]>,
+        fmt: u32,
+        settled: bool,
+        more: bool,
+        count: usize,
+        body: usize,
+    ) {
+        use codec::code;
+        self.put(&(size as u32).to_be_bytes());
+        self.put(&[2, frame::FRAME_TYPE_AMQP]);
+        self.put(&ch.to_be_bytes());
+        self.put(&[code::DESCRIBED, code::SMALLULONG, 0x14]);
+        if body < 255 && count <= 255 {
+            self.put(&[code::LIST8, (body + 1) as u8, count as u8]);
         } else {
-            w.u8(code::NULL);
+            self.u8(code::LIST32);
+            self.put(&((body + 4) as u32).to_be_bytes());
+            self.put(&(count as u32).to_be_bytes());
+        }
+        self.uint(h);
+        if count > 1 {
+            match id {
+                Some(id) => self.uint(id),
+                None => self.u8(code::NULL),
+            }
+        }
+        if count > 2 {
+            match tag {
+                Some(t) if t.len() <= 255 => {
+                    self.put(&[code::VBIN8, t.len() as u8]);
+                    self.put(t);
+                }
+                Some(t) => {
+                    self.u8(code::VBIN32);
+                    self.put(&(t.len() as u32).to_be_bytes());
+                    self.put(t);
+                }
+                None => self.u8(code::NULL),
+            }
+        }
+        if count > 3 {
+            if id.is_some() || fmt != 0 {
+                self.uint(fmt);
+            } else {
+                self.u8(code::NULL);
+            }
+        }
+        if count > 4 {
+            self.u8(if settled { code::TRUE } else { code::FALSE });
+        }
+        if count > 5 {
+            self.u8(if more { code::TRUE } else { code::FALSE });
         }
     }
-    if count > 4 {
-        w.u8(if settled { code::TRUE } else { code::FALSE });
-    }
-    if count > 5 {
-        w.u8(if more { code::TRUE } else { code::FALSE });
-    }
-    debug_assert_eq!(w.pos, hlen);
 }
 
 /// The fields of an incoming transfer the engine acts on (its `state` travels separately):
