@@ -149,6 +149,26 @@ impl<T> Ring<T> {
         v
     }
 
+    /// Removes every entry of a span returned by [`span_in`](Self::span_in). A span at the
+    /// front (the usual case: outcomes arrive in order) is dropped in one operation.
+    fn remove_span(&mut self, lo: u32, n: u32) {
+        let Some(start) = self.index(lo) else {
+            return;
+        };
+        let end = (start + n as usize).min(self.items.len());
+        if start == 0 {
+            self.items.drain(..end);
+            self.base = self.base.wrapping_add(end as u32);
+            while matches!(self.items.front(), Some(None)) {
+                self.items.pop_front();
+                self.base = self.base.wrapping_add(1);
+            }
+        } else {
+            // The front entry is present (removal trims empty ones), so nothing to trim.
+            self.items.range_mut(start..end).for_each(|e| *e = None);
+        }
+    }
+
     /// The part of `first..=last` (serial-number order) that the ring spans, as its first id
     /// and a count; entries in it may be empty. Bounded by what is stored, not by the range,
     /// and computed without visiting the entries. Ids stay valid while entries are removed.
@@ -1834,14 +1854,14 @@ impl Connection {
                         Some(e) => e.link,
                         None => continue,
                     };
-                    if settled {
-                        s.out_unsettled.remove(id);
-                    }
                     self.events.push_back(Event::Disposition {
                         delivery: DeliveryId { link, number: id },
                         state: d.state.clone(),
                         settled,
                     });
+                }
+                if settled {
+                    s.out_unsettled.remove_span(lo, n);
                 }
             }
             // From the sender: about deliveries we received.
@@ -2961,6 +2981,30 @@ mod ring_tests {
         }
         let empty: Ring<()> = Ring::new();
         assert_eq!(empty.span_in(0, u32::MAX).1, 0);
+    }
+
+    #[test]
+    fn remove_span_matches_removing_one_by_one() {
+        for base in [0u32, u32::MAX - 3] {
+            for a in -2i64..10 {
+                for b in a..10 {
+                    let mut bulk = Ring::new();
+                    let mut single = Ring::new();
+                    for k in [0u32, 1, 3, 4, 5, 7] {
+                        bulk.insert(base.wrapping_add(k), k);
+                        single.insert(base.wrapping_add(k), k);
+                    }
+                    let (first, last) = (base.wrapping_add(a as u32), base.wrapping_add(b as u32));
+                    let (lo, n) = bulk.span_in(first, last);
+                    bulk.remove_span(lo, n);
+                    for id in (0..n).map(|k| lo.wrapping_add(k)) {
+                        single.remove(id);
+                    }
+                    assert_eq!(bulk.base, single.base, "{a}..={b}");
+                    assert_eq!(bulk.items, single.items, "{a}..={b}");
+                }
+            }
+        }
     }
 }
 
