@@ -522,23 +522,25 @@ impl TransferIn {
     }
 }
 
-/// Decodes a transfer's field list (what follows its descriptor) and payload when it has the
+/// Decodes a transfer's field list (at `start` in the frame, after the descriptor) and payload
+/// when it has the
 /// common shape: a `list8` of at most six fields - handle, delivery-id, delivery-tag,
 /// message-format, settled, more - each null or in one of the encodings below. Anything else
 /// (other encodings, later fields, a missing handle, malformed bytes) returns `None` and goes
 /// through the generic decoder, which accepts every encoding and reports errors.
-fn decode_transfer_common(body: &Bytes) -> Option<(TransferIn, Bytes)> {
+fn decode_transfer_common(frame: &Bytes, start: usize) -> Option<(TransferIn, Bytes)> {
     use codec::code;
-    let [code::LIST8, size, count, ..] = body[..] else {
+    let body = frame.get(start..)?;
+    let [code::LIST8, size, count, ..] = *body else {
         return None;
     };
-    let end = 2 + size as usize;
-    if !(1..=6).contains(&count) || end > body.len() {
+    let end = start + 2 + size as usize;
+    if !(1..=6).contains(&count) || end > frame.len() {
         return None;
     }
     let mut r = SliceReader {
-        buf: &body[..end],
-        pos: 3,
+        buf: &frame[..end],
+        pos: start + 3,
     };
     let mut t = TransferIn {
         handle: r.uint()??,
@@ -557,12 +559,12 @@ fn decode_transfer_common(body: &Bytes) -> Option<(TransferIn, Bytes)> {
             code::NULL => None,
             code::VBIN8 => {
                 let n = r.u8()? as usize;
-                let start = r.pos;
+                let tag_at = r.pos;
                 r.pos += n;
                 if r.pos > end {
                     return None;
                 }
-                Some(body.slice(start..r.pos))
+                Some(frame.slice(tag_at..r.pos))
             }
             _ => return None,
         };
@@ -576,7 +578,7 @@ fn decode_transfer_common(body: &Bytes) -> Option<(TransferIn, Bytes)> {
     if count > 5 {
         t.more = r.bool()?;
     }
-    (r.pos == end).then(|| (t, body.slice(end..)))
+    (r.pos == end).then(|| (t, frame.slice(end..)))
 }
 
 /// Reads the primitive encodings [`decode_transfer_common`] accepts; `None` for any other.
@@ -1166,8 +1168,10 @@ impl Connection {
             let doff = bytes[4] as usize * 4;
             if let [0x00, 0x53, code @ (0x13 | 0x14 | 0x15), ..] = bytes[doff..] {
                 let channel = u16::from_be_bytes([bytes[6], bytes[7]]);
-                let body = bytes.slice(doff + 3..);
-                let mut d = codec::Decoder::with_limits(&body, self.config.limits);
+                // The performative's list starts after the 3-byte descriptor.
+                let start = doff + 3;
+                let body = || bytes.slice(start..);
+                let limits = self.config.limits;
                 let name = match code {
                     0x13 => Flow::NAME,
                     0x14 => Transfer::NAME,
@@ -1175,14 +1179,18 @@ impl Connection {
                 };
                 match code {
                     0x13 => {
+                        let body = body();
+                        let mut d = codec::Decoder::with_limits(&body, limits);
                         let f = Flow::decode_body(&mut d).map_err(decode_error)?;
                         let sid = self.session_for(channel, name)?;
                         self.on_flow(sid, f)?;
                     }
                     0x14 => {
-                        let (t, state, payload) = match decode_transfer_common(&body) {
+                        let (t, state, payload) = match decode_transfer_common(&bytes, start) {
                             Some((t, payload)) => (t, None, payload),
                             None => {
+                                let body = body();
+                                let mut d = codec::Decoder::with_limits(&body, limits);
                                 let t = Transfer::decode_body(&mut d).map_err(decode_error)?;
                                 let (t, state) = TransferIn::from_transfer(t);
                                 (t, state, d.rest_bytes())
@@ -1192,6 +1200,8 @@ impl Connection {
                         self.on_transfer(sid, t, state, payload)?;
                     }
                     _ => {
+                        let body = body();
+                        let mut d = codec::Decoder::with_limits(&body, limits);
                         let disp = Disposition::decode_body(&mut d).map_err(decode_error)?;
                         let sid = self.session_for(channel, name)?;
                         self.on_disposition(sid, disp)?;
@@ -3098,9 +3108,14 @@ mod transfer_decode_tests {
         }
         for t in &cases {
             let body = body_of(t);
-            let fast = decode_transfer_common(&body).expect("common shape");
+            let fast = decode_transfer_common(&body, 0).expect("common shape");
             assert_eq!(fast, generic(&body), "{t:?}");
             assert_eq!(&fast.1[..], b"payload");
+            // At an offset in a frame, as the engine calls it.
+            let mut framed = BytesMut::from(&b"\x00\x00\x00\x00\x02\x00\x00\x00\x00\x53\x14"[..]);
+            framed.extend_from_slice(&body);
+            let framed = framed.freeze();
+            assert_eq!(decode_transfer_common(&framed, 11), Some(fast));
         }
     }
 
@@ -3124,7 +3139,7 @@ mod transfer_decode_tests {
             },
         ];
         for t in &unusual {
-            assert!(decode_transfer_common(&body_of(t)).is_none(), "{t:?}");
+            assert!(decode_transfer_common(&body_of(t), 0).is_none(), "{t:?}");
         }
         // Truncated or inconsistent lists, a null handle, a boolean in its long form.
         for raw in [
@@ -3137,7 +3152,7 @@ mod transfer_decode_tests {
             &[],
         ] {
             assert!(
-                decode_transfer_common(&Bytes::copy_from_slice(raw)).is_none(),
+                decode_transfer_common(&Bytes::copy_from_slice(raw), 0).is_none(),
                 "{raw:?}"
             );
         }
