@@ -15,7 +15,7 @@ use amqp_proto::frame::{
 use amqp_proto::messaging::{DeliveryState, Source, TargetKind};
 use amqp_proto::performatives::*;
 use amqp_proto::{Symbol, Value};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::config::{ConnectionConfig, SaslMode, Side};
 use crate::error::{framing, ConnectionError, ErrorKind, OpError, Origin};
@@ -522,13 +522,13 @@ impl TransferIn {
     }
 }
 
-/// Decodes a transfer's field list (at `start` in the frame, after the descriptor) and payload
-/// when it has the
+/// Decodes a transfer's field list (at `start` in the frame, after the descriptor), returning
+/// it and where the payload starts, when it has the
 /// common shape: a `list8` of at most six fields - handle, delivery-id, delivery-tag,
 /// message-format, settled, more - each null or in one of the encodings below. Anything else
 /// (other encodings, later fields, a missing handle, malformed bytes) returns `None` and goes
 /// through the generic decoder, which accepts every encoding and reports errors.
-fn decode_transfer_common(frame: &Bytes, start: usize) -> Option<(TransferIn, Bytes)> {
+fn decode_transfer_common(frame: &Bytes, start: usize) -> Option<(TransferIn, usize)> {
     use codec::code;
     let body = frame.get(start..)?;
     let [code::LIST8, size, count, ..] = *body else {
@@ -578,7 +578,7 @@ fn decode_transfer_common(frame: &Bytes, start: usize) -> Option<(TransferIn, By
     if count > 5 {
         t.more = r.bool()?;
     }
-    (r.pos == end).then(|| (t, frame.slice(end..)))
+    (r.pos == end).then_some((t, end))
 }
 
 /// Reads the primitive encodings [`decode_transfer_common`] accepts; `None` for any other.
@@ -1187,7 +1187,12 @@ impl Connection {
                     }
                     0x14 => {
                         let (t, state, payload) = match decode_transfer_common(&bytes, start) {
-                            Some((t, payload)) => (t, None, payload),
+                            Some((t, end)) => {
+                                // The payload is the rest of the frame: reuse its reference.
+                                let mut payload = bytes;
+                                payload.advance(end);
+                                (t, None, payload)
+                            }
                             None => {
                                 let body = body();
                                 let mut d = codec::Decoder::with_limits(&body, limits);
@@ -3108,14 +3113,18 @@ mod transfer_decode_tests {
         }
         for t in &cases {
             let body = body_of(t);
-            let fast = decode_transfer_common(&body, 0).expect("common shape");
+            let (fast, end) = decode_transfer_common(&body, 0).expect("common shape");
+            let fast = (fast, body.slice(end..));
             assert_eq!(fast, generic(&body), "{t:?}");
             assert_eq!(&fast.1[..], b"payload");
             // At an offset in a frame, as the engine calls it.
             let mut framed = BytesMut::from(&b"\x00\x00\x00\x00\x02\x00\x00\x00\x00\x53\x14"[..]);
             framed.extend_from_slice(&body);
             let framed = framed.freeze();
-            assert_eq!(decode_transfer_common(&framed, 11), Some(fast));
+            assert_eq!(
+                decode_transfer_common(&framed, 11),
+                Some((fast.0, framed.len() - 7))
+            );
         }
     }
 
