@@ -1,6 +1,8 @@
 //! Throughput of an in-memory client/server engine pair: 100-byte `data` bodies, unsettled
 //! (accepted and settled by the receiver, every outcome seen by the sender) and pre-settled,
-//! with the message encoded by `send` or pre-encoded and sent with `send_bytes`.
+//! with the message encoded by `send` or pre-encoded and sent with `send_bytes`; bytes are
+//! copied between the engines with `handle_input`, as from a socket (the example
+//! `pair_throughput` also has `direct` variants that transmit into the peer's input buffer).
 //!
 //! Each iteration moves a batch of [`BATCH`] messages through an already attached link, so
 //! criterion's element throughput is messages per second; the `pair_bytes` group reports the
@@ -9,27 +11,28 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 mod common;
-use common::{Mode, Pair, PayloadKind, BODY_SIZE};
+use common::{Mode, Pair, PayloadKind, Wire, BODY_SIZE};
 
 /// Messages per measured iteration.
 const BATCH: u64 = 10_000;
 /// Link credit window (topped up when half is used).
 const WINDOW: u32 = 1000;
 
-fn scenarios() -> [(&'static str, Mode, PayloadKind); 4] {
+fn scenarios() -> [(&'static str, Mode, PayloadKind, Wire); 4] {
+    use {Mode::*, PayloadKind::*};
     [
-        ("unsettled/message", Mode::Unsettled, PayloadKind::Message),
-        ("unsettled/bytes", Mode::Unsettled, PayloadKind::Bytes),
-        ("presettled/message", Mode::Presettled, PayloadKind::Message),
-        ("presettled/bytes", Mode::Presettled, PayloadKind::Bytes),
+        ("unsettled/message", Unsettled, Message, Wire::Copy),
+        ("unsettled/bytes", Unsettled, Bytes, Wire::Copy),
+        ("presettled/message", Presettled, Message, Wire::Copy),
+        ("presettled/bytes", Presettled, Bytes, Wire::Copy),
     ]
 }
 
 fn bench_pair(c: &mut Criterion) {
     let mut g = c.benchmark_group("pair");
     g.throughput(Throughput::Elements(BATCH));
-    for (name, mode, kind) in scenarios() {
-        let mut pair = Pair::new(mode, kind, WINDOW);
+    for (name, mode, kind, wire) in scenarios() {
+        let mut pair = Pair::new(mode, kind, WINDOW).with_wire(wire);
         g.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter(|| pair.run(BATCH))
         });
@@ -38,8 +41,8 @@ fn bench_pair(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("pair_bytes");
     g.throughput(Throughput::Bytes(BATCH * BODY_SIZE as u64));
-    for (name, mode, kind) in scenarios() {
-        if kind != PayloadKind::Message {
+    for (name, mode, kind, wire) in scenarios() {
+        if kind != PayloadKind::Message || wire != Wire::Copy {
             continue;
         }
         let mut pair = Pair::new(mode, kind, WINDOW);

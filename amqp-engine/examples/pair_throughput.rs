@@ -7,8 +7,11 @@
 //! ```
 //!
 //! `COUNT` defaults to 1,000,000; scenarios are `unsettled/message`, `unsettled/bytes`,
-//! `presettled/message`, `presettled/bytes` (default: all). Prints messages/s, body MB/s,
-//! wire MB/s and heap allocations per message (counted by a wrapping global allocator).
+//! `presettled/message`, `presettled/bytes` (bytes copied between the engines as a socket
+//! would), and `unsettled/message/direct`, `unsettled/bytes/direct` (each engine transmits
+//! straight into the other's input buffer); give full names or words (`unsettled`, `direct`);
+//! default: all. Prints messages/s, body MB/s, wire MB/s and heap allocations per message
+//! (counted by a wrapping global allocator).
 
 use std::alloc::System;
 use std::time::Instant;
@@ -17,7 +20,7 @@ use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[path = "../benches/common/mod.rs"]
 mod common;
-use common::{Mode, Pair, PayloadKind};
+use common::{Mode, Pair, PayloadKind, Wire};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -34,20 +37,57 @@ fn main() {
         }
     }
     let all = [
-        ("unsettled/message", Mode::Unsettled, PayloadKind::Message),
-        ("unsettled/bytes", Mode::Unsettled, PayloadKind::Bytes),
-        ("presettled/message", Mode::Presettled, PayloadKind::Message),
-        ("presettled/bytes", Mode::Presettled, PayloadKind::Bytes),
+        (
+            "unsettled/message",
+            Mode::Unsettled,
+            PayloadKind::Message,
+            Wire::Copy,
+        ),
+        (
+            "unsettled/bytes",
+            Mode::Unsettled,
+            PayloadKind::Bytes,
+            Wire::Copy,
+        ),
+        (
+            "presettled/message",
+            Mode::Presettled,
+            PayloadKind::Message,
+            Wire::Copy,
+        ),
+        (
+            "presettled/bytes",
+            Mode::Presettled,
+            PayloadKind::Bytes,
+            Wire::Copy,
+        ),
+        (
+            "unsettled/message/direct",
+            Mode::Unsettled,
+            PayloadKind::Message,
+            Wire::Direct,
+        ),
+        (
+            "unsettled/bytes/direct",
+            Mode::Unsettled,
+            PayloadKind::Bytes,
+            Wire::Direct,
+        ),
     ];
     println!(
-        "{:<20} {:>10} {:>12} {:>10} {:>10} {:>11}",
+        "{:<26} {:>10} {:>12} {:>10} {:>10} {:>11}",
         "scenario", "messages", "msg/s", "body MB/s", "wire MB/s", "allocs/msg"
     );
-    for (name, mode, kind) in all {
-        if !wanted.is_empty() && !wanted.iter().any(|w| name.contains(w.as_str())) {
+    for (name, mode, kind, wire) in all {
+        // A scenario runs if named exactly, or if a word of its name is given ("unsettled").
+        let selected = wanted.is_empty()
+            || wanted
+                .iter()
+                .any(|w| w == name || name.split('/').any(|part| part == w));
+        if !selected {
             continue;
         }
-        let mut pair = Pair::new(mode, kind, WINDOW);
+        let mut pair = Pair::new(mode, kind, WINDOW).with_wire(wire);
         let region = Region::new(GLOBAL);
         let start = Instant::now();
         let t = pair.run(count);
@@ -58,7 +98,7 @@ fn main() {
             assert_eq!(t.outcomes, count);
         }
         println!(
-            "{:<20} {:>10} {:>12.0} {:>10.1} {:>10.1} {:>11.3}",
+            "{:<26} {:>10} {:>12.0} {:>10.1} {:>10.1} {:>11.3}",
             name,
             count,
             count as f64 / secs,

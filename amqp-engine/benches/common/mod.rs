@@ -37,6 +37,17 @@ pub(crate) enum Mode {
     Presettled,
 }
 
+/// How bytes move between the two engines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wire {
+    /// `poll_transmit` into a reused buffer, then `handle_input(&buf)` on the peer: one copy,
+    /// as a socket read would make.
+    Copy,
+    /// `poll_transmit` straight into the peer's `input_buffer()`, then `handle_read`: the
+    /// engines swap buffers, nothing is copied.
+    Direct,
+}
+
 /// Totals of one run.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Totals {
@@ -65,6 +76,7 @@ pub(crate) struct Pair {
     message: Message,
     encoded: Bytes,
     kind: PayloadKind,
+    wire: Wire,
 }
 
 impl Pair {
@@ -98,6 +110,7 @@ impl Pair {
             message,
             encoded,
             kind,
+            wire: Wire::Copy,
         };
         let mut receiver = None;
         for _ in 0..10 {
@@ -132,24 +145,56 @@ impl Pair {
         pair
     }
 
+    /// Sets how bytes move between the engines (default [`Wire::Copy`]).
+    pub(crate) fn with_wire(mut self, wire: Wire) -> Pair {
+        self.wire = wire;
+        self
+    }
+
     fn client_to_server(&mut self) -> u64 {
-        self.client.poll_transmit(&mut self.buf);
-        let n = self.buf.len() as u64;
-        if n > 0 {
-            self.server.handle_input(&self.buf, self.now).unwrap();
-            self.buf.clear();
-        }
-        n
+        Self::transfer(
+            &mut self.client,
+            &mut self.server,
+            &mut self.buf,
+            self.wire,
+            self.now,
+        )
     }
 
     fn server_to_client(&mut self) -> u64 {
-        self.server.poll_transmit(&mut self.buf);
-        let n = self.buf.len() as u64;
-        if n > 0 {
-            self.client.handle_input(&self.buf, self.now).unwrap();
-            self.buf.clear();
+        Self::transfer(
+            &mut self.server,
+            &mut self.client,
+            &mut self.buf,
+            self.wire,
+            self.now,
+        )
+    }
+
+    fn transfer(
+        from: &mut Connection,
+        to: &mut Connection,
+        buf: &mut BytesMut,
+        wire: Wire,
+        now: Instant,
+    ) -> u64 {
+        match wire {
+            Wire::Copy => {
+                let n = from.poll_transmit(buf) as u64;
+                if n > 0 {
+                    to.handle_input(buf, now).unwrap();
+                    buf.clear();
+                }
+                n
+            }
+            Wire::Direct => {
+                let n = from.poll_transmit(to.input_buffer()) as u64;
+                if n > 0 {
+                    to.handle_read(now).unwrap();
+                }
+                n
+            }
         }
-        n
     }
 
     /// Sends `n` messages and runs both engines until all are received and, when unsettled,
