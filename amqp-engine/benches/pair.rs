@@ -8,6 +8,9 @@
 //! criterion's element throughput is messages per second; the `pair_bytes` group reports the
 //! same runs as body bytes per second.
 
+// criterion_group! generates an undocumented `pub fn benches`.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 mod common;

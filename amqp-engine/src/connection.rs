@@ -1166,7 +1166,7 @@ impl Connection {
         // `Performative` (hundreds of bytes, moved several times per frame).
         if bytes[5] == frame::FRAME_TYPE_AMQP {
             let doff = bytes[4] as usize * 4;
-            if let [0x00, 0x53, code @ (0x13 | 0x14 | 0x15), ..] = bytes[doff..] {
+            if let [0x00, 0x53, code @ 0x13..=0x15, ..] = bytes[doff..] {
                 let channel = u16::from_be_bytes([bytes[6], bytes[7]]);
                 // The performative's list starts after the 3-byte descriptor.
                 let start = doff + 3;
