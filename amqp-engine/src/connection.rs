@@ -1871,7 +1871,7 @@ impl Connection {
                     };
                     self.events.push_back(Event::Disposition {
                         delivery: DeliveryId { link, number: id },
-                        state: d.state.clone(),
+                        state: clone_state(&d.state),
                         settled,
                     });
                 }
@@ -2882,7 +2882,7 @@ impl Connection {
             if p.role == role
                 && p.settled == settled_now
                 && p.last.wrapping_add(1) == delivery.number
-                && p.state == state
+                && same_state(&p.state, &state)
             {
                 p.last = delivery.number;
                 return Ok(());
@@ -2917,6 +2917,30 @@ impl Connection {
             }
         }
         self.disposition(delivery, None, true)
+    }
+}
+
+/// `a == b`, answered without the derived comparison for the outcomes that carry no fields
+/// (compared once per disposition when coalescing).
+#[inline]
+fn same_state(a: &Option<DeliveryState>, b: &Option<DeliveryState>) -> bool {
+    match (a, b) {
+        (None, None)
+        | (Some(DeliveryState::Accepted(_)), Some(DeliveryState::Accepted(_)))
+        | (Some(DeliveryState::Released(_)), Some(DeliveryState::Released(_))) => true,
+        _ => a == b,
+    }
+}
+
+/// `s.clone()`, without the derived clone for the outcomes that carry no fields (cloned once
+/// per delivery of a disposition range, into its event).
+#[inline]
+fn clone_state(s: &Option<DeliveryState>) -> Option<DeliveryState> {
+    match s {
+        None => None,
+        Some(DeliveryState::Accepted(_)) => Some(DeliveryState::accepted()),
+        Some(DeliveryState::Released(_)) => Some(DeliveryState::released()),
+        other => other.clone(),
     }
 }
 
@@ -3164,6 +3188,36 @@ mod transfer_decode_tests {
                 decode_transfer_common(&Bytes::copy_from_slice(raw), 0).is_none(),
                 "{raw:?}"
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::{clone_state, same_state};
+    use amqp_proto::definitions::{condition, Error};
+    use amqp_proto::messaging::{DeliveryState, Modified, Rejected};
+
+    #[test]
+    fn fast_state_helpers_agree_with_derived_ones() {
+        let states = [
+            None,
+            Some(DeliveryState::accepted()),
+            Some(DeliveryState::released()),
+            Some(DeliveryState::Rejected(Rejected { error: None })),
+            Some(DeliveryState::Rejected(Rejected {
+                error: Some(Error::new(condition::NOT_ALLOWED, "no")),
+            })),
+            Some(DeliveryState::Modified(Modified {
+                delivery_failed: Some(true),
+                ..Modified::default()
+            })),
+        ];
+        for a in &states {
+            assert_eq!(&clone_state(a), a);
+            for b in &states {
+                assert_eq!(same_state(a, b), a == b, "{a:?} {b:?}");
+            }
         }
     }
 }
