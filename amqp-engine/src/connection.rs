@@ -2577,14 +2577,12 @@ impl Connection {
         payload: Bytes,
         opts: SendOptions<'_>,
     ) -> Result<DeliveryId, OpError> {
-        let len = payload.len();
-        let p2 = payload.clone();
         self.send_inner(
             lid,
-            len,
+            payload.len(),
             opts,
-            &mut |buf: &mut BytesMut| buf.put_slice(&p2),
-            Some(payload),
+            &mut |buf: &mut BytesMut| buf.put_slice(&payload),
+            Some(&payload),
         )
     }
 
@@ -2594,7 +2592,7 @@ impl Connection {
         len: usize,
         opts: SendOptions<'_>,
         write: &mut dyn FnMut(&mut BytesMut),
-        owned: Option<Bytes>,
+        owned: Option<&Bytes>,
     ) -> Result<DeliveryId, OpError> {
         self.check_usable()?;
         let l = self.links.get_mut(lid.0).ok_or(OpError::UnknownHandle)?;
@@ -2673,7 +2671,7 @@ impl Connection {
         }
         // Slow path: encode once, then split into frames (queued if the window is closed).
         let payload = match owned {
-            Some(b) => b,
+            Some(b) => b.clone(),
             None => {
                 let mut b = BytesMut::with_capacity(len);
                 write(&mut b);
