@@ -2059,8 +2059,9 @@ impl Connection {
         if self.dirty_sessions.is_empty() && self.dirty_links.is_empty() {
             return;
         }
-        let sessions = std::mem::take(&mut self.dirty_sessions);
-        for sid in sessions {
+        // The taken vectors are handed back empty afterwards, so their allocations are reused.
+        let mut sessions = std::mem::take(&mut self.dirty_sessions);
+        for sid in sessions.drain(..) {
             let Some(s) = self.sessions.get_mut(sid.0) else {
                 continue;
             };
@@ -2070,7 +2071,7 @@ impl Connection {
                 continue;
             }
             let ch = s.channel;
-            let disps = std::mem::take(&mut s.dispositions);
+            let mut disps = std::mem::take(&mut s.dispositions);
             let flow = if s.flow_dirty {
                 s.flow_dirty = false;
                 s.incoming_window = s.incoming_window_max;
@@ -2104,6 +2105,12 @@ impl Connection {
                 self.write(ch, &frame);
                 i = j;
             }
+            disps.clear();
+            if let Some(s) = self.sessions.get_mut(sid.0) {
+                if s.dispositions.is_empty() {
+                    s.dispositions = disps;
+                }
+            }
             if flow.is_some() {
                 if let Some(s) = self.sessions.get(sid.0) {
                     let f = self.flow_for(s);
@@ -2111,8 +2118,11 @@ impl Connection {
                 }
             }
         }
-        let links = std::mem::take(&mut self.dirty_links);
-        for lid in links {
+        if self.dirty_sessions.is_empty() {
+            self.dirty_sessions = sessions;
+        }
+        let mut links = std::mem::take(&mut self.dirty_links);
+        for lid in links.drain(..) {
             let Some(l) = self.links.get_mut(lid.0) else {
                 continue;
             };
@@ -2145,6 +2155,9 @@ impl Connection {
                 f.available = Some(avail);
             }
             self.write(ch, &f);
+        }
+        if self.dirty_links.is_empty() {
+            self.dirty_links = links;
         }
     }
 
