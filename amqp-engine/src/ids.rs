@@ -1,6 +1,8 @@
 //! Small `Copy` handles and the slab that owns what they point to.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::Hash;
 
 /// A session of a [`Connection`](crate::Connection).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -111,5 +113,104 @@ impl<T> Slab<T> {
                 gen: *g,
             })
             .collect()
+    }
+}
+
+/// Keys below this live in a vector indexed by the key; larger ones in a hash map.
+const DENSE_KEYS: usize = 256;
+
+/// A map from small integer ids (channels, handles) to values, shaped like the parts of
+/// `HashMap` the engine uses. Peers number channels and handles from 0, so lookups on the
+/// per-frame path are an index into a short vector, with no hashing; any other key still works.
+#[derive(Debug)]
+pub(crate) struct IdMap<K, V> {
+    dense: Vec<Option<V>>,
+    sparse: HashMap<K, V>,
+}
+
+impl<K, V> Default for IdMap<K, V> {
+    fn default() -> Self {
+        IdMap {
+            dense: Vec::new(),
+            sparse: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Copy + Eq + Hash + Into<u32>, V> IdMap<K, V> {
+    #[inline]
+    fn slot(k: &K) -> Option<usize> {
+        let i = (*k).into() as usize;
+        (i < DENSE_KEYS).then_some(i)
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, k: &K) -> Option<&V> {
+        match Self::slot(k) {
+            Some(i) => self.dense.get(i).and_then(Option::as_ref),
+            None => self.sparse.get(k),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn contains_key(&self, k: &K) -> bool {
+        self.get(k).is_some()
+    }
+
+    pub(crate) fn insert(&mut self, k: K, v: V) -> Option<V> {
+        match Self::slot(&k) {
+            Some(i) => {
+                if self.dense.len() <= i {
+                    self.dense.resize_with(i + 1, || None);
+                }
+                self.dense[i].replace(v)
+            }
+            None => self.sparse.insert(k, v),
+        }
+    }
+
+    pub(crate) fn remove(&mut self, k: &K) -> Option<V> {
+        match Self::slot(k) {
+            Some(i) => self.dense.get_mut(i).and_then(Option::take),
+            None => self.sparse.remove(k),
+        }
+    }
+
+    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
+        self.dense.iter().flatten().chain(self.sparse.values())
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.dense.clear();
+        self.sparse.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IdMap;
+
+    #[test]
+    fn id_map_dense_and_sparse_keys() {
+        let mut m: IdMap<u32, &str> = IdMap::default();
+        assert_eq!(m.insert(3, "a"), None);
+        assert_eq!(m.insert(70_000, "b"), None);
+        assert_eq!(m.insert(3, "c"), Some("a"));
+        assert_eq!(m.get(&3), Some(&"c"));
+        assert_eq!(m.get(&70_000), Some(&"b"));
+        assert!(!m.contains_key(&4));
+        assert!(!m.contains_key(&1_000_000));
+        let mut v: Vec<_> = m.values().copied().collect();
+        v.sort();
+        assert_eq!(v, ["b", "c"]);
+        assert_eq!(m.remove(&3), Some("c"));
+        assert_eq!(m.remove(&3), None);
+        assert_eq!(m.remove(&70_000), Some("b"));
+        assert_eq!(m.values().count(), 0);
+        let mut c: IdMap<u16, u8> = IdMap::default();
+        c.insert(u16::MAX, 1);
+        c.insert(0, 2);
+        assert_eq!(c.get(&u16::MAX), Some(&1));
+        assert_eq!(c.get(&0), Some(&2));
     }
 }

@@ -8,7 +8,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 use nom::number::complete::{
-    be_f32, be_f64, be_i16, be_i32, be_i64, be_i8, be_u16, be_u32, be_u64, be_u8,
+    be_f32, be_f64, be_i16, be_i32, be_i64, be_i8, be_u16, be_u32, be_u64,
 };
 use nom::IResult;
 
@@ -186,18 +186,28 @@ impl<'a> Decoder<'a> {
         self.rest.first() == Some(&code::NULL)
     }
 
+    // The two most frequent reads (every constructor, every length-prefixed body) are plain
+    // slice operations; nom's generic combinators cost several times more per byte here.
+    #[inline]
     fn u8(&mut self) -> Result<u8, DecodeError> {
-        self.run(be_u8)
+        match self.rest.split_first() {
+            Some((&b, rest)) => {
+                self.rest = rest;
+                Ok(b)
+            }
+            None => Err(DecodeError::truncated(1)),
+        }
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if n > self.rest.len() {
-            return Err(DecodeError::truncated(n - self.rest.len()));
+        match self.rest.split_at_checked(n) {
+            Some((head, rest)) => {
+                self.rest = rest;
+                Ok(head)
+            }
+            None => Err(DecodeError::truncated(n - self.rest.len())),
         }
-        // Length already checked: a plain split (nom's `take` re-checks and showed in profiles).
-        let (taken, rest) = self.rest.split_at(n);
-        self.rest = rest;
-        Ok(taken)
     }
 
     fn take_bytes(&mut self, n: usize) -> Result<Bytes, DecodeError> {
@@ -659,7 +669,37 @@ fn put_array_header(buf: &mut BytesMut, count: usize, body: usize) {
 /// Size of a `ulong` descriptor `0x00 <ulong>`.
 #[inline]
 pub fn descriptor_code_len(c: u64) -> usize {
-    1 + Value::Ulong(c).encoded_len()
+    1 + ulong_len(c)
+}
+
+/// Size of a `uint` in its smallest encoding (`uint0`, `smalluint` or `uint`).
+#[inline]
+pub fn uint_len(v: u32) -> usize {
+    match v {
+        0 => 1,
+        1..=255 => 2,
+        _ => 5,
+    }
+}
+
+/// Size of a `ulong` in its smallest encoding (`ulong0`, `smallulong` or `ulong`).
+#[inline]
+pub fn ulong_len(v: u64) -> usize {
+    match v {
+        0 => 1,
+        1..=255 => 2,
+        _ => 9,
+    }
+}
+
+#[inline]
+fn bool_len(_: bool) -> usize {
+    1
+}
+
+#[inline]
+fn put_bool(buf: &mut BytesMut, v: bool) {
+    buf.put_u8(if v { code::TRUE } else { code::FALSE });
 }
 
 /// Writes a `ulong` descriptor `0x00 <ulong>`.
@@ -679,28 +719,6 @@ fn put_ulong(buf: &mut BytesMut, v: u64) {
     } else {
         buf.put_u8(code::ULONG);
         buf.put_u64(v);
-    }
-}
-
-#[inline]
-fn put_int(buf: &mut BytesMut, v: i32) {
-    if let Ok(small) = i8::try_from(v) {
-        buf.put_u8(code::SMALLINT);
-        buf.put_i8(small);
-    } else {
-        buf.put_u8(code::INT);
-        buf.put_i32(v);
-    }
-}
-
-#[inline]
-fn put_long(buf: &mut BytesMut, v: i64) {
-    if let Ok(small) = i8::try_from(v) {
-        buf.put_u8(code::SMALLLONG);
-        buf.put_i8(small);
-    } else {
-        buf.put_u8(code::LONG);
-        buf.put_i64(v);
     }
 }
 
@@ -972,16 +990,8 @@ impl Encode for Value {
             Value::Null | Value::Bool(_) => 1,
             Value::Ubyte(_) | Value::Byte(_) => 2,
             Value::Ushort(_) | Value::Short(_) => 3,
-            Value::Uint(v) => match v {
-                0 => 1,
-                1..=255 => 2,
-                _ => 5,
-            },
-            Value::Ulong(v) => match v {
-                0 => 1,
-                1..=255 => 2,
-                _ => 9,
-            },
+            Value::Uint(v) => uint_len(*v),
+            Value::Ulong(v) => ulong_len(*v),
             Value::Int(v) => {
                 if i8::try_from(*v).is_ok() {
                     2
@@ -1038,8 +1048,24 @@ impl Encode for Value {
                 buf.put_u8(code::SHORT);
                 buf.put_i16(*v);
             }
-            Value::Int(v) => put_int(buf, *v),
-            Value::Long(v) => put_long(buf, *v),
+            Value::Int(v) => {
+                if let Ok(small) = i8::try_from(*v) {
+                    buf.put_u8(code::SMALLINT);
+                    buf.put_i8(small);
+                } else {
+                    buf.put_u8(code::INT);
+                    buf.put_i32(*v);
+                }
+            }
+            Value::Long(v) => {
+                if let Ok(small) = i8::try_from(*v) {
+                    buf.put_u8(code::SMALLLONG);
+                    buf.put_i8(small);
+                } else {
+                    buf.put_u8(code::LONG);
+                    buf.put_i64(*v);
+                }
+            }
             Value::Float(v) => {
                 buf.put_u8(code::FLOAT);
                 buf.put_f32(*v);
@@ -1112,26 +1138,37 @@ impl Decode for Value {
 // Typed primitives: Encode/Decode for Rust types, accepting every encoding of the AMQP type.
 // ---------------------------------------------------------------------------------------------
 
-// The encoders write the same bytes as `Value::encode` does for the matching variant, but
-// directly: going through a temporary `Value` made every field of every composite call the
-// (large, out-of-line) `Value` encoder and `Value`'s drop glue.
 macro_rules! fixed_primitive {
-    (
-        $t:ty, $name:literal, len: $len:expr, put: $put:expr,
-        [$($code:path => $read:expr),+ $(,)?]
-    ) => {
+    // Encoded through `Value` (rarely used in performatives).
+    ($t:ty, $name:literal, $variant:ident, [$($code:path => $read:expr),+ $(,)?]) => {
         impl Encode for $t {
             #[inline]
             fn encoded_len(&self) -> usize {
-                #[allow(clippy::redundant_closure_call)]
-                ($len)(*self)
+                Value::$variant((*self).into()).encoded_len()
             }
             #[inline]
             fn encode(&self, buf: &mut BytesMut) {
-                #[allow(clippy::redundant_closure_call)]
-                ($put)(buf, *self)
+                Value::$variant((*self).into()).encode(buf)
             }
         }
+        fixed_primitive!(@decode $t, $name, [$($code => $read),+]);
+    };
+    // Encoded directly (hot in performatives: no `Value` is built, and the small functions
+    // inline across crates).
+    ($t:ty, $name:literal, len = $len:path, put = $put:path, [$($code:path => $read:expr),+ $(,)?]) => {
+        impl Encode for $t {
+            #[inline]
+            fn encoded_len(&self) -> usize {
+                $len(*self)
+            }
+            #[inline]
+            fn encode(&self, buf: &mut BytesMut) {
+                $put(buf, *self)
+            }
+        }
+        fixed_primitive!(@decode $t, $name, [$($code => $read),+]);
+    };
+    (@decode $t:ty, $name:literal, [$($code:path => $read:expr),+]) => {
         impl Decode for $t {
             #[inline]
             fn decode(d: &mut Decoder<'_>) -> Result<Self, DecodeError> {
@@ -1146,10 +1183,7 @@ macro_rules! fixed_primitive {
     };
 }
 
-fixed_primitive!(bool, "boolean",
-    len: |_| 1,
-    put: |b: &mut BytesMut, v| b.put_u8(if v { code::TRUE } else { code::FALSE }),
-    [
+fixed_primitive!(bool, "boolean", len = bool_len, put = put_bool, [
     code::TRUE => |_: &mut Decoder<'_>| Ok(true),
     code::FALSE => |_: &mut Decoder<'_>| Ok(false),
     code::BOOLEAN => |d: &mut Decoder<'_>| match d.u8()? {
@@ -1158,74 +1192,35 @@ fixed_primitive!(bool, "boolean",
         b => Err(DecodeError::invalid(format!("boolean byte 0x{b:02x}"))),
     },
 ]);
-fixed_primitive!(u8, "ubyte",
-    len: |_| 2,
-    put: |b: &mut BytesMut, v| b.put_slice(&[code::UBYTE, v]),
-    [code::UBYTE => |d: &mut Decoder<'_>| d.u8()]);
-fixed_primitive!(u16, "ushort",
-    len: |_| 3,
-    put: |b: &mut BytesMut, v: u16| { b.put_u8(code::USHORT); b.put_u16(v) },
-    [code::USHORT => |d: &mut Decoder<'_>| d.run(be_u16)]);
-fixed_primitive!(u32, "uint",
-    len: |v| match v { 0 => 1, 1..=255 => 2, _ => 5 },
-    put: put_uint,
-    [
+fixed_primitive!(u8, "ubyte", Ubyte, [code::UBYTE => |d: &mut Decoder<'_>| d.u8()]);
+fixed_primitive!(u16, "ushort", Ushort, [code::USHORT => |d: &mut Decoder<'_>| d.run(be_u16)]);
+fixed_primitive!(u32, "uint", len = uint_len, put = put_uint, [
     code::UINT0 => |_: &mut Decoder<'_>| Ok(0),
     code::SMALLUINT => |d: &mut Decoder<'_>| d.u8().map(u32::from),
     code::UINT => |d: &mut Decoder<'_>| d.run(be_u32),
 ]);
-fixed_primitive!(u64, "ulong",
-    len: |v| match v { 0 => 1, 1..=255 => 2, _ => 9 },
-    put: put_ulong,
-    [
+fixed_primitive!(u64, "ulong", len = ulong_len, put = put_ulong, [
     code::ULONG0 => |_: &mut Decoder<'_>| Ok(0),
     code::SMALLULONG => |d: &mut Decoder<'_>| d.u8().map(u64::from),
     code::ULONG => |d: &mut Decoder<'_>| d.run(be_u64),
 ]);
-fixed_primitive!(i8, "byte",
-    len: |_| 2,
-    put: |b: &mut BytesMut, v: i8| { b.put_u8(code::BYTE); b.put_i8(v) },
-    [code::BYTE => |d: &mut Decoder<'_>| d.run(be_i8)]);
-fixed_primitive!(i16, "short",
-    len: |_| 3,
-    put: |b: &mut BytesMut, v: i16| { b.put_u8(code::SHORT); b.put_i16(v) },
-    [code::SHORT => |d: &mut Decoder<'_>| d.run(be_i16)]);
-fixed_primitive!(i32, "int",
-    len: |v| if i8::try_from(v).is_ok() { 2 } else { 5 },
-    put: put_int,
-    [
+fixed_primitive!(i8, "byte", Byte, [code::BYTE => |d: &mut Decoder<'_>| d.run(be_i8)]);
+fixed_primitive!(i16, "short", Short, [code::SHORT => |d: &mut Decoder<'_>| d.run(be_i16)]);
+fixed_primitive!(i32, "int", Int, [
     code::SMALLINT => |d: &mut Decoder<'_>| d.run(be_i8).map(i32::from),
     code::INT => |d: &mut Decoder<'_>| d.run(be_i32),
 ]);
-fixed_primitive!(i64, "long",
-    len: |v| if i8::try_from(v).is_ok() { 2 } else { 9 },
-    put: put_long,
-    [
+fixed_primitive!(i64, "long", Long, [
     code::SMALLLONG => |d: &mut Decoder<'_>| d.run(be_i8).map(i64::from),
     code::LONG => |d: &mut Decoder<'_>| d.run(be_i64),
 ]);
-fixed_primitive!(f32, "float",
-    len: |_| 5,
-    put: |b: &mut BytesMut, v: f32| { b.put_u8(code::FLOAT); b.put_f32(v) },
-    [code::FLOAT => |d: &mut Decoder<'_>| d.run(be_f32)]);
-fixed_primitive!(f64, "double",
-    len: |_| 9,
-    put: |b: &mut BytesMut, v: f64| { b.put_u8(code::DOUBLE); b.put_f64(v) },
-    [code::DOUBLE => |d: &mut Decoder<'_>| d.run(be_f64)]);
-fixed_primitive!(Timestamp, "timestamp",
-    len: |_| 9,
-    put: |b: &mut BytesMut, v: Timestamp| { b.put_u8(code::TIMESTAMP); b.put_i64(v.0) },
-    [
+fixed_primitive!(f32, "float", Float, [code::FLOAT => |d: &mut Decoder<'_>| d.run(be_f32)]);
+fixed_primitive!(f64, "double", Double, [code::DOUBLE => |d: &mut Decoder<'_>| d.run(be_f64)]);
+fixed_primitive!(Timestamp, "timestamp", Timestamp, [
     code::TIMESTAMP => |d: &mut Decoder<'_>| d.run(be_i64).map(Timestamp),
 ]);
-fixed_primitive!(Uuid, "uuid",
-    len: |_| 17,
-    put: |b: &mut BytesMut, v: Uuid| { b.put_u8(code::UUID); b.put_slice(&v.0) },
-    [code::UUID => |d: &mut Decoder<'_>| d.array_n().map(Uuid)]);
-fixed_primitive!(char, "char",
-    len: |_| 5,
-    put: |b: &mut BytesMut, v: char| { b.put_u8(code::CHAR); b.put_u32(v as u32) },
-    [code::CHAR => |d: &mut Decoder<'_>| {
+fixed_primitive!(Uuid, "uuid", Uuid, [code::UUID => |d: &mut Decoder<'_>| d.array_n().map(Uuid)]);
+fixed_primitive!(char, "char", Char, [code::CHAR => |d: &mut Decoder<'_>| {
     let u = d.run(be_u32)?;
     char::from_u32(u).ok_or_else(|| DecodeErrorKind::InvalidChar(u).into())
 }]);

@@ -21,7 +21,7 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use nom::bytes::complete::tag;
-use nom::number::complete::{be_u16, be_u32, be_u8};
+use nom::number::complete::be_u8;
 use nom::{IResult, Parser};
 
 use crate::codec::{Decode, Decoder, Encode, Limits};
@@ -202,19 +202,17 @@ pub struct FrameHeader {
 
 impl FrameHeader {
     /// Parses the header from the first 8 bytes of `buf`.
+    #[inline]
     pub fn parse(buf: &[u8]) -> Result<FrameHeader, DecodeError> {
-        fn p(i: &[u8]) -> IResult<&[u8], (u32, u8, u8, u16), DecodeError> {
-            (be_u32, be_u8, be_u8, be_u16).parse(i)
-        }
-        let (_, (size, doff, frame_type, channel)) = p(buf).map_err(|e| match e {
-            nom::Err::Error(e) | nom::Err::Failure(e) => e,
-            nom::Err::Incomplete(_) => DecodeError::truncated(FRAME_HEADER_SIZE),
-        })?;
+        // Fixed layout, parsed on every frame: plain array reads.
+        let Some(&[s0, s1, s2, s3, doff, frame_type, c0, c1]) = buf.first_chunk::<8>() else {
+            return Err(DecodeError::truncated(FRAME_HEADER_SIZE - buf.len()));
+        };
         Ok(FrameHeader {
-            size,
+            size: u32::from_be_bytes([s0, s1, s2, s3]),
             doff,
             frame_type,
-            channel,
+            channel: u16::from_be_bytes([c0, c1]),
         })
     }
 }
