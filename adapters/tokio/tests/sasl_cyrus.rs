@@ -9,12 +9,15 @@
 //!   SCRAM-SHA-1 over a [`StaticUsers`] database, with SCRAM's server-final message sent either
 //!   in the outcome (our default) or in a last challenge (Cyrus's own way); a wrong password is
 //!   refused.
+//! * (b) an impostor listener that holds the user's `StoredKey` but not the `ServerKey`
+//!   (passes the client-proof check, forges the server signature `v=`): the Cyrus client
+//!   must refuse it when `v=` comes in a challenge.
 //! * (c) every successful authentication is followed by an exchange of messages both ways.
 //!
 //! The Cyrus-enabled python is `$PROTON_CYRUS_PYTHON`, else the venv `scripts/proton-cyrus.sh`
 //! builds by default. If neither works (or `saslpasswd2` is missing), the tests fail unless
 //! `INTEROP_OPTIONAL=1`. Every run is bounded (our container's limit, the peer's `--timeout`,
-//! a kill by PID). Each scenario prints one `sasl-cyrus ...` result line.
+//! a kill by PID). Each scenario prints one `sasl-cyrus ...` result line on stderr.
 
 mod common;
 
@@ -24,7 +27,9 @@ use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::Duration;
 
-use amqp_tokio::amqp_engine::sasl::{SaslServerConfig, StaticUsers};
+use amqp_tokio::amqp_engine::sasl::{
+    Authenticator, SaslServerConfig, ScramCredentials, ScramHash, StaticUsers,
+};
 use amqp_tokio::messaging::ListenOptions;
 use common::pair::{opts, MakeOptions, Outcome, Pair};
 use common::proton::ProtonPeer;
@@ -42,6 +47,15 @@ const USER: &str = "user";
 const PASSWORD: &str = "secret-pw";
 /// A name SCRAM must escape (`=` → `=3D`, `,` → `=2C` in `n=`).
 const ODD_USER: &str = "od=d,user";
+
+/// Prints a scenario's result line to stderr, past the test harness's output capture (so it
+/// shows in every run's log, passing or not).
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }};
+}
 
 fn s(v: &str) -> String {
     v.to_string()
@@ -90,7 +104,7 @@ fn require_cyrus(scenario: &str) -> Option<String> {
     match PY.get_or_init(find_cyrus_python) {
         Ok(py) => Some(py.clone()),
         Err(why) if std::env::var("INTEROP_OPTIONAL").as_deref() == Ok("1") => {
-            eprintln!("sasl-cyrus {scenario}: SKIPPED ({why}); INTEROP_OPTIONAL=1");
+            report!("sasl-cyrus {scenario}: SKIPPED ({why}); INTEROP_OPTIONAL=1");
             None
         }
         Err(why) => panic!(
@@ -256,7 +270,7 @@ fn run_a_success(scenario: &str, mech: &'static str, user: impl Fn(&CyrusDir) ->
         client(user.clone(), PASSWORD, mech),
     );
     assert_authenticated_exchange(scenario, mech, &ours, &j);
-    println!(
+    report!(
         "sasl-cyrus {scenario}: ok: our client as {user:?} -> proton/cyrus listener, {mech}, \
          proton's user {}, {N} messages each way",
         j["sasl_user"]
@@ -284,7 +298,7 @@ fn run_a_wrong_password(scenario: &str, mech: &'static str) {
     );
     assert_eq!(j["opened"], false, "{scenario}: {j}");
     assert_eq!(j["sasl_outcome"], 1, "{scenario}: {j}"); // PN_SASL_AUTH
-    println!("sasl-cyrus {scenario}: ok: refused ({mech}, wrong password): {errors}");
+    report!("sasl-cyrus {scenario}: ok: refused ({mech}, wrong password): {errors}");
 }
 
 #[test]
@@ -406,7 +420,7 @@ fn run_b_success(scenario: &str, mech: &str, user: &str, final_in_challenge: boo
     assert_eq!(ours.server_received.len(), N, "{scenario}: {ours:#?}");
     assert!(ours.server_received[0].starts_with("from proton"));
     assert!(ours.server_errors.is_empty(), "{scenario}: {ours:#?}");
-    println!(
+    report!(
         "sasl-cyrus {scenario}: ok: proton/cyrus client -> our listener, {mech} \
          (server-final in {}), we saw user {:?}, {N} messages each way",
         if final_in_challenge {
@@ -435,7 +449,7 @@ fn run_b_wrong_password(scenario: &str, mech: &str) {
     assert!(!ours.timed_out, "{scenario}: {ours:#?}");
     assert!(ours.server_users.is_empty(), "{scenario}: {ours:#?}");
     assert!(!ours.server_errors.is_empty(), "{scenario}: {ours:#?}");
-    println!(
+    report!(
         "sasl-cyrus {scenario}: ok: refused ({mech}, wrong password); proton: {}; we: {}",
         j["transport_error"],
         ours.server_errors.join(" | ")
@@ -486,4 +500,58 @@ fn b_cyrus_client_scram_sha256_wrong_password() {
 #[test]
 fn b_cyrus_client_scram_sha1_wrong_password() {
     run_b_wrong_password("b_scram_sha1_wrong_password", "SCRAM-SHA-1");
+}
+
+/// Knows [`USER`]'s real `StoredKey` (so the client's proof checks out) but not the
+/// `ServerKey`: its server signature `v=` is forged.
+struct Impostor;
+
+impl Authenticator for Impostor {
+    fn scram_credentials(&self, user: &str, hash: ScramHash) -> Option<ScramCredentials> {
+        (user == USER).then(|| {
+            let mut c = ScramCredentials::derive(hash, PASSWORD, b"salt-for-user-0123", 4096);
+            c.server_key = vec![0x5a; c.server_key.len()];
+            c
+        })
+    }
+}
+
+/// Mutual authentication: the Cyrus client checks the server signature. Sent in a challenge
+/// (where Cyrus's SCRAM plugin sees it), a forged `v=` makes the client give up; sent in the
+/// outcome's additional-data, Proton does not hand it to Cyrus (Proton's Cyrus
+/// `process_outcome` is empty), so it goes unchecked — this run records which happened.
+#[test]
+fn b_cyrus_client_refuses_forged_server_signature() {
+    let scenario = "b_scram_sha256_forged_server_signature";
+    let Some(py) = require_cyrus(scenario) else {
+        return;
+    };
+    let mut seen = Vec::new();
+    for final_in_challenge in [true, false] {
+        let mut sasl = SaslServerConfig::new(&["SCRAM-SHA-256"], Arc::new(Impostor));
+        sasl.scram_final_in_challenge = final_in_challenge;
+        let (ours, j) = cyrus_client_to_us(&py, sasl, "SCRAM-SHA-256", USER, PASSWORD);
+        let j = j.unwrap();
+        assert!(!ours.timed_out, "{scenario}: {ours:#?}");
+        let place = if final_in_challenge {
+            "challenge"
+        } else {
+            "outcome"
+        };
+        if final_in_challenge {
+            assert_eq!(j["opened"], false, "{scenario}: {j}\n{ours:#?}");
+            assert_ne!(j["sasl_outcome"], 0, "{scenario}: {j}");
+            assert!(ours.server_received.is_empty(), "{scenario}: {ours:#?}");
+        }
+        seen.push(format!(
+            "v= in the {place}: proton {} ({})",
+            if j["opened"] == true {
+                "ACCEPTED the forged signature"
+            } else {
+                "refused"
+            },
+            j["transport_error"]
+        ));
+    }
+    report!("sasl-cyrus {scenario}: ok: {}", seen.join("; "));
 }
