@@ -14,6 +14,16 @@
 //!   must refuse it when `v=` comes in a challenge.
 //! * (c) every successful authentication is followed by an exchange of messages both ways.
 //!
+//! What Cyrus does that these tests pin down:
+//! * Its SCRAM server sends the server-final `v=...` in a `sasl-challenge` and waits for an
+//!   empty `sasl-response` before the outcome (our client answers that already).
+//! * A bare user name is looked up in Cyrus's default realm, the host's canonical name; that is
+//!   also where `saslpasswd2` without `-u` puts the user, so the two always agree (with
+//!   `-u $(hostname)` they may not). `user@realm` names the realm itself, and Proton then
+//!   reports `user@realm` as the authenticated user; a bare name is reported bare.
+//! * Proton's Cyrus client checks the server signature only when it comes in a challenge; it
+//!   ignores the outcome's additional-data (so a forged `v=` there goes unnoticed).
+//!
 //! The Cyrus-enabled python is `$PROTON_CYRUS_PYTHON`, else the venv `scripts/proton-cyrus.sh`
 //! builds by default. If neither works (or `saslpasswd2` is missing), the tests fail unless
 //! `INTEROP_OPTIONAL=1`. Every run is bounded (our container's limit, the peer's `--timeout`,
