@@ -80,6 +80,8 @@ pub struct SaslServerConfig {
     /// Random bytes for the SCRAM server nonce. Injected so runs replay.
     pub nonce: Vec<u8>,
     /// Send SCRAM's server-final message in a challenge (Cyrus style) rather than in the outcome.
+    /// Clients built on Cyrus (Proton with Cyrus SASL) verify the server signature only in
+    /// this form; in the outcome they ignore it.
     pub scram_final_in_challenge: bool,
     /// Accept clients that skip SASL and send the plain AMQP header (as anonymous).
     pub allow_skip_sasl: bool,

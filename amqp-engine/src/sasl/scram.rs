@@ -15,7 +15,10 @@
 //! * The server-final message (`v=...`) is put into the `sasl-outcome`
 //!   additional-data by default; [`ScramServer::with_final_in_challenge`]
 //!   sends it as a last `sasl-challenge` instead (as Cyrus SASL does). The
-//!   client accepts either.
+//!   client accepts either. Proton's Cyrus client checks `v=` only in a
+//!   challenge: it ignores the outcome's additional-data (so it would accept
+//!   a forged signature there), and needs the challenge form for mutual
+//!   authentication (`adapters/tokio/tests/sasl_cyrus.rs`).
 //! * Client proofs are checked in constant time; the client checks the server
 //!   signature and fails with [`SaslError::Auth`] if it is wrong or missing.
 //! * Passwords and keys never appear in `Debug` output.

@@ -52,15 +52,26 @@ pub struct ProtonPeer {
 impl ProtonPeer {
     /// Starts `python3 proton_tls_peer.py ARGS...`.
     pub fn spawn<S: AsRef<str>>(args: &[S]) -> ProtonPeer {
-        let mut child = Command::new("python3")
+        Self::spawn_with("python3", SCRIPT, args, &[])
+    }
+
+    /// Starts `PYTHON SCRIPT ARGS...` with extra environment variables `env`.
+    pub fn spawn_with<S: AsRef<str>>(
+        python: &str,
+        script: &str,
+        args: &[S],
+        env: &[(&str, &str)],
+    ) -> ProtonPeer {
+        let mut child = Command::new(python)
             .arg("-u")
-            .arg(SCRIPT)
+            .arg(script)
             .args(args.iter().map(|a| a.as_ref()))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start python3");
+            .unwrap_or_else(|e| panic!("start {python}: {e}"));
         let (tx, rx) = channel();
         let out = child.stdout.take().expect("stdout");
         std::thread::spawn(move || {
