@@ -791,6 +791,11 @@ impl Connection {
         self.remote_max_frame
     }
 
+    /// The channel number we use for a session (once we have begun it).
+    pub fn session_channel(&self, s: SessionId) -> Option<u16> {
+        self.sessions.get(s.0).map(|s| s.channel)
+    }
+
     /// Local and remote state of a session.
     pub fn session_state(&self, s: SessionId) -> Option<(EndpointState, EndpointState)> {
         self.sessions.get(s.0).map(|s| (s.local, s.remote))
