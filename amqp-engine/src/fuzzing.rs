@@ -379,7 +379,7 @@ impl FuzzPair {
             let conn = &self.conns[side];
             // Up to channel-max + 1 sessions we began, plus as many the peer began and we have not answered.
             assert!(conn.sessions().len() <= 2 * (64 + 1));
-            assert!(conn.links().len() <= 64 * 65);
+            assert!(conn.links().len() <= (2 * 65) * (2 * 65));
             if conn.is_finished() {
                 assert_eq!(conn.poll_timeout(), None);
             }
