@@ -2621,6 +2621,18 @@ impl Connection {
         if self.sessions.get(sid.0).is_none() {
             return Err(OpError::UnknownHandle);
         }
+        // Link names are unique per direction between two containers: a second link of the
+        // same name and role would make the peer's attach ambiguous.
+        let in_use = self.links.keys().into_iter().any(|k| {
+            self.links
+                .get(k)
+                .is_some_and(|l| l.role == role && *l.name == *config.name)
+        });
+        if in_use {
+            return Err(OpError::IllegalState(
+                "a link with this name and role already exists on the connection",
+            ));
+        }
         let link = Link {
             session: sid,
             name: config.name.as_str().into(),

@@ -274,3 +274,22 @@ fn unsettled_sent_survives_transport_loss() {
         "in-doubt deliveries stay known after the transport is lost"
     );
 }
+
+#[test]
+fn a_second_link_of_the_same_name_and_role_is_refused() {
+    let mut p = Pair::default_pair();
+    let (s, _sender, _) = p.open_sender(1);
+    let again = p.client.attach_sender(s, sender_cfg("q"));
+    assert!(matches!(again, Err(OpError::IllegalState(_))), "{again:?}");
+    // The other direction may use the name.
+    assert!(p
+        .client
+        .attach_receiver(
+            s,
+            LinkConfig {
+                name: "sender-q".into(),
+                ..LinkConfig::default()
+            }
+        )
+        .is_ok());
+}
