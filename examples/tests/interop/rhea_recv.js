@@ -3,20 +3,22 @@
 //
 //   node rhea_recv.js --port P [--host 127.0.0.1] [--address examples] [--count N]
 //                     [--credit C] [--grace S] [--selector "colour = 'green'"]
-//                     [--dispositions reject,release,modify,accept] [--timeout 30]
+//                     [--dispositions reject,release,modify,accept] [--drain]
+//                     [--timeout 30]
 //
 // Stops after --count messages, or, with --count 0, once nothing has arrived for --grace
 // seconds. Grants --credit at a time (default: --count, or 100), never more than --count in
 // all. The i-th message received (0-based) is settled with the i-th word of --dispositions
 // (accept when there is none): accept, reject, release, or modify (modified, delivery-failed).
-// With --selector it attaches with a JMS selector filter.
+// With --selector it attaches with a JMS selector filter. With --drain it asks the sender to
+// drain its first grant and stops once rhea reports receiver_drained (drained: true).
 //
 // Each disposition other than accept goes out in its own write (one per event-loop turn):
 // rhea 3.0.5's write_dispositions merges a run of adjacent deliveries into one disposition
 // frame without comparing the outcomes of its first two, so a reject followed at once by a
 // release went out as one `rejected` for both.
 //
-// The last line of stdout is a JSON summary: {ids, delivery_counts, bodies_ok, errors,
+// The last line of stdout is a JSON summary: {ids, delivery_counts, bodies_ok, drained, errors,
 // timed_out}; bodies_ok says every body was {sequence: id}. The exit status is 0 unless it
 // timed out or failed.
 'use strict';
@@ -24,12 +26,13 @@ const { parseArgs, loadRhea, finish, limit } = require('./rhea_common.js');
 
 const a = parseArgs(process.argv.slice(2), {
   host: '127.0.0.1', port: 5672, address: 'examples', count: 0, credit: 0, grace: 1.0,
-  selector: '', dispositions: '', timeout: 30,
+  selector: '', dispositions: '', drain: false, timeout: 30,
 });
 const rhea = loadRhea();
 const container = rhea.create_container({ id: 'rhea-recv' });
 const r = {
-  mode: 'recv', ids: [], delivery_counts: [], bodies_ok: true, errors: [], timed_out: false,
+  mode: 'recv', ids: [], delivery_counts: [], bodies_ok: true, drained: false, errors: [],
+  timed_out: false,
 };
 limit(a.timeout, r);
 const dispositions = a.dispositions ? a.dispositions.split(',') : [];
@@ -71,6 +74,7 @@ function armIdle(context) {
 
 container.on('receiver_open', (context) => {
   granted = a.count !== 0 ? Math.min(credit, a.count) : credit;
+  if (a.drain) context.receiver.drain = true;
   context.receiver.add_credit(granted);
   armIdle(context);
 });
@@ -103,12 +107,16 @@ container.on('message', (context) => {
   // Keep the credit topped up to --credit, never granting more than --count in all (what
   // would arrive past it would go back unsettled, its delivery-count raised).
   const c = context.receiver.credit;
-  if (c < credit / 2) {
+  if (!a.drain && c < credit / 2) {
     let more = credit - c;
     if (a.count !== 0) more = Math.min(more, a.count - granted);
     if (more > 0) { granted += more; context.receiver.add_credit(more); }
   }
   armIdle(context);
+});
+container.on('receiver_drained', (context) => {
+  r.drained = true;
+  if (a.drain) done(context);
 });
 for (const ev of ['connection_error', 'session_error', 'receiver_error', 'protocol_error']) {
   container.on(ev, (c) => {
