@@ -273,7 +273,12 @@ struct Link {
     delivery_count: u32,
     credit: u32,
     available: u32,
+    /// Receiver: the drain mode we ask for. Sender: the receiver's, which is our actual drain
+    /// mode and goes in every flow we send (2.7.4: "when the flow state is sent from the
+    /// sender to the receiver, this field contains the actual drain mode of the sender").
     drain: bool,
+    /// Sender: a drain request not yet answered by [`Connection::drained`].
+    drain_pending: bool,
     flow_dirty: bool,
     next_tag: u64,
     partial: Option<Partial>,
@@ -1548,6 +1553,7 @@ impl Connection {
                     credit: 0,
                     available: 0,
                     drain: false,
+                    drain_pending: false,
                     flow_dirty: false,
                     next_tag: 0,
                     partial: None,
@@ -1676,6 +1682,7 @@ impl Connection {
                 let in_flight = if (in_flight as i32) < 0 { 0 } else { in_flight };
                 l.credit = credit.saturating_sub(in_flight);
                 l.drain = f.drain.unwrap_or(false);
+                l.drain_pending = l.drain;
                 self.events.push_back(Event::LinkFlow {
                     link: lid,
                     credit: l.credit,
@@ -2647,6 +2654,7 @@ impl Connection {
             credit: 0,
             available: 0,
             drain: false,
+            drain_pending: false,
             flow_dirty: false,
             next_tag: 0,
             partial: None,
@@ -2778,10 +2786,12 @@ impl Connection {
         if l.role != Role::Sender {
             return Err(OpError::IllegalState("drained is for senders"));
         }
-        if l.drain {
+        if l.drain_pending {
             l.delivery_count = l.delivery_count.wrapping_add(l.credit);
             l.credit = 0;
-            l.drain = false;
+            // The flow says drain = true (our drain mode, until the receiver changes it):
+            // receivers such as rhea take a flow with drain set and no credit as "drained".
+            l.drain_pending = false;
             if !l.flow_dirty {
                 l.flow_dirty = true;
                 self.dirty_links.push(lid);

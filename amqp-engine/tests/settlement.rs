@@ -744,6 +744,40 @@ fn peer_ends_or_detaches_what_we_never_answered() {
     assert!(p.client.links().is_empty() && p.server.links().is_empty());
 }
 
+/// 2.7.4: the flow a sender sends carries its actual drain mode. A draining sender that has
+/// nothing more to send answers with drain = true, no credit and its delivery-count advanced;
+/// rhea (and Proton) read exactly that as "drained". Once answered, it stays quiet.
+#[test]
+fn drained_flow_says_drain() {
+    let mut p = Pair::default_pair();
+    let (_, rcv, srv) = p.open_receiver();
+    p.client.flow(rcv, 5, true).unwrap();
+    p.settle();
+    p.server.send(srv, &msg(0), SendOptions::default()).unwrap();
+    p.server.drained(srv).unwrap();
+    let flows = |out: &[u8]| -> Vec<Flow> {
+        performatives(&decode_wire(out))
+            .into_iter()
+            .filter_map(|(_, p, _)| match p {
+                Performative::Flow(f) => Some(f),
+                _ => None,
+            })
+            .collect()
+    };
+    let out = p.server_output();
+    let f = flows(&out);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].drain, Some(true), "{f:?}");
+    assert_eq!(f[0].link_credit, Some(0));
+    assert_eq!(f[0].delivery_count, Some(5));
+    p.inject_client(&out).unwrap();
+    p.settle();
+    assert_eq!(p.client.link_credit(rcv), Some(0));
+    // Answered: another drained() sends nothing.
+    p.server.drained(srv).unwrap();
+    assert!(flows(&p.server_output()).is_empty());
+}
+
 #[test]
 fn echo_flow_is_answered() {
     let mut p = Pair::default_pair();
