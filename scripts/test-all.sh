@@ -36,6 +36,10 @@ if ! python3 -c 'import proton' 2>/dev/null; then
   python3 -m pip install -q python-qpid-proton
 fi
 
+log "interop peers: Proton C examples (Debian), rhea (npm)"
+scripts/proton-c-examples.sh >/dev/null
+scripts/rhea.sh >/dev/null
+
 log "python-qpid-proton built against Cyrus SASL (SCRAM interop tests)"
 PROTON_CYRUS_PYTHON=$(scripts/proton-cyrus.sh)
 export PROTON_CYRUS_PYTHON
