@@ -360,6 +360,8 @@ struct LinkRec {
     config: LinkConfig,
     engine: Option<LinkId>,
     app_closed: bool,
+    /// The handler closed it (not the peer): messages still queued for it are released.
+    handler_closed: bool,
     prefetch: u32,
     /// Created by the application: re-attached after reconnect.
     persistent: bool,
@@ -716,6 +718,7 @@ impl Reactor {
             config,
             engine: None,
             app_closed: false,
+            handler_closed: false,
             prefetch,
             persistent: true,
             close_error: None,
@@ -866,6 +869,7 @@ impl Reactor {
             return;
         };
         l.app_closed = true;
+        l.handler_closed = true;
         l.close_error = error.clone();
         if self.in_callback {
             self.deferred_closes.push(DeferredClose::Link(link, error));
@@ -1527,6 +1531,7 @@ impl Reactor {
                             },
                             engine: Some(link),
                             app_closed: false,
+                            handler_closed: false,
                             prefetch,
                             persistent: false,
                             close_error: None,
@@ -2224,7 +2229,7 @@ impl<H: MessagingHandler> Container<H> {
         let Some(c) = self.reactor.conns.get_mut(d.conn) else {
             return false;
         };
-        if !c.links.get(d.link.link).is_none_or(|l| l.app_closed) || c.gen != d.gen {
+        if !c.links.get(d.link.link).is_some_and(|l| l.handler_closed) || c.gen != d.gen {
             return false;
         }
         if let Some(e) = c.engine.as_mut() {
