@@ -130,66 +130,81 @@ wait_line() {
 # stop PID: stops a background process we started and reaps it.
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 rate() { echo "scale=1; $1 / ($3 - $2)" | bc; }
+# child_cpu VAR: sets VAR to the user+sys seconds of the waited-for children of this (sub)shell
+# so far. `times` is a builtin: called here, not in a $(...) subshell, it sees our children.
+child_cpu() {
+  local f="$work/times.$BASHPID" v
+  times >"$f"
+  v=$(awk 'NR==2 { t=0; for (i=1;i<=2;i++) { split($i,a,"m"); sub("s","",a[2]); t+=a[1]*60+a[2] } printf "%.6f", t }' "$f")
+  rm -f "$f"
+  printf -v "$1" '%s' "$v"
+}
+# cpu_us N C0 C1: CPU microseconds per message
+cpu_us() { echo "scale=2; ($3 - $2) * 1000000 / $1" | bc; }
 # median of the numbers in its input (failed runs, "-", are left out)
 median() { tr ' ' '\n' | { grep -E '^[0-9.]+$' || true; } | sort -g | awk '{a[NR]=$1} END {if (NR==0) print "-"; else print a[int((NR+1)/2)]}'; }
 json_field() { grep '^{' | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
 
-# Proton C peer-to-peer: RECEIVER SENDER N -> prints msg/s
+# Proton C peer-to-peer: RECEIVER SENDER N -> prints "msg/s cpu_us_per_msg"
 proton_peer() {
-  local recv=$1 send=$2 n=$3 port out t0 t1 rc=0
+  local recv=$1 send=$2 n=$3 port out t0 t1 c0 c1 rc=0
   port=$(free_port); out="$work/out.$RANDOM"
   start_bg "$out.recv" "$work/$recv" 127.0.0.1 "$port" perf "$n"
   local rpid=$BG
-  wait_line "$out.recv" "listening on" "$rpid" || { stop "$rpid"; echo "-"; return; }
-  t0=$(now)
+  wait_line "$out.recv" "listening on" "$rpid" || { stop "$rpid"; echo "- -"; return; }
+  child_cpu c0; t0=$(now)
   timeout "$RUN_TIMEOUT" "$work/$send" 127.0.0.1 "$port" perf "$n" >"$out.send" 2>&1 || rc=$?
   wait "$rpid" || rc=$?
-  t1=$(now)
+  t1=$(now); child_cpu c1
   { echo "--- proton peer $recv/$send n=$n rc=$rc"; tail -n2 "$out.recv" "$out.send"; } >>"$LOG"
   grep -q "^$n messages received" "$out.recv" && grep -q "^$n messages sent and acknowledged" "$out.send" && [ "$rc" = 0 ] \
-    || { echo "proton peer run failed (see $LOG)" >&2; rm -f "$out".*; echo "-"; return; }
+    || { echo "proton peer run failed (see $LOG)" >&2; rm -f "$out".*; echo "- -"; return; }
   rm -f "$out".*
-  rate "$n" "$t0" "$t1"
+  echo "$(rate "$n" "$t0" "$t1") $(cpu_us "$n" "$c0" "$c1")"
 }
 
-# Proton C through a broker: PORT RECEIVER SENDER N -> prints msg/s
+# Proton C through a broker: PORT RECEIVER SENDER N -> prints "msg/s cpu_us_per_msg" (clients'
+# CPU only: the broker runs throughout)
 proton_via() {
-  local port=$1 recv=$2 send=$3 n=$4 q="q$RANDOM$RANDOM" out t0 t1 rc=0
+  local port=$1 recv=$2 send=$3 n=$4 q="q$RANDOM$RANDOM" out t0 t1 c0 c1 rc=0
   out="$work/out.$RANDOM"
-  t0=$(now)
+  child_cpu c0; t0=$(now)
   start_bg "$out.recv" "$work/$recv" 127.0.0.1 "$port" "$q" "$n"
   local rpid=$BG
   timeout "$RUN_TIMEOUT" "$work/$send" 127.0.0.1 "$port" "$q" "$n" >"$out.send" 2>&1 || rc=$?
   wait "$rpid" || rc=$?
-  t1=$(now)
+  t1=$(now); child_cpu c1
   { echo "--- proton via :$port $recv/$send n=$n rc=$rc"; tail -n2 "$out.recv" "$out.send"; } >>"$LOG"
   grep -q "^$n messages received" "$out.recv" && grep -q "^$n messages sent and acknowledged" "$out.send" && [ "$rc" = 0 ] \
-    || { echo "proton broker run failed (see $LOG)" >&2; rm -f "$out".*; echo "-"; return; }
+    || { echo "proton broker run failed (see $LOG)" >&2; rm -f "$out".*; echo "- -"; return; }
   rm -f "$out".*
-  rate "$n" "$t0" "$t1"
+  echo "$(rate "$n" "$t0" "$t1") $(cpu_us "$n" "$c0" "$c1")"
 }
 
-# amqp-perf ARGS... -> prints "wall_msg_per_s internal_msg_per_s"
+# amqp-perf N ARGS... -> prints "wall_msg_per_s own_msg_per_s cpu_us_per_msg"
 ours() {
   local n=$1; shift
-  local out="$work/out.$RANDOM" t0 t1 rc=0
-  t0=$(now)
+  local out="$work/out.$RANDOM" t0 t1 c0 c1 rc=0
+  child_cpu c0; t0=$(now)
   timeout "$RUN_TIMEOUT" "$PERF" "$@" --count "$n" --body-size "$BODY_SIZE" --credit "$CREDIT" \
     --duration-max "$((RUN_TIMEOUT - 10))" >"$out" 2>&1 || rc=$?
-  t1=$(now)
+  t1=$(now); child_cpu c1
   { echo "--- amqp-perf $* n=$n rc=$rc"; cat "$out"; } >>"$LOG"
   if [ "$rc" != 0 ] || ! grep -q '"complete":true' "$out"; then
-    echo "amqp-perf run failed (see $LOG)" >&2; rm -f "$out"; echo "- -"; return
+    echo "amqp-perf run failed (see $LOG)" >&2; rm -f "$out"; echo "- - -"; return
   fi
-  echo "$(rate "$n" "$t0" "$t1") $(json_field msg_per_s <"$out")"
+  echo "$(rate "$n" "$t0" "$t1") $(json_field msg_per_s <"$out") $(cpu_us "$n" "$c0" "$c1")"
   rm -f "$out"
 }
 
 # ---------------------------------------------------------------------------------------------
 # Runs
 # ---------------------------------------------------------------------------------------------
-declare -A WALL INTERNAL
-add() { WALL[$1]="${WALL[$1]:-} $2"; INTERNAL[$1]="${INTERNAL[$1]:-} ${3:-}"; }
+declare -A WALL INTERNAL CPU
+add() { WALL[$1]="${WALL[$1]:-} $2"; INTERNAL[$1]="${INTERNAL[$1]:-} ${3:-}"; CPU[$1]="${CPU[$1]:-} ${4:-}"; }
+# proton KEY ARGS...: a Proton C run; ours KEY N ARGS...: an amqp-perf run
+proton_run() { local key=$1 w c; shift; read -r w c < <("$@"); add "$key" "$w" "" "$c"; }
+ours_run() { local key=$1 w i c; shift; read -r w i c < <(ours "$@"); add "$key" "$w" "$i" "$c"; }
 
 # Interleave the contenders (run r of each, then run r+1) so background load hits them alike.
 pbroker_port=$(free_port)
@@ -205,18 +220,18 @@ fi
 
 for r in $(seq 1 "$REPEAT"); do
   log "round $r/$REPEAT: peer-to-peer, $PEER_COUNT messages"
-  add p_c_shipped "$(proton_peer direct send "$PEER_COUNT")"
-  add p_c_patched "$(proton_peer direct-quiet send-body "$PEER_COUNT")"
-  read -r w i < <(ours "$PEER_COUNT" peer); add p_ours "$w" "$i"
-  read -r w i < <(ours "$PEER_COUNT" peer --settle-mode presettled); add p_ours_pre "$w" "$i"
+  proton_run p_c_shipped proton_peer direct send "$PEER_COUNT"
+  proton_run p_c_patched proton_peer direct-quiet send-body "$PEER_COUNT"
+  ours_run p_ours "$PEER_COUNT" peer
+  ours_run p_ours_pre "$PEER_COUNT" peer --settle-mode presettled
   log "round $r/$REPEAT: through Proton C's broker, $BROKER_COUNT messages"
-  add b_c_shipped "$(proton_via "$pbroker_port" receive send "$BROKER_COUNT")"
-  add b_c_patched "$(proton_via "$pbroker_port" receive-quiet send-body "$BROKER_COUNT")"
-  read -r w i < <(ours "$BROKER_COUNT" --url "amqp://127.0.0.1:$pbroker_port/perf$r"); add b_ours "$w" "$i"
+  proton_run b_c_shipped proton_via "$pbroker_port" receive send "$BROKER_COUNT"
+  proton_run b_c_patched proton_via "$pbroker_port" receive-quiet send-body "$BROKER_COUNT"
+  ours_run b_ours "$BROKER_COUNT" --url "amqp://127.0.0.1:$pbroker_port/perf$r"
   if [ -n "$OUR_BROKER" ]; then
     log "round $r/$REPEAT: through our broker, $BROKER_COUNT messages"
-    add o_c_patched "$(proton_via "$obroker_port" receive-quiet send-body "$BROKER_COUNT")"
-    read -r w i < <(ours "$BROKER_COUNT" --url "amqp://127.0.0.1:$obroker_port/perf$r"); add o_ours "$w" "$i"
+    proton_run o_c_patched proton_via "$obroker_port" receive-quiet send-body "$BROKER_COUNT"
+    ours_run o_ours "$BROKER_COUNT" --url "amqp://127.0.0.1:$obroker_port/perf$r"
   fi
 done
 stop "$PBROKER"
@@ -226,11 +241,12 @@ stop "$PBROKER"
 # Table
 # ---------------------------------------------------------------------------------------------
 row() { # key label
-  local runs med imed
+  local runs med imed cmed
   runs=$(echo ${WALL[$1]:-} | tr ' ' '/')
   med=$(echo "${WALL[$1]:-}" | median)
   imed=$(echo "${INTERNAL[$1]:-}" | median)
-  printf '| %-62s | %12s | %14s | %-32s |\n' "$2" "$med" "$imed" "$runs"
+  cmed=$(echo "${CPU[$1]:-}" | median)
+  printf '| %-62s | %12s | %12s | %10s | %-32s |\n' "$2" "$med" "$imed" "$cmed" "$runs"
 }
 ratio() { # key base
   local a b
@@ -239,10 +255,11 @@ ratio() { # key base
 }
 echo
 echo "Loopback, $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), Proton C $proton_version, body $BODY_SIZE B, credit $CREDIT (amqp-perf)"
-echo "msg/s: median of $REPEAT runs, wall clock from starting the sender(s) to the exit of every process"
+echo "msg/s: median of $REPEAT runs, wall clock from starting the sender(s) to the exit of every process;"
+echo "CPU us/msg: median user+sys CPU of the run's processes per message (broker runs: the clients only)"
 echo
-printf '| %-62s | %12s | %14s | %-32s |\n' "run" "msg/s (wall)" "msg/s (own)" "runs (wall)"
-printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..64})" "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..34})"
+printf '| %-62s | %12s | %12s | %10s | %-32s |\n' "run" "msg/s (wall)" "msg/s (own)" "CPU us/msg" "runs (wall msg/s)"
+printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..64})" "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..34})"
 row p_c_shipped "Proton C send -> direct, as shipped (map body, prints) $PEER_COUNT"
 row p_c_patched "Proton C send -> direct, ${BODY_SIZE} B data, no print $PEER_COUNT"
 row p_ours "amqp-perf peer, unsettled $PEER_COUNT"
