@@ -31,8 +31,10 @@ use crate::trace::Tracer;
 
 /// Stop reading from a transport while this many bytes wait to be written to it.
 pub const WRITE_HIGH_WATER: usize = 4 * 1024 * 1024;
-/// Size of each read.
+/// Size of each read buffer: a read takes at most this much.
 pub const READ_CHUNK: usize = 64 * 1024;
+/// A read buffer with less room than this left is replaced by a fresh one.
+const READ_MIN: usize = READ_CHUNK / 4;
 /// When the container is done, how long the driver waits for the last writes (a close frame,
 /// TLS close_notify) to reach the sockets before returning.
 pub const FLUSH_GRACE: Duration = Duration::from_secs(2);
@@ -559,7 +561,11 @@ fn start_transport<R: Runtime>(
     }));
     let tx = tx.clone();
     rt.spawn(Box::pin(async move {
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        // Reads go into the unused tail of one zeroed buffer, and what each read filled is split
+        // off and handed over without a copy. A fresh buffer is zeroed only when little room is
+        // left: zeroing costs about one byte per byte read, not a whole READ_CHUNK (and an
+        // allocation) per read, however small the reads are.
+        let mut buf = BytesMut::new();
         loop {
             while pending.queued.load(Ordering::Acquire) > WRITE_HIGH_WATER {
                 let l = pending.drained.listen();
@@ -567,15 +573,16 @@ fn start_transport<R: Runtime>(
                     l.await;
                 }
             }
-            buf.resize(READ_CHUNK, 0);
+            if buf.len() < READ_MIN {
+                buf = BytesMut::zeroed(READ_CHUNK);
+            }
             match reader.read(&mut buf[..]).await {
                 Ok(0) => {
                     let _ = tx.unbounded_send(IoEventBox(IoEvent::Closed(t, None)));
                     return;
                 }
                 Ok(n) => {
-                    buf.truncate(n);
-                    let chunk = buf.split().freeze();
+                    let chunk = buf.split_to(n).freeze();
                     if tx
                         .unbounded_send(IoEventBox(IoEvent::Read(t, chunk)))
                         .is_err()

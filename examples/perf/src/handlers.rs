@@ -1,0 +1,404 @@
+//! The sender and receiver [`MessagingHandler`]s.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use amqp_tokio::amqp_proto::message::{Body, Message};
+use amqp_tokio::amqp_proto::Value;
+use amqp_tokio::messaging::{
+    ConnectOptions, Event, HandlerOptions, LinkOption, LinkOptions, MessagingHandler, Reconnect,
+    TimerHandle, Url,
+};
+use bytes::Bytes;
+
+use crate::args::Settle;
+use crate::hist::Histogram;
+
+/// The application property carrying the send timestamp (u64 nanoseconds).
+pub(crate) const TS_KEY: &str = "ts";
+
+/// The clock timestamps are taken from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Clock {
+    /// Nanoseconds since an `Instant` both ends share (one process).
+    Mono(Instant),
+    /// Nanoseconds since the Unix epoch (two processes, one machine).
+    Wall,
+}
+
+impl Clock {
+    /// The time `at` (taken just before) as nanoseconds on this clock.
+    fn ns(self, at: Instant) -> u64 {
+        match self {
+            Clock::Mono(epoch) => at.saturating_duration_since(epoch).as_nanos() as u64,
+            Clock::Wall => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+        }
+    }
+}
+
+/// What a receiver tells the main thread once it can take messages.
+#[derive(Debug)]
+pub(crate) enum Ready {
+    /// Listening on this port.
+    Port(u16),
+    /// Its link to the broker is attached.
+    Attached,
+    /// It failed before being ready.
+    Failed(String),
+}
+
+fn connect_options(url: &str) -> Result<ConnectOptions, String> {
+    let u = Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    Ok(ConnectOptions::new().url(u).reconnect(Reconnect::Disabled))
+}
+
+/// Sends `count` messages as fast as credit allows; counts outcomes.
+pub(crate) struct SenderHandler {
+    url: String,
+    address: String,
+    count: u64,
+    settle: Settle,
+    clock: Clock,
+    duration_max: Duration,
+    message: Message,
+    deadline: Option<TimerHandle>,
+    pub(crate) sent: u64,
+    pub(crate) accepted: u64,
+    pub(crate) not_accepted: u64,
+    pub(crate) start: Option<Instant>,
+    pub(crate) end: Option<Instant>,
+    pub(crate) error: Option<String>,
+    pub(crate) timed_out: bool,
+}
+
+impl SenderHandler {
+    pub(crate) fn new(
+        url: String,
+        address: String,
+        count: u64,
+        body_size: usize,
+        settle: Settle,
+        clock: Clock,
+        duration_max: Duration,
+    ) -> Self {
+        let mut message = Message::new(Body::data(Bytes::from(vec![b'x'; body_size])));
+        message.set_application_property(TS_KEY, Value::Ulong(0));
+        SenderHandler {
+            url,
+            address,
+            count,
+            settle,
+            clock,
+            duration_max,
+            message,
+            deadline: None,
+            sent: 0,
+            accepted: 0,
+            not_accepted: 0,
+            start: None,
+            end: None,
+            error: None,
+            timed_out: false,
+        }
+    }
+
+    /// True once every message is sent and (unsettled) every outcome is in.
+    pub(crate) fn complete(&self) -> bool {
+        match self.settle {
+            Settle::Presettled => self.sent == self.count,
+            Settle::Unsettled => self.accepted + self.not_accepted == self.count,
+        }
+    }
+
+    fn fail(&mut self, e: &mut Event<'_>, what: String) {
+        if !self.complete() && self.error.is_none() {
+            self.error = Some(what);
+        }
+        e.container().stop();
+    }
+
+    fn outcome(&mut self, e: &mut Event<'_>, accepted: bool) {
+        if accepted {
+            self.accepted += 1;
+        } else {
+            self.not_accepted += 1;
+        }
+        if self.complete() && self.end.is_none() {
+            self.end = Some(Instant::now());
+            e.container().stop();
+        }
+    }
+}
+
+impl MessagingHandler for SenderHandler {
+    fn options(&self) -> HandlerOptions {
+        HandlerOptions {
+            prefetch: 0,
+            auto_accept: true,
+            auto_settle: true,
+        }
+    }
+
+    fn on_start(&mut self, e: &mut Event<'_>) {
+        self.deadline = Some(e.container().schedule(self.duration_max));
+        let opts = match connect_options(&self.url) {
+            Ok(o) => o,
+            Err(err) => return self.fail(e, err),
+        };
+        let conn = match e.container().connect_with(opts) {
+            Ok(c) => c,
+            Err(err) => return self.fail(e, format!("connect: {err}")),
+        };
+        let mut lo = LinkOptions::address(self.address.clone());
+        if self.settle == Settle::Presettled {
+            lo = lo.with(LinkOption::AtMostOnce);
+        }
+        if let Err(err) = e.container().create_sender(conn, lo) {
+            self.fail(e, format!("create_sender: {err}"));
+        }
+    }
+
+    fn on_sendable(&mut self, e: &mut Event<'_>) {
+        let now = Instant::now();
+        self.start.get_or_insert(now);
+        let n = u64::from(e.credit()).min(self.count - self.sent);
+        for _ in 0..n {
+            let ts = self.clock.ns(Instant::now());
+            if let Some(ap) = self.message.application_properties.as_mut() {
+                ap.0[0].1 = Value::Ulong(ts);
+            }
+            if let Err(err) = e.send(&self.message) {
+                return self.fail(e, format!("send: {err}"));
+            }
+            self.sent += 1;
+        }
+        if self.settle == Settle::Presettled && self.complete() && self.end.is_none() {
+            self.end = Some(Instant::now());
+            // Stopping closes the connection after the transfers already written.
+            e.container().stop();
+        }
+    }
+
+    fn on_accepted(&mut self, e: &mut Event<'_>) {
+        self.outcome(e, true);
+    }
+
+    fn on_rejected(&mut self, e: &mut Event<'_>) {
+        self.outcome(e, false);
+    }
+
+    fn on_released(&mut self, e: &mut Event<'_>) {
+        self.outcome(e, false);
+    }
+
+    fn on_timer_task(&mut self, e: &mut Event<'_>) {
+        if e.timer() == self.deadline {
+            self.timed_out = true;
+            e.container().stop();
+        }
+    }
+
+    fn on_transport_error(&mut self, e: &mut Event<'_>) {
+        let why = e.transport_error().unwrap_or("transport error").to_string();
+        self.fail(e, format!("sender: {why}"));
+    }
+
+    fn on_disconnected(&mut self, e: &mut Event<'_>) {
+        let why = e.transport_error().unwrap_or("disconnected").to_string();
+        self.fail(e, format!("sender: {why}"));
+    }
+
+    fn on_connection_closed(&mut self, e: &mut Event<'_>) {
+        let why = format!("sender: connection closed after {} outcomes", self.accepted);
+        self.fail(e, why);
+    }
+
+    fn on_link_error(&mut self, e: &mut Event<'_>) {
+        let why = format!("sender: link error: {:?}", e.error());
+        self.fail(e, why);
+    }
+
+    fn on_connection_error(&mut self, e: &mut Event<'_>) {
+        let why = format!("sender: connection error: {:?}", e.error());
+        self.fail(e, why);
+    }
+}
+
+/// Where a receiver gets its messages from.
+#[derive(Clone, Debug)]
+pub(crate) enum Source {
+    /// Listen on `host:port` for a sender (peer-to-peer).
+    Listen(String),
+    /// Connect to a broker URL and receive from an address.
+    Connect { url: String, address: String },
+}
+
+/// Receives `count` messages (auto-accepting them) and records their latency.
+pub(crate) struct ReceiverHandler {
+    source: Source,
+    count: u64,
+    credit: u32,
+    clock: Clock,
+    duration_max: Duration,
+    ready: Option<mpsc::Sender<Ready>>,
+    deadline: Option<TimerHandle>,
+    finish: Option<TimerHandle>,
+    pub(crate) received: u64,
+    pub(crate) untimed: u64,
+    pub(crate) latency: Histogram,
+    pub(crate) first: Option<Instant>,
+    pub(crate) last: Option<Instant>,
+    pub(crate) error: Option<String>,
+    pub(crate) timed_out: bool,
+}
+
+impl ReceiverHandler {
+    pub(crate) fn new(
+        source: Source,
+        count: u64,
+        credit: u32,
+        clock: Clock,
+        duration_max: Duration,
+        ready: mpsc::Sender<Ready>,
+    ) -> Self {
+        ReceiverHandler {
+            source,
+            count,
+            credit,
+            clock,
+            duration_max,
+            ready: Some(ready),
+            deadline: None,
+            finish: None,
+            received: 0,
+            untimed: 0,
+            latency: Histogram::default(),
+            first: None,
+            last: None,
+            error: None,
+            timed_out: false,
+        }
+    }
+
+    fn signal(&mut self, r: Ready) {
+        if let Some(tx) = self.ready.take() {
+            let _ = tx.send(r);
+        }
+    }
+
+    fn fail(&mut self, e: &mut Event<'_>, what: String) {
+        if self.received < self.count && self.error.is_none() {
+            self.signal(Ready::Failed(what.clone()));
+            self.error = Some(what);
+        }
+        e.container().stop();
+    }
+}
+
+impl MessagingHandler for ReceiverHandler {
+    fn options(&self) -> HandlerOptions {
+        HandlerOptions {
+            prefetch: self.credit,
+            auto_accept: true,
+            auto_settle: true,
+        }
+    }
+
+    fn on_start(&mut self, e: &mut Event<'_>) {
+        self.deadline = Some(e.container().schedule(self.duration_max));
+        match self.source.clone() {
+            Source::Listen(hostport) => {
+                if let Err(err) = e.container().listen(&hostport) {
+                    self.fail(e, format!("listen on {hostport}: {err}"));
+                }
+            }
+            Source::Connect { url, address } => {
+                let opts = match connect_options(&url) {
+                    Ok(o) => o,
+                    Err(err) => return self.fail(e, err),
+                };
+                let conn = match e.container().connect_with(opts) {
+                    Ok(c) => c,
+                    Err(err) => return self.fail(e, format!("connect: {err}")),
+                };
+                let lo = LinkOptions {
+                    prefetch: Some(self.credit),
+                    ..LinkOptions::address(address)
+                };
+                if let Err(err) = e.container().create_receiver(conn, lo) {
+                    self.fail(e, format!("create_receiver: {err}"));
+                }
+            }
+        }
+    }
+
+    fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
+        if let Some(port) = e.acceptor().and_then(|a| e.container().acceptor_port(a)) {
+            self.signal(Ready::Port(port));
+        }
+    }
+
+    fn on_acceptor_error(&mut self, e: &mut Event<'_>) {
+        let why = e.transport_error().unwrap_or("listen failed").to_string();
+        self.fail(e, why);
+    }
+
+    fn on_link_opened(&mut self, e: &mut Event<'_>) {
+        if e.receiver().is_some() {
+            self.signal(Ready::Attached);
+        }
+    }
+
+    fn on_message(&mut self, e: &mut Event<'_>) {
+        let now = Instant::now();
+        self.first.get_or_insert(now);
+        self.received += 1;
+        match e.message().and_then(|m| m.application_property(TS_KEY)) {
+            Some(Value::Ulong(ts)) => {
+                let lat = self.clock.ns(now).saturating_sub(*ts);
+                self.latency.record(lat);
+            }
+            _ => self.untimed += 1,
+        }
+        if self.received == self.count {
+            self.last = Some(now);
+            // Stop on the next turn, once this message's disposition is written.
+            self.finish = Some(e.container().schedule(Duration::ZERO));
+        }
+    }
+
+    fn on_timer_task(&mut self, e: &mut Event<'_>) {
+        let t = e.timer();
+        if t == self.deadline {
+            self.timed_out = self.received < self.count;
+            e.container().stop();
+        } else if t == self.finish {
+            e.container().stop();
+        }
+    }
+
+    fn on_transport_error(&mut self, e: &mut Event<'_>) {
+        let why = e.transport_error().unwrap_or("transport error").to_string();
+        self.fail(e, format!("receiver: {why}"));
+    }
+
+    fn on_disconnected(&mut self, e: &mut Event<'_>) {
+        let why = e.transport_error().unwrap_or("disconnected").to_string();
+        self.fail(e, format!("receiver: {why}"));
+    }
+
+    fn on_connection_closed(&mut self, e: &mut Event<'_>) {
+        let why = format!(
+            "receiver: connection closed after {} of {} messages",
+            self.received, self.count
+        );
+        self.fail(e, why);
+    }
+
+    fn on_link_error(&mut self, e: &mut Event<'_>) {
+        let why = format!("receiver: link error: {:?}", e.error());
+        self.fail(e, why);
+    }
+}

@@ -1,0 +1,509 @@
+//! # amqp-perf — end-to-end throughput and latency, quiver-style
+//!
+//! Runs a sender and a receiver (Proton-style [`MessagingHandler`]s on the tokio adapter) and
+//! reports messages per second, payload megabytes per second and latency percentiles, as
+//! human-readable lines followed by one JSON line.
+//!
+//! * `amqp-perf peer` — one process, two containers on two threads: a receiver listening on
+//!   `127.0.0.1:0` and a sender connecting straight to it (peer-to-peer, no broker).
+//! * `amqp-perf peer --role receiver --url amqp://127.0.0.1:5673` and
+//!   `amqp-perf peer --role sender --url amqp://127.0.0.1:5673` — the same in two processes.
+//! * `amqp-perf --url amqp://127.0.0.1:5672/queue` — through a broker: the receiver attaches
+//!   to the address first, then the sender sends to it (`--role` splits them too).
+//!
+//! The sender sends while it has credit; with `--settle-mode unsettled` (the default) it waits
+//! for every outcome, and the receiver accepts each message (`auto_accept`). Each message is a
+//! `data` body of `--body-size` bytes and an application property `ts`: the send time in
+//! nanoseconds, on a monotonic clock shared in one process or the wall clock across two.
+//! Every run is bounded by `--count` and `--duration-max`. Measure release builds:
+//!
+//! ```text
+//! cargo run --release -p amqp-perf -- peer --count 1000000
+//! ```
+//!
+//! [`MessagingHandler`]: amqp_tokio::messaging::MessagingHandler
+
+mod args;
+mod handlers;
+mod hist;
+
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use amqp_tokio::messaging::{MessagingHandler, Url};
+use amqp_tokio::{Container, Tokio};
+
+use args::{Config, Mode, Parsed, Role, RuntimeKind, Settle};
+use handlers::{Clock, Ready, ReceiverHandler, SenderHandler, Source};
+use hist::Histogram;
+
+/// Extra time the main thread allows past `--duration-max` (the containers' own stop and flush
+/// grace) before it gives up on them and exits.
+const WATCHDOG_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs a container to completion on the chosen runtime and returns its handler.
+fn run_container<H: MessagingHandler + Send + 'static>(
+    handler: H,
+    id: &str,
+    kind: RuntimeKind,
+) -> Result<H, String> {
+    match kind {
+        RuntimeKind::MultiThread => Ok(Container::with_id(handler, id).run()),
+        RuntimeKind::CurrentThread => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("tokio runtime: {e}"))?;
+            let c = Container::with_runtime(handler, id, Tokio::with_handle(rt.handle().clone()));
+            Ok(rt.block_on(c.run_async()))
+        }
+    }
+}
+
+/// Spawns a thread running a container; its handler comes back on the join handle, and a unit
+/// on `done` when it returns (for the watchdog).
+fn spawn_container<H: MessagingHandler + Send + 'static>(
+    handler: H,
+    id: String,
+    kind: RuntimeKind,
+    done: mpsc::Sender<()>,
+) -> thread::JoinHandle<Result<H, String>> {
+    thread::Builder::new()
+        .name(id.clone())
+        .spawn(move || {
+            let r = run_container(handler, &id, kind);
+            let _ = done.send(());
+            r
+        })
+        .expect("spawn a thread")
+}
+
+/// Waits for `n` containers to finish, or exits the process after `deadline`.
+fn wait_for(done: &mpsc::Receiver<()>, n: usize, deadline: Instant) {
+    for _ in 0..n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if done.recv_timeout(left).is_err() {
+            eprintln!("amqp-perf: containers did not finish within --duration-max + grace");
+            std::process::exit(3);
+        }
+    }
+}
+
+/// `host:port` and the address of a URL (address defaulting to `amqp-perf`).
+fn split_url(url: &str) -> Result<(String, String), String> {
+    let u = Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    let host = if u.host().contains(':') {
+        format!("[{}]:{}", u.host(), u.port())
+    } else {
+        format!("{}:{}", u.host(), u.port())
+    };
+    let address = u
+        .address()
+        .filter(|a| !a.is_empty())
+        .unwrap_or("amqp-perf")
+        .to_string();
+    Ok((host, address))
+}
+
+/// What one run measured.
+#[derive(Default)]
+struct Outcome {
+    sent: u64,
+    accepted: u64,
+    not_accepted: u64,
+    received: u64,
+    untimed: u64,
+    /// Messages the throughput figure counts, and over how long.
+    transferred: u64,
+    elapsed: Option<Duration>,
+    latency: Option<Histogram>,
+    errors: Vec<String>,
+    timed_out: bool,
+}
+
+impl Outcome {
+    fn add_sender(&mut self, s: &SenderHandler) {
+        self.sent = s.sent;
+        self.accepted = s.accepted;
+        self.not_accepted = s.not_accepted;
+        self.timed_out |= s.timed_out;
+        self.errors.extend(s.error.clone());
+    }
+
+    fn add_receiver(&mut self, r: ReceiverHandler) {
+        self.received = r.received;
+        self.untimed = r.untimed;
+        self.timed_out |= r.timed_out;
+        self.errors.extend(r.error);
+        self.latency = Some(r.latency);
+    }
+}
+
+fn join<H>(h: thread::JoinHandle<Result<H, String>>) -> Result<H, String> {
+    h.join()
+        .map_err(|_| "a container thread panicked".to_string())?
+}
+
+/// Both ends in this process: start the receiver, wait until it is ready, start the sender.
+fn run_both(cfg: &Config) -> Result<Outcome, String> {
+    let clock = Clock::Mono(Instant::now());
+    let pid = std::process::id();
+    let (source, sender_url, address) = match cfg.mode {
+        Mode::Peer => (
+            Source::Listen("127.0.0.1:0".into()),
+            None,
+            "amqp-perf".to_string(),
+        ),
+        Mode::Broker => {
+            let url = cfg.url.clone().unwrap_or_default();
+            let (_, address) = split_url(&url)?;
+            (
+                Source::Connect {
+                    url: url.clone(),
+                    address: address.clone(),
+                },
+                Some(url),
+                address,
+            )
+        }
+    };
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    let deadline = Instant::now() + cfg.duration_max + WATCHDOG_GRACE;
+    let receiver = ReceiverHandler::new(
+        source,
+        cfg.count,
+        cfg.credit,
+        clock,
+        cfg.duration_max,
+        ready_tx,
+    );
+    let rh = spawn_container(
+        receiver,
+        format!("amqp-perf-receiver-{pid}"),
+        cfg.runtime,
+        done_tx.clone(),
+    );
+    let left = deadline.saturating_duration_since(Instant::now());
+    let sender_url = match ready_rx.recv_timeout(left) {
+        Ok(Ready::Port(port)) => format!("amqp://127.0.0.1:{port}"),
+        Ok(Ready::Attached) => sender_url.unwrap_or_default(),
+        Ok(Ready::Failed(why)) => {
+            let _ = join(rh);
+            return Err(why);
+        }
+        Err(_) => {
+            // The receiver returned (its channel end is gone) or never got ready.
+            wait_for(&done_rx, 1, deadline);
+            let r = join(rh)?;
+            return Err(r
+                .error
+                .unwrap_or_else(|| "the receiver never became ready".into()));
+        }
+    };
+    let sender = SenderHandler::new(
+        sender_url,
+        address,
+        cfg.count,
+        cfg.body_size,
+        cfg.settle,
+        clock,
+        cfg.duration_max,
+    );
+    let sh = spawn_container(
+        sender,
+        format!("amqp-perf-sender-{pid}"),
+        cfg.runtime,
+        done_tx,
+    );
+    wait_for(&done_rx, 2, deadline);
+    let s = join(sh)?;
+    let r = join(rh)?;
+    let mut o = Outcome::default();
+    o.add_sender(&s);
+    if let (Some(start), Some(s_end), Some(r_last)) = (s.start, s.end, r.last) {
+        o.elapsed = Some(s_end.max(r_last).saturating_duration_since(start));
+        o.transferred = r.received;
+    }
+    o.add_receiver(r);
+    Ok(o)
+}
+
+/// Only the sender: peer-to-peer to a listening receiver, or to a broker.
+fn run_sender(cfg: &Config) -> Result<Outcome, String> {
+    let url = cfg.url.clone().unwrap_or_default();
+    let (_, address) = split_url(&url)?;
+    let (done_tx, done_rx) = mpsc::channel();
+    let deadline = Instant::now() + cfg.duration_max + WATCHDOG_GRACE;
+    let sender = SenderHandler::new(
+        url,
+        address,
+        cfg.count,
+        cfg.body_size,
+        cfg.settle,
+        Clock::Wall,
+        cfg.duration_max,
+    );
+    let id = format!("amqp-perf-sender-{}", std::process::id());
+    let sh = spawn_container(sender, id, cfg.runtime, done_tx);
+    wait_for(&done_rx, 1, deadline);
+    let s = join(sh)?;
+    let mut o = Outcome::default();
+    o.add_sender(&s);
+    if let (Some(start), Some(end)) = (s.start, s.end) {
+        o.elapsed = Some(end.saturating_duration_since(start));
+        o.transferred = match cfg.settle {
+            Settle::Unsettled => s.accepted,
+            Settle::Presettled => s.sent,
+        };
+    }
+    Ok(o)
+}
+
+/// Only the receiver: listening (peer) or attached to a broker.
+fn run_receiver(cfg: &Config) -> Result<Outcome, String> {
+    let url = cfg.url.clone().unwrap_or_default();
+    let (hostport, address) = split_url(&url)?;
+    let source = match cfg.mode {
+        Mode::Peer => Source::Listen(hostport),
+        Mode::Broker => Source::Connect { url, address },
+    };
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    let deadline = Instant::now() + cfg.duration_max + WATCHDOG_GRACE;
+    let receiver = ReceiverHandler::new(
+        source,
+        cfg.count,
+        cfg.credit,
+        Clock::Wall,
+        cfg.duration_max,
+        ready_tx,
+    );
+    let id = format!("amqp-perf-receiver-{}", std::process::id());
+    let rh = spawn_container(receiver, id, cfg.runtime, done_tx);
+    let announcer = thread::spawn(move || match ready_rx.recv() {
+        Ok(Ready::Port(port)) => eprintln!("amqp-perf: receiver listening on port {port}"),
+        Ok(Ready::Attached) => eprintln!("amqp-perf: receiver attached"),
+        _ => {}
+    });
+    wait_for(&done_rx, 1, deadline);
+    let r = join(rh)?;
+    let _ = announcer.join();
+    let mut o = Outcome::default();
+    if let (Some(first), Some(last)) = (r.first, r.last) {
+        o.elapsed = Some(last.saturating_duration_since(first));
+        // The first message starts the clock: count the intervals after it.
+        o.transferred = r.received.saturating_sub(1);
+    }
+    o.add_receiver(r);
+    Ok(o)
+}
+
+/// Peak resident set size of this process in KiB (Linux), for the flat-memory target.
+fn max_rss_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn report(cfg: &Config, o: &Outcome) -> bool {
+    let complete = o.errors.is_empty() && !o.timed_out && o.elapsed.is_some();
+    let secs = o.elapsed.map_or(0.0, |d| d.as_secs_f64());
+    let rate = if secs > 0.0 {
+        o.transferred as f64 / secs
+    } else {
+        0.0
+    };
+    let mbps = rate * cfg.body_size as f64 / 1e6;
+    let path = match (cfg.mode, cfg.role) {
+        (Mode::Peer, Role::Both) => "peer-to-peer (one process, two containers)".to_string(),
+        (Mode::Peer, r) => format!("peer-to-peer, {} only", r.name()),
+        (Mode::Broker, Role::Both) => format!("through {}", cfg.url.as_deref().unwrap_or("?")),
+        (Mode::Broker, r) => format!(
+            "through {}, {} only",
+            cfg.url.as_deref().unwrap_or("?"),
+            r.name()
+        ),
+    };
+    println!(
+        "amqp-perf: {path}; {} messages, body {} B, credit {}, {}, {} runtime",
+        cfg.count,
+        cfg.body_size,
+        cfg.credit,
+        cfg.settle.name(),
+        cfg.runtime.name()
+    );
+    println!(
+        "  sent {}  accepted {}  not accepted {}  received {}",
+        o.sent, o.accepted, o.not_accepted, o.received
+    );
+    if o.elapsed.is_some() {
+        println!("  duration     {secs:.3} s");
+        println!("  throughput   {rate:.0} msg/s   {mbps:.1} MB/s (payload, 10^6 B)");
+    }
+    let lat = o.latency.as_ref().filter(|h| h.len() > 0);
+    if let Some(h) = lat {
+        println!(
+            "  latency ms   p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  (mean {:.3}, n {})",
+            ms(h.percentile(50.0)),
+            ms(h.percentile(90.0)),
+            ms(h.percentile(99.0)),
+            ms(h.percentile(99.9)),
+            ms(h.max()),
+            h.mean() / 1e6,
+            h.len()
+        );
+    }
+    let rss = max_rss_kib();
+    if let Some(kib) = rss {
+        println!("  peak RSS     {:.1} MiB", kib as f64 / 1024.0);
+    }
+    if o.timed_out {
+        println!("  TIMED OUT after --duration-max {:?}", cfg.duration_max);
+    }
+    for e in &o.errors {
+        println!("  error: {e}");
+    }
+    if o.untimed > 0 {
+        println!("  {} messages without a timestamp", o.untimed);
+    }
+    let lat_json = match lat {
+        Some(h) => format!(
+            "{{\"p50\":{:.4},\"p90\":{:.4},\"p99\":{:.4},\"p99_9\":{:.4},\"max\":{:.4},\"mean\":{:.4}}}",
+            ms(h.percentile(50.0)),
+            ms(h.percentile(90.0)),
+            ms(h.percentile(99.0)),
+            ms(h.percentile(99.9)),
+            ms(h.max()),
+            h.mean() / 1e6
+        ),
+        None => "null".into(),
+    };
+    let errors: Vec<String> = o.errors.iter().map(|e| json_str(e)).collect();
+    println!(
+        "{{\"tool\":\"amqp-perf\",\"mode\":{},\"role\":{},\"url\":{},\"count\":{},\"body_size\":{},\"credit\":{},\"settle_mode\":{},\"runtime\":{},\"sent\":{},\"accepted\":{},\"not_accepted\":{},\"received\":{},\"duration_s\":{:.6},\"msg_per_s\":{:.1},\"mb_per_s\":{:.3},\"latency_ms\":{},\"max_rss_kib\":{},\"timed_out\":{},\"complete\":{},\"errors\":[{}]}}",
+        json_str(cfg.mode.name()),
+        json_str(cfg.role.name()),
+        cfg.url.as_deref().map_or("null".into(), json_str),
+        cfg.count,
+        cfg.body_size,
+        cfg.credit,
+        json_str(cfg.settle.name()),
+        json_str(cfg.runtime.name()),
+        o.sent,
+        o.accepted,
+        o.not_accepted,
+        o.received,
+        secs,
+        rate,
+        mbps,
+        lat_json,
+        rss.map_or("null".into(), |k| k.to_string()),
+        o.timed_out,
+        complete,
+        errors.join(",")
+    );
+    complete
+}
+
+fn main() -> ExitCode {
+    let cfg = match args::parse(std::env::args().skip(1)) {
+        Ok(Parsed::Run(c)) => c,
+        Ok(Parsed::Help) => {
+            println!("{}", args::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("amqp-perf: {e}\n\n{}", args::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let r = match cfg.role {
+        Role::Both => run_both(&cfg),
+        Role::Sender => run_sender(&cfg),
+        Role::Receiver => run_receiver(&cfg),
+    };
+    match r {
+        Ok(o) => {
+            if report(&cfg, &o) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("amqp-perf: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split() {
+        assert_eq!(
+            split_url("amqp://127.0.0.1:5673/q1").unwrap(),
+            ("127.0.0.1:5673".into(), "q1".into())
+        );
+        assert_eq!(
+            split_url("amqp://127.0.0.1:5673").unwrap(),
+            ("127.0.0.1:5673".into(), "amqp-perf".into())
+        );
+    }
+
+    #[test]
+    fn json_escapes() {
+        assert_eq!(json_str("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    }
+
+    /// A small end-to-end run over loopback, both settle modes.
+    #[test]
+    fn peer_loopback_small() {
+        for settle in [Settle::Unsettled, Settle::Presettled] {
+            let cfg = Config {
+                mode: Mode::Peer,
+                role: Role::Both,
+                url: None,
+                count: 2000,
+                body_size: 100,
+                credit: 100,
+                settle,
+                duration_max: Duration::from_secs(20),
+                runtime: RuntimeKind::CurrentThread,
+            };
+            let o = run_both(&cfg).unwrap();
+            assert!(o.errors.is_empty(), "{:?}", o.errors);
+            assert!(!o.timed_out);
+            assert_eq!(o.received, 2000);
+            assert_eq!(o.sent, 2000);
+            if settle == Settle::Unsettled {
+                assert_eq!(o.accepted, 2000);
+            }
+            assert_eq!(o.latency.as_ref().unwrap().len(), 2000);
+        }
+    }
+}
