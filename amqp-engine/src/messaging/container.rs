@@ -1633,7 +1633,7 @@ impl Reactor {
                                 link: lh,
                                 id: d.delivery,
                             });
-                            ctx.message = Some(m);
+                            ctx.message = Some(Box::new(m));
                             ctx.state = d.state;
                             if d.settled {
                                 // Nothing to accept.

@@ -76,7 +76,9 @@ pub(crate) struct EventContext {
     pub(crate) link: Option<LinkHandle>,
     pub(crate) delivery: Option<DeliveryHandle>,
     pub(crate) tracker: Option<Tracker>,
-    pub(crate) message: Option<Message>,
+    // Boxed: events are moved several times on their way to the handler, and most carry no
+    // message (a `Message` inline would make every event ~500 bytes larger).
+    pub(crate) message: Option<Box<Message>>,
     pub(crate) error: Option<Error>,
     pub(crate) state: Option<DeliveryState>,
     pub(crate) timer: Option<TimerHandle>,
@@ -152,12 +154,12 @@ impl<'a> Event<'a> {
 
     /// The decoded message (`on_message`).
     pub fn message(&self) -> Option<&Message> {
-        self.ctx.message.as_ref()
+        self.ctx.message.as_deref()
     }
 
     /// Takes the decoded message out of the event (avoids a clone).
     pub fn take_message(&mut self) -> Option<Message> {
-        self.ctx.message.take()
+        self.ctx.message.take().map(|m| *m)
     }
 
     /// The error condition (`on_*_error`, `on_rejected`).
