@@ -1,4 +1,7 @@
-//! Starting and stopping the python-qpid-proton peer (`proton_peer.py`), always by its PID.
+//! Starting and stopping a python-qpid-proton peer script, always by its own PID.
+//!
+//! Shared by the test binaries of `amqp-engine` and `amqp-tokio` (the latter includes this file
+//! with `#[path]`); each crate's peer script is its `tests/interop/proton_peer.py`.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -11,7 +14,7 @@ use std::time::{Duration, Instant};
 /// The peer script.
 pub const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/proton_peer.py");
 
-/// True if `python3 -c 'import proton'` works. If it does not, the test fails, unless
+/// True if `python3 -c 'import proton'` works. If not, the test fails, unless
 /// `INTEROP_OPTIONAL=1`, in which case it is skipped with a message (returns false).
 pub fn require_proton(scenario: &str) -> bool {
     let ok = Command::new("python3")
@@ -37,7 +40,7 @@ pub fn require_proton(scenario: &str) -> bool {
     );
 }
 
-/// A running peer process. Dropping it kills the process (by PID) if it is still running.
+/// A running peer. Dropping it kills the process (by PID) if it is still running.
 pub struct ProtonPeer {
     child: Child,
     lines: Receiver<String>,
@@ -46,17 +49,28 @@ pub struct ProtonPeer {
 }
 
 impl ProtonPeer {
-    /// Starts `python3 proton_peer.py ARGS...`.
-    pub fn spawn(args: &[String]) -> ProtonPeer {
-        let mut child = Command::new("python3")
+    /// Starts `python3 tests/interop/proton_peer.py ARGS...`.
+    pub fn spawn<S: AsRef<str>>(args: &[S]) -> ProtonPeer {
+        Self::spawn_with("python3", SCRIPT, args, &[])
+    }
+
+    /// Starts `PYTHON SCRIPT ARGS...` with extra environment variables `env`.
+    pub fn spawn_with<S: AsRef<str>>(
+        python: &str,
+        script: &str,
+        args: &[S],
+        env: &[(&str, &str)],
+    ) -> ProtonPeer {
+        let mut child = Command::new(python)
             .arg("-u")
-            .arg(SCRIPT)
-            .args(args)
+            .arg(script)
+            .args(args.iter().map(|a| a.as_ref()))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start python3");
+            .unwrap_or_else(|e| panic!("start {python}: {e}"));
         let (tx, rx) = channel();
         let out = child.stdout.take().expect("stdout");
         std::thread::spawn(move || {
@@ -136,18 +150,18 @@ impl ProtonPeer {
                 }
                 Ok(None) => {
                     self.kill();
-                    return Err(format!("peer still running after {limit:?}; killed{}", {
-                        self.collect(Duration::from_millis(200));
+                    self.collect(Duration::from_millis(200));
+                    return Err(format!(
+                        "peer still running after {limit:?}; killed{}",
                         self.diag()
-                    }));
+                    ));
                 }
                 Err(e) => return Err(format!("wait for peer: {e}")),
             }
         };
         self.collect(Duration::from_secs(2));
         if std::env::var("INTEROP_DEBUG").as_deref() == Ok("1") {
-            // E.g. with PN_TRACE_FRM=1, proton's frame trace (which it writes to stderr).
-            eprintln!("--- proton peer {}{}", self.pid(), self.diag());
+            eprintln!("--- proton peer {}{}", self.child.id(), self.diag());
         }
         let last = self
             .stdout
@@ -163,7 +177,6 @@ impl ProtonPeer {
         }
     }
 
-    /// Reads the remaining stdout lines (the reader thread ends at EOF).
     fn collect(&mut self, limit: Duration) {
         let deadline = Instant::now() + limit;
         loop {

@@ -3,4 +3,5 @@
 
 pub mod pair;
 pub mod pki;
+#[path = "../../../../amqp-engine/tests/interop/peer.rs"]
 pub mod proton;

@@ -3,7 +3,7 @@
 (tests/sasl_cyrus.rs). Run it with the python of the venv that scripts/proton-cyrus.sh builds
 (proton compiled against Cyrus: ``proton.SASL.extended()`` is True).
 
-It is the peer of ``proton_tls_peer.py`` (same message exchange, same JSON summary, same
+It is the peer of ``proton_peer.py`` (same message exchange, same JSON summary, same
 bounds) without TLS, with SASL settings for each side:
 
 * ``--listen PORT``: a plain-TCP listener on 127.0.0.1 whose SASL server is Cyrus, configured
@@ -26,7 +26,7 @@ from proton import SASL
 from proton.reactor import Container
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proton_tls_peer import Peer  # noqa: E402
+from proton_peer import Peer  # noqa: E402
 
 
 class SaslPeer(Peer):
@@ -86,7 +86,7 @@ def main():
     p.add_argument("--sasl-config-path")
     p.add_argument("--timeout", type=float, default=20.0)
     a = p.parse_args()
-    # What proton_tls_peer.Peer also reads: no TLS here.
+    # What proton_peer.Peer also reads: no TLS here.
     a.plain, a.ca, a.cert, a.key, a.verify, a.require_client_cert = True, None, None, None, "none", False
     if not SASL.extended():
         print(json.dumps({"error": "proton is built without Cyrus SASL (SASL.extended() is False)"}),
