@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use amqp_engine::messaging::{Event, MessagingHandler};
-use amqp_examples::args::Parser;
+use amqp_examples::args::{Parser, HELP_TEMPLATE};
 use amqp_examples::pyfmt;
 use amqp_proto::message::MessageId;
 use amqp_tokio::Container;
@@ -51,26 +51,27 @@ impl MessagingHandler for Recv {
     }
 }
 
+#[derive(Parser)]
+#[command(name = "simple_recv", help_template = HELP_TEMPLATE)]
+struct Args {
+    /// address from which messages are received
+    #[arg(
+        short,
+        long,
+        value_name = "ADDRESS",
+        default_value = "localhost:5672/examples"
+    )]
+    address: String,
+    /// number of messages to receive; 0 receives indefinitely
+    #[arg(short, long, value_name = "MESSAGES", default_value_t = 100)]
+    messages: u64,
+}
+
 fn main() {
-    let m = Parser::new("simple_recv", "")
-        .opt(
-            'a',
-            "address",
-            "ADDRESS",
-            "localhost:5672/examples",
-            "address from which messages are received",
-        )
-        .opt(
-            'm',
-            "messages",
-            "MESSAGES",
-            "100",
-            "number of messages to receive; 0 receives indefinitely",
-        )
-        .parse();
+    let m = Args::parse();
     Container::new(Recv {
-        url: m.get("address").to_string(),
-        expected: m.get_parsed("messages"),
+        url: m.address,
+        expected: m.messages,
         received: 0,
         dedup_ids: HashSet::new(),
     })
