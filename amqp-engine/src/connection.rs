@@ -850,12 +850,15 @@ impl Connection {
     }
 
     /// Deliveries we sent that the peer has not settled, oldest first (the in-doubt set if the
-    /// transport is lost now).
+    /// transport is lost now), including those of sessions that ended before the peer settled
+    /// them.
     pub fn unsettled_sent(&self) -> Vec<DeliveryId> {
+        // Those of sessions already ended (and of every session once the connection is
+        // finished) are kept in `lost_unsettled`.
+        let mut out = self.lost_unsettled.clone();
         if self.finished {
-            return self.lost_unsettled.clone();
+            return out;
         }
-        let mut out = Vec::new();
         for k in self.sessions.keys() {
             if let Some(s) = self.sessions.get(k) {
                 for (i, e) in s.out_unsettled.items.iter().enumerate() {
@@ -2122,6 +2125,25 @@ impl Connection {
         // Both ends ended: a session we ended first stays until the peer's end (its begin
         // reply may still be on the way).
         if s.local == EndpointState::Closed && s.remote == EndpointState::Closed {
+            // What we sent on it and the peer never settled is in doubt: keep it known (the
+            // messaging layer reports it when the transport ends, and resends).
+            let base = s.out_unsettled.base;
+            let lost: Vec<DeliveryId> = s
+                .out_unsettled
+                .items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| {
+                    e.as_ref().map(|e| DeliveryId {
+                        link: e.link,
+                        number: base.wrapping_add(i as u32),
+                    })
+                })
+                .collect();
+            self.lost_unsettled.extend(lost);
+            let Some(s) = self.sessions.get(sid.0) else {
+                return;
+            };
             let ch = s.channel;
             let links: Vec<LinkId> = s
                 .local_handles
