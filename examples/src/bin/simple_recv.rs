@@ -2,7 +2,7 @@
 //! their bodies, ignoring duplicates (by message-id) that an at-least-once sender may resend.
 //!
 //! ```text
-//! simple_recv [-a localhost:5672/examples] [-m 100]
+//! simple_recv [-a localhost:5672/examples] [-m 100] [--durable]
 //! ```
 
 use std::collections::HashSet;
@@ -11,20 +11,36 @@ use amqp_engine::messaging::{Event, MessagingHandler};
 use amqp_examples::args::{Parser, HELP_TEMPLATE};
 use amqp_examples::pyfmt;
 use amqp_proto::message::MessageId;
+use amqp_proto::messaging::TerminusDurability;
 use amqp_tokio::Container;
 
 struct Recv {
     url: String,
     expected: u64,
+    /// Receive from a durable source (see simple_send --durable).
+    durable: bool,
     received: u64,
     dedup_ids: HashSet<MessageId>,
 }
 
 impl MessagingHandler for Recv {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        if let Err(err) = e.container().create_receiver_url(&self.url) {
-            eprintln!("simple_recv: {err}");
-            e.container().stop();
+        match e.container().create_receiver_url(&self.url) {
+            Ok(link) if self.durable => {
+                // A durable source: the same queue simple_send --durable declares.
+                let source = e
+                    .container()
+                    .link_config_mut(link)
+                    .and_then(|c| c.source.as_mut());
+                if let Some(s) = source {
+                    s.durable = Some(TerminusDurability::Configuration);
+                }
+            }
+            Ok(_) => {}
+            Err(err) => {
+                eprintln!("simple_recv: {err}");
+                e.container().stop();
+            }
         }
     }
 
@@ -65,6 +81,10 @@ struct Args {
     /// number of messages to receive; 0 receives indefinitely
     #[arg(short, long, value_name = "MESSAGES", default_value_t = 100)]
     messages: u64,
+    /// receive from a durable source, the queue simple_send --durable declares (not in
+    /// Proton's simple_recv.py)
+    #[arg(long)]
+    durable: bool,
 }
 
 fn main() {
@@ -72,6 +92,7 @@ fn main() {
     Container::new(Recv {
         url: m.address,
         expected: m.messages,
+        durable: m.durable,
         received: 0,
         dedup_ids: HashSet::new(),
     })

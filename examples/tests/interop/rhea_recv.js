@@ -5,6 +5,7 @@
 //                     [--credit C] [--grace S] [--selector "colour = 'green'"]
 //                     [--dispositions reject,release,modify,accept] [--drain]
 //                     [--timeout 30]
+//                     [--username U [--password P]] [--ca CA.pem [--servername localhost]]
 //
 // Stops after --count messages, or, with --count 0, once nothing has arrived for --grace
 // seconds. Grants --credit at a time (default: --count, or 100), never more than --count in
@@ -22,11 +23,12 @@
 // timed_out}; bodies_ok says every body was {sequence: id}. The exit status is 0 unless it
 // timed out or failed.
 'use strict';
-const { parseArgs, loadRhea, finish, limit } = require('./rhea_common.js');
+const { parseArgs, loadRhea, finish, limit, connectOptions, CONNECT_DEFAULTS } = require('./rhea_common.js');
 
 const a = parseArgs(process.argv.slice(2), {
   host: '127.0.0.1', port: 5672, address: 'examples', count: 0, credit: 0, grace: 1.0,
   selector: '', dispositions: '', drain: false, timeout: 30,
+  ...CONNECT_DEFAULTS,
 });
 const rhea = loadRhea();
 const container = rhea.create_container({ id: 'rhea-recv' });
@@ -131,7 +133,7 @@ container.on('disconnected', (c) => {
 });
 container.on('connection_close', () => finish(r));
 
-const conn = container.connect({ host: a.host, port: a.port, reconnect: false });
+const conn = container.connect(connectOptions(a));
 const source = { address: a.address };
 if (a.selector) source.filter = rhea.filter.selector(a.selector);
 conn.open_receiver({ source, credit_window: 0, autoaccept: false });

@@ -4,16 +4,18 @@
 //
 //   node rhea_send.js --port P [--host 127.0.0.1] [--address examples] [--count 1000]
 //                     [--colour] [--timeout 30]
+//                     [--username U [--password P]] [--ca CA.pem [--servername localhost]]
 //
 // Message i (1-based) has message-id i and body {sequence: i}; with --colour it also has the
 // application property colour = 'green' for odd i and 'red' for even i (like colour_send).
 // The last line of stdout is a JSON summary: {sent, accepted, rejected, released, modified,
 // errors, timed_out}; the exit status is 0 unless it timed out or failed.
 'use strict';
-const { parseArgs, loadRhea, finish, limit } = require('./rhea_common.js');
+const { parseArgs, loadRhea, finish, limit, connectOptions, CONNECT_DEFAULTS } = require('./rhea_common.js');
 
 const a = parseArgs(process.argv.slice(2), {
   host: '127.0.0.1', port: 5672, address: 'examples', count: 1000, colour: false, timeout: 30,
+  ...CONNECT_DEFAULTS,
 });
 const rhea = loadRhea();
 const container = rhea.create_container({ id: 'rhea-send' });
@@ -57,6 +59,6 @@ container.on('disconnected', (c) => {
 });
 container.on('connection_close', () => finish(r));
 
-const conn = container.connect({ host: a.host, port: a.port, reconnect: false });
+const conn = container.connect(connectOptions(a));
 // rhea reports 'modified' only when asked to (by default it treats modified as released).
 conn.open_sender({ target: { address: a.address }, treat_modified_as_released: false });
