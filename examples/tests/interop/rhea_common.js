@@ -59,4 +59,11 @@ function connectOptions(a) {
 // The options connectOptions reads, with their defaults.
 const CONNECT_DEFAULTS = { username: '', password: '', ca: '', servername: 'localhost' };
 
-module.exports = { parseArgs, loadRhea, finish, limit, connectOptions, CONNECT_DEFAULTS };
+// `size` bytes that depend on `i`: byte k is (i + k) % 251.
+function pattern(i, size) {
+  const b = Buffer.alloc(size);
+  for (let k = 0; k < size; k++) b[k] = (i + k) % 251;
+  return b;
+}
+
+module.exports = { parseArgs, loadRhea, finish, limit, connectOptions, pattern, CONNECT_DEFAULTS };

@@ -14,6 +14,7 @@ use amqp_tokio::messaging::{ConnectOptions, TlsOptions, Url, VerifyMode};
 
 use crate::common::{self, broker, free_port, sequence_lines, Proc, LIMIT};
 use crate::probe::{data_bytes, pattern, Probe};
+use crate::python::frozen_peer_idle_timeout;
 use crate::{check, check_lines, example, install, run_ok, tail, write_pki, Suite};
 
 /// How many messages go through in the Proton C scenarios that carry the bulk.
@@ -296,29 +297,8 @@ fn interop_proton_c() {
     suite.run(scenarios[8], &["idle-timeout"], || {
         let (b, port, certs) = c_tls_broker(&dir)?;
         let idle = Duration::from_secs(1);
-        let mut p = Probe::new(c_tls_opts(&certs, port).heartbeat(idle), "unused", LIMIT);
-        p.idle_for = Some(Duration::from_secs(30));
-        let opened = p.opened_flag.clone();
-        let h = std::thread::spawn(move || p.run());
-        let t = Instant::now();
-        while !opened.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(15) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        check(opened.load(Ordering::SeqCst), || "never opened".into())?;
-        std::thread::sleep(4 * idle);
-        signal(b.pid(), "STOP")?;
-        let frozen = Instant::now();
-        let p = h.join().map_err(|_| "probe panicked".to_string());
-        signal(b.pid(), "CONT")?;
-        let p = p?;
-        let err = p.errors.join("; ");
-        let at = p.first_error_at.ok_or("no error after the broker froze")?;
-        check(at > frozen, || format!("an error before the freeze: {err}"))?;
-        let after = at - frozen;
-        check(after <= 2 * idle + Duration::from_secs(1), || {
-            format!("idle timeout noticed only after {after:?}: {err}")
-        })?;
-        check(err.contains("idle-timeout"), || err.clone())?;
+        let (after, _err) =
+            frozen_peer_idle_timeout(c_tls_opts(&certs, port).heartbeat(idle), idle, b.pid())?;
         Ok((
             0,
             format!(
@@ -449,16 +429,4 @@ fn c_tls_opts(certs: &TempDir, port: u16) -> ConnectOptions {
                 .ca_file(ca.to_string_lossy())
                 .verify(VerifyMode::VerifyPeerName),
         )
-}
-
-/// Sends `signal` (STOP, CONT) to a process we started.
-fn signal(pid: u32, signal: &str) -> Result<(), String> {
-    let st = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status()
-        .map_err(|e| format!("kill: {e}"))?;
-    check(st.success(), || {
-        format!("kill -{signal} {pid} failed: {st}")
-    })
 }

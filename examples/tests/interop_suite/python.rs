@@ -133,29 +133,7 @@ fn interop_python_proton() {
         let port = free_port();
         let l = listener(&["source", "--port", &port.to_string()])?;
         let idle = Duration::from_secs(1);
-        let mut p = Probe::new(local(port).heartbeat(idle), "unused", LIMIT);
-        p.idle_for = Some(Duration::from_secs(30));
-        let opened = p.opened_flag.clone();
-        let h = std::thread::spawn(move || p.run());
-        let t = Instant::now();
-        while !opened.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(15) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        check(opened.load(Ordering::SeqCst), || "never opened".into())?;
-        std::thread::sleep(4 * idle);
-        signal(l.pid(), "STOP")?;
-        let frozen = Instant::now();
-        let p = h.join().map_err(|_| "probe panicked".to_string());
-        signal(l.pid(), "CONT")?;
-        let p = p?;
-        let err = p.errors.join("; ");
-        let at = p.first_error_at.ok_or("no error after Proton froze")?;
-        check(at > frozen, || format!("an error before the freeze: {err}"))?;
-        let after = at - frozen;
-        check(after <= 2 * idle + Duration::from_secs(1), || {
-            format!("idle timeout noticed only after {after:?}: {err}")
-        })?;
-        check(err.contains("idle-timeout"), || err.clone())?;
+        let (after, _err) = frozen_peer_idle_timeout(local(port).heartbeat(idle), idle, l.pid())?;
         Ok((
             0,
             format!(
@@ -246,8 +224,43 @@ fn listener(args: &[&str]) -> Result<Proc, String> {
     Ok(p)
 }
 
+/// Connects with `opts` (an idle-timeout `idle`), stays idle for 4 × `idle` (heartbeats
+/// must keep the connection up), then freezes the peer process `pid` (SIGSTOP, CONT after):
+/// our side must close for idle timeout within 2 × `idle` + 1 s. Returns how long that took
+/// and the error.
+pub(crate) fn frozen_peer_idle_timeout(
+    opts: ConnectOptions,
+    idle: Duration,
+    pid: u32,
+) -> Result<(Duration, String), String> {
+    let mut p = Probe::new(opts, "unused", LIMIT);
+    p.idle_for = Some(Duration::from_secs(30));
+    let opened = p.opened_flag.clone();
+    let h = std::thread::spawn(move || p.run());
+    let t = Instant::now();
+    while !opened.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    check(opened.load(Ordering::SeqCst), || "never opened".into())?;
+    std::thread::sleep(4 * idle);
+    signal(pid, "STOP")?;
+    let frozen = Instant::now();
+    let p = h.join().map_err(|_| "probe panicked".to_string());
+    signal(pid, "CONT")?;
+    let p = p?;
+    let err = p.errors.join("; ");
+    let at = p.first_error_at.ok_or("no error after the peer froze")?;
+    check(at > frozen, || format!("an error before the freeze: {err}"))?;
+    let after = at - frozen;
+    check(after <= 2 * idle + Duration::from_secs(1), || {
+        format!("idle timeout noticed only after {after:?}: {err}")
+    })?;
+    check(err.contains("idle-timeout"), || err.clone())?;
+    Ok((after, err))
+}
+
 /// The ids a sink printed (`id N` lines).
-fn ids_seen(lines: &[String]) -> Vec<u64> {
+pub(crate) fn ids_seen(lines: &[String]) -> Vec<u64> {
     lines
         .iter()
         .filter_map(|l| l.strip_prefix("id ")?.parse().ok())

@@ -2,13 +2,17 @@
 //! our example broker, in bulk, with outcomes, a selector, drain, SASL (PLAIN, and ANONYMOUS
 //! through a SASL layer) and TLS.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use amqp_tokio::messaging::{ConnectOptions, Url};
 
 use serde_json::Value as Json;
 
-use crate::common::{broker, sequence_lines, Proc, LIMIT};
+use crate::common::{broker, free_port, sequence_lines, Proc, LIMIT};
+use crate::python::{frozen_peer_idle_timeout, ids_seen};
 use crate::{check, check_lines, example, install, shorten, tail, write_pki, Suite};
 
 /// Messages in rhea's bulk scenarios.
@@ -63,6 +67,10 @@ fn interop_rhea() {
         "sasl-plain",
         "sasl-anonymous",
         "tls",
+        "client-dynamic-reply-to-rhea-server",
+        "idle-timeout-frozen-rhea",
+        "simple_send-reconnects-to-restarted-rhea",
+        "1mib-messages",
     ];
     let prefix = match install("rhea.sh") {
         Ok(d) => d,
@@ -379,7 +387,147 @@ fn interop_rhea() {
         ))
     });
 
+    // Our `client` example against a rhea listener that acts as the server: our dynamic
+    // receiver gets its address from rhea, and rhea answers each request on it.
+    suite.run(scenarios[9], &["dynamic-reply-to"], || {
+        let port = free_port();
+        let _l = rhea_listener(&prefix, port)?;
+        let reqs = ["one", "Two", "three four"];
+        let mut args = vec!["-a".to_string(), format!("127.0.0.1:{port}/requests")];
+        args.extend(reqs.iter().map(|r| r.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = example("client", &args)?;
+        let want: Vec<String> = reqs
+            .iter()
+            .map(|r| format!("{r} => {}", r.to_uppercase()))
+            .collect();
+        check(o.stdout == want, || format!("client said {:?}", o.stdout))?;
+        Ok((
+            6,
+            "our client's dynamic receiver gets a node address from rhea (dynamic-1) and uses \
+             it as reply-to; rhea answers the 3 requests on it: `one => ONE`, `Two => TWO`, \
+             `three four => THREE FOUR`, in order"
+                .into(),
+        ))
+    });
+
+    // Idle-timeout 1 s: rhea's heartbeats keep the idle connection up for 4 s; then the rhea
+    // process is frozen (SIGSTOP) and our side must close within ~2 s.
+    suite.run(scenarios[10], &["idle-timeout"], || {
+        let port = free_port();
+        let l = rhea_listener(&prefix, port)?;
+        let idle = Duration::from_secs(1);
+        let opts = ConnectOptions::new()
+            .url(Url::parse(&format!("amqp://127.0.0.1:{port}")).expect("url"))
+            .reconnect(false)
+            .heartbeat(idle);
+        let (after, err) = frozen_peer_idle_timeout(opts, idle, l.pid())?;
+        Ok((
+            0,
+            format!(
+                "idle-timeout 1 s: no error for 4 s while rhea heartbeats; rhea frozen → our \
+                 side closes {:.1} s later ({})",
+                after.as_secs_f64(),
+                shorten(&err, 80)
+            ),
+        ))
+    });
+
+    // simple_send (at least once, reconnect on) sends 3000 to a rhea listener that is killed
+    // after message 500 and started again on the same port.
+    suite.run(scenarios[11], &["reconnect"], || {
+        let total = 3000usize;
+        let port = free_port();
+        let mut first = rhea_listener(&prefix, port)?;
+        let s = Proc::example(
+            "simple_send",
+            &[
+                "-a",
+                &format!("127.0.0.1:{port}/sink"),
+                "-m",
+                &total.to_string(),
+            ],
+        );
+        let hit = first.wait_line(Duration::from_secs(30), |l| l == "id 500");
+        check(hit.is_some(), || {
+            "the first listener never got message 500".into()
+        })?;
+        first.kill();
+        let before = ids_seen(&first.stdout());
+        let second = rhea_listener(&prefix, port)?;
+        let o = s.wait(LIMIT);
+        check(o.stdout == ["all messages confirmed"], || {
+            format!(
+                "simple_send said {:?}; stderr {:?}",
+                tail(&o.stdout, 3),
+                tail(&o.stderr, 3)
+            )
+        })?;
+        let after = ids_seen(&second.stdout());
+        let all: BTreeSet<u64> = before.iter().chain(after.iter()).copied().collect();
+        check(all == (1..=total as u64).collect(), || {
+            format!(
+                "{} distinct ids seen ({} before, {} after the restart)",
+                all.len(),
+                before.len(),
+                after.len()
+            )
+        })?;
+        check(!after.is_empty(), || "nothing after the restart".into())?;
+        Ok((
+            total as u64,
+            format!(
+                "rhea listener killed after message 500 and restarted on the same port: \
+                 simple_send still prints `all messages confirmed`; the two listeners together \
+                 saw every id 1..={total} ({} before, {} after)",
+                before.len(),
+                after.len()
+            ),
+        ))
+    });
+
+    // Three 1 MiB data bodies from rhea through our broker to rhea, compared byte for byte.
+    suite.run(scenarios[12], &["1mib-message"], || {
+        let (_b, port) = broker(&[]);
+        let size = (1 << 20).to_string();
+        let v = rhea(
+            &prefix,
+            "rhea_send.js",
+            port,
+            &["--address", "big", "--count", "3", "--size", &size],
+        )?;
+        check(v["accepted"] == 3, || format!("rhea_send: {v}"))?;
+        let v = rhea(
+            &prefix,
+            "rhea_recv.js",
+            port,
+            &["--address", "big", "--count", "3", "--size", &size],
+        )?;
+        check(u64s(&v, "ids") == [1, 2, 3], || format!("ids: {v}"))?;
+        check(v["bodies_ok"] == true, || {
+            "a 1 MiB body came back altered".into()
+        })?;
+        Ok((
+            6,
+            "rhea sends 3 × 1 MiB data sections through our broker (all accepted); rhea \
+             receives ids 1, 2, 3 with each body byte-identical"
+                .into(),
+        ))
+    });
+
     suite.finish();
+}
+
+/// Starts `rhea_listen.js` on `port` and waits until it listens.
+fn rhea_listener(prefix: &Path, port: u16) -> Result<Proc, String> {
+    let mut cmd = Command::new("node");
+    cmd.arg(rhea_script("rhea_listen.js"))
+        .args(["--port", &port.to_string()])
+        .env("RHEA_PREFIX", prefix);
+    let p = Proc::spawn("rhea_listen.js", &mut cmd);
+    p.wait_line(Duration::from_secs(15), |l| l == "listening")
+        .ok_or_else(|| format!("rhea_listen.js did not listen: {:?}", tail(&p.stderr(), 5)))?;
+    Ok(p)
 }
 
 /// Runs rhea_send.js with `args`, expecting the broker to refuse it; returns rhea's error.
