@@ -29,6 +29,8 @@ use crate::error::DecodeError;
 use crate::performatives::Performative;
 use crate::sasl::SaslFrame;
 
+pub mod transfer;
+
 /// Size of the fixed frame header.
 pub const FRAME_HEADER_SIZE: usize = 8;
 /// The smallest max-frame-size a peer may negotiate (`MIN-MAX-FRAME-SIZE`).
