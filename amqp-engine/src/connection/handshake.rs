@@ -1,22 +1,88 @@
+//! The handshake: protocol headers and the SASL exchange, up to the first AMQP frame.
+//!
+//! [`Handshake`] is one state per phase (which bytes the peer must send next), in the order a
+//! connection goes through them; the SASL machines live in the phase that uses them.
+
 use super::*;
 
+/// Where a connection is in its handshake: what it expects from the peer next.
+pub(super) enum Handshake {
+    /// Server: the peer's first protocol header; `sasl` is our SASL layer, if configured.
+    Header { sasl: Option<Box<SaslServer>> },
+    /// Client: we sent the SASL header and await the server's.
+    SaslHeader(Box<SaslClient>),
+    /// Client: the SASL exchange.
+    SaslClient(Box<SaslClient>),
+    /// Server: the SASL exchange.
+    SaslServer(Box<SaslServer>),
+    /// The peer's AMQP header. A client has sent its own already; a server answers the
+    /// peer's.
+    AmqpHeader,
+    /// AMQP frames.
+    Amqp,
+    /// Finished: nothing more is read.
+    Done,
+}
+
+impl Handshake {
+    /// The first phase of a connection on `side` (a client writes its header at once).
+    pub(super) fn new(side: Side, config: &ConnectionConfig) -> Handshake {
+        match (side, &config.sasl) {
+            (Side::Client, SaslMode::Client(cfg)) => {
+                Handshake::SaslHeader(Box::new(SaslClient::new(
+                    cfg.clone(),
+                    config.transport_encrypted,
+                    config.transport_identity.is_some(),
+                    config.hostname.clone(),
+                )))
+            }
+            (Side::Client, _) => Handshake::AmqpHeader,
+            (Side::Server, SaslMode::Server(cfg)) => Handshake::Header {
+                sasl: Some(Box::new(SaslServer::new(
+                    cfg.clone(),
+                    config.transport_identity.clone(),
+                ))),
+            },
+            (Side::Server, _) => Handshake::Header { sasl: None },
+        }
+    }
+
+    /// The protocol header a connection in this phase writes first (clients only).
+    pub(super) fn first_header(&self) -> Option<ProtocolHeader> {
+        match self {
+            Handshake::SaslHeader(_) => Some(ProtocolHeader::SASL),
+            Handshake::AmqpHeader => Some(ProtocolHeader::AMQP),
+            _ => None,
+        }
+    }
+
+    /// True once our AMQP header is written, so AMQP frames go straight out (before it they
+    /// wait in `pending_amqp`: an `open` pipelined behind SASL).
+    pub(super) fn amqp_header_sent(&self, side: Side) -> bool {
+        match self {
+            Handshake::Amqp => true,
+            Handshake::AmqpHeader => side == Side::Client,
+            _ => false,
+        }
+    }
+
+    /// True if frames from the peer may be AMQP frames now or once its header arrives, and
+    /// our header is out: a failure can be told with an AMQP `close`.
+    pub(super) fn can_close(&self, side: Side) -> bool {
+        self.amqp_header_sent(side)
+    }
+}
+
 impl Connection {
-    pub(super) fn read_header(
-        &mut self,
-        want: Option<ProtocolId>,
-    ) -> Result<bool, ConnectionError> {
+    /// Reads a protocol header in a phase that expects one.
+    pub(super) fn read_header(&mut self) -> Result<bool, ConnectionError> {
         let h = match ProtocolHeader::parse(&self.input) {
             Ok(None) => return Ok(false),
             Ok(Some(h)) => h,
             Err(e) => {
                 // Tell the peer what we speak, then give up.
                 if self.side == Side::Server {
-                    let ours = if self.sasl_server.is_some() {
-                        ProtocolHeader::SASL
-                    } else {
-                        ProtocolHeader::AMQP
-                    };
-                    self.out.put_slice(&ours.to_bytes());
+                    self.out.put_slice(&self.server_header().to_bytes());
                 }
                 return Err(ConnectionError::local(
                     ErrorKind::ProtocolHeader,
@@ -25,77 +91,84 @@ impl Connection {
                 ));
             }
         };
-        let _ = self.input.split_to(ProtocolHeader::SIZE);
-        match self.side {
-            Side::Client => {
-                if Some(h.id) != want {
-                    return Err(ConnectionError::local(
-                        ErrorKind::ProtocolHeader,
-                        condition::NOT_ALLOWED,
-                        format!(
-                            "expected {} header, peer sent {h}",
-                            match want {
-                                Some(ProtocolId::Sasl) => "SASL",
-                                _ => "AMQP",
-                            }
-                        ),
-                    ));
-                }
-                self.expect = if h.id == ProtocolId::Sasl {
-                    Expect::Sasl
-                } else {
-                    Expect::Amqp
-                };
+        self.input.advance(ProtocolHeader::SIZE);
+        let phase = std::mem::replace(&mut self.handshake, Handshake::Done);
+        self.handshake = match (phase, h.id) {
+            (Handshake::SaslHeader(c), ProtocolId::Sasl) => Handshake::SaslClient(c),
+            (Handshake::AmqpHeader, ProtocolId::Amqp) if self.side == Side::Client => {
+                Handshake::Amqp
             }
-            Side::Server => match h.id {
-                ProtocolId::Sasl if self.sasl_server.is_some() && self.authenticated.is_none() => {
-                    self.out.put_slice(&ProtocolHeader::SASL.to_bytes());
-                    let mechs = self.sasl_server.as_ref().map(SaslServer::mechanisms_frame);
-                    if let Some(m) = mechs {
-                        frame::encode_sasl_frame(&mut self.out, &m);
-                    }
-                    self.expect = Expect::Sasl;
+            (phase @ (Handshake::SaslHeader(_) | Handshake::AmqpHeader), _)
+                if self.side == Side::Client =>
+            {
+                let want = match phase {
+                    Handshake::SaslHeader(_) => "SASL",
+                    _ => "AMQP",
+                };
+                return Err(ConnectionError::local(
+                    ErrorKind::ProtocolHeader,
+                    condition::NOT_ALLOWED,
+                    format!("expected {want} header, peer sent {h}"),
+                ));
+            }
+            (Handshake::Header { sasl: Some(server) }, ProtocolId::Sasl) => {
+                self.out.put_slice(&ProtocolHeader::SASL.to_bytes());
+                frame::encode_sasl_frame(&mut self.out, &server.mechanisms_frame());
+                Handshake::SaslServer(server)
+            }
+            (Handshake::Header { sasl }, ProtocolId::Amqp)
+                if sasl.is_none()
+                    || matches!(&self.config.sasl, SaslMode::Server(s) if s.allow_skip_sasl) =>
+            {
+                if sasl.is_some() {
+                    self.identity = Some("anonymous".into());
                 }
-                ProtocolId::Amqp
-                    if self.sasl_server.is_none()
-                        || self.authenticated.is_some()
-                        || matches!(&self.config.sasl, SaslMode::Server(s) if s.allow_skip_sasl) =>
-                {
-                    if self.authenticated.is_none() && self.sasl_server.is_some() {
-                        self.authenticated = Some("anonymous".into());
-                    }
-                    self.send_amqp_header();
-                    self.expect = Expect::Amqp;
-                }
-                _ => {
-                    let ours = if self.sasl_server.is_some() && self.authenticated.is_none() {
-                        ProtocolHeader::SASL
-                    } else {
-                        ProtocolHeader::AMQP
-                    };
-                    self.out.put_slice(&ours.to_bytes());
-                    return Err(ConnectionError::local(
-                        ErrorKind::ProtocolHeader,
-                        condition::NOT_ALLOWED,
-                        format!("peer sent {h} header; this server requires {ours}"),
-                    ));
-                }
-            },
-        }
+                self.handshake = Handshake::Amqp;
+                self.send_amqp_header();
+                Handshake::Amqp
+            }
+            (Handshake::AmqpHeader, ProtocolId::Amqp) => {
+                self.handshake = Handshake::Amqp;
+                self.send_amqp_header();
+                Handshake::Amqp
+            }
+            (phase, _) => {
+                self.handshake = phase;
+                let ours = self.server_header();
+                self.out.put_slice(&ours.to_bytes());
+                return Err(ConnectionError::local(
+                    ErrorKind::ProtocolHeader,
+                    condition::NOT_ALLOWED,
+                    format!("peer sent {h} header; this server requires {ours}"),
+                ));
+            }
+        };
         Ok(true)
     }
 
-    pub(super) fn next_frame(&mut self) -> Result<Option<frame::Frame>, ConnectionError> {
-        match self.decoder.decode(&mut self.input) {
-            Ok(Decoded::Frame(f)) => Ok(Some(f)),
-            Ok(Decoded::NeedMore(_)) => Ok(None),
-            Err(e) => Err(frame_error(e)),
+    /// The header a server answers a bad header with: SASL while it still requires SASL.
+    fn server_header(&self) -> ProtocolHeader {
+        match self.handshake {
+            Handshake::Header { sasl: Some(_) } => ProtocolHeader::SASL,
+            _ => ProtocolHeader::AMQP,
         }
     }
 
+    /// Reads one SASL frame and steps the client or server machine with it.
     pub(super) fn read_sasl(&mut self) -> Result<bool, ConnectionError> {
-        let Some(f) = self.next_frame()? else {
-            return Ok(false);
+        // Before any negotiation, frames are limited to MIN-MAX-FRAME-SIZE (2.4.1, 5.3.1).
+        if let Some(&[a, b, c, d]) = self.input.get(..4) {
+            let size = u32::from_be_bytes([a, b, c, d]);
+            if size > MIN_MAX_FRAME_SIZE {
+                return Err(framing(format!(
+                    "SASL frame of {size} bytes exceeds {MIN_MAX_FRAME_SIZE}, the limit before negotiation"
+                )));
+            }
+        }
+        let f = match self.decoder.decode(&mut self.input) {
+            Ok(Decoded::Frame(f)) => f,
+            Ok(Decoded::NeedMore(_)) => return Ok(false),
+            Err(e) => return Err(frame_error(e)),
         };
         let sf = match f.body {
             FrameBody::Sasl(s) => s,
@@ -107,8 +180,8 @@ impl Connection {
                 )))
             }
         };
-        if let Some(client) = self.sasl_client.as_mut() {
-            match client.handle(sf) {
+        match &mut self.handshake {
+            Handshake::SaslClient(client) => match client.handle(sf) {
                 Ok(ClientStep::Send(f)) => frame::encode_sasl_frame(&mut self.out, &f),
                 Ok(ClientStep::Done) => {
                     let mech = client.mechanism().map(str::to_owned);
@@ -116,14 +189,13 @@ impl Connection {
                         mechanism: mech,
                         identity: None,
                     });
-                    self.authenticated = Some(String::new());
+                    self.identity = Some(String::new());
+                    self.handshake = Handshake::AmqpHeader;
                     self.send_amqp_header();
-                    self.expect = Expect::Header(Some(ProtocolId::Amqp));
                 }
                 Err(e) => return Err(sasl_error(e)),
-            }
-        } else if let Some(server) = self.sasl_server.as_mut() {
-            match server.handle(sf) {
+            },
+            Handshake::SaslServer(server) => match server.handle(sf) {
                 ServerAction::Send(f) => frame::encode_sasl_frame(&mut self.out, &f),
                 ServerAction::Success(f, identity) => {
                     frame::encode_sasl_frame(&mut self.out, &f);
@@ -132,8 +204,8 @@ impl Connection {
                         mechanism: mech,
                         identity: Some(identity.clone()),
                     });
-                    self.authenticated = Some(identity);
-                    self.expect = Expect::Header(Some(ProtocolId::Amqp));
+                    self.identity = Some(identity);
+                    self.handshake = Handshake::AmqpHeader;
                 }
                 ServerAction::Failure(f, e) => {
                     frame::encode_sasl_frame(&mut self.out, &f);
@@ -144,34 +216,28 @@ impl Connection {
                     self.finish();
                     return Err(err);
                 }
-            }
-        } else {
-            return Err(framing("SASL frame without a SASL layer"));
+            },
+            _ => return Err(framing("SASL frame without a SASL layer")),
         }
         Ok(true)
     }
 
-    pub(super) fn send_amqp_header(&mut self) {
-        if self.amqp_header_sent {
-            return;
-        }
+    /// Writes our AMQP header, then the AMQP frames that waited for it. Call after moving to
+    /// the phase where the header counts as sent.
+    fn send_amqp_header(&mut self) {
         self.out.put_slice(&ProtocolHeader::AMQP.to_bytes());
-        self.amqp_header_sent = true;
         if !self.pending_amqp.is_empty() {
             let p = self.pending_amqp.split();
             self.out.extend_from_slice(&p);
         }
     }
 
+    /// Where AMQP frames are written: the output, or `pending_amqp` before our AMQP header.
     pub(super) fn amqp_out(&mut self) -> &mut BytesMut {
-        if self.amqp_header_sent {
+        if self.handshake.amqp_header_sent(self.side) {
             &mut self.out
         } else {
             &mut self.pending_amqp
         }
-    }
-
-    pub(super) fn sasl_ok(&self) -> bool {
-        (self.sasl_client.is_none() && self.sasl_server.is_none()) || self.authenticated.is_some()
     }
 }

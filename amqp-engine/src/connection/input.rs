@@ -64,7 +64,7 @@ impl Connection {
                         }
                     }
                 }
-                return Ok(self.expect == Expect::Amqp);
+                return Ok(matches!(self.handshake, Handshake::Amqp));
             }
         }
         let f = self.decoder.decode_frame(&bytes).map_err(frame_error)?;
@@ -79,7 +79,7 @@ impl Connection {
                 payload,
             } => {
                 self.handle_performative(f.channel, performative, payload)?;
-                Ok(self.expect == Expect::Amqp)
+                Ok(matches!(self.handshake, Handshake::Amqp))
             }
         }
     }

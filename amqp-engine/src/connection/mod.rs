@@ -44,6 +44,7 @@ mod session;
 mod transfer;
 mod unsettled;
 
+use handshake::Handshake;
 use link::Link;
 use session::Session;
 use transfer::{BlockedTransfer, Partial};
@@ -103,29 +104,18 @@ pub enum EndpointState {
     Closed,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Expect {
-    /// A protocol header (any, for a server; this one, for a client).
-    Header(Option<ProtocolId>),
-    Sasl,
-    Amqp,
-    Nothing,
-}
-
 /// A sans-IO AMQP 1.0 connection.
 pub struct Connection {
     side: Side,
     config: ConnectionConfig,
-    expect: Expect,
+    handshake: Handshake,
     input: BytesMut,
     out: BytesMut,
     /// AMQP frames written before the AMQP header could be sent (pipelining through SASL).
     pending_amqp: BytesMut,
-    amqp_header_sent: bool,
     decoder: FrameDecoder,
-    sasl_client: Option<SaslClient>,
-    sasl_server: Option<SaslServer>,
-    authenticated: Option<String>,
+    /// The identity the peer authenticated as (server), or `""` once SASL succeeded (client).
+    identity: Option<String>,
     local: EndpointState,
     remote: EndpointState,
     remote_open: Option<Box<Open>>,
@@ -173,15 +163,12 @@ impl Connection {
             .with_limits(config.limits);
         let mut c = Connection {
             side,
-            expect: Expect::Header(None),
+            handshake: Handshake::new(side, &config),
             input: BytesMut::with_capacity(64 * 1024),
             out: BytesMut::with_capacity(64 * 1024),
             pending_amqp: BytesMut::new(),
-            amqp_header_sent: false,
             decoder,
-            sasl_client: None,
-            sasl_server: None,
-            authenticated: None,
+            identity: None,
             local: EndpointState::Uninit,
             remote: EndpointState::Uninit,
             remote_open: None,
@@ -205,29 +192,8 @@ impl Connection {
             lost_unsettled: Vec::new(),
             config,
         };
-        match (side, &c.config.sasl) {
-            (Side::Client, SaslMode::Client(cfg)) => {
-                c.sasl_client = Some(SaslClient::new(
-                    cfg.clone(),
-                    c.config.transport_encrypted,
-                    c.config.transport_identity.is_some(),
-                    c.config.hostname.clone(),
-                ));
-                c.out.put_slice(&ProtocolHeader::SASL.to_bytes());
-                c.expect = Expect::Header(Some(ProtocolId::Sasl));
-            }
-            (Side::Client, _) => {
-                c.out.put_slice(&ProtocolHeader::AMQP.to_bytes());
-                c.amqp_header_sent = true;
-                c.expect = Expect::Header(Some(ProtocolId::Amqp));
-            }
-            (Side::Server, SaslMode::Server(cfg)) => {
-                c.sasl_server = Some(SaslServer::new(
-                    cfg.clone(),
-                    c.config.transport_identity.clone(),
-                ));
-            }
-            (Side::Server, _) => {}
+        if let Some(h) = c.handshake.first_header() {
+            c.out.put_slice(&h.to_bytes());
         }
         c
     }
@@ -254,7 +220,7 @@ impl Connection {
 
     /// On a server, the identity the peer authenticated as (`"anonymous"` for ANONYMOUS).
     pub fn authenticated_identity(&self) -> Option<&str> {
-        self.authenticated.as_deref()
+        self.identity.as_deref()
     }
 
     /// Local and remote state of the connection.
@@ -385,14 +351,16 @@ impl Connection {
             return Err(e.clone());
         }
         loop {
-            let r = match self.expect {
-                Expect::Nothing => {
+            let r = match self.handshake {
+                Handshake::Done => {
                     self.input.clear();
                     Ok(false)
                 }
-                Expect::Header(want) => self.read_header(want),
-                Expect::Sasl => self.read_sasl(),
-                Expect::Amqp => self.read_amqp(),
+                Handshake::Header { .. } | Handshake::SaslHeader(_) | Handshake::AmqpHeader => {
+                    self.read_header()
+                }
+                Handshake::SaslClient(_) | Handshake::SaslServer(_) => self.read_sasl(),
+                Handshake::Amqp => self.read_amqp(),
             };
             match r {
                 Ok(true) => continue,
@@ -478,7 +446,7 @@ impl Connection {
             t = Some(self.last_recv + idle);
         }
         if let Some(remote) = self.remote_idle {
-            if self.amqp_header_sent {
+            if self.handshake.amqp_header_sent(self.side) {
                 let hb = self.last_send + remote / 2;
                 t = Some(t.map_or(hb, |x| x.min(hb)));
             }
@@ -508,7 +476,10 @@ impl Connection {
             }
         }
         if let Some(remote) = self.remote_idle {
-            if self.amqp_header_sent && now >= self.last_send + remote / 2 && self.out.is_empty() {
+            if self.handshake.amqp_header_sent(self.side)
+                && now >= self.last_send + remote / 2
+                && self.out.is_empty()
+            {
                 frame::encode_empty_frame(&mut self.out);
                 self.last_send = now;
             }

@@ -143,7 +143,7 @@ impl Connection {
             // the messaging layer reports it as in doubt.
             self.lost_unsettled = self.unsettled_sent();
             self.finished = true;
-            self.expect = Expect::Nothing;
+            self.handshake = Handshake::Done;
             self.events.push_back(Event::Finished);
             // Closing the connection ends every session and detaches every link: forget them
             // (ids stay stale, never reused, as the slabs bump generations).
@@ -169,12 +169,10 @@ impl Connection {
         self.error = Some(e.clone());
         self.events.push_back(Event::Error(e.clone()));
         // A header mismatch means the peer does not speak our protocol: no frames follow.
-        let can_close = self.amqp_header_sent
+        let can_close = self.handshake.can_close(self.side)
             && e.kind != ErrorKind::ProtocolHeader
-            && matches!(self.expect, Expect::Amqp | Expect::Header(_))
-            && self.local != EndpointState::Closed
-            && self.sasl_ok();
-        if can_close && self.expect != Expect::Sasl {
+            && self.local != EndpointState::Closed;
+        if can_close {
             if self.local == EndpointState::Uninit {
                 self.write_open();
             }

@@ -375,11 +375,7 @@ impl Connection {
             // Fast path: one frame, encoded in place.
             s.remote_incoming_window -= 1;
             s.next_outgoing_id = s.next_outgoing_id.wrapping_add(1);
-            let out = if self.amqp_header_sent {
-                &mut self.out
-            } else {
-                &mut self.pending_amqp
-            };
+            let out = self.amqp_out();
             out.reserve(size);
             head.write_frame_header(out, &layout, ch, len);
             let before = out.len();
@@ -493,11 +489,7 @@ impl Connection {
                 more: h.more,
             };
             let layout = head.layout();
-            let out = if self.amqp_header_sent {
-                &mut self.out
-            } else {
-                &mut self.pending_amqp
-            };
+            let out = self.amqp_out();
             out.reserve(layout.frame_len(b.payload.len()));
             head.write_frame_header(out, &layout, ch, b.payload.len());
             out.put_slice(&b.payload);
