@@ -11,7 +11,7 @@ pub(super) struct Link {
     pub(super) remote: EndpointState,
     pub(super) config: LinkConfig,
     pub(super) remote_attach: Option<Box<Attach>>,
-    pub(super) delivery_count: u32,
+    pub(super) delivery_count: SequenceNo,
     pub(super) credit: u32,
     pub(super) available: u32,
     /// Receiver: the drain mode we ask for. Sender: the receiver's, which is our actual drain
@@ -30,13 +30,130 @@ pub(super) struct Link {
     pub(super) remote_closed: bool,
     /// Receiver: the furthest delivery-count any flow of ours allowed. A sender acting on an
     /// older, larger grant may legitimately send up to it after we lowered credit.
-    pub(super) credit_end: u32,
+    pub(super) credit_end: SequenceNo,
 }
 
-/// The delivery-count up to which `credit` from `delivery_count` allows transfers (credit
-/// beyond 2^31 is capped so serial-number comparisons stay meaningful).
-fn credit_end(delivery_count: u32, credit: u32) -> u32 {
-    delivery_count.wrapping_add(credit.min(i32::MAX as u32))
+impl Link {
+    /// A link not yet attached by either end.
+    pub(super) fn new(
+        session: SessionId,
+        role: Role,
+        config: LinkConfig,
+        max_message_size: u64,
+    ) -> Link {
+        Link {
+            session,
+            name: config.name.as_str().into(),
+            role,
+            handle: u32::MAX,
+            remote_handle: None,
+            local: EndpointState::Uninit,
+            remote: EndpointState::Uninit,
+            config,
+            remote_attach: None,
+            delivery_count: SequenceNo::default(),
+            credit: 0,
+            available: 0,
+            drain: false,
+            drain_pending: false,
+            flow_dirty: false,
+            next_tag: 0,
+            partial: None,
+            discarding: false,
+            max_message_size,
+            remote_closed: false,
+            credit_end: SequenceNo::default(),
+        }
+    }
+
+    /// Receiver: the sender's initial delivery-count (from its attach) is our starting point;
+    /// grants made before its attach arrived move with it.
+    fn rebase_delivery_count(&mut self, initial: SequenceNo) {
+        self.credit_end = self
+            .credit_end
+            .add(initial.offset_from(self.delivery_count));
+        self.delivery_count = initial;
+    }
+
+    /// Sender: the receiver's flow. 2.6.7: credit = delivery-count(rcv) + link-credit(rcv) -
+    /// delivery-count(snd), in serial arithmetic. What we sent that the receiver had not yet
+    /// seen uses up its grant; below zero (it lowered credit under what was in flight) is 0.
+    fn sender_flow(&mut self, remote_delivery_count: Option<u32>, credit: u32, drain: bool) {
+        let remote_dc = remote_delivery_count.map_or(self.delivery_count, SequenceNo::from);
+        self.credit = credit.saturating_sub(self.delivery_count.since(remote_dc));
+        self.drain = drain;
+        self.drain_pending = drain;
+    }
+
+    /// Receiver: the sender's flow. A sender that advanced its delivery-count (drain) used up
+    /// that much credit (never below zero, never backwards). Returns true when a drain we asked
+    /// for is complete.
+    fn receiver_flow(&mut self, delivery_count: Option<u32>, available: Option<u32>) -> bool {
+        if let Some(dc) = delivery_count.map(SequenceNo::from) {
+            if dc >= self.delivery_count {
+                self.credit = self.credit.saturating_sub(dc.since(self.delivery_count));
+                self.delivery_count = dc;
+            }
+        }
+        self.available = available.unwrap_or(self.available);
+        let drained = self.drain && self.credit == 0;
+        if drained {
+            self.drain = false;
+        }
+        drained
+    }
+
+    /// Receiver: grants `credit` (replacing the current credit). Transfers are accepted up to
+    /// everything granted so far, read additively: some senders (RabbitMQ 3.10's AMQP 1.0
+    /// plugin) add a new grant to credit still in flight instead of replacing it. Memory stays
+    /// bounded by the credit we granted.
+    fn grant(&mut self, credit: u32, drain: bool) {
+        self.credit = credit;
+        self.drain = drain;
+        let replaced = self.delivery_count.add_comparable(credit);
+        let added = if self.credit_end > self.delivery_count {
+            self.credit_end.add_comparable(credit)
+        } else {
+            replaced
+        };
+        for end in [replaced, added] {
+            if end > self.credit_end {
+                self.credit_end = end;
+            }
+        }
+    }
+
+    /// Receiver: the first frame of a delivery arrived. False when it is beyond every grant we
+    /// made (not merely beyond the credit we have now: transfers sent under a grant we since
+    /// lowered are legitimate); else it uses one credit.
+    pub(super) fn take_incoming(&mut self) -> bool {
+        if self.credit_end <= self.delivery_count {
+            return false;
+        }
+        self.credit = self.credit.saturating_sub(1);
+        self.delivery_count.incr();
+        true
+    }
+
+    /// Sender: a delivery is sent; it uses one credit (the caller checked there is one).
+    pub(super) fn take_outgoing(&mut self) {
+        self.credit = self.credit.saturating_sub(1);
+        self.delivery_count.incr();
+    }
+
+    /// Sender: answers a drain request by using up the rest of the credit. False if none was
+    /// pending.
+    fn drain_credit(&mut self) -> bool {
+        if !self.drain_pending {
+            return false;
+        }
+        self.delivery_count = self.delivery_count.add(self.credit);
+        self.credit = 0;
+        // The flow says drain = true (our drain mode, until the receiver changes it):
+        // receivers such as rhea take a flow with drain set and no credit as "drained".
+        self.drain_pending = false;
+        true
+    }
 }
 
 impl Connection {
@@ -96,32 +213,11 @@ impl Connection {
         let (lid, remote_initiated) = match existing {
             Some(l) => (l, false),
             None => {
-                let link = Link {
-                    session: sid,
-                    name: a.name.clone(),
-                    role: our_role,
-                    handle: u32::MAX,
-                    remote_handle: None,
-                    local: EndpointState::Uninit,
-                    remote: EndpointState::Uninit,
-                    config: LinkConfig {
-                        name: a.name.to_string(),
-                        ..LinkConfig::default()
-                    },
-                    remote_attach: None,
-                    delivery_count: 0,
-                    credit: 0,
-                    available: 0,
-                    drain: false,
-                    drain_pending: false,
-                    flow_dirty: false,
-                    next_tag: 0,
-                    partial: None,
-                    discarding: false,
-                    max_message_size: self.config.max_message_size,
-                    remote_closed: false,
-                    credit_end: 0,
+                let config = LinkConfig {
+                    name: a.name.to_string(),
+                    ..LinkConfig::default()
                 };
+                let link = Link::new(sid, our_role, config, self.config.max_message_size);
                 (LinkId(self.links.insert(link)), true)
             }
         };
@@ -132,12 +228,7 @@ impl Connection {
         l.remote = EndpointState::Active;
         l.remote_handle = Some(handle);
         if our_role == Role::Receiver {
-            // The sender's initial delivery-count is our starting point: grants made before
-            // its attach arrived move with it.
-            let initial = a.initial_delivery_count.unwrap_or(0);
-            let shift = initial.wrapping_sub(l.delivery_count);
-            l.delivery_count = initial;
-            l.credit_end = l.credit_end.wrapping_add(shift);
+            l.rebase_delivery_count(a.initial_delivery_count.unwrap_or(0).into());
         }
         l.remote_attach = Some(Box::new(a));
         if let Some(s) = self.sessions.get_mut(sid.0) {
@@ -203,15 +294,7 @@ impl Connection {
         let Some(s) = self.sessions.get_mut(sid.0) else {
             return Ok(());
         };
-        // Session flow state (2.5.6): the peer's incoming window as seen from our
-        // next-outgoing-id. Without next-incoming-id (sent before our begin reached the
-        // peer) it counts from our initial next-outgoing-id, 0. Transfers of ours the peer
-        // had not seen when it wrote this use the window up (never below zero).
-        let nid = f.next_incoming_id.unwrap_or(0);
-        let in_flight = s.next_outgoing_id.wrapping_sub(nid);
-        let in_flight = if (in_flight as i32) < 0 { 0 } else { in_flight };
-        s.remote_incoming_window = f.incoming_window.saturating_sub(in_flight);
-        s.remote_outgoing_window = f.outgoing_window;
+        s.remote_flow(&f);
         let echo = f.echo.unwrap_or(false);
         let Some(handle) = f.handle else {
             if echo {
@@ -233,16 +316,11 @@ impl Connection {
         };
         match l.role {
             Role::Sender => {
-                let remote_dc = f.delivery_count.unwrap_or(l.delivery_count);
-                let credit = f.link_credit.unwrap_or(0);
-                // 2.6.7: credit = delivery-count(rcv) + link-credit(rcv) - delivery-count(snd),
-                // in serial arithmetic. What we sent that the receiver had not yet seen uses
-                // up its grant; below zero (it lowered credit under what was in flight) is 0.
-                let in_flight = l.delivery_count.wrapping_sub(remote_dc);
-                let in_flight = if (in_flight as i32) < 0 { 0 } else { in_flight };
-                l.credit = credit.saturating_sub(in_flight);
-                l.drain = f.drain.unwrap_or(false);
-                l.drain_pending = l.drain;
+                l.sender_flow(
+                    f.delivery_count,
+                    f.link_credit.unwrap_or(0),
+                    f.drain.unwrap_or(false),
+                );
                 self.events.push_back(Event::LinkFlow {
                     link: lid,
                     credit: l.credit,
@@ -254,18 +332,7 @@ impl Connection {
                 }
             }
             Role::Receiver => {
-                if let Some(dc) = f.delivery_count {
-                    // The sender advanced its delivery-count (drain): that much credit is used
-                    // up (never below zero, never backwards in serial arithmetic).
-                    let advanced = dc.wrapping_sub(l.delivery_count);
-                    if (advanced as i32) >= 0 {
-                        l.delivery_count = dc;
-                        l.credit = l.credit.saturating_sub(advanced);
-                    }
-                }
-                l.available = f.available.unwrap_or(l.available);
-                if l.drain && l.credit == 0 {
-                    l.drain = false;
+                if l.receiver_flow(f.delivery_count, f.available) {
                     self.events.push_back(Event::LinkDrained { link: lid });
                 }
                 if echo {
@@ -373,7 +440,7 @@ impl Connection {
             target: c.target.clone(),
             unsettled: None,
             incomplete_unsettled: None,
-            initial_delivery_count: (l.role == Role::Sender).then_some(l.delivery_count),
+            initial_delivery_count: (l.role == Role::Sender).then_some(l.delivery_count.get()),
             max_message_size: c.max_message_size,
             offered_capabilities: c.offered_capabilities.clone(),
             desired_capabilities: c.desired_capabilities.clone(),
@@ -411,29 +478,7 @@ impl Connection {
                 "a link with this name and role already exists on the connection",
             ));
         }
-        let link = Link {
-            session: sid,
-            name: config.name.as_str().into(),
-            role,
-            handle: u32::MAX,
-            remote_handle: None,
-            local: EndpointState::Uninit,
-            remote: EndpointState::Uninit,
-            config,
-            remote_attach: None,
-            delivery_count: 0,
-            credit: 0,
-            available: 0,
-            drain: false,
-            drain_pending: false,
-            flow_dirty: false,
-            next_tag: 0,
-            partial: None,
-            discarding: false,
-            max_message_size: self.config.max_message_size,
-            remote_closed: false,
-            credit_end: 0,
-        };
+        let link = Link::new(sid, role, config, self.config.max_message_size);
         let lid = LinkId(self.links.insert(link));
         if let Err(e) = self.write_attach(lid) {
             self.links.remove(lid.0);
@@ -527,22 +572,7 @@ impl Connection {
         if l.local != EndpointState::Active {
             return Err(OpError::IllegalState("link not attached"));
         }
-        l.credit = credit;
-        l.drain = drain;
-        // Accept transfers up to everything granted so far, read additively: some senders
-        // (RabbitMQ 3.10's AMQP 1.0 plugin) add a new grant to credit still in flight instead
-        // of replacing it. Memory stays bounded by the credit we granted.
-        let replaced = credit_end(l.delivery_count, credit);
-        let added = if (l.credit_end.wrapping_sub(l.delivery_count) as i32) > 0 {
-            credit_end(l.credit_end, credit)
-        } else {
-            replaced
-        };
-        for end in [replaced, added] {
-            if (end.wrapping_sub(l.credit_end) as i32) > 0 {
-                l.credit_end = end;
-            }
-        }
+        l.grant(credit, drain);
         if !l.flow_dirty {
             l.flow_dirty = true;
             self.dirty_links.push(lid);
@@ -557,16 +587,9 @@ impl Connection {
         if l.role != Role::Sender {
             return Err(OpError::IllegalState("drained is for senders"));
         }
-        if l.drain_pending {
-            l.delivery_count = l.delivery_count.wrapping_add(l.credit);
-            l.credit = 0;
-            // The flow says drain = true (our drain mode, until the receiver changes it):
-            // receivers such as rhea take a flow with drain set and no credit as "drained".
-            l.drain_pending = false;
-            if !l.flow_dirty {
-                l.flow_dirty = true;
-                self.dirty_links.push(lid);
-            }
+        if l.drain_credit() && !l.flow_dirty {
+            l.flow_dirty = true;
+            self.dirty_links.push(lid);
         }
         Ok(())
     }

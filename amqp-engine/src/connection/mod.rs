@@ -12,6 +12,7 @@
 //! | `link.rs` | [`Link`](link::Link): handles, credit, delivery-count, drain, `attach`/`detach`/`flow` |
 //! | `transfer.rs` | deliveries: sending (framing, session-window blocking, abort) and receiving |
 //! | `unsettled.rs` | unsettled deliveries (the ring per session) and disposition coalescing |
+//! | `sequence.rs` | [`SequenceNo`](sequence::SequenceNo): serial-number arithmetic (RFC 1982) |
 //! | `output.rs` | frames written, deferred frames flushed, `open`/`close`, failing and finishing |
 //!
 //! See the [crate documentation](crate) for the drive loop and the map of the whole engine.
@@ -40,12 +41,14 @@ mod handshake;
 mod input;
 mod link;
 mod output;
+mod sequence;
 mod session;
 mod transfer;
 mod unsettled;
 
 use handshake::Handshake;
 use link::Link;
+use sequence::SequenceNo;
 use session::Session;
 use transfer::{BlockedTransfer, Partial};
 use unsettled::{InEntry, OutEntry, PendingDisposition, Ring};

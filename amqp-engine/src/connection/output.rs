@@ -78,7 +78,7 @@ impl Connection {
             }
             if flow.is_some() {
                 if let Some(s) = self.sessions.get(sid.0) {
-                    let f = self.flow_for(s);
+                    let f = s.flow();
                     self.write(ch, &f);
                 }
             }
@@ -117,9 +117,9 @@ impl Connection {
                 continue;
             }
             let ch = s.channel;
-            let mut f = self.flow_for(s);
+            let mut f = s.flow();
             f.handle = Some(handle);
-            f.delivery_count = Some(dc);
+            f.delivery_count = Some(dc.get());
             f.link_credit = Some(credit);
             f.drain = Some(drain);
             if avail > 0 {

@@ -6,16 +6,16 @@ pub(super) struct Session {
     pub(super) remote_channel: Option<u16>,
     pub(super) local: EndpointState,
     pub(super) remote: EndpointState,
-    pub(super) next_outgoing_id: u32,
+    pub(super) next_outgoing_id: SequenceNo,
     pub(super) remote_incoming_window: u32,
-    pub(super) next_incoming_id: u32,
+    pub(super) next_incoming_id: SequenceNo,
     pub(super) incoming_window: u32,
     pub(super) incoming_window_max: u32,
     pub(super) remote_outgoing_window: u32,
     pub(super) remote_handle_max: u32,
     pub(super) local_handles: IdMap<u32, LinkId>,
     pub(super) remote_handles: IdMap<u32, LinkId>,
-    pub(super) next_delivery_id: u32,
+    pub(super) next_delivery_id: SequenceNo,
     pub(super) out_unsettled: Ring<OutEntry>,
     pub(super) in_unsettled: Ring<InEntry>,
     pub(super) dispositions: Vec<PendingDisposition>,
@@ -23,6 +23,74 @@ pub(super) struct Session {
     pub(super) blocked: VecDeque<BlockedTransfer>,
     pub(super) error: Option<Error>,
     pub(super) properties: Option<amqp_proto::definitions::Fields>,
+}
+
+impl Session {
+    /// A session not yet begun by either end, with an incoming window of `window` frames.
+    pub(super) fn new(window: u32, properties: Option<amqp_proto::definitions::Fields>) -> Session {
+        Session {
+            channel: u16::MAX,
+            remote_channel: None,
+            local: EndpointState::Uninit,
+            remote: EndpointState::Uninit,
+            next_outgoing_id: SequenceNo::default(),
+            remote_incoming_window: 0,
+            next_incoming_id: SequenceNo::default(),
+            incoming_window: window,
+            incoming_window_max: window,
+            remote_outgoing_window: 0,
+            remote_handle_max: u32::MAX,
+            local_handles: IdMap::default(),
+            remote_handles: IdMap::default(),
+            next_delivery_id: SequenceNo::default(),
+            out_unsettled: Ring::new(),
+            in_unsettled: Ring::new(),
+            dispositions: Vec::new(),
+            flow_dirty: false,
+            blocked: VecDeque::new(),
+            error: None,
+            properties,
+        }
+    }
+
+    /// The session part of a `flow` of ours.
+    pub(super) fn flow(&self) -> Flow {
+        Flow {
+            next_incoming_id: self.remote_channel.map(|_| self.next_incoming_id.get()),
+            incoming_window: self.incoming_window,
+            next_outgoing_id: self.next_outgoing_id.get(),
+            outgoing_window: u32::MAX,
+            ..Flow::default()
+        }
+    }
+
+    /// The session part of the peer's `flow` (2.5.6): its incoming window as seen from our
+    /// next-outgoing-id. Without next-incoming-id (sent before our begin reached the peer) it
+    /// counts from our initial next-outgoing-id, 0. Transfers of ours the peer had not seen
+    /// when it wrote this use the window up (never below zero).
+    pub(super) fn remote_flow(&mut self, f: &Flow) {
+        let seen = SequenceNo::from(f.next_incoming_id.unwrap_or(0));
+        let in_flight = self.next_outgoing_id.since(seen);
+        self.remote_incoming_window = f.incoming_window.saturating_sub(in_flight);
+        self.remote_outgoing_window = f.outgoing_window;
+    }
+
+    /// A transfer frame of ours goes out: it uses one frame of the peer's incoming window.
+    pub(super) fn take_outgoing_frame(&mut self) {
+        self.remote_incoming_window = self.remote_incoming_window.saturating_sub(1);
+        self.next_outgoing_id.incr();
+    }
+
+    /// A transfer frame arrived: `None` if it is beyond our incoming window, else whether the
+    /// window is down to half (a flow should widen it).
+    pub(super) fn take_incoming_frame(&mut self) -> Option<bool> {
+        if self.incoming_window == 0 {
+            return None;
+        }
+        self.incoming_window -= 1;
+        self.next_incoming_id.incr();
+        Some(self.incoming_window <= self.incoming_window_max / 2)
+    }
 }
 
 impl Connection {
@@ -50,7 +118,7 @@ impl Connection {
                 (sid, false)
             }
             None => {
-                let s = self.new_session(None, SessionConfig::default());
+                let s = self.new_session(SessionConfig::default());
                 (SessionId(self.sessions.insert(s)), true)
             }
         };
@@ -59,7 +127,7 @@ impl Connection {
         };
         s.remote = EndpointState::Active;
         s.remote_channel = Some(channel);
-        s.next_incoming_id = b.next_outgoing_id;
+        s.next_incoming_id = b.next_outgoing_id.into();
         s.remote_incoming_window = b.incoming_window;
         s.remote_outgoing_window = b.outgoing_window;
         s.remote_handle_max = b.handle_max();
@@ -165,16 +233,6 @@ impl Connection {
         }
     }
 
-    pub(super) fn flow_for(&self, s: &Session) -> Flow {
-        Flow {
-            next_incoming_id: s.remote_channel.map(|_| s.next_incoming_id),
-            incoming_window: s.incoming_window,
-            next_outgoing_id: s.next_outgoing_id,
-            outgoing_window: u32::MAX,
-            ..Flow::default()
-        }
-    }
-
     /// Sessions the peer began and ended before we opened: answer them (begin + end).
     pub(super) fn answer_ended_sessions(&mut self) {
         for k in self.sessions.keys() {
@@ -222,34 +280,12 @@ impl Connection {
         Ok(())
     }
 
-    pub(super) fn new_session(&self, channel: Option<u16>, cfg: SessionConfig) -> Session {
+    fn new_session(&self, cfg: SessionConfig) -> Session {
         let window = cfg
             .incoming_window
             .unwrap_or(self.config.incoming_window)
             .max(1);
-        Session {
-            channel: channel.unwrap_or(u16::MAX),
-            remote_channel: None,
-            local: EndpointState::Uninit,
-            remote: EndpointState::Uninit,
-            next_outgoing_id: 0,
-            remote_incoming_window: 0,
-            next_incoming_id: 0,
-            incoming_window: window,
-            incoming_window_max: window,
-            remote_outgoing_window: 0,
-            remote_handle_max: u32::MAX,
-            local_handles: IdMap::default(),
-            remote_handles: IdMap::default(),
-            next_delivery_id: 0,
-            out_unsettled: Ring::new(),
-            in_unsettled: Ring::new(),
-            dispositions: Vec::new(),
-            flow_dirty: false,
-            blocked: VecDeque::new(),
-            error: None,
-            properties: cfg.properties,
-        }
+        Session::new(window, cfg.properties)
     }
 
     pub(super) fn alloc_channel(&self) -> Option<u16> {
@@ -269,7 +305,7 @@ impl Connection {
         s.local = EndpointState::Active;
         let begin = Begin {
             remote_channel: s.remote_channel,
-            next_outgoing_id: s.next_outgoing_id,
+            next_outgoing_id: s.next_outgoing_id.get(),
             incoming_window: s.incoming_window,
             outgoing_window: u32::MAX,
             handle_max: Some(handle_max),
@@ -288,7 +324,7 @@ impl Connection {
         if self.local == EndpointState::Uninit {
             return Err(OpError::IllegalState("open the connection first"));
         }
-        let s = self.new_session(None, cfg);
+        let s = self.new_session(cfg);
         let sid = SessionId(self.sessions.insert(s));
         if let Err(e) = self.write_begin(sid) {
             self.sessions.remove(sid.0);

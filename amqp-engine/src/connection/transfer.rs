@@ -53,17 +53,14 @@ impl Connection {
         if s.local == EndpointState::Closed {
             return Ok(());
         }
-        // Session window.
-        if s.incoming_window == 0 {
+        let Some(half_used) = s.take_incoming_frame() else {
             return self.session_error(
                 sid,
                 condition::WINDOW_VIOLATION,
                 "transfer beyond the session incoming-window".into(),
             );
-        }
-        s.incoming_window -= 1;
-        s.next_incoming_id = s.next_incoming_id.wrapping_add(1);
-        if s.incoming_window <= s.incoming_window_max / 2 && !s.flow_dirty {
+        };
+        if half_used && !s.flow_dirty {
             s.flow_dirty = true;
             self.dirty_sessions.push(sid);
         }
@@ -103,9 +100,7 @@ impl Connection {
                     "first transfer of a delivery without delivery-id".into(),
                 );
             };
-            // Beyond every grant we made (not merely beyond the credit we have now: transfers
-            // sent under a grant we since lowered are legitimate).
-            if (l.credit_end.wrapping_sub(l.delivery_count) as i32) <= 0 {
+            if !l.take_incoming() {
                 self.link_error(
                     lid,
                     condition::TRANSFER_LIMIT_EXCEEDED,
@@ -113,8 +108,6 @@ impl Connection {
                 );
                 return Ok(());
             }
-            l.credit = l.credit.saturating_sub(1);
-            l.delivery_count = l.delivery_count.wrapping_add(1);
             if aborted {
                 // Aborted in its first frame: nothing to deliver, but it used its credit.
                 self.events.push_back(Event::Aborted {
@@ -346,8 +339,7 @@ impl Connection {
             }
         }
         let settled = opts.settled || l.config.snd_settle_mode == Some(SenderSettleMode::Settled);
-        l.credit -= 1;
-        l.delivery_count = l.delivery_count.wrapping_add(1);
+        l.take_outgoing();
         let tag_store = tag_bytes(l.next_tag);
         l.next_tag = l.next_tag.wrapping_add(1);
         let tag: &[u8] = opts.tag.unwrap_or(&tag_store);
@@ -355,8 +347,7 @@ impl Connection {
         let sid = l.session;
         let max_frame = self.remote_max_frame as usize;
         let s = self.sessions.get_mut(sid.0).ok_or(OpError::UnknownHandle)?;
-        let number = s.next_delivery_id;
-        s.next_delivery_id = s.next_delivery_id.wrapping_add(1);
+        let number = s.next_delivery_id.incr().get();
         let ch = s.channel;
         if !settled {
             s.out_unsettled.insert(number, OutEntry { link: lid });
@@ -373,8 +364,7 @@ impl Connection {
         let size = layout.frame_len(len);
         if size <= max_frame && s.blocked.is_empty() && s.remote_incoming_window > 0 {
             // Fast path: one frame, encoded in place.
-            s.remote_incoming_window -= 1;
-            s.next_outgoing_id = s.next_outgoing_id.wrapping_add(1);
+            s.take_outgoing_frame();
             let out = self.amqp_out();
             out.reserve(size);
             head.write_frame_header(out, &layout, ch, len);
@@ -463,8 +453,7 @@ impl Connection {
             let Some(b) = s.blocked.pop_front() else {
                 return;
             };
-            s.remote_incoming_window -= 1;
-            s.next_outgoing_id = s.next_outgoing_id.wrapping_add(1);
+            s.take_outgoing_frame();
             let ch = s.channel;
             let h = &b.header;
             if h.aborted {
