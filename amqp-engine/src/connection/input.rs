@@ -1,3 +1,7 @@
+//! AMQP frames in: the per-message performatives (transfer, disposition, flow) decoded
+//! straight into their structs on a fast path, every other frame through the generic decoder,
+//! then dispatched by performative; and the peer's `open` and `close`.
+
 use super::*;
 use amqp_proto::frame::transfer::TransferFields;
 

@@ -1,3 +1,6 @@
+//! Links: [`Link`] (handle, credit, delivery-count, drain, terminus configuration) and the
+//! `attach`/`detach`/`flow` exchanges, ours and the peer's.
+
 use super::*;
 
 #[derive(Debug)]

@@ -8,11 +8,11 @@
 //! | --- | --- |
 //! | `handshake.rs` | protocol headers and the SASL exchange, up to the first AMQP frame |
 //! | `input.rs` | AMQP frames read and dispatched; the peer's `open` and `close` |
-//! | `session.rs` | [`Session`](session::Session): channels, transfer windows, `begin`/`end` |
-//! | `link.rs` | [`Link`](link::Link): handles, credit, delivery-count, drain, `attach`/`detach`/`flow` |
+//! | `session.rs` | `Session`: channels, transfer windows, `begin`/`end` |
+//! | `link.rs` | `Link`: handles, credit, delivery-count, drain, `attach`/`detach`/`flow` |
 //! | `transfer.rs` | deliveries: sending (framing, session-window blocking, abort) and receiving |
 //! | `unsettled.rs` | unsettled deliveries (the ring per session) and disposition coalescing |
-//! | `sequence.rs` | [`SequenceNo`](sequence::SequenceNo): serial-number arithmetic (RFC 1982) |
+//! | `sequence.rs` | `SequenceNo`: serial-number arithmetic (RFC 1982) |
 //! | `output.rs` | frames written, deferred frames flushed, `open`/`close`, failing and finishing |
 //!
 //! See the [crate documentation](crate) for the drive loop and the map of the whole engine.
@@ -308,14 +308,10 @@ impl Connection {
         let mut out = Vec::new();
         for k in self.sessions.keys() {
             if let Some(s) = self.sessions.get(k) {
-                for (i, e) in s.out_unsettled.items.iter().enumerate() {
-                    if let Some(e) = e {
-                        out.push(DeliveryId {
-                            link: e.link,
-                            number: s.out_unsettled.base.wrapping_add(i as u32),
-                        });
-                    }
-                }
+                out.extend(s.out_unsettled.iter().map(|(number, e)| DeliveryId {
+                    link: e.link,
+                    number,
+                }));
             }
         }
         out

@@ -1,3 +1,6 @@
+//! Frames out: writing performatives, flushing the deferred (coalesced) flows, dispositions
+//! and detach replies, our `open` and `close`, and failing or finishing the connection.
+
 use super::*;
 
 impl Connection {
@@ -37,46 +40,18 @@ impl Connection {
             }
             let ch = s.channel;
             let mut disps = std::mem::take(&mut s.dispositions);
-            let flow = if s.flow_dirty {
-                s.flow_dirty = false;
+            let flow = std::mem::take(&mut s.flow_dirty);
+            if flow {
                 s.incoming_window = s.incoming_window_max;
-                Some(())
-            } else {
-                None
-            };
-            // Coalesce consecutive ids with the same settled flag and state into ranges.
-            let mut i = 0;
-            while i < disps.len() {
-                let d = &disps[i];
-                let mut last = d.last;
-                let mut j = i + 1;
-                while j < disps.len()
-                    && disps[j].role == d.role
-                    && disps[j].first == last.wrapping_add(1)
-                    && disps[j].settled == d.settled
-                    && disps[j].state == d.state
-                {
-                    last = disps[j].last;
-                    j += 1;
-                }
-                let frame = Disposition {
-                    role: d.role,
-                    first: d.first,
-                    last: (last != d.first).then_some(last),
-                    settled: Some(d.settled),
-                    state: d.state.clone(),
-                    batchable: None,
-                };
-                self.write(ch, &frame);
-                i = j;
             }
+            self.write_dispositions(ch, &disps);
             disps.clear();
             if let Some(s) = self.sessions.get_mut(sid.0) {
                 if s.dispositions.is_empty() {
                     s.dispositions = disps;
                 }
             }
-            if flow.is_some() {
+            if flow {
                 if let Some(s) = self.sessions.get(sid.0) {
                     let f = s.flow();
                     self.write(ch, &f);

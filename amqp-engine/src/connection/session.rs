@@ -1,3 +1,6 @@
+//! Sessions: [`Session`] (channels, the transfer windows both ways, handles, unsettled
+//! deliveries and blocked frames) and the `begin`/`end` exchanges, ours and the peer's.
+
 use super::*;
 
 #[derive(Debug)]

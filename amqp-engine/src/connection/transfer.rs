@@ -1,3 +1,7 @@
+//! Deliveries: sending (one frame encoded in place, or split into frames queued behind the
+//! peer's session window; abort) and receiving (single- and multi-frame deliveries, size
+//! limits, the [`Event::Delivery`] handed to the application).
+
 use super::*;
 use amqp_proto::frame::transfer::{TransferFields, TransferHead};
 

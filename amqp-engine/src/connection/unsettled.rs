@@ -1,3 +1,7 @@
+//! Unsettled deliveries: the [`Ring`] each session keeps per direction (indexed by
+//! delivery-id), dispositions queued and coalesced into ranged frames, and the peer's
+//! dispositions applied.
+
 use super::*;
 
 #[derive(Debug)]
@@ -15,8 +19,8 @@ pub(super) struct InEntry {
 /// A ring of unsettled deliveries indexed by delivery-id (ids are allocated sequentially).
 #[derive(Debug)]
 pub(super) struct Ring<T> {
-    pub(super) base: u32,
-    pub(super) items: VecDeque<Option<T>>,
+    base: u32,
+    items: VecDeque<Option<T>>,
 }
 
 impl<T> Ring<T> {
@@ -116,6 +120,15 @@ impl<T> Ring<T> {
         }
     }
 
+    /// The stored entries with their ids, oldest first.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+        let base = self.base;
+        self.items
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, e)| Some((base.wrapping_add(i as u32), e.as_ref()?)))
+    }
+
     pub(super) fn len(&self) -> usize {
         self.items.iter().filter(|e| e.is_some()).count()
     }
@@ -131,6 +144,36 @@ pub(super) struct PendingDisposition {
 }
 
 impl Connection {
+    /// Writes queued dispositions, consecutive ids with the same role, settled flag and state
+    /// merged into one ranged frame.
+    pub(super) fn write_dispositions(&mut self, ch: u16, disps: &[PendingDisposition]) {
+        let mut i = 0;
+        while i < disps.len() {
+            let d = &disps[i];
+            let mut last = d.last;
+            let mut j = i + 1;
+            while j < disps.len()
+                && disps[j].role == d.role
+                && disps[j].first == last.wrapping_add(1)
+                && disps[j].settled == d.settled
+                && same_state(&disps[j].state, &d.state)
+            {
+                last = disps[j].last;
+                j += 1;
+            }
+            let frame = Disposition {
+                role: d.role,
+                first: d.first,
+                last: (last != d.first).then_some(last),
+                settled: Some(d.settled),
+                state: d.state.clone(),
+                batchable: None,
+            };
+            self.write(ch, &frame);
+            i = j;
+        }
+    }
+
     pub(super) fn on_disposition(
         &mut self,
         sid: SessionId,
