@@ -157,7 +157,7 @@ impl Connection {
         }
     }
 
-    pub(super) fn on_open(&mut self, o: Open) -> Result<(), ConnectionError> {
+    pub(super) fn on_open(&mut self, o: Box<Open>) -> Result<(), ConnectionError> {
         if self.remote != EndpointState::Uninit {
             return Err(not_allowed("second open"));
         }
@@ -176,7 +176,7 @@ impl Connection {
             .idle_time_out
             .filter(|&ms| ms > 0)
             .map(|ms| Duration::from_millis(ms as u64));
-        self.remote_open = Some(Box::new(o));
+        self.remote_open = Some(o);
         self.events.push_back(Event::ConnectionOpened);
         Ok(())
     }

@@ -179,7 +179,11 @@ impl Connection {
         }
     }
 
-    pub(super) fn on_attach(&mut self, sid: SessionId, a: Attach) -> Result<(), ConnectionError> {
+    pub(super) fn on_attach(
+        &mut self,
+        sid: SessionId,
+        a: Box<Attach>,
+    ) -> Result<(), ConnectionError> {
         let Some(s) = self.sessions.get(sid.0) else {
             return Ok(());
         };
@@ -233,7 +237,7 @@ impl Connection {
         if our_role == Role::Receiver {
             l.rebase_delivery_count(a.initial_delivery_count.unwrap_or(0).into());
         }
-        l.remote_attach = Some(Box::new(a));
+        l.remote_attach = Some(a);
         if let Some(s) = self.sessions.get_mut(sid.0) {
             s.remote_handles.insert(handle, lid);
         }
