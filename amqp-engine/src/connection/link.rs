@@ -391,7 +391,9 @@ impl Connection {
         if l.local == EndpointState::Closed && l.remote == EndpointState::Closed {
             let (sid, handle) = (l.session, l.handle);
             if let Some(s) = self.sessions.get_mut(sid.0) {
-                s.local_handles.remove(&handle);
+                if s.local_handles.remove(&handle).is_some() {
+                    s.handles.release(handle);
+                }
                 // Deliveries of a gone link cannot be settled any more.
                 s.in_unsettled.retain(|e| e.link != lid);
                 s.out_unsettled.retain(|e| e.link != lid);
@@ -424,14 +426,13 @@ impl Connection {
     pub(super) fn write_attach(&mut self, lid: LinkId) -> Result<(), OpError> {
         let l = self.links.get(lid.0).ok_or(OpError::UnknownHandle)?;
         let sid = l.session;
-        let s = self.sessions.get(sid.0).ok_or(OpError::UnknownHandle)?;
+        let s = self.sessions.get_mut(sid.0).ok_or(OpError::UnknownHandle)?;
         if s.local != EndpointState::Active {
             return Err(OpError::IllegalState("session not active"));
         }
         let max = self.config.handle_max.min(s.remote_handle_max);
-        let handle = (0..=max)
-            .find(|h| !s.local_handles.contains_key(h))
-            .ok_or(OpError::NoHandle)?;
+        let handle = s.handles.alloc(max).ok_or(OpError::NoHandle)?;
+        s.local_handles.insert(handle, lid);
         let ch = s.channel;
         let l = self.links.get_mut(lid.0).ok_or(OpError::UnknownHandle)?;
         l.handle = handle;
@@ -455,9 +456,6 @@ impl Connection {
         };
         if let Some(m) = c.max_message_size {
             l.max_message_size = m;
-        }
-        if let Some(s) = self.sessions.get_mut(sid.0) {
-            s.local_handles.insert(handle, lid);
         }
         self.write(ch, &attach);
         Ok(())

@@ -34,7 +34,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use crate::config::{ConnectionConfig, SaslMode, Side};
 use crate::error::{framing, ConnectionError, ErrorKind, OpError, Origin};
 use crate::event::{Event, IncomingDelivery};
-use crate::ids::{DeliveryId, IdMap, LinkId, SessionId, Slab};
+use crate::ids::{DeliveryId, IdMap, IdPool, LinkId, SessionId, Slab};
 use crate::sasl::machine::{ClientStep, SaslClient, SaslServer, ServerAction};
 
 mod handshake;
@@ -127,6 +127,8 @@ pub struct Connection {
     remote_idle: Option<Duration>,
     sessions: Slab<Session>,
     local_channels: IdMap<u16, SessionId>,
+    /// Our channels: the lowest free one for each begin.
+    channels: IdPool,
     remote_channels: IdMap<u16, SessionId>,
     links: Slab<Link>,
     events: VecDeque<Event>,
@@ -138,6 +140,10 @@ pub struct Connection {
     error: Option<ConnectionError>,
     finished: bool,
     now: Instant,
+    /// When the connection was created: the handshake deadline counts from here.
+    started: Instant,
+    /// When we wrote `close`: the close deadline counts from here.
+    close_sent: Option<Instant>,
     last_recv: Instant,
     last_send: Instant,
     close_error: Option<Error>,
@@ -180,6 +186,7 @@ impl Connection {
             remote_idle: None,
             sessions: Slab::default(),
             local_channels: IdMap::default(),
+            channels: IdPool::default(),
             remote_channels: IdMap::default(),
             links: Slab::default(),
             events: VecDeque::new(),
@@ -189,6 +196,8 @@ impl Connection {
             error: None,
             finished: false,
             now,
+            started: now,
+            close_sent: None,
             last_recv: now,
             last_send: now,
             close_error: None,
@@ -440,17 +449,31 @@ impl Connection {
         if self.finished || self.error.is_some() {
             return None;
         }
-        let mut t: Option<Instant> = None;
-        if let Some(idle) = self.config.idle_timeout {
-            t = Some(self.last_recv + idle);
-        }
-        if let Some(remote) = self.remote_idle {
-            if self.handshake.amqp_header_sent(self.side) {
-                let hb = self.last_send + remote / 2;
-                t = Some(t.map_or(hb, |x| x.min(hb)));
-            }
-        }
-        t
+        let idle = self.config.idle_timeout.map(|idle| self.last_recv + idle);
+        let heartbeat = self
+            .remote_idle
+            .filter(|_| self.handshake.amqp_header_sent(self.side))
+            .map(|remote| self.last_send + remote / 2);
+        [
+            idle,
+            heartbeat,
+            self.handshake_deadline(),
+            self.close_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// When the peer's handshake must be complete, while its `open` has not arrived.
+    fn handshake_deadline(&self) -> Option<Instant> {
+        let limit = self.config.handshake_timeout?;
+        (self.remote == EndpointState::Uninit).then_some(self.started + limit)
+    }
+
+    /// When we stop waiting for the peer's `close`, once we sent ours.
+    fn close_deadline(&self) -> Option<Instant> {
+        Some(self.close_sent? + self.config.close_timeout?)
     }
 
     /// Call when the deadline from [`poll_timeout`](Self::poll_timeout) passes: sends a
@@ -458,6 +481,25 @@ impl Connection {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         if self.finished || self.error.is_some() {
+            return;
+        }
+        if self.handshake_deadline().is_some_and(|d| now >= d) {
+            let limit = self.config.handshake_timeout.unwrap_or_default();
+            let e = ConnectionError::local(
+                ErrorKind::HandshakeTimeout,
+                condition::RESOURCE_LIMIT_EXCEEDED,
+                format!(
+                    "the peer did not complete the handshake (protocol header, SASL, open) \
+                     within {} ms",
+                    limit.as_millis()
+                ),
+            );
+            self.fail(e);
+            return;
+        }
+        if self.close_deadline().is_some_and(|d| now >= d) {
+            // The peer never answered our close: the connection is over all the same.
+            self.finish();
             return;
         }
         if let Some(idle) = self.config.idle_timeout {

@@ -15,6 +15,7 @@ impl Connection {
     pub(super) fn write_close(&mut self, error: Option<Error>) {
         self.flush_deferred();
         self.local = EndpointState::Closed;
+        self.close_sent = Some(self.now);
         self.write(0, &Close { error });
     }
 
@@ -129,6 +130,7 @@ impl Connection {
                 self.sessions.remove(k);
             }
             self.local_channels.clear();
+            self.channels = IdPool::default();
             self.remote_channels.clear();
             self.dirty_links.clear();
             self.dirty_sessions.clear();

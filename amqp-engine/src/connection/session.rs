@@ -17,6 +17,8 @@ pub(super) struct Session {
     pub(super) remote_outgoing_window: u32,
     pub(super) remote_handle_max: u32,
     pub(super) local_handles: IdMap<u32, LinkId>,
+    /// The handles of ours: the lowest free one for each attach.
+    pub(super) handles: IdPool,
     pub(super) remote_handles: IdMap<u32, LinkId>,
     pub(super) next_delivery_id: SequenceNo,
     pub(super) out_unsettled: Ring<OutEntry>,
@@ -44,6 +46,7 @@ impl Session {
             remote_outgoing_window: 0,
             remote_handle_max: u32::MAX,
             local_handles: IdMap::default(),
+            handles: IdPool::default(),
             remote_handles: IdMap::default(),
             next_delivery_id: SequenceNo::default(),
             out_unsettled: Ring::new(),
@@ -121,8 +124,24 @@ impl Connection {
                 (sid, false)
             }
             None => {
-                let s = self.new_session(SessionConfig::default());
-                (SessionId(self.sessions.insert(s)), true)
+                // The channel our answer will use is taken now: a begin that could never be
+                // answered is refused at once, not left waiting.
+                let Some(ours) = self.alloc_channel() else {
+                    return Err(ConnectionError::local(
+                        ErrorKind::Protocol,
+                        condition::RESOURCE_LIMIT_EXCEEDED,
+                        format!(
+                            "no channel free to answer the begin on channel {channel} \
+                             (the peer's channel-max is {})",
+                            self.remote_channel_max
+                        ),
+                    ));
+                };
+                let mut s = self.new_session(SessionConfig::default());
+                s.channel = ours;
+                let sid = SessionId(self.sessions.insert(s));
+                self.local_channels.insert(ours, sid);
+                (sid, true)
             }
         };
         let Some(s) = self.sessions.get_mut(sid.0) else {
@@ -222,7 +241,10 @@ impl Connection {
                     self.remote_channels.remove(&rc);
                 }
             }
-            self.local_channels.remove(&ch);
+            if self.local_channels.get(&ch) == Some(&sid) {
+                self.local_channels.remove(&ch);
+                self.channels.release(ch.into());
+            }
             for l in links {
                 self.links.remove(l.0);
             }
@@ -291,17 +313,28 @@ impl Connection {
         Session::new(window, cfg.properties)
     }
 
-    pub(super) fn alloc_channel(&self) -> Option<u16> {
+    /// The lowest channel of ours that is free, within both ends' channel-max; it is then in
+    /// use (until [`maybe_free_session`](Self::maybe_free_session) gives it back).
+    pub(super) fn alloc_channel(&mut self) -> Option<u16> {
         let max = if self.remote == EndpointState::Active {
             self.remote_channel_max.min(self.config.channel_max)
         } else {
             self.config.channel_max
         };
-        (0..=max).find(|c| !self.local_channels.contains_key(c))
+        let ch = self.channels.alloc(max.into())?;
+        u16::try_from(ch).ok()
     }
 
     pub(super) fn write_begin(&mut self, sid: SessionId) -> Result<(), OpError> {
-        let ch = self.alloc_channel().ok_or(OpError::NoChannel)?;
+        let s = self.sessions.get(sid.0).ok_or(OpError::UnknownHandle)?;
+        // A session the peer began has its channel since its begin arrived.
+        let ch = if self.local_channels.get(&s.channel) == Some(&sid) {
+            s.channel
+        } else {
+            let ch = self.alloc_channel().ok_or(OpError::NoChannel)?;
+            self.local_channels.insert(ch, sid);
+            ch
+        };
         let handle_max = self.config.handle_max;
         let s = self.sessions.get_mut(sid.0).ok_or(OpError::UnknownHandle)?;
         s.channel = ch;
@@ -316,7 +349,6 @@ impl Connection {
             desired_capabilities: None,
             properties: s.properties.clone(),
         };
-        self.local_channels.insert(ch, sid);
         self.write(ch, &begin);
         Ok(())
     }
@@ -330,6 +362,7 @@ impl Connection {
         let s = self.new_session(cfg);
         let sid = SessionId(self.sessions.insert(s));
         if let Err(e) = self.write_begin(sid) {
+            // (No channel was taken: write_begin fails only for want of one.)
             self.sessions.remove(sid.0);
             return Err(e);
         }
