@@ -3,6 +3,8 @@
 
 use super::*;
 
+/// One session: its channels, transfer windows both ways, link handles, unsettled deliveries
+/// and queued frames.
 #[derive(Debug)]
 pub(super) struct Session {
     pub(super) channel: u16,
