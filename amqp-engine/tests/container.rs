@@ -477,7 +477,7 @@ fn auto_accept_off_leaves_deliveries_to_the_application() {
         .queues
         .entry("work".into())
         .or_default()
-        .extend((0..5u64).map(|i| Message::builder().message_id(i).body("x").build()));
+        .extend((0..5u64).map(|i| Message::builder().message_id(i).body("x").build().into()));
     let r = w.add(Container::with_id(
         Collector {
             url: "amqp://127.0.0.1:5672".into(),
@@ -518,7 +518,7 @@ fn auto_accept_on_settles_after_on_message() {
         .queues
         .entry("work".into())
         .or_default()
-        .extend((0..5u64).map(|i| Message::builder().message_id(i).body("x").build()));
+        .extend((0..5u64).map(|i| Message::builder().message_id(i).body("x").build().into()));
     let r = w.add(Container::with_id(
         Collector {
             url: "amqp://127.0.0.1:5672".into(),
@@ -557,7 +557,7 @@ fn prefetch_zero_means_the_application_grants_credit() {
         .queues
         .entry("work".into())
         .or_default()
-        .extend((0..30u64).map(|i| Message::builder().message_id(i).body("x").build()));
+        .extend((0..30u64).map(|i| Message::builder().message_id(i).body("x").build().into()));
     let r = w.add(Container::with_id(
         Collector {
             url: "amqp://127.0.0.1:5672".into(),
@@ -589,7 +589,7 @@ fn prefetch_keeps_credit_topped_up() {
         .queues
         .entry("work".into())
         .or_default()
-        .extend((0..1000u64).map(|i| Message::builder().message_id(i).body("x").build()));
+        .extend((0..1000u64).map(|i| Message::builder().message_id(i).body("x").build().into()));
     let r = w.add(Container::with_id(
         Collector {
             url: "amqp://127.0.0.1:5672".into(),
@@ -793,7 +793,7 @@ fn deliveries_on_a_link_the_application_closed_are_released() {
         .queues
         .entry("work".into())
         .or_default()
-        .extend((0..10u64).map(|i| Message::builder().message_id(i).body("x").build()));
+        .extend((0..10u64).map(|i| Message::builder().message_id(i).body("x").build().into()));
     let r = w.add(Container::with_id(
         CloseAfterFirst::default(),
         "closer",

@@ -11,7 +11,7 @@
 //!
 //! Run with `cargo test -p amqp-proto --test golden -- --nocapture` to see the summary line.
 
-use amqp_proto::message::{Body, Header, Message, MessageId, Properties, Section};
+use amqp_proto::message::{Body, Header, Message, MessageId, Properties, ReceivedMessage, Section};
 use amqp_proto::performatives::{Close, Open, Performative};
 use amqp_proto::sasl::{SaslFrame, SaslOutcome};
 use amqp_proto::*;
@@ -590,6 +590,12 @@ fn check_message(hex_str: &str, j: &J, t: &mut Tally) -> Result<(), String> {
     let decoded = Message::decode(&wire).map_err(|e| format!("decode failed: {e}"))?;
     if decoded != expected {
         return Err(format!("decoded {decoded:#?}\n   expected {expected:#?}"));
+    }
+    // Received lazily: the same message, and forwarded as Proton wrote it.
+    let received =
+        ReceivedMessage::decode(wire.clone()).map_err(|e| format!("scan failed: {e}"))?;
+    if received.to_message().as_ref() != Ok(&expected) || received.to_bytes() != wire {
+        return Err(format!("received lazily as {received:#?}"));
     }
     let ours = decoded.to_bytes();
     if ours.len() != decoded.encoded_len() {

@@ -109,7 +109,7 @@ use amqp_engine::messaging::{
     LinkHandle, LinkOption, LinkOptions, MessagingError, MessagingHandler, Reactor, Tracker, Url,
 };
 use amqp_proto::definitions::Error as AmqpError;
-use amqp_proto::message::Message;
+use amqp_proto::message::{Message, ReceivedMessage};
 use amqp_proto::messaging::{DeliveryState, Modified};
 
 use crate::driver;
@@ -434,7 +434,7 @@ enum Command {
 }
 
 struct Incoming {
-    message: Message,
+    message: ReceivedMessage,
     handle: DeliveryHandle,
 }
 
@@ -1933,7 +1933,7 @@ impl futures::Stream for Receiver {
 /// settled or the connection is closed. A delivery dropped unsettled stays unsettled at the
 /// peer until the link or connection closes (as in Proton).
 pub struct Delivery {
-    message: Message,
+    message: ReceivedMessage,
     handle: DeliveryHandle,
     conn: Arc<ClientRef>,
     settled: AtomicBool,
@@ -1949,18 +1949,15 @@ impl fmt::Debug for Delivery {
 }
 
 impl Delivery {
-    /// The message.
-    pub fn message(&self) -> &Message {
+    /// The message; its sections decode on first access.
+    pub fn message(&self) -> &ReceivedMessage {
         &self.message
     }
 
-    /// The message, mutably (to forward it changed).
-    pub fn message_mut(&mut self) -> &mut Message {
-        &mut self.message
-    }
-
-    /// The message, leaving the delivery unsettled (unless settled before).
-    pub fn into_message(self) -> Message {
+    /// The message, leaving the delivery unsettled (unless settled before). To change it
+    /// before forwarding it, take an owned copy with
+    /// [`ReceivedMessage::into_message`].
+    pub fn into_message(self) -> ReceivedMessage {
         self.message
     }
 

@@ -12,7 +12,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use amqp_tokio::amqp_proto::definitions::{condition, Error as AmqpError};
-use amqp_tokio::amqp_proto::message::Message;
+use amqp_tokio::amqp_proto::message::{Message, ReceivedMessage};
 use amqp_tokio::amqp_proto::messaging::{DeliveryState, Source, TargetKind};
 use amqp_tokio::client::{Error, Outcome, Receiver, Sender, TrySendError};
 use amqp_tokio::messaging::{
@@ -31,7 +31,7 @@ const WINDOW: u32 = 500;
 
 #[derive(Default)]
 struct Queue {
-    held: VecDeque<(Message, DeliveryHandle)>,
+    held: VecDeque<(ReceivedMessage, DeliveryHandle)>,
     consumers: Vec<LinkHandle>,
     next: usize,
 }
@@ -295,7 +295,7 @@ fn numbered(i: usize) -> Message {
     Message::new(format!("m{i}"))
 }
 
-fn number(m: &Message) -> usize {
+fn number(m: &ReceivedMessage) -> usize {
     m.body_str().unwrap()[1..].parse().unwrap()
 }
 

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use amqp_proto::definitions::{
     condition, Error, Fields, ReceiverSettleMode, Role, SenderSettleMode,
 };
-use amqp_proto::message::Message;
+use amqp_proto::message::ReceivedMessage;
 use amqp_proto::messaging::{
     distribution_mode, DeliveryState, FilterSet, Modified, Rejected, Source, Target, TargetKind,
     TerminusDurability, TerminusExpiryPolicy,
@@ -1014,8 +1014,13 @@ impl Reactor {
         c.engine.as_mut()
     }
 
-    /// Sends a message. Returns a tracker for its outcome.
-    pub fn send(&mut self, link: LinkHandle, message: &Message) -> Result<Tracker, MessagingError> {
+    /// Sends a message (a [`Message`](amqp_proto::message::Message), or a received one
+    /// forwarded as it came). Returns a tracker for its outcome.
+    pub fn send<M: Encode + ?Sized>(
+        &mut self,
+        link: LinkHandle,
+        message: &M,
+    ) -> Result<Tracker, MessagingError> {
         self.send_encoded(link, message, SendOptions::default())
     }
 
@@ -1624,7 +1629,7 @@ impl Reactor {
                         }
                         continue;
                     }
-                    match Message::decode(&d.payload) {
+                    match ReceivedMessage::decode(d.payload) {
                         Ok(m) => {
                             ctx.link = Some(lh);
                             ctx.delivery = Some(DeliveryHandle {

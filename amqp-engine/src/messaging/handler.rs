@@ -1,8 +1,9 @@
 //! The [`MessagingHandler`] trait (Proton's callbacks) and the [`Event`] it receives.
 
 use amqp_proto::definitions::Error;
-use amqp_proto::message::Message;
+use amqp_proto::message::ReceivedMessage;
 use amqp_proto::messaging::DeliveryState;
+use amqp_proto::Encode;
 
 use super::container::{
     AcceptorHandle, ConnectionHandle, DeliveryHandle, LinkHandle, Reactor, SessionHandle,
@@ -77,8 +78,8 @@ pub(crate) struct EventContext {
     pub(crate) delivery: Option<DeliveryHandle>,
     pub(crate) tracker: Option<Tracker>,
     // Boxed: events are moved several times on their way to the handler, and most carry no
-    // message (a `Message` inline would make every event ~500 bytes larger).
-    pub(crate) message: Option<Box<Message>>,
+    // message (a `ReceivedMessage` inline would make every event ~700 bytes larger).
+    pub(crate) message: Option<Box<ReceivedMessage>>,
     pub(crate) error: Option<Error>,
     pub(crate) state: Option<DeliveryState>,
     pub(crate) timer: Option<TimerHandle>,
@@ -152,13 +153,13 @@ impl<'a> Event<'a> {
         self.ctx.tracker
     }
 
-    /// The decoded message (`on_message`).
-    pub fn message(&self) -> Option<&Message> {
+    /// The received message (`on_message`); its sections decode on first access.
+    pub fn message(&self) -> Option<&ReceivedMessage> {
         self.ctx.message.as_deref()
     }
 
-    /// Takes the decoded message out of the event (avoids a clone).
-    pub fn take_message(&mut self) -> Option<Message> {
+    /// Takes the received message out of the event (avoids a clone).
+    pub fn take_message(&mut self) -> Option<ReceivedMessage> {
         self.ctx.message.take().map(|m| *m)
     }
 
@@ -190,7 +191,10 @@ impl<'a> Event<'a> {
     // Convenience actions on the objects of the event.
 
     /// Sends a message on the event's sender. See [`Reactor::send`].
-    pub fn send(&mut self, message: &Message) -> Result<Tracker, super::container::MessagingError> {
+    pub fn send<M: Encode + ?Sized>(
+        &mut self,
+        message: &M,
+    ) -> Result<Tracker, super::container::MessagingError> {
         let link = self
             .sender()
             .ok_or(super::container::MessagingError::NoSuchObject(

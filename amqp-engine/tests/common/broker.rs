@@ -4,15 +4,15 @@
 use std::collections::{HashMap, VecDeque};
 
 use amqp_engine::messaging::*;
-use amqp_proto::message::Message;
+use amqp_proto::message::ReceivedMessage;
 
 #[derive(Default)]
 pub struct Broker {
-    pub queues: HashMap<String, VecDeque<Message>>,
+    pub queues: HashMap<String, VecDeque<ReceivedMessage>>,
     /// consumer link -> queue
     consumers: HashMap<LinkHandle, String>,
     /// unsettled sent messages: tracker -> (queue, message)
-    unacked: HashMap<Tracker, (String, Message)>,
+    unacked: HashMap<Tracker, (String, ReceivedMessage)>,
     pub received: usize,
     pub dynamic_seq: usize,
     pub port: u16,

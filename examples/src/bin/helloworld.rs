@@ -51,7 +51,7 @@ impl MessagingHandler for HelloWorld {
 
     fn on_message(&mut self, e: &mut Event<'_>) {
         if let Some(m) = e.message() {
-            println!("{}", pyfmt::body_str(&m.body));
+            println!("{}", pyfmt::body_str(m.body()));
         }
         if let Some(c) = e.connection() {
             e.container().close_connection(c, None);

@@ -138,7 +138,7 @@ impl MessagingHandler for Server {
             println!("No link for reply");
             return;
         };
-        let mut reply = Message::new(upper(&req.body));
+        let mut reply = Message::new(upper(req.body()));
         reply.set_address(reply_to.as_str());
         if let Some(id) = req.correlation_id() {
             reply.set_correlation_id(id.clone());

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use amqp_tokio::amqp_proto::message::{Body, Message};
+use amqp_tokio::amqp_proto::message::{Body, Message, ReceivedMessage};
 use amqp_tokio::messaging::{
     ConnectOptions, Event, HandlerOptions, LinkHandle, LinkOptions, MessagingHandler,
 };
@@ -51,7 +51,7 @@ pub(crate) struct Probe {
     /// Outcome of each sent message, in the order they came back.
     pub(crate) outcomes: Vec<&'static str>,
     /// Messages received, in order.
-    pub(crate) received: Vec<Message>,
+    pub(crate) received: Vec<ReceivedMessage>,
     /// `on_drained` came.
     pub(crate) drained: bool,
     /// Connections opened (more than 1: reconnected).
