@@ -276,9 +276,10 @@ impl ReconnectPolicy for Counting {
         self.resets
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
+    /// 100 ms, 200 ms, 300 ms, ...: each delay tells which call gave it.
     fn next(&mut self) -> Duration {
-        self.nexts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Duration::from_millis(500)
+        let n = self.nexts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) as u64;
+        Duration::from_millis(100 * (n + 1))
     }
 }
 
@@ -307,15 +308,17 @@ fn custom_reconnect_policy_is_reset_once_then_asked_for_each_delay() {
         "dialer",
         start,
     ));
-    w.run_for(Duration::from_millis(2100));
+    w.run_for(Duration::from_millis(1050));
     let times: Vec<u128> = w
         .attempts
         .iter()
         .map(|a| (a.at - start).as_millis())
         .collect();
-    assert_eq!(times, vec![0, 500, 1000, 1500, 2000]);
+    // The initial attempt is immediate; then each delay the policy gives is waited, the
+    // first one (100 ms) included.
+    assert_eq!(times, vec![0, 100, 300, 600, 1000]);
     assert_eq!(resets.load(Ordering::SeqCst), 1);
-    assert!(nexts.load(Ordering::SeqCst) >= 4);
+    assert_eq!(nexts.load(Ordering::SeqCst), 5);
 }
 
 /// Sends `total` messages at least once, resending what is in doubt after a reconnect.
@@ -804,4 +807,110 @@ fn deliveries_on_a_link_the_application_closed_are_released() {
     // the prefetch window) were released and are back on the queue.
     assert_eq!(w.handler::<CloseAfterFirst>(r).unwrap().got, 1);
     assert_eq!(w.handler::<Broker>(b).unwrap().queues["work"].len(), 9);
+}
+
+/// The README's handler: per `on_sendable`, send `per_sendable` messages then close the sender.
+#[derive(Default)]
+struct SendThenClose {
+    per_sendable: usize,
+    sendables: usize,
+    sent: usize,
+    send_errors: Vec<MessagingError>,
+}
+
+impl MessagingHandler for SendThenClose {
+    fn on_start(&mut self, e: &mut Event<'_>) {
+        let c = e.container().connect("amqp://127.0.0.1:5672").unwrap();
+        e.container().create_sender(c, "examples").unwrap();
+    }
+    fn on_sendable(&mut self, e: &mut Event<'_>) {
+        self.sendables += 1;
+        for _ in 0..self.per_sendable {
+            match e.send(&Message::new("Hello World!")) {
+                Ok(_) => self.sent += 1,
+                Err(err) => self.send_errors.push(err),
+            }
+        }
+        let sender = e.sender().unwrap();
+        e.container().close_link(sender);
+    }
+}
+
+fn send_then_close(per_sendable: usize, broker_prefetch: u32) -> (usize, SendThenClose) {
+    let mut w = world();
+    let mut broker = Broker::new(5672);
+    broker.prefetch = Some(broker_prefetch);
+    let b = w.add(Container::with_id(broker, "broker", w.now()));
+    let c = w.add(Container::with_id(
+        SendThenClose {
+            per_sendable,
+            ..SendThenClose::default()
+        },
+        "client",
+        w.now(),
+    ));
+    w.run_for(Duration::from_secs(1));
+    let queued = w.handler::<Broker>(b).unwrap().queues["examples"].len();
+    let h = std::mem::take(w.handler::<SendThenClose>(c).unwrap());
+    (queued, h)
+}
+
+#[test]
+fn on_sendable_is_not_raised_for_a_link_the_handler_closed() {
+    // The broker grants one credit at a time: its top-up after the first message arrives
+    // after the handler closed the sender, and must not raise on_sendable again.
+    let (queued, h) = send_then_close(1, 1);
+    assert_eq!(h.sendables, 1);
+    assert!(h.send_errors.is_empty(), "{:?}", h.send_errors);
+    assert_eq!((h.sent, queued), (1, 1));
+}
+
+#[test]
+fn five_sends_per_sendable_then_close() {
+    // Within the credit: all five go, and the credit left raises no further on_sendable.
+    let (queued, h) = send_then_close(5, 10);
+    assert_eq!(h.sendables, 1);
+    assert!(h.send_errors.is_empty(), "{:?}", h.send_errors);
+    assert_eq!((h.sent, queued), (5, 5));
+    // Past the credit: the sends without credit are refused with a typed error, the
+    // rest is delivered, and on_sendable is not raised for the closed link.
+    let (queued, h) = send_then_close(5, 1);
+    assert_eq!(h.sendables, 1);
+    assert_eq!((h.sent, queued), (1, 1));
+    assert_eq!(
+        h.send_errors,
+        vec![MessagingError::Engine(amqp_engine::OpError::NoCredit); 4]
+    );
+}
+
+/// Sends on its sender after closing it.
+#[derive(Default)]
+struct SendAfterClose {
+    result: Option<Result<Tracker, MessagingError>>,
+}
+
+impl MessagingHandler for SendAfterClose {
+    fn on_start(&mut self, e: &mut Event<'_>) {
+        let c = e.container().connect("amqp://127.0.0.1:5672").unwrap();
+        e.container().create_sender(c, "examples").unwrap();
+    }
+    fn on_sendable(&mut self, e: &mut Event<'_>) {
+        let sender = e.sender().unwrap();
+        e.container().close_link(sender);
+        self.result = Some(e.container().send(sender, &Message::new("late")));
+    }
+}
+
+#[test]
+fn sending_on_a_closed_link_is_a_typed_error() {
+    let mut w = world();
+    w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
+    let c = w.add(Container::with_id(
+        SendAfterClose::default(),
+        "client",
+        w.now(),
+    ));
+    w.run_for(Duration::from_secs(1));
+    let r = w.handler::<SendAfterClose>(c).unwrap().result.take();
+    assert!(matches!(r, Some(Err(MessagingError::LinkClosed))), "{r:?}");
 }

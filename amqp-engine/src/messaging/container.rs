@@ -311,6 +311,9 @@ pub enum MessagingError {
     NoSuchObject(&'static str),
     /// The link is not attached on the current transport, or has no credit.
     NotReady(&'static str),
+    /// The link was closed (by the application or the peer): nothing more can be sent or
+    /// granted on it.
+    LinkClosed,
     /// The engine refused the operation.
     Engine(crate::error::OpError),
     /// The container is stopping.
@@ -324,13 +327,23 @@ impl fmt::Display for MessagingError {
             MessagingError::Options(e) => write!(f, "bad connect options: {e}"),
             MessagingError::NoSuchObject(s) => write!(f, "no such object: {s}"),
             MessagingError::NotReady(s) => write!(f, "not ready: {s}"),
+            MessagingError::LinkClosed => f.write_str("the link is closed"),
             MessagingError::Engine(e) => write!(f, "{e}"),
             MessagingError::Stopped => f.write_str("container stopped"),
         }
     }
 }
 
-impl std::error::Error for MessagingError {}
+impl std::error::Error for MessagingError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MessagingError::Url(e) => Some(e),
+            MessagingError::Options(e) => Some(e),
+            MessagingError::Engine(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<UrlError> for MessagingError {
     fn from(e: UrlError) -> Self {
@@ -920,6 +933,24 @@ impl Reactor {
         }
     }
 
+    /// True if the link is open on our side: attached on the current transport and not closed
+    /// by the application or the peer. Proton raises `on_sendable` only for such links.
+    fn is_link_open(&self, link: Option<LinkHandle>) -> bool {
+        let Some(lh) = link else { return false };
+        let Some(c) = self.conns.get(lh.conn) else {
+            return false;
+        };
+        let Some(l) = c.links.get(lh.link) else {
+            return false;
+        };
+        let (Some(e), Some(lid)) = (c.engine.as_ref(), l.engine) else {
+            return false;
+        };
+        !l.app_closed
+            && e.link_state(lid)
+                .is_some_and(|s| s.0 == EndpointState::Active)
+    }
+
     /// True if the link is a sender.
     pub fn is_sender(&self, link: LinkHandle) -> bool {
         self.conns
@@ -1068,10 +1099,10 @@ impl Reactor {
             .conns
             .get_mut(link.conn)
             .ok_or(MessagingError::NoSuchObject("connection"))?;
-        let l = c
-            .links
-            .get(link.link)
-            .ok_or(MessagingError::NoSuchObject("link"))?;
+        let l = c.links.get(link.link).ok_or(MessagingError::LinkClosed)?;
+        if l.app_closed {
+            return Err(MessagingError::LinkClosed);
+        }
         let lid = l
             .engine
             .ok_or(MessagingError::NotReady("link not attached"))?;
@@ -2172,6 +2203,9 @@ impl<H: MessagingHandler> Container<H> {
 
     fn dispatch(&mut self, kind: EventType, ctx: EventContext) {
         if kind == EventType::Message && self.release_if_link_closed(&ctx) {
+            return;
+        }
+        if kind == EventType::Sendable && !self.reactor.is_link_open(ctx.link) {
             return;
         }
         let h = &mut self.handler;

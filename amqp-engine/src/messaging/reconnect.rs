@@ -360,6 +360,9 @@ pub struct Failover {
     pos: usize,
     /// The delay of the current round.
     round_delay: Duration,
+    /// `round_delay` was asked of the policy but no attempt has waited it yet (the initial
+    /// attempt is immediate): the next round uses it instead of asking again.
+    unused_delay: bool,
     /// Attempts made in the current process.
     attempts: u32,
     /// The current process gave up (duration limit hit).
@@ -377,6 +380,7 @@ impl Failover {
             started: false,
             pos: 0,
             round_delay: Duration::ZERO,
+            unused_delay: false,
             attempts: 0,
             gave_up: false,
         }
@@ -418,18 +422,19 @@ impl Failover {
             self.started = true;
             self.pos = 0;
         }
-        if self.pos == 0 {
+        if self.pos == 0 && !core::mem::take(&mut self.unused_delay) {
             self.round_delay = policy.next();
         }
         let index = self.pos;
         self.pos = (self.pos + 1) % self.urls.len();
         self.attempts = self.attempts.saturating_add(1);
-        let delay = if first_ever {
-            Duration::ZERO
-        } else {
-            self.round_delay
-        };
-        Some((index, delay))
+        if !first_ever {
+            return Some((index, self.round_delay));
+        }
+        // The initial attempt is immediate. A policy whose first delay is not zero keeps that
+        // delay for the next attempt: every delay `next()` gives is waited once.
+        self.unused_delay = self.pos == 0 && !self.round_delay.is_zero();
+        Some((index, Duration::ZERO))
     }
 
     /// Like [`next_attempt`](Failover::next_attempt), and also enforces
@@ -459,6 +464,7 @@ impl Failover {
         self.started = false;
         self.pos = 0;
         self.round_delay = Duration::ZERO;
+        self.unused_delay = false;
         self.attempts = 0;
         self.gave_up = false;
     }
@@ -742,6 +748,18 @@ mod tests {
         );
         assert_eq!(take(&mut f, 3), [(0, 100), (1, 100), (0, 200)]);
         assert_eq!(log.lock().unwrap().calls, ["reset", "next", "next"]);
+    }
+
+    #[test]
+    fn custom_policy_first_delay_is_waited_with_one_url() {
+        let log = Arc::new(Mutex::new(Log::default()));
+        let policy = Recording {
+            delay: Duration::ZERO,
+            log: Arc::clone(&log),
+        };
+        let mut f = Failover::new(urls(1), Reconnect::custom(policy));
+        assert_eq!(take(&mut f, 4), [(0, 0), (0, 100), (0, 200), (0, 400)]);
+        assert_eq!(log.lock().unwrap().calls, ["reset", "next", "next", "next"]);
     }
 
     #[test]
