@@ -914,3 +914,34 @@ fn sending_on_a_closed_link_is_a_typed_error() {
     let r = w.handler::<SendAfterClose>(c).unwrap().result.take();
     assert!(matches!(r, Some(Err(MessagingError::LinkClosed))), "{r:?}");
 }
+
+/// Records what it sees of the connection and link handles.
+#[derive(Default)]
+struct Observer {
+    user: Option<Option<String>>,
+    shown: Vec<String>,
+}
+
+impl MessagingHandler for Observer {
+    fn on_start(&mut self, e: &mut Event<'_>) {
+        let c = e.container().connect("amqp://127.0.0.1:5672").unwrap();
+        let l = e.container().create_sender(c, "q").unwrap();
+        self.shown = vec![format!("{c}"), format!("{c:?}"), format!("{l}")];
+    }
+    fn on_connection_opened(&mut self, e: &mut Event<'_>) {
+        let c = e.connection().unwrap();
+        self.user = Some(e.container().authenticated_user(c).map(str::to_string));
+        e.container().close_connection(c, None);
+    }
+}
+
+#[test]
+fn client_side_has_no_authenticated_user_and_handles_print_short() {
+    let mut w = world();
+    w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
+    let c = w.add(Container::with_id(Observer::default(), "client", w.now()));
+    w.run_for(Duration::from_secs(1));
+    let h = w.handler::<Observer>(c).unwrap();
+    assert_eq!(h.user, Some(None));
+    assert_eq!(h.shown, ["c0", "c0", "c0/l0"]);
+}

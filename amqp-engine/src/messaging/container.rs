@@ -40,11 +40,11 @@ use crate::ids::{DeliveryId, Key, LinkId, SessionId, Slab};
 use crate::sasl::{SaslClientConfig, SaslServerConfig};
 
 /// A logical connection: it survives reconnects.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnectionHandle(Key);
 
 /// One transport attempt of a connection; I/O results name it so stale ones are ignored.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TransportId {
     conn: Key,
     gen: u32,
@@ -58,7 +58,7 @@ impl TransportId {
 }
 
 /// A session of the current transport of a connection.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SessionHandle {
     conn: Key,
     gen: u32,
@@ -67,7 +67,7 @@ pub struct SessionHandle {
 
 /// A sender or receiver. Links created by the application are re-attached after a reconnect and
 /// keep their handle.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LinkHandle {
     conn: Key,
     link: Key,
@@ -81,7 +81,7 @@ impl LinkHandle {
 }
 
 /// A received delivery, to accept, reject, release, modify or settle.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DeliveryHandle {
     conn: Key,
     gen: u32,
@@ -98,7 +98,7 @@ impl DeliveryHandle {
 
 /// A sent delivery (Proton's tracker): its outcome arrives in `on_accepted`, `on_rejected`,
 /// `on_released`, `on_settled`, or `on_in_doubt`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Tracker {
     conn: Key,
     gen: u32,
@@ -118,12 +118,74 @@ impl Tracker {
 }
 
 /// A scheduled task.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TimerHandle(u64);
 
 /// A listener.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AcceptorHandle(Key);
+
+/// A slab key, short: its index, and the slot's reuse count when the slot was reused.
+fn short_key(k: Key) -> ShortKey {
+    ShortKey(k)
+}
+
+/// Prints a [`Key`] short.
+struct ShortKey(Key);
+
+impl fmt::Display for ShortKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.gen {
+            0 => write!(f, "{}", self.0.index),
+            g => write!(f, "{}'{g}", self.0.index),
+        }
+    }
+}
+
+/// Handles print short ids (`c0`, `c0/l1`, `c0/l1/d5`), the same for `{}` and `{:?}`.
+macro_rules! short_display {
+    ($t:ty, |$s:ident, $f:ident| $body:expr) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, $f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let $s = self;
+                $body
+            }
+        }
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self, f)
+            }
+        }
+    };
+}
+
+short_display!(ConnectionHandle, |s, f| write!(f, "c{}", short_key(s.0)));
+short_display!(TransportId, |s, f| write!(
+    f,
+    "c{}#{}",
+    short_key(s.conn),
+    s.gen
+));
+short_display!(SessionHandle, |s, f| write!(
+    f,
+    "c{}/s{}",
+    short_key(s.conn),
+    short_key(s.session.0)
+));
+short_display!(LinkHandle, |s, f| write!(
+    f,
+    "c{}/l{}",
+    short_key(s.conn),
+    short_key(s.link)
+));
+short_display!(DeliveryHandle, |s, f| write!(
+    f,
+    "{}/d{}",
+    s.link, s.id.number
+));
+short_display!(Tracker, |s, f| write!(f, "{}/t{}", s.link, s.id.number));
+short_display!(TimerHandle, |s, f| write!(f, "timer{}", s.0));
+short_display!(AcceptorHandle, |s, f| write!(f, "a{}", short_key(s.0)));
 
 /// What the driver must do.
 #[non_exhaustive]
@@ -1029,12 +1091,13 @@ impl Reactor {
     }
 
     /// The identity a connecting peer authenticated as (server side).
+    /// `None` on connections this container opened (it is the server that authenticates).
     pub fn authenticated_user(&self, conn: ConnectionHandle) -> Option<&str> {
-        self.conns
-            .get(conn.0)?
-            .engine
-            .as_ref()?
-            .authenticated_identity()
+        let c = self.conns.get(conn.0)?;
+        if c.outgoing.is_some() {
+            return None;
+        }
+        c.engine.as_ref()?.authenticated_identity()
     }
 
     /// The engine connection of the current transport, for anything the container does not
