@@ -663,7 +663,9 @@ impl MessagingHandler for Broker {
     }
 
     fn on_acceptor_error(&mut self, e: &mut Event<'_>) {
-        let why = e.transport_error().unwrap_or("unknown error").to_string();
+        let why = e
+            .transport_error()
+            .map_or_else(|| "unknown error".to_string(), ToString::to_string);
         eprintln!("broker: {why}");
         self.error = Some(why);
         e.container().stop();
@@ -833,7 +835,8 @@ impl MessagingHandler for Broker {
             println!(
                 "{:?}: transport error: {}",
                 e.connection(),
-                e.transport_error().unwrap_or("")
+                e.transport_error()
+                    .map_or_else(|| "".to_string(), ToString::to_string)
             );
         }
     }

@@ -62,10 +62,9 @@ pub async fn connect(addr: SocketAddr) -> io::Result<BoxStream> {
     Ok(Box::new(s))
 }
 
-/// Binds a TCP listener (`SO_REUSEADDR` is set, as by `std`, so a restarted listener can
-/// take its port back at once).
+/// Binds a TCP listener (see [`bind_tcp_listener`](crate::runtime::bind_tcp_listener)).
 pub async fn bind(addr: SocketAddr) -> io::Result<Box<dyn Listener>> {
-    let l = async_net::TcpListener::bind(addr).await?;
+    let l = async_net::TcpListener::try_from(crate::runtime::bind_tcp_listener(addr)?)?;
     Ok(Box::new(AsyncNetListener(l)))
 }
 

@@ -106,7 +106,8 @@ use std::time::Instant;
 
 use amqp_engine::messaging::{
     ConnectOptions, ConnectionHandle, Container as Core, DeliveryHandle, Event, HandlerOptions,
-    LinkHandle, LinkOption, LinkOptions, MessagingError, MessagingHandler, Reactor, Tracker, Url,
+    LinkHandle, LinkOption, LinkOptions, MessagingError, MessagingHandler, Reactor, Tracker,
+    TransportError, Url,
 };
 use amqp_proto::definitions::Error as AmqpError;
 use amqp_proto::message::Message;
@@ -133,8 +134,10 @@ pub const DEFAULT_SEND_BUFFER: usize = 1024;
 pub enum Error {
     /// The container refused an operation (bad URL or options, message too large, …).
     Messaging(Box<MessagingError>),
-    /// The transport could not be established or was lost, and no reconnect follows.
-    Transport(String),
+    /// The transport could not be established or was lost, and no reconnect follows; the
+    /// error's [`kind`](TransportError::kind) tells refused, DNS, TLS, authentication, timeout
+    /// and protocol failures apart.
+    Transport(TransportError),
     /// The connection is closed: by us (`remote: false`) or by the peer.
     ConnectionClosed {
         /// The peer closed it (or refused it).
@@ -181,7 +184,7 @@ impl fmt::Display for Error {
         }
         match self {
             Error::Messaging(e) => write!(f, "{e}"),
-            Error::Transport(s) => write!(f, "transport failed: {s}"),
+            Error::Transport(e) => write!(f, "transport failed: {e}"),
             Error::ConnectionClosed { remote, error } => {
                 f.write_str(if *remote {
                     "connection closed by the peer"
@@ -203,7 +206,15 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Messaging(e) => Some(&**e),
+            Error::Transport(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<MessagingError> for Error {
     fn from(e: MessagingError) -> Self {
@@ -543,7 +554,7 @@ struct State {
     close_requested: bool,
     close_result: Result<(), Error>,
     peer_error: Option<AmqpError>,
-    transport_error: Option<String>,
+    transport_error: Option<TransportError>,
     driver_done: bool,
     waiters: Waiters,
     links: HashMap<u64, LinkState>,
@@ -952,14 +963,14 @@ impl MessagingHandler for ClientHandler {
 
     fn on_transport_error(&mut self, e: &mut Event<'_>) {
         if let Some(t) = e.transport_error() {
-            self.shared.lock().transport_error = Some(t.to_string());
+            self.shared.lock().transport_error = Some(t.clone());
         }
     }
 
     fn on_disconnected(&mut self, e: &mut Event<'_>) {
         let mut st = self.shared.lock();
         if let Some(t) = e.transport_error() {
-            st.transport_error = Some(t.to_string());
+            st.transport_error = Some(t.clone());
         }
         // Links being closed are dropped by the container on reconnect, without an event.
         let mut released = Vec::new();
@@ -980,12 +991,9 @@ impl MessagingHandler for ClientHandler {
     }
 
     fn on_connection_closed(&mut self, e: &mut Event<'_>) {
+        // Reconnecting gave up (or was off): the error is the last attempt's.
         if let Some(t) = e.transport_error() {
-            let mut st = self.shared.lock();
-            st.transport_error = Some(match st.transport_error.take() {
-                Some(last) if last != t => format!("{t} (last: {last})"),
-                _ => t.to_string(),
-            });
+            self.shared.lock().transport_error = Some(t.clone());
         }
         self.finish(None);
     }

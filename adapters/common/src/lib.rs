@@ -30,7 +30,9 @@ use amqp_engine::messaging::{uuid_from_bytes, Container as Core, MessagingHandle
 pub use amqp_engine;
 pub use amqp_engine::messaging;
 pub use amqp_proto;
-pub use runtime::{AcceptFuture, AsyncStream, BlockOn, BoxFuture, BoxStream, Listener, Runtime};
+pub use runtime::{
+    bind_tcp_listener, AcceptFuture, AsyncStream, BlockOn, BoxFuture, BoxStream, Listener, Runtime,
+};
 
 /// Fills `buf` with operating-system randomness.
 pub fn os_random(buf: &mut [u8]) {

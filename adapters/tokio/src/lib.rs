@@ -129,7 +129,7 @@ impl Runtime for Tokio {
 
     fn bind(&self, addr: SocketAddr) -> BoxFuture<io::Result<Box<dyn Listener>>> {
         Box::pin(async move {
-            let l = tokio::net::TcpListener::bind(addr).await?;
+            let l = tokio::net::TcpListener::from_std(amqp_adapter::bind_tcp_listener(addr)?)?;
             Ok(Box::new(TokioListener(l)) as Box<dyn Listener>)
         })
     }

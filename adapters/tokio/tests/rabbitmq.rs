@@ -90,8 +90,10 @@ impl MessagingHandler for RoundTrip {
         }
     }
     fn on_transport_error(&mut self, e: &mut Event<'_>) {
-        self.errors
-            .push(e.transport_error().unwrap_or("").to_string());
+        self.errors.push(
+            e.transport_error()
+                .map_or_else(|| "".to_string(), ToString::to_string),
+        );
         e.container().stop();
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {

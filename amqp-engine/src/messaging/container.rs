@@ -29,10 +29,11 @@ use amqp_proto::messaging::{
 use amqp_proto::{Described, Descriptor, Encode, Symbol, Value};
 use bytes::Bytes;
 
+use super::error::{MessagingError, TransportError};
 use super::handler::{Event, EventContext, EventType, HandlerOptions, MessagingHandler};
-use super::options::{ConnectOptions, OptionsError, ResolvedTargets, TlsOptions};
+use super::options::{ConnectOptions, ResolvedTargets, TlsOptions};
 use super::reconnect::Failover;
-use super::url::{Url, UrlError};
+use super::url::Url;
 use crate::config::{ConnectionConfig, SaslMode, Side};
 use crate::connection::{Connection, EndpointState, LinkConfig, SendOptions, SessionConfig};
 use crate::event::Event as EngineEvent;
@@ -361,68 +362,6 @@ impl From<String> for LinkOptions {
     }
 }
 
-/// Errors of the container's operations.
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq)]
-pub enum MessagingError {
-    /// A bad URL.
-    Url(UrlError),
-    /// Bad connect options (e.g. `url` and `urls` together).
-    Options(OptionsError),
-    /// The object is gone or the event has none.
-    NoSuchObject(&'static str),
-    /// The link is not attached on the current transport, or has no credit.
-    NotReady(&'static str),
-    /// The link was closed (by the application or the peer): nothing more can be sent or
-    /// granted on it.
-    LinkClosed,
-    /// The engine refused the operation.
-    Engine(crate::error::OpError),
-    /// The container is stopping.
-    Stopped,
-}
-
-impl fmt::Display for MessagingError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MessagingError::Url(e) => write!(f, "bad URL: {e}"),
-            MessagingError::Options(e) => write!(f, "bad connect options: {e}"),
-            MessagingError::NoSuchObject(s) => write!(f, "no such object: {s}"),
-            MessagingError::NotReady(s) => write!(f, "not ready: {s}"),
-            MessagingError::LinkClosed => f.write_str("the link is closed"),
-            MessagingError::Engine(e) => write!(f, "{e}"),
-            MessagingError::Stopped => f.write_str("container stopped"),
-        }
-    }
-}
-
-impl std::error::Error for MessagingError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            MessagingError::Url(e) => Some(e),
-            MessagingError::Options(e) => Some(e),
-            MessagingError::Engine(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<UrlError> for MessagingError {
-    fn from(e: UrlError) -> Self {
-        MessagingError::Url(e)
-    }
-}
-impl From<OptionsError> for MessagingError {
-    fn from(e: OptionsError) -> Self {
-        MessagingError::Options(e)
-    }
-}
-impl From<crate::error::OpError> for MessagingError {
-    fn from(e: crate::error::OpError) -> Self {
-        MessagingError::Engine(e)
-    }
-}
-
 struct Outgoing {
     options: ConnectOptions,
     failover: Failover,
@@ -457,6 +396,8 @@ struct Conn {
     reconnect_timer: Option<TimerHandle>,
     auth_failed: bool,
     close_sent: bool,
+    /// Why the last transport ended: reported when reconnecting gives up.
+    last_error: Option<TransportError>,
 }
 
 /// A close asked for inside a callback, carried out after Proton's default actions for the
@@ -638,6 +579,7 @@ impl Reactor {
             dirty: false,
             reconnect_timer: None,
             auth_failed: false,
+            last_error: None,
             close_sent: false,
         };
         let ck = self.conns.insert(conn);
@@ -1320,8 +1262,8 @@ impl Reactor {
             None => {
                 // Give up: the connection is over.
                 let mut ctx = self.ctx_conn(ck);
-                ctx.transport_error = Some("reconnect gave up".into());
-                self.conns.remove(ck);
+                // The error is the last attempt's: with reconnect off, the only one.
+                ctx.transport_error = self.conns.remove(ck).and_then(|c| c.last_error);
                 self.push(EventType::ConnectionClosed, ctx);
             }
         }
@@ -1486,6 +1428,7 @@ impl Reactor {
             dirty: true,
             reconnect_timer: None,
             auth_failed: false,
+            last_error: None,
             close_sent: false,
         });
         Some(TransportId { conn: ck, gen: 1 })
@@ -1824,7 +1767,12 @@ impl Reactor {
                     self.push(EventType::Aborted, ctx);
                 }
                 EngineEvent::Error(err) => {
-                    if err.is_auth_failure() {
+                    let no_mechanism = matches!(
+                        err.kind,
+                        crate::error::ErrorKind::Sasl(crate::sasl::SaslError::NoMechanism(_))
+                    );
+                    // Retrying cannot make wrong credentials or mechanisms right.
+                    if err.is_auth_failure() || no_mechanism {
                         if let Some(c) = self.conns.get_mut(ck) {
                             c.auth_failed = true;
                         }
@@ -1834,7 +1782,7 @@ impl Reactor {
                         crate::error::ErrorKind::RemoteClose
                             | crate::error::ErrorKind::TransportEnded
                     ) {
-                        ctx.transport_error = Some(err.to_string());
+                        ctx.transport_error = Some(TransportError::from(&err));
                         ctx.error = Some(err.error.clone());
                         self.push(EventType::TransportError, ctx);
                     }
@@ -1849,7 +1797,7 @@ impl Reactor {
     }
 
     /// The transport of a connection is over: flush, close, and reconnect or forget it.
-    fn transport_done(&mut self, ck: Key, reason: Option<String>) {
+    fn transport_done(&mut self, ck: Key, reason: Option<TransportError>) {
         self.flush_conn(ck);
         let Some(c) = self.conns.get_mut(ck) else {
             return;
@@ -1874,12 +1822,9 @@ impl Reactor {
             .map(Connection::unsettled_sent)
             .unwrap_or_default();
         let reconnect = c.outgoing.is_some() && !c.app_closed && !self.stopping && !c.auth_failed;
-        ctx.transport_error = reason.or_else(|| {
-            c.engine
-                .as_ref()
-                .and_then(|e| e.error())
-                .map(|e| e.to_string())
-        });
+        ctx.transport_error =
+            reason.or_else(|| c.engine.as_ref().and_then(|e| e.error()).map(Into::into));
+        c.last_error.clone_from(&ctx.transport_error);
         if !clean {
             self.push(EventType::Disconnected, ctx.clone());
             for id in in_doubt {
@@ -2126,17 +2071,11 @@ impl<H: MessagingHandler> Container<H> {
     }
 
     /// A connect attempt failed.
-    pub fn handle_connect_failed(
-        &mut self,
-        t: TransportId,
-        reason: impl Into<String>,
-        now: Instant,
-    ) {
+    pub fn handle_connect_failed(&mut self, t: TransportId, reason: TransportError, now: Instant) {
         self.reactor.now = now;
         if !self.reactor.valid(t) {
             return;
         }
-        let reason: String = reason.into();
         let mut ctx = self.reactor.ctx_conn(t.conn);
         ctx.transport_error = Some(reason.clone());
         self.reactor.push(EventType::TransportError, ctx);
@@ -2164,7 +2103,12 @@ impl<H: MessagingHandler> Container<H> {
     }
 
     /// The transport closed (EOF or error).
-    pub fn handle_disconnected(&mut self, t: TransportId, reason: Option<String>, now: Instant) {
+    pub fn handle_disconnected(
+        &mut self,
+        t: TransportId,
+        reason: Option<TransportError>,
+        now: Instant,
+    ) {
         self.reactor.now = now;
         if !self.reactor.valid(t) {
             return;
@@ -2202,7 +2146,7 @@ impl<H: MessagingHandler> Container<H> {
     pub fn handle_listening(
         &mut self,
         acceptor: AcceptorHandle,
-        result: Result<u16, String>,
+        result: Result<u16, TransportError>,
         now: Instant,
     ) {
         self.reactor.now = now;

@@ -8,6 +8,7 @@ use super::container::{
     AcceptorHandle, ConnectionHandle, DeliveryHandle, LinkHandle, Reactor, SessionHandle,
     TimerHandle, Tracker,
 };
+use super::error::{MessagingError, TransportError};
 
 /// Proton's `MessagingHandler(prefetch=10, auto_accept=True, auto_settle=True)` options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,7 +84,7 @@ pub(crate) struct EventContext {
     pub(crate) state: Option<DeliveryState>,
     pub(crate) timer: Option<TimerHandle>,
     pub(crate) acceptor: Option<AcceptorHandle>,
-    pub(crate) transport_error: Option<String>,
+    pub(crate) transport_error: Option<TransportError>,
 }
 
 /// The argument of every callback: the container, and the objects the event concerns.
@@ -182,37 +183,38 @@ impl<'a> Event<'a> {
         self.ctx.acceptor
     }
 
-    /// A description of a transport failure (`on_transport_error`, `on_disconnected`).
-    pub fn transport_error(&self) -> Option<&str> {
-        self.ctx.transport_error.as_deref()
+    /// The transport failure (`on_transport_error`, `on_disconnected`, `on_acceptor_error`,
+    /// and `on_connection_closed` when reconnecting gave up): its
+    /// [`kind`](TransportError::kind) tells a refused connection from a DNS, TLS,
+    /// authentication, timeout or protocol failure.
+    pub fn transport_error(&self) -> Option<&TransportError> {
+        self.ctx.transport_error.as_ref()
     }
 
     // Convenience actions on the objects of the event.
 
     /// Sends a message on the event's sender. See [`Reactor::send`].
-    pub fn send(&mut self, message: &Message) -> Result<Tracker, super::container::MessagingError> {
+    pub fn send(&mut self, message: &Message) -> Result<Tracker, MessagingError> {
         let link = self
             .sender()
-            .ok_or(super::container::MessagingError::NoSuchObject(
-                "event has no sender",
-            ))?;
+            .ok_or(MessagingError::NoSuchObject("event has no sender"))?;
         self.reactor.send(link, message)
     }
 
     /// Accepts and settles the event's delivery.
-    pub fn accept(&mut self) -> Result<(), super::container::MessagingError> {
+    pub fn accept(&mut self) -> Result<(), MessagingError> {
         let d = self.delivery_required()?;
         self.reactor.accept(d)
     }
 
     /// Rejects and settles the event's delivery.
-    pub fn reject(&mut self, error: Option<Error>) -> Result<(), super::container::MessagingError> {
+    pub fn reject(&mut self, error: Option<Error>) -> Result<(), MessagingError> {
         let d = self.delivery_required()?;
         self.reactor.reject(d, error)
     }
 
     /// Releases and settles the event's delivery.
-    pub fn release(&mut self) -> Result<(), super::container::MessagingError> {
+    pub fn release(&mut self) -> Result<(), MessagingError> {
         let d = self.delivery_required()?;
         self.reactor.release(d)
     }
@@ -222,12 +224,10 @@ impl<'a> Event<'a> {
         self.ctx.link.map_or(0, |l| self.reactor.credit(l))
     }
 
-    fn delivery_required(&self) -> Result<DeliveryHandle, super::container::MessagingError> {
+    fn delivery_required(&self) -> Result<DeliveryHandle, MessagingError> {
         self.ctx
             .delivery
-            .ok_or(super::container::MessagingError::NoSuchObject(
-                "event has no delivery",
-            ))
+            .ok_or(MessagingError::NoSuchObject("event has no delivery"))
     }
 }
 

@@ -32,12 +32,14 @@ pub use options::{
 pub use reconnect::{Backoff, Failover, Reconnect, ReconnectLimits, ReconnectPolicy};
 pub use url::{fuzz_url, Scheme, Url, UrlError};
 pub mod container;
+mod error;
 pub mod handler;
 
 pub use container::{
     uuid_from_bytes, AcceptorHandle, ConnectionHandle, Container, DeliveryHandle, IoRequest,
-    LinkHandle, LinkOption, LinkOptions, ListenOptions, MessagingError, Reactor, SessionHandle,
-    TimerHandle, TlsConnect, TlsListen, Tracker, TransportId, TransportInfo,
+    LinkHandle, LinkOption, LinkOptions, ListenOptions, Reactor, SessionHandle, TimerHandle,
+    TlsConnect, TlsListen, Tracker, TransportId, TransportInfo,
 };
+pub use error::{MessagingError, TransportError, TransportErrorKind};
 pub use handler::{Event, EventType, HandlerOptions, MessagingHandler};
 pub mod sim;

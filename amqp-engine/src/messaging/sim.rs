@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::container::{AcceptorHandle, Container, IoRequest, TransportId, TransportInfo};
+use super::error::{TransportError, TransportErrorKind};
 use super::handler::MessagingHandler;
 
 /// A container as the simulated network sees it.
@@ -52,13 +53,18 @@ pub trait Node {
     /// See [`Container::handle_connected`].
     fn handle_connected(&mut self, t: TransportId, info: TransportInfo, now: Instant);
     /// See [`Container::handle_connect_failed`].
-    fn handle_connect_failed(&mut self, t: TransportId, reason: String, now: Instant);
+    fn handle_connect_failed(&mut self, t: TransportId, reason: TransportError, now: Instant);
     /// See [`Container::handle_read`].
     fn handle_read(&mut self, t: TransportId, data: &[u8], now: Instant);
     /// See [`Container::handle_disconnected`].
-    fn handle_disconnected(&mut self, t: TransportId, reason: Option<String>, now: Instant);
+    fn handle_disconnected(&mut self, t: TransportId, reason: Option<TransportError>, now: Instant);
     /// See [`Container::handle_listening`].
-    fn handle_listening(&mut self, a: AcceptorHandle, result: Result<u16, String>, now: Instant);
+    fn handle_listening(
+        &mut self,
+        a: AcceptorHandle,
+        result: Result<u16, TransportError>,
+        now: Instant,
+    );
     /// See [`Container::handle_accepted`].
     fn handle_accepted(
         &mut self,
@@ -88,16 +94,26 @@ impl<H: MessagingHandler + 'static> Node for Container<H> {
     fn handle_connected(&mut self, t: TransportId, info: TransportInfo, now: Instant) {
         Container::handle_connected(self, t, info, now)
     }
-    fn handle_connect_failed(&mut self, t: TransportId, reason: String, now: Instant) {
+    fn handle_connect_failed(&mut self, t: TransportId, reason: TransportError, now: Instant) {
         Container::handle_connect_failed(self, t, reason, now)
     }
     fn handle_read(&mut self, t: TransportId, data: &[u8], now: Instant) {
         Container::handle_read(self, t, data, now)
     }
-    fn handle_disconnected(&mut self, t: TransportId, reason: Option<String>, now: Instant) {
+    fn handle_disconnected(
+        &mut self,
+        t: TransportId,
+        reason: Option<TransportError>,
+        now: Instant,
+    ) {
         Container::handle_disconnected(self, t, reason, now)
     }
-    fn handle_listening(&mut self, a: AcceptorHandle, result: Result<u16, String>, now: Instant) {
+    fn handle_listening(
+        &mut self,
+        a: AcceptorHandle,
+        result: Result<u16, TransportError>,
+        now: Instant,
+    ) {
         Container::handle_listening(self, a, result, now)
     }
     fn handle_accepted(
@@ -330,7 +346,14 @@ impl World {
                 };
                 let key = (normalize(&host), port);
                 if self.listeners.contains_key(&key) {
-                    self.nodes[node].handle_listening(acceptor, Err("address in use".into()), now);
+                    self.nodes[node].handle_listening(
+                        acceptor,
+                        Err(TransportError::new(
+                            TransportErrorKind::AddressInUse,
+                            "address in use",
+                        )),
+                        now,
+                    );
                 } else {
                     self.listeners.insert(key.clone(), (node, acceptor));
                     self.acceptors.insert((node, acceptor), key);
@@ -371,7 +394,11 @@ impl World {
                         };
                         let Some(st) = self.nodes[srv].handle_accepted(acc, info.clone(), now)
                         else {
-                            self.nodes[node].handle_connect_failed(t, "refused".into(), now);
+                            self.nodes[node].handle_connect_failed(
+                                t,
+                                TransportError::new(TransportErrorKind::Refused, "refused"),
+                                now,
+                            );
                             return;
                         };
                         self.seq += 1;
@@ -390,7 +417,10 @@ impl World {
                     }
                     None => self.nodes[node].handle_connect_failed(
                         t,
-                        format!("connection refused: {host}:{port}"),
+                        TransportError::new(
+                            TransportErrorKind::Refused,
+                            format!("connect to {host}:{port}"),
+                        ),
                         now,
                     ),
                 }
@@ -406,7 +436,11 @@ impl World {
                 if self.by_end.get(&to) == Some(&pipe) {
                     self.by_end.remove(&to);
                     self.pipes.remove(&pipe);
-                    self.nodes[to.0].handle_disconnected(to.1, Some("peer closed".into()), now);
+                    self.nodes[to.0].handle_disconnected(
+                        to.1,
+                        Some(TransportError::new(TransportErrorKind::Io, "peer closed")),
+                        now,
+                    );
                 }
             }
         }
@@ -446,7 +480,14 @@ impl World {
         let now = self.now;
         for end in [p.a, p.b] {
             if self.by_end.remove(&end).is_some() {
-                self.nodes[end.0].handle_disconnected(end.1, Some("connection reset".into()), now);
+                self.nodes[end.0].handle_disconnected(
+                    end.1,
+                    Some(TransportError::new(
+                        TransportErrorKind::Io,
+                        "connection reset",
+                    )),
+                    now,
+                );
             }
         }
     }

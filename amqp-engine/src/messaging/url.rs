@@ -256,10 +256,10 @@ impl Url {
         } else if let Some(inner) = host.strip_prefix('[') {
             let inner = inner.strip_suffix(']').ok_or(UrlError::UnterminatedIpv6)?;
             validate_ipv6(inner)?;
-            inner.to_ascii_lowercase()
+            canonical_host(inner)
         } else if host.contains(':') {
             validate_ipv6(host)?;
-            host.to_ascii_lowercase()
+            canonical_host(host)
         } else {
             validate_reg_host(host)?;
             host.to_ascii_lowercase()
@@ -499,7 +499,7 @@ fn parse_url(input: &str, default_host: &str) -> Result<Url, UrlError> {
     let host = if host.is_empty() {
         default_host.to_owned()
     } else {
-        host.to_ascii_lowercase()
+        canonical_host(host)
     };
     let port = match port {
         None | Some("") => scheme.default_port(),
@@ -547,6 +547,15 @@ fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>), UrlError> {
 }
 
 /// A host name or IPv4 address (anything without the characters that delimit URL parts).
+/// The host lower-cased; an IPv6 address in its canonical text (`::0` → `::`,
+/// `0:0::1` → `::1`), so it prints as a socket address does. A zone (`%eth0`) is kept as given.
+fn canonical_host(host: &str) -> String {
+    match host.parse::<core::net::Ipv6Addr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) => host.to_ascii_lowercase(),
+    }
+}
+
 fn validate_reg_host(host: &str) -> Result<(), UrlError> {
     if host.contains(':') {
         return Err(UrlError::UnbracketedIpv6);
@@ -768,7 +777,7 @@ mod tests {
             ("example.com", (Amqp, None, None, "example.com", 5672, None)),
             ("amqp://", (Amqp, None, None, "localhost", 5672, None)),
             ("0.0.0.0", (Amqp, None, None, "0.0.0.0", 5672, None)),
-            ("[::0]", (Amqp, None, None, "::0", 5672, None)),
+            ("[::0]", (Amqp, None, None, "::", 5672, None)),
             (
                 "amqp://example.com/queue1",
                 (Amqp, None, None, "example.com", 5672, Some("queue1")),
@@ -798,7 +807,8 @@ mod tests {
     #[test]
     fn host_port_for_sockets() {
         assert_eq!(url("amqps://[::1]:5671").host_port(), "[::1]:5671");
-        assert_eq!(url("[::0]").host_port(), "[::0]:5672");
+        assert_eq!(url("[::0]").host_port(), "[::]:5672");
+        assert_eq!(url("[0:0::1]:1").to_string(), "amqp://[::1]:1");
         assert_eq!(url("amqp://127.0.0.1:1234").host_port(), "127.0.0.1:1234");
         assert_eq!(url("amqp://").host_port(), "localhost:5672");
         assert!(url("[::1]").is_ipv6());
@@ -814,7 +824,7 @@ mod tests {
         let u = Url::parse_listen("0.0.0.0").unwrap();
         assert_eq!(u.host_port(), "0.0.0.0:5672");
         let u = Url::parse_listen("[::0]:5671").unwrap();
-        assert_eq!(u.host_port(), "[::0]:5671");
+        assert_eq!(u.host_port(), "[::]:5671");
         let u = Url::parse_listen("amqps://").unwrap();
         assert_eq!(u.host_port(), "0.0.0.0:5671");
     }
