@@ -1308,7 +1308,10 @@ impl Connection {
     /// Errors and cancel safety as [`open_sender`](Self::open_sender).
     pub async fn open_receiver(&self, options: impl Into<LinkOptions>) -> Result<Receiver, Error> {
         let link = self.open_link(Role::Receiver, options.into()).await?;
-        Ok(Receiver { link })
+        Ok(Receiver {
+            link,
+            auto_accept: true,
+        })
     }
 
     async fn open_link(&self, role: Role, opts: LinkOptions) -> Result<LinkRef, Error> {
@@ -1742,6 +1745,7 @@ impl Drop for SendFuture {
 /// A receiving link. Also a [`Stream`](futures::Stream) of [`Delivery`].
 pub struct Receiver {
     link: LinkRef,
+    auto_accept: bool,
 }
 
 impl fmt::Debug for Receiver {
@@ -1802,9 +1806,12 @@ impl Receiver {
             shared.wake_driver(wake);
             return Ok(Some(Delivery {
                 message: i.message,
-                handle: i.handle,
-                conn: self.link.conn.clone(),
-                settled: AtomicBool::new(false),
+                settlement: Settlement {
+                    handle: i.handle,
+                    conn: self.link.conn.clone(),
+                    settled: AtomicBool::new(false),
+                    auto_accept: self.auto_accept,
+                },
             }));
         }
         if l.phase == Phase::Closed || conn_closed {
@@ -1814,6 +1821,19 @@ impl Receiver {
             set_waker(&mut l.recv_waker, cx.waker());
         }
         Err(())
+    }
+
+    /// Whether deliveries dropped unsettled are accepted (on by default, as Proton's
+    /// `auto_accept`); off, a delivery dropped unsettled stays unsettled at the peer until
+    /// the link or connection closes. Applies to deliveries `recv` returns from now on.
+    pub fn set_auto_accept(&mut self, on: bool) {
+        self.auto_accept = on;
+    }
+
+    /// Whether deliveries dropped unsettled are accepted (see
+    /// [`set_auto_accept`](Self::set_auto_accept)).
+    pub fn auto_accept(&self) -> bool {
+        self.auto_accept
     }
 
     /// Deliveries queued and not yet returned by `recv`.
@@ -1938,19 +1958,53 @@ impl futures::Stream for Receiver {
 ///
 /// Settling is synchronous: it queues the disposition for the driver (which batches
 /// dispositions into ranges) and never waits; it fails only if the delivery is already
-/// settled or the connection is closed. A delivery dropped unsettled stays unsettled at the
-/// peer until the link or connection closes (as in Proton).
+/// settled or the connection is closed. A delivery dropped unsettled is accepted, as Proton's
+/// `auto_accept` does after `on_message`, unless its receiver's
+/// [`set_auto_accept(false)`](Receiver::set_auto_accept) turned that off;
+/// [`into_message`](Self::into_message) leaves it unsettled.
 pub struct Delivery {
     message: Message,
+    settlement: Settlement,
+}
+
+/// The settling half of a [`Delivery`]: accepts on drop when still unsettled and asked to.
+struct Settlement {
     handle: DeliveryHandle,
     conn: Arc<ClientRef>,
     settled: AtomicBool,
+    auto_accept: bool,
+}
+
+impl Settlement {
+    fn dispose(&self, d: Disposition) -> Result<(), Error> {
+        if self.settled.swap(true, Ordering::AcqRel) {
+            return Err(Error::AlreadySettled);
+        }
+        let shared = &self.conn.shared;
+        let mut st = shared.lock();
+        if let Some(e) = st.conn_error() {
+            return Err(e);
+        }
+        let w = st.push(Command::Dispose(self.handle, d));
+        drop(st);
+        shared.wake_driver(w);
+        Ok(())
+    }
+}
+
+impl Drop for Settlement {
+    fn drop(&mut self) {
+        if self.auto_accept && !self.settled.load(Ordering::Acquire) {
+            // A closed connection has nothing left to accept: the error is moot.
+            let _ = self.dispose(Disposition::Accept);
+        }
+    }
 }
 
 impl fmt::Debug for Delivery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Delivery")
-            .field("handle", &self.handle)
+            .field("handle", &self.settlement.handle)
             .field("message", &self.message)
             .finish_non_exhaustive()
     }
@@ -1967,24 +2021,15 @@ impl Delivery {
         &mut self.message
     }
 
-    /// The message, leaving the delivery unsettled (unless settled before).
-    pub fn into_message(self) -> Message {
+    /// The message, leaving the delivery unsettled (unless settled before), whatever the
+    /// receiver's auto-accept setting.
+    pub fn into_message(mut self) -> Message {
+        self.settlement.auto_accept = false;
         self.message
     }
 
     fn dispose(&self, d: Disposition) -> Result<(), Error> {
-        if self.settled.swap(true, Ordering::AcqRel) {
-            return Err(Error::AlreadySettled);
-        }
-        let shared = &self.conn.shared;
-        let mut st = shared.lock();
-        if let Some(e) = st.conn_error() {
-            return Err(e);
-        }
-        let w = st.push(Command::Dispose(self.handle, d));
-        drop(st);
-        shared.wake_driver(w);
-        Ok(())
+        self.settlement.dispose(d)
     }
 
     /// Accepts and settles it.
@@ -2010,6 +2055,6 @@ impl Delivery {
 
     /// True once settled through this handle.
     pub fn is_settled(&self) -> bool {
-        self.settled.load(Ordering::Acquire)
+        self.settlement.settled.load(Ordering::Acquire)
     }
 }

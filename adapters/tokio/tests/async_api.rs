@@ -850,3 +850,24 @@ async fn dropping_handles_closes_links_and_connection() {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_dropped_unsettled_are_accepted_unless_auto_accept_is_off() {
+    bounded(async {
+        let url = relay().await;
+        let conn = Client::open(url.as_str()).await.unwrap();
+        let mut receiver = conn.open_receiver("auto").await.unwrap();
+        let sender = conn.open_sender("auto").await.unwrap();
+        assert!(receiver.auto_accept(), "on by default, as in Proton");
+        let outcome = sender.send_nowait(numbered(0)).unwrap();
+        drop(receiver.recv().await.unwrap());
+        assert!(outcome.await.unwrap().is_accepted());
+        receiver.set_auto_accept(false);
+        let outcome = sender.send_nowait(numbered(1)).unwrap();
+        drop(receiver.recv().await.unwrap());
+        let waited = tokio::time::timeout(Duration::from_millis(300), outcome).await;
+        assert!(waited.is_err(), "left unsettled: {waited:?}");
+        conn.close().await.unwrap();
+    })
+    .await
+}
