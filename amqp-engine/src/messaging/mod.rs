@@ -32,8 +32,15 @@ pub use options::{
 pub use reconnect::{Backoff, Failover, Reconnect, ReconnectLimits, ReconnectPolicy};
 pub use url::{fuzz_url, Scheme, Url, UrlError};
 pub mod container;
+mod engine_events;
 mod error;
 pub mod handler;
+mod handles;
+mod io;
+mod lifecycle;
+mod link_options;
+mod managed;
+mod reactor;
 
 pub use container::{
     uuid_from_bytes, AcceptorHandle, ConnectionHandle, Container, DeliveryHandle, IoRequest,
