@@ -19,7 +19,6 @@ use std::time::Instant;
 
 use amqp_proto::definitions::{condition, Error, Role};
 use amqp_proto::messaging::DeliveryState;
-use bytes::Bytes;
 
 use super::error::TransportError;
 use super::handler::{Event, EventContext, EventType, MessagingHandler};

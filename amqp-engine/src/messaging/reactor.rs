@@ -45,7 +45,7 @@ pub struct Reactor {
     pub(super) started: bool,
     pub(super) stopping: bool,
     pub(super) handler_options: HandlerOptions,
-    pub(super) conns: Slab<Conn>,
+    pub(super) conns: Slab<ManagedConnection>,
     pub(super) acceptors: Slab<(Url, ListenOptions, bool)>,
     pub(super) timers: BTreeMap<(Instant, u64), TimerKind>,
     pub(super) timer_index: HashMap<u64, Instant>,
@@ -187,26 +187,7 @@ impl Reactor {
         };
         let reconnect = std::mem::take(&mut options.reconnect);
         let failover = Failover::new(urls, reconnect).with_limits(options.reconnect_limits);
-        let conn = Conn {
-            gen: 0,
-            engine: None,
-            acceptor: None,
-            outgoing: Some(Outgoing {
-                options,
-                failover,
-                url_index: 0,
-                process_started: None,
-            }),
-            session: None,
-            links: Slab::default(),
-            by_engine: HashMap::new(),
-            app_closed: false,
-            dirty: false,
-            reconnect_timer: None,
-            auth_failed: false,
-            last_error: None,
-            close_sent: false,
-        };
+        let conn = ManagedConnection::outgoing(options, failover);
         let ck = self.conns.insert(conn);
         self.next_attempt(ck);
         Ok(ConnectionHandle(ck))
@@ -286,7 +267,7 @@ impl Reactor {
             .conns
             .get_mut(conn.0)
             .ok_or(MessagingError::NoSuchObject("connection"))?;
-        let key = c.links.insert(LinkRec {
+        let key = c.add_link(LinkRec {
             role,
             config,
             engine: None,
@@ -296,7 +277,6 @@ impl Reactor {
             persistent: true,
             close_error: None,
         });
-        self.attach_link(conn.0, key);
         Ok(LinkHandle {
             conn: conn.0,
             link: key,
@@ -496,19 +476,11 @@ impl Reactor {
     /// True if the link is open on our side: attached on the current transport and not closed
     /// by the application or the peer. Proton raises `on_sendable` only for such links.
     pub(super) fn is_link_open(&self, link: Option<LinkHandle>) -> bool {
-        let Some(lh) = link else { return false };
-        let Some(c) = self.conns.get(lh.conn) else {
-            return false;
-        };
-        let Some(l) = c.links.get(lh.link) else {
-            return false;
-        };
-        let (Some(e), Some(lid)) = (c.engine.as_ref(), l.engine) else {
-            return false;
-        };
-        !l.app_closed
-            && e.link_state(lid)
-                .is_some_and(|s| s.0 == EndpointState::Active)
+        link.is_some_and(|lh| {
+            self.conns
+                .get(lh.conn)
+                .is_some_and(|c| c.is_link_open(lh.link))
+        })
     }
 
     /// True if the link is a sender.
@@ -617,14 +589,8 @@ impl Reactor {
         link: LinkHandle,
         payload: Bytes,
     ) -> Result<Tracker, MessagingError> {
-        let (c, lid) = self.engine_link(link)?;
-        let gen = c.gen;
-        let e = c
-            .engine
-            .as_mut()
-            .ok_or(MessagingError::NotReady("not connected"))?;
+        let (gen, e, lid) = self.engine_link(link)?;
         let id = e.send_bytes(lid, payload, SendOptions::default())?;
-        c.dirty = true;
         Ok(Tracker {
             conn: link.conn,
             gen,
@@ -639,14 +605,8 @@ impl Reactor {
         payload: &P,
         opts: SendOptions<'_>,
     ) -> Result<Tracker, MessagingError> {
-        let (c, lid) = self.engine_link(link)?;
-        let gen = c.gen;
-        let e = c
-            .engine
-            .as_mut()
-            .ok_or(MessagingError::NotReady("not connected"))?;
+        let (gen, e, lid) = self.engine_link(link)?;
         let id = e.send(lid, payload, opts)?;
-        c.dirty = true;
         Ok(Tracker {
             conn: link.conn,
             gen,
@@ -655,46 +615,32 @@ impl Reactor {
         })
     }
 
-    pub(super) fn engine_link(
+    /// The managed connection, engine and engine link of an open link.
+    fn engine_link(
         &mut self,
         link: LinkHandle,
-    ) -> Result<(&mut Conn, LinkId), MessagingError> {
+    ) -> Result<(u32, &mut Connection, LinkId), MessagingError> {
         let c = self
             .conns
             .get_mut(link.conn)
             .ok_or(MessagingError::NoSuchObject("connection"))?;
-        let l = c.links.get(link.link).ok_or(MessagingError::LinkClosed)?;
-        if l.app_closed {
-            return Err(MessagingError::LinkClosed);
-        }
-        let lid = l
-            .engine
-            .ok_or(MessagingError::NotReady("link not attached"))?;
-        Ok((c, lid))
+        let gen = c.gen;
+        let (e, lid) = c.engine_link(link.link)?;
+        Ok((gen, e, lid))
     }
 
     /// Grants a receiver credit (replacing what is left). For receivers with prefetch 0.
     pub fn flow(&mut self, link: LinkHandle, credit: u32) -> Result<(), MessagingError> {
-        let (c, lid) = self.engine_link(link)?;
-        let e = c
-            .engine
-            .as_mut()
-            .ok_or(MessagingError::NotReady("not connected"))?;
+        let (_, e, lid) = self.engine_link(link)?;
         e.flow(lid, credit, false)?;
-        c.dirty = true;
         Ok(())
     }
 
     /// Asks a receiver's sender to drain (use up or give up the credit): `on_drained` follows.
     pub fn drain(&mut self, link: LinkHandle) -> Result<(), MessagingError> {
-        let (c, lid) = self.engine_link(link)?;
-        let e = c
-            .engine
-            .as_mut()
-            .ok_or(MessagingError::NotReady("not connected"))?;
+        let (_, e, lid) = self.engine_link(link)?;
         let credit = e.link_credit(lid).unwrap_or(0);
         e.flow(lid, credit, true)?;
-        c.dirty = true;
         Ok(())
     }
 
