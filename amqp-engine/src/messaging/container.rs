@@ -17,9 +17,6 @@
 use std::fmt;
 use std::time::Instant;
 
-use amqp_proto::definitions::{condition, Error, Role};
-use amqp_proto::messaging::DeliveryState;
-
 use super::error::TransportError;
 use super::handler::{Event, EventContext, EventType, MessagingHandler};
 pub use super::handles::*;
@@ -347,7 +344,7 @@ impl<H: MessagingHandler> Container<H> {
     }
 
     fn dispatch(&mut self, kind: EventType, ctx: EventContext) {
-        if kind == EventType::Message && self.release_if_link_closed(&ctx) {
+        if kind == EventType::Message && self.reactor.release_if_link_closed(&ctx) {
             return;
         }
         if kind == EventType::Sendable && !self.reactor.is_link_open(ctx.link) {
@@ -396,151 +393,7 @@ impl<H: MessagingHandler> Container<H> {
         }
         let ctx = e.ctx;
         self.reactor.in_callback = false;
-        self.after(kind, ctx);
+        self.reactor.after_callback(kind, ctx);
         self.reactor.run_deferred_closes();
-    }
-
-    /// A message for a link the application has closed since it arrived (for example several
-    /// deliveries read in one batch, the handler closing the link at the first): released,
-    /// not dispatched, as Proton's `MessagingHandler` does.
-    fn release_if_link_closed(&mut self, ctx: &EventContext) -> bool {
-        let Some(d) = ctx.delivery else { return false };
-        let Some(c) = self.reactor.conns.get_mut(d.conn) else {
-            return false;
-        };
-        if !c.links.get(d.link.link).is_some_and(|l| l.handler_closed) || c.gen != d.gen {
-            return false;
-        }
-        if let Some(e) = c.engine.as_mut() {
-            let _ = e.disposition(d.id, Some(DeliveryState::released()), true);
-            c.dirty = true;
-        }
-        true
-    }
-
-    /// Proton's default behaviour after a callback returns.
-    fn after(&mut self, kind: EventType, ctx: EventContext) {
-        let r = &mut self.reactor;
-        let opts = r.handler_options;
-        match kind {
-            EventType::ConnectionOpening => {
-                if let Some(conn) = ctx.connection {
-                    if let Some(c) = r.conns.get_mut(conn.0) {
-                        if let Some(e) = c.engine.as_mut() {
-                            if e.state().0 == EndpointState::Uninit && !c.app_closed {
-                                let _ = e.open();
-                                c.dirty = true;
-                                r.push(EventType::ConnectionOpened, ctx);
-                            }
-                        }
-                    }
-                }
-            }
-            EventType::SessionOpening => {
-                if let (Some(conn), Some(s)) = (ctx.connection, ctx.session) {
-                    if let Some(c) = r.conns.get_mut(conn.0) {
-                        if let Some(e) = c.engine.as_mut() {
-                            if e.accept_session(s.session).is_ok() {
-                                c.dirty = true;
-                                r.push(EventType::SessionOpened, ctx);
-                            }
-                        }
-                    }
-                }
-            }
-            EventType::LinkOpening => {
-                let mut opened = false;
-                if let Some(lh) = ctx.link {
-                    if let Some(c) = r.conns.get_mut(lh.conn) {
-                        if let Some(l) = c.links.get_mut(lh.link) {
-                            if let (Some(e), Some(lid)) = (c.engine.as_mut(), l.engine) {
-                                if l.app_closed {
-                                    let error = l
-                                        .close_error
-                                        .take()
-                                        .unwrap_or_else(|| Error::condition(condition::NOT_FOUND));
-                                    let _ = e.refuse_link(lid, error);
-                                } else if e
-                                    .link_state(lid)
-                                    .is_some_and(|s| s.0 == EndpointState::Uninit)
-                                {
-                                    let cfg = l.config.clone();
-                                    if e.accept_link(lid, cfg).is_ok() {
-                                        if l.role == Role::Receiver && l.prefetch > 0 {
-                                            let _ = e.flow(lid, l.prefetch, false);
-                                        }
-                                        opened = true;
-                                    }
-                                }
-                                c.dirty = true;
-                            }
-                        }
-                    }
-                }
-                if opened {
-                    r.push(EventType::LinkOpened, ctx);
-                }
-            }
-            EventType::Message => {
-                if let Some(d) = ctx.delivery {
-                    let touched = r.touched;
-                    if let Some(c) = r.conns.get_mut(d.conn) {
-                        if let (Some(e), true) = (c.engine.as_mut(), c.gen == d.gen) {
-                            if opts.auto_accept && !touched {
-                                let _ = e.disposition(d.id, Some(DeliveryState::accepted()), true);
-                            }
-                            // Keep the credit window topped up, in batches.
-                            if let Some(l) = c.links.get(d.link.link) {
-                                if l.prefetch > 0 {
-                                    if let Some(lid) = l.engine {
-                                        let credit = e.link_credit(lid).unwrap_or(0);
-                                        if credit <= l.prefetch / 2 {
-                                            let _ = e.flow(lid, l.prefetch, false);
-                                        }
-                                    }
-                                }
-                            }
-                            c.dirty = true;
-                        }
-                    }
-                }
-            }
-            EventType::Sendable => {
-                // A drain request the handler did not satisfy: nothing more to send.
-                if let Some(lh) = ctx.link {
-                    if let Some(c) = r.conns.get_mut(lh.conn) {
-                        if let (Some(e), Some(lid)) = (
-                            c.engine.as_mut(),
-                            c.links.get(lh.link).and_then(|l| l.engine),
-                        ) {
-                            let _ = e.drained(lid);
-                            c.dirty = true;
-                        }
-                    }
-                }
-            }
-            EventType::ConnectionClosing => {
-                if let Some(conn) = ctx.connection {
-                    if let Some(c) = r.conns.get_mut(conn.0) {
-                        c.app_closed = true;
-                    }
-                }
-            }
-            EventType::LinkClosed => {
-                if let Some(lh) = ctx.link {
-                    if let Some(c) = r.conns.get_mut(lh.conn) {
-                        let remove = c.links.get(lh.link).is_some_and(|l| l.app_closed);
-                        if remove {
-                            if let Some(l) = c.links.remove(lh.link) {
-                                if let Some(lid) = l.engine {
-                                    c.by_engine.remove(&lid);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
     }
 }

@@ -32,6 +32,7 @@ pub use options::{
 pub use reconnect::{Backoff, Failover, Reconnect, ReconnectLimits, ReconnectPolicy};
 pub use url::{fuzz_url, Scheme, Url, UrlError};
 pub mod container;
+mod defaults;
 mod engine_events;
 mod error;
 pub mod handler;
