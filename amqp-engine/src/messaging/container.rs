@@ -229,6 +229,7 @@ impl<H: MessagingHandler> Container<H> {
         }
         if let Some(c) = self.reactor.conns.get_mut(t.conn) {
             if let Some(e) = c.engine.as_mut() {
+                // A fatal error also comes out as an engine event, handled there.
                 let _ = e.handle_input(data, now);
                 c.dirty = true;
             }
@@ -292,8 +293,7 @@ impl<H: MessagingHandler> Container<H> {
         match result {
             Ok(port) => {
                 if let Some(a) = self.reactor.acceptors.get_mut(acceptor.0) {
-                    a.0 = a.0.clone().with_port(port);
-                    a.2 = true;
+                    a.url = a.url.clone().with_port(port);
                 }
                 self.reactor.push(EventType::AcceptorOpened, ctx);
             }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::handles::*;
 use super::options::TlsOptions;
+use super::url::Url;
 use crate::sasl::SaslServerConfig;
 
 /// What the driver must do.
@@ -103,4 +104,11 @@ pub struct ListenOptions {
     pub idle_timeout: Option<Duration>,
     /// Largest frame we accept.
     pub max_frame_size: Option<u32>,
+}
+
+/// A listener: the URL it was asked to bind (with the port it bound, once listening) and its
+/// options.
+pub(super) struct Acceptor {
+    pub(super) url: Url,
+    pub(super) options: ListenOptions,
 }

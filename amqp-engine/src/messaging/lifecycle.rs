@@ -63,7 +63,7 @@ impl Reactor {
         acceptor: AcceptorHandle,
         info: TransportInfo,
     ) -> Option<TransportId> {
-        let (_, lo, _) = self.acceptors.get(acceptor.0)?.clone();
+        let lo = self.acceptors.get(acceptor.0)?.options.clone();
         let mut cfg = ConnectionConfig::new(self.id.clone());
         cfg.transport_encrypted = info.encrypted;
         cfg.transport_identity = info.peer_identity.clone();

@@ -238,6 +238,30 @@ impl ManagedConnection {
         }
     }
 
+    /// Detaches (closes) a link that is attached on our side, with an optional error.
+    pub(super) fn detach_link(&mut self, lk: Key, error: Option<Error>) {
+        let lid = self.links.get(lk).and_then(|l| l.engine);
+        let (Some(e), Some(lid)) = (self.engine.as_mut(), lid) else {
+            return;
+        };
+        if e.link_state(lid)
+            .is_some_and(|s| s.0 == EndpointState::Active)
+        {
+            // Attached on our side: detach is allowed.
+            let _ = e.detach(lid, true, error);
+        }
+        self.dirty = true;
+    }
+
+    /// Closes the engine's connection (the transport ends once the peer answers).
+    pub(super) fn close_engine(&mut self, error: Option<Error>) {
+        if let Some(e) = self.engine.as_mut().filter(|e| !e.is_finished()) {
+            // Not finished: close is allowed (a second close is a no-op).
+            let _ = e.close(error);
+            self.dirty = true;
+        }
+    }
+
     /// The key of the link record of an engine link.
     pub(super) fn link_key(&self, lid: LinkId) -> Option<Key> {
         self.by_engine.get(&lid).copied()

@@ -20,7 +20,7 @@ use super::managed::*;
 use super::options::{ConnectOptions, ResolvedTargets};
 use super::reconnect::Failover;
 use super::url::Url;
-use crate::connection::{Connection, EndpointState, LinkConfig, SendOptions};
+use crate::connection::{Connection, LinkConfig, SendOptions};
 use crate::ids::{Key, LinkId, Slab};
 
 /// A close asked for inside a callback, carried out after Proton's default actions for the
@@ -46,7 +46,7 @@ pub struct Reactor {
     pub(super) stopping: bool,
     pub(super) handler_options: HandlerOptions,
     pub(super) conns: Slab<ManagedConnection>,
-    pub(super) acceptors: Slab<(Url, ListenOptions, bool)>,
+    pub(super) acceptors: Slab<Acceptor>,
     pub(super) timers: BTreeMap<(Instant, u64), TimerKind>,
     pub(super) timer_index: HashMap<u64, Instant>,
     pub(super) timer_seq: u64,
@@ -213,7 +213,7 @@ impl Reactor {
         };
         let host = url.host().to_string();
         let port = url.port();
-        let key = self.acceptors.insert((url, options, false));
+        let key = self.acceptors.insert(Acceptor { url, options });
         let acceptor = AcceptorHandle(key);
         self.io.push_back(IoRequest::Listen {
             acceptor,
@@ -233,12 +233,12 @@ impl Reactor {
 
     /// The URL a listener was asked to bind, with the port it actually bound once listening.
     pub fn acceptor_url(&self, acceptor: AcceptorHandle) -> Option<&Url> {
-        self.acceptors.get(acceptor.0).map(|a| &a.0)
+        self.acceptors.get(acceptor.0).map(|a| &a.url)
     }
 
     /// The port a listener is bound to (the real one once listening, even for port 0).
     pub fn acceptor_port(&self, acceptor: AcceptorHandle) -> Option<u16> {
-        self.acceptors.get(acceptor.0).map(|a| a.0.port())
+        self.acceptors.get(acceptor.0).map(|a| a.url.port())
     }
 
     pub(super) fn gen_name(&mut self, prefix: &str) -> String {
@@ -391,11 +391,7 @@ impl Reactor {
                 self.deferred_closes
                     .push(DeferredClose::Connection(conn, error));
             }
-            Some(e) if !e.is_finished() => {
-                let _ = e.close(error);
-                c.dirty = true;
-            }
-            Some(_) => {}
+            Some(_) => c.close_engine(error),
             None => {
                 // Not connected (connecting or waiting to reconnect): just drop it.
                 let gen = c.gen;
@@ -428,14 +424,7 @@ impl Reactor {
             self.deferred_closes.push(DeferredClose::Link(link, error));
             return;
         }
-        if let (Some(e), Some(lid)) = (c.engine.as_mut(), l.engine) {
-            if e.link_state(lid)
-                .is_some_and(|s| s.0 == EndpointState::Active)
-            {
-                let _ = e.detach(lid, true, error);
-            }
-            c.dirty = true;
-        }
+        c.detach_link(link.link, error);
     }
 
     /// Carries out the closes asked for during the last callback.
@@ -443,30 +432,13 @@ impl Reactor {
         for d in std::mem::take(&mut self.deferred_closes) {
             match d {
                 DeferredClose::Link(link, error) => {
-                    let Some(c) = self.conns.get_mut(link.conn) else {
-                        continue;
-                    };
-                    let Some(lid) = c.links.get(link.link).and_then(|l| l.engine) else {
-                        continue;
-                    };
-                    if let Some(e) = c.engine.as_mut() {
-                        if e.link_state(lid)
-                            .is_some_and(|s| s.0 == EndpointState::Active)
-                        {
-                            let _ = e.detach(lid, true, error);
-                        }
-                        c.dirty = true;
+                    if let Some(c) = self.conns.get_mut(link.conn) {
+                        c.detach_link(link.link, error);
                     }
                 }
                 DeferredClose::Connection(conn, error) => {
-                    let Some(c) = self.conns.get_mut(conn.0) else {
-                        continue;
-                    };
-                    if let Some(e) = c.engine.as_mut() {
-                        if !e.is_finished() {
-                            let _ = e.close(error);
-                            c.dirty = true;
-                        }
+                    if let Some(c) = self.conns.get_mut(conn.0) {
+                        c.close_engine(error);
                     }
                 }
             }
