@@ -50,4 +50,5 @@ pub use container::{
 };
 pub use error::{MessagingError, TransportError, TransportErrorKind};
 pub use handler::{Event, EventType, HandlerOptions, MessagingHandler};
+#[cfg(feature = "sim")]
 pub mod sim;
