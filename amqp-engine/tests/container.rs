@@ -244,6 +244,27 @@ fn reconnect_false_tries_once() {
 }
 
 #[test]
+fn a_bad_url_given_to_the_builder_is_reported_by_connect() {
+    let mut w = world();
+    let opts = ConnectOptions::new().url("amqp://bad host:1");
+    let d = w.add(Container::with_id(
+        Dialer {
+            opts: Some(opts),
+            errors: 0,
+            result: None,
+        },
+        "dialer",
+        w.now(),
+    ));
+    w.run_for(Duration::from_millis(10));
+    let r = w.handler::<Dialer>(d).unwrap().result.take();
+    assert!(
+        matches!(r, Some(Err(MessagingError::Options(OptionsError::Url(_))))),
+        "{r:?}"
+    );
+}
+
+#[test]
 fn url_and_urls_together_is_an_error() {
     let mut w = world();
     let opts = ConnectOptions::new()
@@ -296,9 +317,10 @@ fn custom_reconnect_policy_is_reset_once_then_asked_for_each_delay() {
         resets: resets.clone(),
         nexts: nexts.clone(),
     };
+    // The builder takes the URL as text and the user's policy as is.
     let opts = ConnectOptions::new()
-        .url(url("amqp://127.0.0.1:1"))
-        .reconnect(Reconnect::custom(policy));
+        .url("amqp://127.0.0.1:1")
+        .reconnect(policy);
     w.add(Container::with_id(
         Dialer {
             opts: Some(opts),

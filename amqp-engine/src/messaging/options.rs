@@ -36,7 +36,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::reconnect::{Reconnect, ReconnectLimits};
-use super::url::{parse_port, Scheme, Url};
+use super::url::{parse_port, Scheme, Url, UrlError};
 
 /// The smallest max-frame-size AMQP 1.0 allows (`MIN-MAX-FRAME-SIZE`).
 pub const MIN_MAX_FRAME_SIZE: u32 = 512;
@@ -195,6 +195,8 @@ pub enum OptionsError {
     /// A `tls` object is given while the scheme is not `amqps` (an error by Proton's
     /// connect-config documentation and its C++ binding).
     TlsWithoutAmqps,
+    /// The URL given to [`ConnectOptions::url`] does not parse.
+    Url(UrlError),
 }
 
 impl fmt::Display for OptionsError {
@@ -235,11 +237,19 @@ impl fmt::Display for OptionsError {
             OptionsError::TlsWithoutAmqps => f.write_str(
                 "connection configuration: 'tls' object not allowed unless scheme is \"amqps\"",
             ),
+            OptionsError::Url(e) => write!(f, "bad URL: {e}"),
         }
     }
 }
 
-impl std::error::Error for OptionsError {}
+impl std::error::Error for OptionsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OptionsError::Url(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Where a connection goes, as resolved by [`ConnectOptions::validate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,11 +279,11 @@ pub enum ResolvedTargets {
 /// trait object.
 ///
 /// ```
-/// use amqp_engine::messaging::{ConnectOptions, Reconnect, Url};
+/// use amqp_engine::messaging::{ConnectOptions, Reconnect};
 /// use std::time::Duration;
 ///
 /// let opts = ConnectOptions::new()
-///     .url(Url::parse("amqps://broker.example")?)
+///     .url("amqps://broker.example")
 ///     .reconnect(false)
 ///     .user("alice")
 ///     .password("secret")
@@ -288,6 +298,9 @@ pub enum ResolvedTargets {
 pub struct ConnectOptions {
     /// The URL to connect to. Exclusive with `urls`.
     pub url: Option<Url>,
+    /// Why the text given to [`url`](Self::url) is not a URL; reported by
+    /// [`validate`](Self::validate).
+    url_error: Option<UrlError>,
     /// Failover URLs, tried in order. Exclusive with `url`.
     pub urls: Vec<Url>,
     /// Reconnect policy; on by default.
@@ -329,6 +342,7 @@ impl Default for ConnectOptions {
     fn default() -> ConnectOptions {
         ConnectOptions {
             url: None,
+            url_error: None,
             urls: Vec::new(),
             reconnect: Reconnect::Default,
             reconnect_limits: ReconnectLimits::default(),
@@ -358,8 +372,15 @@ impl ConnectOptions {
 
     /// Sets the URL to connect to.
     #[must_use]
-    pub fn url(mut self, url: Url) -> ConnectOptions {
-        self.url = Some(url);
+    pub fn url<U>(mut self, url: U) -> ConnectOptions
+    where
+        U: TryInto<Url>,
+        U::Error: Into<UrlError>,
+    {
+        match url.try_into() {
+            Ok(url) => self.url = Some(url),
+            Err(e) => self.url_error = Some(e.into()),
+        }
         self
     }
 
@@ -370,8 +391,8 @@ impl ConnectOptions {
         self
     }
 
-    /// Sets the reconnect policy: `false`, `true`, a [`Backoff`](super::Backoff) or a
-    /// [`Reconnect`].
+    /// Sets the reconnect policy: `false`, `true`, a [`Backoff`](super::Backoff), any
+    /// [`ReconnectPolicy`](super::ReconnectPolicy) of the user's, or a [`Reconnect`].
     #[must_use]
     pub fn reconnect(mut self, reconnect: impl Into<Reconnect>) -> ConnectOptions {
         self.reconnect = reconnect.into();
@@ -507,6 +528,9 @@ impl ConnectOptions {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn validate(&self) -> Result<ResolvedTargets, OptionsError> {
+        if let Some(e) = &self.url_error {
+            return Err(OptionsError::Url(e.clone()));
+        }
         if self.url.is_some() && !self.urls.is_empty() {
             return Err(OptionsError::UrlAndUrls);
         }

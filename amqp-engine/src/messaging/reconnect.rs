@@ -255,9 +255,10 @@ impl From<bool> for Reconnect {
     }
 }
 
-impl From<Backoff> for Reconnect {
-    fn from(backoff: Backoff) -> Reconnect {
-        Reconnect::custom(backoff)
+impl<P: ReconnectPolicy + 'static> From<P> for Reconnect {
+    /// A policy: [`Backoff`] with other numbers, or the user's own.
+    fn from(policy: P) -> Reconnect {
+        Reconnect::custom(policy)
     }
 }
 

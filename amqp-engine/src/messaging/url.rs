@@ -423,6 +423,19 @@ impl FromStr for Url {
     }
 }
 
+impl From<core::convert::Infallible> for UrlError {
+    fn from(never: core::convert::Infallible) -> UrlError {
+        match never {}
+    }
+}
+
+impl TryFrom<&String> for Url {
+    type Error = UrlError;
+    fn try_from(s: &String) -> Result<Url, UrlError> {
+        Url::parse(s)
+    }
+}
+
 impl TryFrom<&str> for Url {
     type Error = UrlError;
 
