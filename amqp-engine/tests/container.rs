@@ -72,8 +72,12 @@ impl MessagingHandler for Recorder {
 #[test]
 fn callbacks_fire_in_protons_order() {
     let mut w = world();
-    w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
-    let c = w.add(Container::with_id(
+    w.add(SansIoContainer::with_id(
+        Broker::new(5672),
+        "broker",
+        w.now(),
+    ));
+    let c = w.add(SansIoContainer::with_id(
         Recorder {
             url: "amqp://127.0.0.1:5672".into(),
             to_send: 1,
@@ -128,7 +132,7 @@ fn reconnect_delays_follow_protons_backoff_and_cap_at_10s() {
     let mut w = world();
     w.latency = Duration::ZERO;
     let start = w.now();
-    w.add(Container::with_id(
+    w.add(SansIoContainer::with_id(
         Dialer {
             opts: Some(ConnectOptions::new().url(url("amqp://127.0.0.1:1"))),
             errors: 0,
@@ -166,7 +170,7 @@ fn failover_cycles_through_every_url_for_each_delay() {
         url("amqp://b:2"),
         url("amqp://c:3"),
     ]);
-    w.add(Container::with_id(
+    w.add(SansIoContainer::with_id(
         Dialer {
             opts: Some(opts),
             errors: 0,
@@ -202,12 +206,16 @@ fn failover_cycles_through_every_url_for_each_delay() {
 #[test]
 fn failover_reaches_the_second_url() {
     let mut w = world();
-    w.add(Container::with_id(Broker::new(6000), "broker", w.now()));
+    w.add(SansIoContainer::with_id(
+        Broker::new(6000),
+        "broker",
+        w.now(),
+    ));
     let opts = ConnectOptions::new().urls(vec![
         url("amqp://127.0.0.1:5999"),
         url("amqp://127.0.0.1:6000"),
     ]);
-    let d = w.add(Container::with_id(
+    let d = w.add(SansIoContainer::with_id(
         Dialer {
             opts: Some(opts),
             errors: 0,
@@ -228,7 +236,7 @@ fn reconnect_false_tries_once() {
     let opts = ConnectOptions::new()
         .url(url("amqp://127.0.0.1:1"))
         .reconnect(false);
-    let d = w.add(Container::with_id(
+    let d = w.add(SansIoContainer::with_id(
         Dialer {
             opts: Some(opts),
             errors: 0,
@@ -247,7 +255,7 @@ fn reconnect_false_tries_once() {
 fn a_bad_url_given_to_the_builder_is_reported_by_connect() {
     let mut w = world();
     let opts = ConnectOptions::new().url("amqp://bad host:1");
-    let d = w.add(Container::with_id(
+    let d = w.add(SansIoContainer::with_id(
         Dialer {
             opts: Some(opts),
             errors: 0,
@@ -270,7 +278,7 @@ fn url_and_urls_together_is_an_error() {
     let opts = ConnectOptions::new()
         .url(url("amqp://a"))
         .urls(vec![url("amqp://b")]);
-    let d = w.add(Container::with_id(
+    let d = w.add(SansIoContainer::with_id(
         Dialer {
             opts: Some(opts),
             errors: 0,
@@ -321,7 +329,7 @@ fn custom_reconnect_policy_is_reset_once_then_asked_for_each_delay() {
     let opts = ConnectOptions::new()
         .url("amqp://127.0.0.1:1")
         .reconnect(policy);
-    w.add(Container::with_id(
+    w.add(SansIoContainer::with_id(
         Dialer {
             opts: Some(opts),
             errors: 0,
@@ -469,8 +477,12 @@ impl MessagingHandler for Collector {
 #[test]
 fn links_are_reattached_and_sending_resumes_after_reconnect() {
     let mut w = world();
-    w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
-    let s = w.add(Container::with_id(
+    w.add(SansIoContainer::with_id(
+        Broker::new(5672),
+        "broker",
+        w.now(),
+    ));
+    let s = w.add(SansIoContainer::with_id(
         AtLeastOnceSender {
             url: "amqp://127.0.0.1:5672".into(),
             total: 5000,
@@ -496,14 +508,18 @@ fn links_are_reattached_and_sending_resumes_after_reconnect() {
 #[test]
 fn auto_accept_off_leaves_deliveries_to_the_application() {
     let mut w = world();
-    let b = w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
+    let b = w.add(SansIoContainer::with_id(
+        Broker::new(5672),
+        "broker",
+        w.now(),
+    ));
     w.handler::<Broker>(b)
         .unwrap()
         .queues
         .entry("work".into())
         .or_default()
         .extend((0..5u64).map(|i| Message::builder().message_id(i).body("x").build()));
-    let r = w.add(Container::with_id(
+    let r = w.add(SansIoContainer::with_id(
         Collector {
             url: "amqp://127.0.0.1:5672".into(),
             auto_accept: false,
@@ -521,10 +537,10 @@ fn auto_accept_off_leaves_deliveries_to_the_application() {
     {
         let c = w.container::<Collector>(r).unwrap();
         for d in &held[..2] {
-            c.reactor().accept(*d).unwrap();
+            c.context().accept(*d).unwrap();
         }
         let conn = held[0].link().connection();
-        c.reactor().close_connection(conn, None);
+        c.context().close_connection(conn, None);
     }
     w.run_for(Duration::from_millis(100));
     assert_eq!(
@@ -537,14 +553,18 @@ fn auto_accept_off_leaves_deliveries_to_the_application() {
 #[test]
 fn auto_accept_on_settles_after_on_message() {
     let mut w = world();
-    let b = w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
+    let b = w.add(SansIoContainer::with_id(
+        Broker::new(5672),
+        "broker",
+        w.now(),
+    ));
     w.handler::<Broker>(b)
         .unwrap()
         .queues
         .entry("work".into())
         .or_default()
         .extend((0..5u64).map(|i| Message::builder().message_id(i).body("x").build()));
-    let r = w.add(Container::with_id(
+    let r = w.add(SansIoContainer::with_id(
         Collector {
             url: "amqp://127.0.0.1:5672".into(),
             auto_accept: true,
@@ -564,7 +584,7 @@ fn auto_accept_on_settles_after_on_message() {
         .connection();
     w.container::<Collector>(r)
         .unwrap()
-        .reactor()
+        .context()
         .close_connection(conn, None);
     w.run_for(Duration::from_millis(100));
     assert!(
@@ -576,14 +596,18 @@ fn auto_accept_on_settles_after_on_message() {
 #[test]
 fn prefetch_zero_means_the_application_grants_credit() {
     let mut w = world();
-    let b = w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
+    let b = w.add(SansIoContainer::with_id(
+        Broker::new(5672),
+        "broker",
+        w.now(),
+    ));
     w.handler::<Broker>(b)
         .unwrap()
         .queues
         .entry("work".into())
         .or_default()
         .extend((0..30u64).map(|i| Message::builder().message_id(i).body("x").build()));
-    let r = w.add(Container::with_id(
+    let r = w.add(SansIoContainer::with_id(
         Collector {
             url: "amqp://127.0.0.1:5672".into(),
             auto_accept: true,
@@ -598,7 +622,7 @@ fn prefetch_zero_means_the_application_grants_credit() {
     let link = w.handler::<Collector>(r).unwrap().link.unwrap();
     w.container::<Collector>(r)
         .unwrap()
-        .reactor()
+        .context()
         .flow(link, 7)
         .unwrap();
     w.run_for(Duration::from_millis(100));
@@ -608,14 +632,18 @@ fn prefetch_zero_means_the_application_grants_credit() {
 #[test]
 fn prefetch_keeps_credit_topped_up() {
     let mut w = world();
-    let b = w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
+    let b = w.add(SansIoContainer::with_id(
+        Broker::new(5672),
+        "broker",
+        w.now(),
+    ));
     w.handler::<Broker>(b)
         .unwrap()
         .queues
         .entry("work".into())
         .or_default()
         .extend((0..1000u64).map(|i| Message::builder().message_id(i).body("x").build()));
-    let r = w.add(Container::with_id(
+    let r = w.add(SansIoContainer::with_id(
         Collector {
             url: "amqp://127.0.0.1:5672".into(),
             auto_accept: true,
@@ -655,7 +683,11 @@ impl MessagingHandler for Timers {
 #[test]
 fn schedule_and_cancel() {
     let mut w = world();
-    let t = w.add(Container::with_id(Timers::default(), "timers", w.now()));
+    let t = w.add(SansIoContainer::with_id(
+        Timers::default(),
+        "timers",
+        w.now(),
+    ));
     w.run_for(Duration::from_secs(5));
     let h = w.handler::<Timers>(t).unwrap();
     assert_eq!(h.fired.len(), 2);
@@ -676,9 +708,13 @@ fn seeded_fault_simulation_loses_nothing() {
     let mut total_cuts = 0;
     for seed in 1..=seeds {
         let mut w = World::new(Instant::now(), seed);
-        w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
+        w.add(SansIoContainer::with_id(
+            Broker::new(5672),
+            "broker",
+            w.now(),
+        ));
         let n = 40 + (seed as usize % 60);
-        let s = w.add(Container::with_id(
+        let s = w.add(SansIoContainer::with_id(
             AtLeastOnceSender {
                 url: "amqp://127.0.0.1:5672".into(),
                 total: n,
@@ -687,7 +723,7 @@ fn seeded_fault_simulation_loses_nothing() {
             "sender",
             w.now(),
         ));
-        let r = w.add(Container::with_id(
+        let r = w.add(SansIoContainer::with_id(
             Collector {
                 url: "amqp://127.0.0.1:5672".into(),
                 auto_accept: true,
@@ -741,12 +777,12 @@ fn unauthorized_access_does_not_retry_forever() {
         &["PLAIN"],
         std::sync::Arc::new(users),
     ));
-    w.add(Container::with_id(broker, "broker", w.now()));
+    w.add(SansIoContainer::with_id(broker, "broker", w.now()));
     // Reconnect is on (the default), but a refused login must not loop.
     let opts = ConnectOptions::new()
         .url(url("amqp://alice:wrong@127.0.0.1:5672"))
         .allow_insecure_mechs(true);
-    let d = w.add(Container::with_id(
+    let d = w.add(SansIoContainer::with_id(
         Dialer {
             opts: Some(opts),
             errors: 0,
@@ -768,7 +804,7 @@ fn unauthorized_access_does_not_retry_forever() {
     let opts = ConnectOptions::new()
         .url(url("amqp://alice:secret@127.0.0.1:5672"))
         .allow_insecure_mechs(true);
-    let ok = w.add(Container::with_id(
+    let ok = w.add(SansIoContainer::with_id(
         Dialer {
             opts: Some(opts),
             errors: 0,
@@ -812,14 +848,18 @@ impl MessagingHandler for CloseAfterFirst {
 #[test]
 fn deliveries_on_a_link_the_application_closed_are_released() {
     let mut w = world();
-    let b = w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
+    let b = w.add(SansIoContainer::with_id(
+        Broker::new(5672),
+        "broker",
+        w.now(),
+    ));
     w.handler::<Broker>(b)
         .unwrap()
         .queues
         .entry("work".into())
         .or_default()
         .extend((0..10u64).map(|i| Message::builder().message_id(i).body("x").build()));
-    let r = w.add(Container::with_id(
+    let r = w.add(SansIoContainer::with_id(
         CloseAfterFirst::default(),
         "closer",
         w.now(),
@@ -862,8 +902,8 @@ fn send_then_close(per_sendable: usize, broker_prefetch: u32) -> (usize, SendThe
     let mut w = world();
     let mut broker = Broker::new(5672);
     broker.prefetch = Some(broker_prefetch);
-    let b = w.add(Container::with_id(broker, "broker", w.now()));
-    let c = w.add(Container::with_id(
+    let b = w.add(SansIoContainer::with_id(broker, "broker", w.now()));
+    let c = w.add(SansIoContainer::with_id(
         SendThenClose {
             per_sendable,
             ..SendThenClose::default()
@@ -926,8 +966,12 @@ impl MessagingHandler for SendAfterClose {
 #[test]
 fn sending_on_a_closed_link_is_a_typed_error() {
     let mut w = world();
-    w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
-    let c = w.add(Container::with_id(
+    w.add(SansIoContainer::with_id(
+        Broker::new(5672),
+        "broker",
+        w.now(),
+    ));
+    let c = w.add(SansIoContainer::with_id(
         SendAfterClose::default(),
         "client",
         w.now(),
@@ -960,8 +1004,16 @@ impl MessagingHandler for Observer {
 #[test]
 fn client_side_has_no_authenticated_user_and_handles_print_short() {
     let mut w = world();
-    w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
-    let c = w.add(Container::with_id(Observer::default(), "client", w.now()));
+    w.add(SansIoContainer::with_id(
+        Broker::new(5672),
+        "broker",
+        w.now(),
+    ));
+    let c = w.add(SansIoContainer::with_id(
+        Observer::default(),
+        "client",
+        w.now(),
+    ));
     w.run_for(Duration::from_secs(1));
     let h = w.handler::<Observer>(c).unwrap();
     assert_eq!(h.user, Some(None));

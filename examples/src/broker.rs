@@ -34,8 +34,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
 
 use amqp_engine::messaging::{
-    uuid_from_bytes, Event, HandlerOptions, LinkHandle, ListenOptions, MessagingHandler, Reactor,
-    Tracker,
+    uuid_from_bytes, ContainerContext, Event, HandlerOptions, LinkHandle, ListenOptions,
+    MessagingHandler, Tracker,
 };
 use amqp_proto::definitions::{condition, Error, SenderSettleMode};
 use amqp_proto::message::Message;
@@ -254,7 +254,7 @@ impl Broker {
     }
 
     /// Adds a message to a queue (created if need be) and hands out what can be.
-    pub fn publish(&mut self, r: &mut Reactor, queue: &str, msg: Message) {
+    pub fn publish(&mut self, r: &mut ContainerContext, queue: &str, msg: Message) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.queues
@@ -272,7 +272,7 @@ impl Broker {
     }
 
     /// Gives messages to the queue's consumers that have credit, one each per round.
-    fn dispatch(&mut self, r: &mut Reactor, name: &str) {
+    fn dispatch(&mut self, r: &mut ContainerContext, name: &str) {
         let Broker {
             queues,
             links,
@@ -426,7 +426,7 @@ impl Broker {
         );
     }
 
-    fn dead_letter_and_dispatch(&mut self, r: &mut Reactor, from: &str, msg: Message) {
+    fn dead_letter_and_dispatch(&mut self, r: &mut ContainerContext, from: &str, msg: Message) {
         self.dead_letter(from, msg);
         if let Some(dlq) = self.cfg.dead_letter_queue.clone() {
             self.dispatch(r, &dlq);
@@ -435,7 +435,7 @@ impl Broker {
 
     /// A link is gone: give back its unsettled messages, unsubscribe it, delete its dynamic
     /// queue.
-    fn link_gone(&mut self, r: &mut Reactor, link: LinkHandle) {
+    fn link_gone(&mut self, r: &mut ContainerContext, link: LinkHandle) {
         let Some(role) = self.links.remove(&link) else {
             return;
         };
@@ -492,7 +492,11 @@ impl Broker {
         }
     }
 
-    fn connection_gone(&mut self, r: &mut Reactor, conn: amqp_engine::messaging::ConnectionHandle) {
+    fn connection_gone(
+        &mut self,
+        r: &mut ContainerContext,
+        conn: amqp_engine::messaging::ConnectionHandle,
+    ) {
         let gone: Vec<LinkHandle> = self
             .links
             .keys()

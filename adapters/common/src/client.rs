@@ -105,9 +105,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use amqp_engine::messaging::{
-    ConnectOptions, ConnectionHandle, Container as Core, DeliveryHandle, Event, HandlerOptions,
-    LinkHandle, LinkOption, LinkOptions, MessagingError, MessagingHandler, Reactor, Tracker,
-    TransportError, Url,
+    ConnectOptions, ConnectionHandle, ContainerContext, DeliveryHandle, Event, HandlerOptions,
+    LinkHandle, LinkOption, LinkOptions, MessagingError, MessagingHandler, SansIoContainer as Core,
+    Tracker, TransportError, Url,
 };
 use amqp_proto::definitions::Error as AmqpError;
 use amqp_proto::message::Message;
@@ -666,7 +666,13 @@ struct ClientHandler {
 }
 
 /// Sends what a sender has queued, as far as credit allows, and publishes the credit left.
-fn pump_sender(r: &mut Reactor, local: &mut Local, shared: &Shared, id: u64, lh: LinkHandle) {
+fn pump_sender(
+    r: &mut ContainerContext,
+    local: &mut Local,
+    shared: &Shared,
+    id: u64,
+    lh: LinkHandle,
+) {
     loop {
         let credit = r.credit(lh);
         let presettled;
@@ -710,7 +716,7 @@ fn pump_sender(r: &mut Reactor, local: &mut Local, shared: &Shared, id: u64, lh:
 }
 
 /// Keeps a receiver's window: credit + queued deliveries = prefetch, topped up in batches.
-fn top_up(r: &mut Reactor, lh: LinkHandle, l: &mut LinkState) {
+fn top_up(r: &mut ContainerContext, lh: LinkHandle, l: &mut LinkState) {
     if let Some(n) = l.manual_credit {
         if r.flow(lh, n).is_ok() {
             l.manual_credit = None;
@@ -746,7 +752,7 @@ impl ClientHandler {
             }
             std::mem::swap(&mut st.commands, &mut local.commands);
         }
-        let r = core.reactor();
+        let r = core.context();
         let mut commands = std::mem::take(&mut local.commands);
         for c in commands.drain(..) {
             apply(c, r, &mut local, &shared);
@@ -837,7 +843,7 @@ impl ClientHandler {
     }
 }
 
-fn apply(c: Command, r: &mut Reactor, local: &mut Local, shared: &Shared) {
+fn apply(c: Command, r: &mut ContainerContext, local: &mut Local, shared: &Shared) {
     match c {
         Command::Open(id, role, mut opts) => {
             let Some(conn) = local.conn else { return };
@@ -1230,7 +1236,7 @@ impl<R: Runtime> Client<R> {
         if let Some(cfg) = crate::read_connect_config() {
             core.set_connect_config(Some(cfg));
         }
-        let conn = core.reactor().connect_with(options)?;
+        let conn = core.context().connect_with(options)?;
         core.handler_mut().local.conn = Some(conn);
         let rt2 = rt.clone();
         rt.spawn(Box::pin(async move {

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amqp_engine::messaging::{
-    AcceptorHandle, Container as Core, IoRequest, MessagingHandler, TlsConnect, TransportError,
-    TransportErrorKind, TransportId, TransportInfo,
+    AcceptorHandle, IoRequest, MessagingHandler, SansIoContainer as Core, TlsConnect,
+    TransportError, TransportErrorKind, TransportId, TransportInfo,
 };
 use bytes::{Bytes, BytesMut};
 use event_listener::Event as Notify;

@@ -25,7 +25,7 @@ pub mod trace;
 use std::marker::PhantomData;
 use std::time::Instant;
 
-use amqp_engine::messaging::{uuid_from_bytes, Container as Core, MessagingHandler};
+use amqp_engine::messaging::{uuid_from_bytes, MessagingHandler, SansIoContainer as Core};
 
 pub use amqp_engine;
 pub use amqp_engine::messaging;

@@ -16,8 +16,8 @@ use amqp_tokio::amqp_proto::message::Message;
 use amqp_tokio::amqp_proto::messaging::{DeliveryState, Source, TargetKind};
 use amqp_tokio::client::{Error, Outcome, Receiver, Sender, TrySendError};
 use amqp_tokio::messaging::{
-    ConnectOptions, ConnectionHandle, DeliveryHandle, Event, HandlerOptions, LinkHandle,
-    LinkOption, LinkOptions, MessagingHandler, Reactor, Tracker, TransportErrorKind, Url,
+    ConnectOptions, ConnectionHandle, ContainerContext, DeliveryHandle, Event, HandlerOptions,
+    LinkHandle, LinkOption, LinkOptions, MessagingHandler, Tracker, TransportErrorKind, Url,
 };
 use amqp_tokio::{Client, Container};
 use tokio::sync::oneshot;
@@ -52,7 +52,7 @@ struct Relay {
 }
 
 impl Relay {
-    fn dispatch(&mut self, addr: &str, r: &mut Reactor) {
+    fn dispatch(&mut self, addr: &str, r: &mut ContainerContext) {
         let Some(q) = self.queues.get_mut(addr) else {
             return;
         };

@@ -25,22 +25,22 @@ pub use super::link_options::*;
 pub use super::reactor::*;
 use crate::connection::EndpointState;
 
-/// Proton's `Container`: a handler plus the [`Reactor`] state, driven through `handle_*` and
+/// Proton's `Container`: a handler plus the [`ContainerContext`] state, driven through `handle_*` and
 /// `poll_*` calls by an adapter or a test driver.
-pub struct Container<H: MessagingHandler> {
+pub struct SansIoContainer<H: MessagingHandler> {
     handler: H,
-    reactor: Reactor,
+    reactor: ContainerContext,
 }
 
-impl<H: MessagingHandler> fmt::Debug for Container<H> {
+impl<H: MessagingHandler> fmt::Debug for SansIoContainer<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Container")
+        f.debug_struct("SansIoContainer")
             .field("reactor", &self.reactor)
             .finish_non_exhaustive()
     }
 }
 
-impl<H: MessagingHandler> Container<H> {
+impl<H: MessagingHandler> SansIoContainer<H> {
     /// A container with this id. Drivers generate a UUID v4 when the user sets none (seed
     /// §5.1.2); see [`uuid_from_bytes`].
     pub fn with_id(handler: H, id: impl Into<String>, now: Instant) -> Self {
@@ -49,8 +49,8 @@ impl<H: MessagingHandler> Container<H> {
             (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
         });
         let opts = handler.options();
-        let reactor = Reactor::new(id, opts, seed, now);
-        Container { handler, reactor }
+        let reactor = ContainerContext::new(id, opts, seed, now);
+        SansIoContainer { handler, reactor }
     }
 
     /// Supplies randomness (SCRAM nonces); by default a deterministic generator seeded by the
@@ -81,7 +81,7 @@ impl<H: MessagingHandler> Container<H> {
     }
 
     /// The container state (connect, listen, … from outside a callback).
-    pub fn reactor(&mut self) -> &mut Reactor {
+    pub fn context(&mut self) -> &mut ContainerContext {
         &mut self.reactor
     }
 

@@ -7,10 +7,10 @@ use amqp_proto::messaging::DeliveryState;
 
 use super::handler::{EventContext, EventType};
 use super::handles::{ConnectionHandle, DeliveryHandle, LinkHandle, SessionHandle};
-use super::reactor::Reactor;
+use super::reactor::ContainerContext;
 use crate::connection::EndpointState;
 
-impl Reactor {
+impl ContainerContext {
     /// A message for a link the application has closed since it arrived (for example several
     /// deliveries read in one batch, the handler closing the link at the first): released,
     /// not dispatched, as Proton's `MessagingHandler` does.

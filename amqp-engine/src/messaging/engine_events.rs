@@ -23,7 +23,7 @@ struct At {
     gen: u32,
 }
 
-impl Reactor {
+impl ContainerContext {
     /// Translates the engine's events of one connection into handler events.
     pub(super) fn process_engine(&mut self, ck: Key) {
         loop {

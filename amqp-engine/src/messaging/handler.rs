@@ -5,7 +5,7 @@ use amqp_proto::message::Message;
 use amqp_proto::messaging::DeliveryState;
 
 use super::container::{
-    AcceptorHandle, ConnectionHandle, DeliveryHandle, LinkHandle, Reactor, SessionHandle,
+    AcceptorHandle, ConnectionHandle, ContainerContext, DeliveryHandle, LinkHandle, SessionHandle,
     TimerHandle, Tracker,
 };
 use super::error::{MessagingError, TransportError};
@@ -89,7 +89,7 @@ pub(crate) struct EventContext {
 
 /// The argument of every callback: the container, and the objects the event concerns.
 pub struct Event<'a> {
-    pub(crate) reactor: &'a mut Reactor,
+    pub(crate) reactor: &'a mut ContainerContext,
     pub(crate) kind: EventType,
     pub(crate) ctx: EventContext,
 }
@@ -113,7 +113,7 @@ impl<'a> Event<'a> {
     }
 
     /// The container: connect, listen, create links, schedule tasks, stop.
-    pub fn container(&mut self) -> &mut Reactor {
+    pub fn container(&mut self) -> &mut ContainerContext {
         self.reactor
     }
 
@@ -193,7 +193,7 @@ impl<'a> Event<'a> {
 
     // Convenience actions on the objects of the event.
 
-    /// Sends a message on the event's sender. See [`Reactor::send`].
+    /// Sends a message on the event's sender. See [`ContainerContext::send`].
     pub fn send(&mut self, message: &Message) -> Result<Tracker, MessagingError> {
         let link = self
             .sender()

@@ -15,8 +15,8 @@ use crate::sasl::SaslServerConfig;
 #[derive(Debug)]
 pub enum IoRequest {
     /// Open a transport to `host:port` (trying every address it resolves to), with TLS if
-    /// `tls` is set; answer with [`Container::handle_connected`] or
-    /// [`Container::handle_connect_failed`].
+    /// `tls` is set; answer with [`SansIoContainer::handle_connected`] or
+    /// [`SansIoContainer::handle_connect_failed`].
     Connect {
         /// The transport.
         transport: TransportId,
@@ -39,8 +39,8 @@ pub enum IoRequest {
         /// The transport.
         transport: TransportId,
     },
-    /// Listen on `host:port` (port 0: any); answer with [`Container::handle_listening`], then
-    /// [`Container::handle_accepted`] for each connection.
+    /// Listen on `host:port` (port 0: any); answer with [`SansIoContainer::handle_listening`], then
+    /// [`SansIoContainer::handle_accepted`] for each connection.
     Listen {
         /// The listener.
         acceptor: AcceptorHandle,
@@ -93,7 +93,7 @@ pub struct TransportInfo {
     pub peer_addr: Option<String>,
 }
 
-/// Options for [`Reactor::listen_with`].
+/// Options for [`ContainerContext::listen_with`].
 #[derive(Clone, Debug, Default)]
 pub struct ListenOptions {
     /// The SASL server layer; `None` accepts clients with or without SASL (ANONYMOUS).

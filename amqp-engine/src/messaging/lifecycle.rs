@@ -12,7 +12,7 @@ use crate::connection::{Connection, EndpointState};
 use crate::ids::{Key, LinkId};
 use crate::sasl::SaslServerConfig;
 
-impl Reactor {
+impl ContainerContext {
     /// Schedules (or starts) the next connect attempt of an outgoing connection, or gives up.
     pub(super) fn next_attempt(&mut self, ck: Key) {
         let now = self.now;

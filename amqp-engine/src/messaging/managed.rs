@@ -45,7 +45,7 @@ pub(super) struct LinkRec {
 /// One logical connection, sans-IO: the engine [`Connection`] of its current transport (a
 /// generation number tells transports apart), the reconnect and failover state of an outgoing
 /// connection, the link records re-attached after a reconnect, and what is in doubt when a
-/// transport ends. The [`Reactor`](super::Reactor) owns many and turns their engine events
+/// transport ends. The [`ContainerContext`](super::ContainerContext) owns many and turns their engine events
 /// into handler events.
 pub(super) struct ManagedConnection {
     /// The current transport's generation: I/O results for older ones are ignored.

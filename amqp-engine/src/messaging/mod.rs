@@ -44,9 +44,9 @@ mod managed;
 mod reactor;
 
 pub use container::{
-    uuid_from_bytes, AcceptorHandle, ConnectionHandle, Container, DeliveryHandle, IoRequest,
-    LinkHandle, LinkOption, LinkOptions, ListenOptions, Reactor, SessionHandle, TimerHandle,
-    TlsConnect, TlsListen, Tracker, TransportId, TransportInfo,
+    uuid_from_bytes, AcceptorHandle, ConnectionHandle, ContainerContext, DeliveryHandle, IoRequest,
+    LinkHandle, LinkOption, LinkOptions, ListenOptions, SansIoContainer, SessionHandle,
+    TimerHandle, TlsConnect, TlsListen, Tracker, TransportId, TransportInfo,
 };
 pub use error::{MessagingError, TransportError, TransportErrorKind};
 pub use handler::{Event, EventType, HandlerOptions, MessagingHandler};

@@ -39,7 +39,7 @@ pub(super) enum TimerKind {
 
 /// The container state the handler works with through [`Event::container`]: connections,
 /// links, timers, I/O requests. (Proton's `Container`, minus the handler.)
-pub struct Reactor {
+pub struct ContainerContext {
     pub(super) id: String,
     pub(super) now: Instant,
     pub(super) started: bool,
@@ -60,9 +60,9 @@ pub struct Reactor {
     pub(super) deferred_closes: Vec<DeferredClose>,
 }
 
-impl fmt::Debug for Reactor {
+impl fmt::Debug for ContainerContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Reactor")
+        f.debug_struct("ContainerContext")
             .field("id", &self.id)
             .field("connections", &self.conns.len())
             .field("acceptors", &self.acceptors.len())
@@ -97,14 +97,14 @@ pub fn uuid_from_bytes(bytes: [u8; 16]) -> String {
         .to_string()
 }
 
-impl Reactor {
+impl ContainerContext {
     pub(super) fn new(
         id: String,
         handler_options: HandlerOptions,
         seed: u64,
         now: Instant,
-    ) -> Reactor {
-        Reactor {
+    ) -> ContainerContext {
+        ContainerContext {
             id,
             now,
             started: false,
@@ -163,7 +163,7 @@ impl Reactor {
     }
 
     /// Connects with options. With neither `url` nor `urls`, the connect configuration file
-    /// handed to [`Container::set_connect_config`] is used (Proton's `connect.json`).
+    /// handed to [`SansIoContainer::set_connect_config`] is used (Proton's `connect.json`).
     pub fn connect_with(
         &mut self,
         mut options: ConnectOptions,
@@ -194,7 +194,7 @@ impl Reactor {
     }
 
     /// Listens for connections on a URL such as `0.0.0.0:5672`, `[::0]:5672`,
-    /// `amqp://127.0.0.1:0` (port 0: any free port; see [`Reactor::acceptor_port`]).
+    /// `amqp://127.0.0.1:0` (port 0: any free port; see [`ContainerContext::acceptor_port`]).
     pub fn listen(&mut self, url: &str) -> Result<AcceptorHandle, MessagingError> {
         self.listen_with(url, ListenOptions::default())
     }

@@ -5,7 +5,7 @@
 //! ```
 //! use std::time::{Duration, Instant};
 //! use amqp_engine::messaging::sim::World;
-//! use amqp_engine::messaging::{Container, Event, MessagingHandler};
+//! use amqp_engine::messaging::{SansIoContainer, Event, MessagingHandler};
 //!
 //! #[derive(Default)]
 //! struct Server { opened: usize }
@@ -24,8 +24,8 @@
 //!     }
 //! }
 //! let mut world = World::new(Instant::now(), 1);
-//! let s = world.add(Container::with_id(Server::default(), "server", world.now()));
-//! let c = world.add(Container::with_id(Client::default(), "client", world.now()));
+//! let s = world.add(SansIoContainer::with_id(Server::default(), "server", world.now()));
+//! let c = world.add(SansIoContainer::with_id(Client::default(), "client", world.now()));
 //! world.run_for(Duration::from_secs(1));
 //! assert!(world.handler::<Client>(c).unwrap().opened);
 //! assert_eq!(world.handler::<Server>(s).unwrap().opened, 1);
@@ -36,69 +36,69 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::container::{AcceptorHandle, Container, IoRequest, TransportId, TransportInfo};
+use super::container::{AcceptorHandle, IoRequest, SansIoContainer, TransportId, TransportInfo};
 use super::error::{TransportError, TransportErrorKind};
 use super::handler::MessagingHandler;
 
 /// A container as the simulated network sees it.
 pub trait Node {
-    /// See [`Container::start`].
+    /// See [`SansIoContainer::start`].
     fn start(&mut self, now: Instant);
-    /// See [`Container::poll_io`].
+    /// See [`SansIoContainer::poll_io`].
     fn poll_io(&mut self) -> Option<IoRequest>;
-    /// See [`Container::poll_timeout`].
+    /// See [`SansIoContainer::poll_timeout`].
     fn poll_timeout(&self) -> Option<Instant>;
-    /// See [`Container::handle_timeout`].
+    /// See [`SansIoContainer::handle_timeout`].
     fn handle_timeout(&mut self, now: Instant);
-    /// See [`Container::handle_connected`].
+    /// See [`SansIoContainer::handle_connected`].
     fn handle_connected(&mut self, t: TransportId, info: TransportInfo, now: Instant);
-    /// See [`Container::handle_connect_failed`].
+    /// See [`SansIoContainer::handle_connect_failed`].
     fn handle_connect_failed(&mut self, t: TransportId, reason: TransportError, now: Instant);
-    /// See [`Container::handle_read`].
+    /// See [`SansIoContainer::handle_read`].
     fn handle_read(&mut self, t: TransportId, data: &[u8], now: Instant);
-    /// See [`Container::handle_disconnected`].
+    /// See [`SansIoContainer::handle_disconnected`].
     fn handle_disconnected(&mut self, t: TransportId, reason: Option<TransportError>, now: Instant);
-    /// See [`Container::handle_listening`].
+    /// See [`SansIoContainer::handle_listening`].
     fn handle_listening(
         &mut self,
         a: AcceptorHandle,
         result: Result<u16, TransportError>,
         now: Instant,
     );
-    /// See [`Container::handle_accepted`].
+    /// See [`SansIoContainer::handle_accepted`].
     fn handle_accepted(
         &mut self,
         a: AcceptorHandle,
         info: TransportInfo,
         now: Instant,
     ) -> Option<TransportId>;
-    /// See [`Container::is_done`].
+    /// See [`SansIoContainer::is_done`].
     fn is_done(&self) -> bool;
     /// The node as `Any`, to reach the handler.
     fn as_any(&mut self) -> &mut dyn std::any::Any;
 }
 
-impl<H: MessagingHandler + 'static> Node for Container<H> {
+impl<H: MessagingHandler + 'static> Node for SansIoContainer<H> {
     fn start(&mut self, now: Instant) {
-        Container::start(self, now)
+        SansIoContainer::start(self, now)
     }
     fn poll_io(&mut self) -> Option<IoRequest> {
-        Container::poll_io(self)
+        SansIoContainer::poll_io(self)
     }
     fn poll_timeout(&self) -> Option<Instant> {
-        Container::poll_timeout(self)
+        SansIoContainer::poll_timeout(self)
     }
     fn handle_timeout(&mut self, now: Instant) {
-        Container::handle_timeout(self, now)
+        SansIoContainer::handle_timeout(self, now)
     }
     fn handle_connected(&mut self, t: TransportId, info: TransportInfo, now: Instant) {
-        Container::handle_connected(self, t, info, now)
+        SansIoContainer::handle_connected(self, t, info, now)
     }
     fn handle_connect_failed(&mut self, t: TransportId, reason: TransportError, now: Instant) {
-        Container::handle_connect_failed(self, t, reason, now)
+        SansIoContainer::handle_connect_failed(self, t, reason, now)
     }
     fn handle_read(&mut self, t: TransportId, data: &[u8], now: Instant) {
-        Container::handle_read(self, t, data, now)
+        SansIoContainer::handle_read(self, t, data, now)
     }
     fn handle_disconnected(
         &mut self,
@@ -106,7 +106,7 @@ impl<H: MessagingHandler + 'static> Node for Container<H> {
         reason: Option<TransportError>,
         now: Instant,
     ) {
-        Container::handle_disconnected(self, t, reason, now)
+        SansIoContainer::handle_disconnected(self, t, reason, now)
     }
     fn handle_listening(
         &mut self,
@@ -114,7 +114,7 @@ impl<H: MessagingHandler + 'static> Node for Container<H> {
         result: Result<u16, TransportError>,
         now: Instant,
     ) {
-        Container::handle_listening(self, a, result, now)
+        SansIoContainer::handle_listening(self, a, result, now)
     }
     fn handle_accepted(
         &mut self,
@@ -122,10 +122,10 @@ impl<H: MessagingHandler + 'static> Node for Container<H> {
         info: TransportInfo,
         now: Instant,
     ) -> Option<TransportId> {
-        Container::handle_accepted(self, a, info, now)
+        SansIoContainer::handle_accepted(self, a, info, now)
     }
     fn is_done(&self) -> bool {
-        Container::is_done(self)
+        SansIoContainer::is_done(self)
     }
     fn as_any(&mut self) -> &mut dyn std::any::Any {
         self
@@ -238,18 +238,19 @@ impl World {
     /// The handler of a node, by type.
     pub fn handler<H: MessagingHandler + 'static>(&mut self, node: usize) -> Option<&mut H> {
         let any = self.nodes.get_mut(node)?.as_any();
-        any.downcast_mut::<Container<H>>().map(|c| c.handler_mut())
+        any.downcast_mut::<SansIoContainer<H>>()
+            .map(|c| c.handler_mut())
     }
 
     /// The container of a node, by handler type.
     pub fn container<H: MessagingHandler + 'static>(
         &mut self,
         node: usize,
-    ) -> Option<&mut Container<H>> {
+    ) -> Option<&mut SansIoContainer<H>> {
         self.nodes
             .get_mut(node)?
             .as_any()
-            .downcast_mut::<Container<H>>()
+            .downcast_mut::<SansIoContainer<H>>()
     }
 
     /// A pseudo-random number (xorshift64*), for tests that inject faults.

@@ -30,7 +30,7 @@ impl Broker {
         }
     }
 
-    fn dispatch(&mut self, r: &mut Reactor, queue: &str) {
+    fn dispatch(&mut self, r: &mut ContainerContext, queue: &str) {
         let consumers: Vec<LinkHandle> = self
             .consumers
             .iter()
