@@ -25,7 +25,9 @@ pub mod trace;
 use std::marker::PhantomData;
 use std::time::Instant;
 
-use amqp_engine::messaging::{uuid_from_bytes, MessagingHandler, SansIoContainer as Core};
+use amqp_engine::messaging::{
+    uuid_from_bytes, ContainerContext, MessagingHandler, SansIoContainer as Core,
+};
 
 pub use amqp_engine;
 pub use amqp_engine::messaging;
@@ -105,9 +107,9 @@ impl<H: MessagingHandler + Send + 'static, R: Runtime> Container<H, R> {
         self.core.handler()
     }
 
-    /// The sans-IO core (to connect or listen before running, among other things).
-    pub fn core(&mut self) -> &mut Core<H> {
-        &mut self.core
+    /// Proton's container methods (connect, listen, schedule, …), to use before running.
+    pub fn context(&mut self) -> &mut ContainerContext {
+        self.core.context()
     }
 
     /// Runs the event loop in the current task until the container is done; returns the

@@ -1,32 +1,33 @@
-//! The sans-IO container: Proton's `Container` as a state machine that dispatches to a
-//! [`MessagingHandler`] and asks its driver for I/O through [`IoRequest`]s.
-//!
-//! A driver (an adapter crate, or a test) runs this loop:
-//!
-//! ```text
-//! container.start(now);
-//! loop {
-//!     while let Some(req) = container.poll_io() { carry it out (connect, listen, write, close) }
-//!     if container.is_done() { break }
-//!     wait for: socket readable/connected/closed, or container.poll_timeout()
-//!     container.handle_read(transport, &bytes, now) / handle_connected / handle_disconnected /
-//!         handle_accepted / handle_timeout(now) ...
-//! }
-//! ```
+//! [`SansIoContainer`]: Proton's `Container` as a state machine, and its drive API.
 
 use std::fmt;
 use std::time::Instant;
 
 use super::error::TransportError;
 use super::handler::{Event, EventContext, EventType, MessagingHandler};
-pub use super::handles::*;
-pub use super::io::*;
-pub use super::link_options::*;
-pub use super::reactor::*;
+use super::handles::{AcceptorHandle, TimerHandle, TransportId};
+use super::io::{IoRequest, TransportInfo};
+use super::reactor::{ContainerContext, TimerKind};
 use crate::connection::EndpointState;
 
-/// Proton's `Container`: a handler plus the [`ContainerContext`] state, driven through `handle_*` and
-/// `poll_*` calls by an adapter or a test driver.
+/// Proton's `Container` as a sans-IO state machine: a [`MessagingHandler`] plus the
+/// [`ContainerContext`] state. It dispatches events to the handler and asks its driver for
+/// I/O through [`IoRequest`]s; the driver (an adapter crate such as `amqp-tokio`, or a test)
+/// answers through the `handle_*` calls. Users run the adapters' `Container`; this type is
+/// for drivers.
+///
+/// A driver (an adapter crate, or a test) runs this loop:
+///
+/// ```text
+/// container.start(now);
+/// loop {
+///     while let Some(req) = container.poll_io() { carry it out (connect, listen, write, close) }
+///     if container.is_done() { break }
+///     wait for: socket readable/connected/closed, or container.poll_timeout()
+///     container.handle_read(transport, &bytes, now) / handle_connected / handle_disconnected /
+///         handle_accepted / handle_timeout(now) ...
+/// }
+/// ```
 pub struct SansIoContainer<H: MessagingHandler> {
     handler: H,
     reactor: ContainerContext,
@@ -42,7 +43,7 @@ impl<H: MessagingHandler> fmt::Debug for SansIoContainer<H> {
 
 impl<H: MessagingHandler> SansIoContainer<H> {
     /// A container with this id. Drivers generate a UUID v4 when the user sets none (seed
-    /// §5.1.2); see [`uuid_from_bytes`].
+    /// §5.1.2); see [`uuid_from_bytes`](super::uuid_from_bytes).
     pub fn with_id(handler: H, id: impl Into<String>, now: Instant) -> Self {
         let id: String = id.into();
         let seed = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {

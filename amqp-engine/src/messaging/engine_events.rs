@@ -7,9 +7,9 @@ use amqp_proto::messaging::{DeliveryState, Rejected};
 
 use super::error::TransportError;
 use super::handler::{EventContext, EventType};
-use super::handles::*;
-use super::managed::*;
-use super::reactor::*;
+use super::handles::{DeliveryHandle, LinkHandle, SessionHandle, Tracker};
+use super::managed::LinkRec;
+use super::reactor::ContainerContext;
 use crate::connection::{EndpointState, LinkConfig};
 use crate::error::{ConnectionError, ErrorKind};
 use crate::event::{Event as EngineEvent, IncomingDelivery};

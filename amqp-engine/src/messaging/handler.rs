@@ -4,11 +4,12 @@ use amqp_proto::definitions::Error;
 use amqp_proto::message::Message;
 use amqp_proto::messaging::DeliveryState;
 
-use super::container::{
-    AcceptorHandle, ConnectionHandle, ContainerContext, DeliveryHandle, LinkHandle, SessionHandle,
-    TimerHandle, Tracker,
-};
 use super::error::{MessagingError, TransportError};
+use super::handles::{
+    AcceptorHandle, ConnectionHandle, DeliveryHandle, LinkHandle, SessionHandle, TimerHandle,
+    Tracker,
+};
+use super::reactor::ContainerContext;
 
 /// Proton's `MessagingHandler(prefetch=10, auto_accept=True, auto_settle=True)` options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::handles::*;
+use super::handles::{AcceptorHandle, TransportId};
 use super::options::TlsOptions;
 use super::url::Url;
 use crate::sasl::SaslServerConfig;
@@ -15,8 +15,8 @@ use crate::sasl::SaslServerConfig;
 #[derive(Debug)]
 pub enum IoRequest {
     /// Open a transport to `host:port` (trying every address it resolves to), with TLS if
-    /// `tls` is set; answer with [`SansIoContainer::handle_connected`] or
-    /// [`SansIoContainer::handle_connect_failed`].
+    /// `tls` is set; answer with [`SansIoContainer::handle_connected`](super::SansIoContainer::handle_connected) or
+    /// [`SansIoContainer::handle_connect_failed`](super::SansIoContainer::handle_connect_failed).
     Connect {
         /// The transport.
         transport: TransportId,
@@ -39,8 +39,8 @@ pub enum IoRequest {
         /// The transport.
         transport: TransportId,
     },
-    /// Listen on `host:port` (port 0: any); answer with [`SansIoContainer::handle_listening`], then
-    /// [`SansIoContainer::handle_accepted`] for each connection.
+    /// Listen on `host:port` (port 0: any); answer with [`SansIoContainer::handle_listening`](super::SansIoContainer::handle_listening), then
+    /// [`SansIoContainer::handle_accepted`](super::SansIoContainer::handle_accepted) for each connection.
     Listen {
         /// The listener.
         acceptor: AcceptorHandle,
@@ -93,7 +93,7 @@ pub struct TransportInfo {
     pub peer_addr: Option<String>,
 }
 
-/// Options for [`ContainerContext::listen_with`].
+/// Options for [`ContainerContext::listen_with`](super::ContainerContext::listen_with).
 #[derive(Clone, Debug, Default)]
 pub struct ListenOptions {
     /// The SASL server layer; `None` accepts clients with or without SASL (ANONYMOUS).

@@ -3,10 +3,10 @@
 
 use super::error::TransportError;
 use super::handler::EventType;
-use super::handles::*;
-use super::io::*;
-use super::managed::*;
-use super::reactor::*;
+use super::handles::{AcceptorHandle, LinkHandle, Tracker, TransportId};
+use super::io::{IoRequest, TransportInfo};
+use super::managed::ManagedConnection;
+use super::reactor::{ContainerContext, TimerKind};
 use crate::config::{ConnectionConfig, SaslMode, Side};
 use crate::connection::{Connection, EndpointState};
 use crate::ids::{Key, LinkId};

@@ -10,7 +10,7 @@ use amqp_proto::{Symbol, Value};
 use bytes::Bytes;
 
 use super::error::{MessagingError, TransportError};
-use super::handles::*;
+use super::handles::{AcceptorHandle, TimerHandle, TransportId};
 use super::io::{IoRequest, TlsConnect, TransportInfo};
 use super::options::ConnectOptions;
 use super::reconnect::Failover;

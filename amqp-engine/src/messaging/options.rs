@@ -1,34 +1,4 @@
 //! Connect options and Proton's `connect.json` configuration file.
-//!
-//! [`ConnectOptions`] holds what Proton's `Container.connect(url, urls=…, reconnect=…, user=…,
-//! …)` takes, as plain data. [`ConnectOptions::validate`] resolves the targets: one URL, a
-//! failover list, or, when neither is given, "read the configuration file", as Proton does.
-//!
-//! The configuration file is never read here: the driver finds it with
-//! [`connect_config_search_paths`], reads it, and hands the text to [`parse_connect_config`];
-//! [`ConnectConfig::apply`] then fills the options in.
-//!
-//! ```
-//! use amqp_engine::messaging::{
-//!     connect_config_search_paths, parse_connect_config, ConnectConfig, ConnectOptions,
-//!     ResolvedTargets,
-//! };
-//!
-//! let mut opts = ConnectOptions::new().heartbeat(std::time::Duration::from_secs(30));
-//! if let ResolvedTargets::UseConfig = opts.validate()? {
-//!     // The driver looks at these paths in order and reads the first file that exists.
-//!     let paths = connect_config_search_paths(None, Some("/home/alice"));
-//!     assert_eq!(paths[0], "./connect.json");
-//!     let text = r#"{ "scheme": "amqp", "host": "broker", // comments are allowed
-//!                     "user": "alice", "password": "secret" }"#;
-//!     let config = parse_connect_config(text)?; // or ConnectConfig::default() if no file
-//!     config.apply(&mut opts);
-//! }
-//! let ResolvedTargets::Urls(urls) = opts.validate()? else { unreachable!() };
-//! assert_eq!(urls[0].to_string(), "amqp://broker:5672");
-//! assert_eq!(opts.user.as_deref(), Some("alice"));
-//! # Ok::<(), amqp_engine::messaging::OptionsError>(())
-//! ```
 
 use core::fmt;
 use std::time::Duration;
@@ -293,6 +263,36 @@ pub enum ResolvedTargets {
 /// assert!(matches!(opts.reconnect, Reconnect::Disabled));
 /// assert!(!format!("{opts:?}").contains("secret"));
 /// # Ok::<(), amqp_engine::messaging::UrlError>(())
+/// ```
+///
+/// [`ConnectOptions`] holds what Proton's `Container.connect(url, urls=…, reconnect=…, user=…,
+/// …)` takes, as plain data. [`ConnectOptions::validate`] resolves the targets: one URL, a
+/// failover list, or, when neither is given, "read the configuration file", as Proton does.
+///
+/// The configuration file is never read here: the driver finds it with
+/// [`connect_config_search_paths`], reads it, and hands the text to [`parse_connect_config`];
+/// [`ConnectConfig::apply`] then fills the options in.
+///
+/// ```
+/// use amqp_engine::messaging::{
+///     connect_config_search_paths, parse_connect_config, ConnectConfig, ConnectOptions,
+///     ResolvedTargets,
+/// };
+///
+/// let mut opts = ConnectOptions::new().heartbeat(std::time::Duration::from_secs(30));
+/// if let ResolvedTargets::UseConfig = opts.validate()? {
+///     // The driver looks at these paths in order and reads the first file that exists.
+///     let paths = connect_config_search_paths(None, Some("/home/alice"));
+///     assert_eq!(paths[0], "./connect.json");
+///     let text = r#"{ "scheme": "amqp", "host": "broker", // comments are allowed
+///                     "user": "alice", "password": "secret" }"#;
+///     let config = parse_connect_config(text)?; // or ConnectConfig::default() if no file
+///     config.apply(&mut opts);
+/// }
+/// let ResolvedTargets::Urls(urls) = opts.validate()? else { unreachable!() };
+/// assert_eq!(urls[0].to_string(), "amqp://broker:5672");
+/// assert_eq!(opts.user.as_deref(), Some("alice"));
+/// # Ok::<(), amqp_engine::messaging::OptionsError>(())
 /// ```
 #[non_exhaustive]
 pub struct ConnectOptions {

@@ -13,10 +13,12 @@ use bytes::Bytes;
 
 use super::error::MessagingError;
 use super::handler::{EventContext, EventType, HandlerOptions};
-use super::handles::*;
-use super::io::*;
-use super::link_options::*;
-use super::managed::*;
+use super::handles::{
+    AcceptorHandle, ConnectionHandle, DeliveryHandle, LinkHandle, TimerHandle, Tracker, TransportId,
+};
+use super::io::{Acceptor, IoRequest, ListenOptions};
+use super::link_options::LinkOptions;
+use super::managed::{LinkRec, ManagedConnection};
 use super::options::{ConnectOptions, ResolvedTargets};
 use super::reconnect::Failover;
 use super::url::Url;
@@ -37,7 +39,7 @@ pub(super) enum TimerKind {
     HardStop,
 }
 
-/// The container state the handler works with through [`Event::container`]: connections,
+/// The container state the handler works with through [`Event::container`](super::Event::container): connections,
 /// links, timers, I/O requests. (Proton's `Container`, minus the handler.)
 pub struct ContainerContext {
     pub(super) id: String,
@@ -163,7 +165,7 @@ impl ContainerContext {
     }
 
     /// Connects with options. With neither `url` nor `urls`, the connect configuration file
-    /// handed to [`SansIoContainer::set_connect_config`] is used (Proton's `connect.json`).
+    /// handed to [`SansIoContainer::set_connect_config`](super::SansIoContainer::set_connect_config) is used (Proton's `connect.json`).
     pub fn connect_with(
         &mut self,
         mut options: ConnectOptions,

@@ -1,11 +1,4 @@
 //! Reconnect policies and failover, as in Qpid Proton's Python container.
-//!
-//! A [`ReconnectPolicy`] produces the delays between connection attempts; [`Backoff`] is
-//! Proton's default (0 s, 0.1 s, 0.2 s, 0.4 s, … doubling up to 10 s, forever). [`Reconnect`]
-//! is the `reconnect=` connect option, and [`Failover`] combines a policy with the list of URLs
-//! into the exact sequence of `(url, delay)` attempts that Proton's connector makes.
-//!
-//! Time is only ever a [`Duration`]: nothing here reads a clock.
 
 use core::fmt;
 use std::time::Duration;
@@ -348,6 +341,13 @@ impl ReconnectLimits {
 /// assert_eq!(f.url(0).map(Url::host), Some("a"));
 /// # Ok::<(), amqp_engine::messaging::UrlError>(())
 /// ```
+///
+/// A [`ReconnectPolicy`] produces the delays between connection attempts; [`Backoff`] is
+/// Proton's default (0 s, 0.1 s, 0.2 s, 0.4 s, … doubling up to 10 s, forever). [`Reconnect`]
+/// is the `reconnect=` connect option, and [`Failover`] combines a policy with the list of URLs
+/// into the exact sequence of `(url, delay)` attempts that Proton's connector makes.
+///
+/// Time is only ever a [`Duration`]: nothing here reads a clock.
 pub struct Failover {
     urls: Vec<Url>,
     /// `None` when reconnect is disabled.

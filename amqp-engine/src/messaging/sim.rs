@@ -36,9 +36,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::container::{AcceptorHandle, IoRequest, SansIoContainer, TransportId, TransportInfo};
+use super::container::SansIoContainer;
 use super::error::{TransportError, TransportErrorKind};
 use super::handler::MessagingHandler;
+use super::handles::{AcceptorHandle, TransportId};
+use super::io::{IoRequest, TransportInfo};
 
 /// A container as the simulated network sees it.
 pub trait Node {

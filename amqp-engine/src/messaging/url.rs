@@ -1,37 +1,4 @@
 //! Connection URLs in Qpid Proton's syntax.
-//!
-//! ```text
-//! [scheme://][user[:password]@]host[:port][/address]
-//! ```
-//!
-//! * `scheme` is `amqp` (plain TCP) or `amqps` (TLS), case-insensitive; it is optional and
-//!   defaults to `amqp`. A scheme is recognised, as in Proton C, only when `://` appears before
-//!   the first `/`. A leading `//` without a scheme (`//host:port`) is accepted, as Python's
-//!   `proton.Url` does.
-//! * `user` and `password` are percent-decoded (`p%40ss` is `p@ss`); the authority ends at the
-//!   first `/` and the credentials at its **last** `@`, so an unescaped `@` in a password still
-//!   works, but a `/` in a password must be written `%2F`. An empty user or password counts as
-//!   absent (Proton only uses them when they are non-empty).
-//! * `host` is a name, an IPv4 address or an IPv6 address in brackets (`[::1]`, `[::0]`,
-//!   `[fe80::1%eth0]`). It is lower-cased (as Python's `proton.Url` does). An empty host means
-//!   Proton's default: `localhost` for [`Url::parse`] (connecting; Proton C/C++ and the
-//!   `connect.json` default) and `0.0.0.0` for [`Url::parse_listen`] (listening; what Python's
-//!   `proton.Url.defaults()` fills in).
-//! * `port` is a number (`0`..=`65535`) or the service name `amqp` (5672) or `amqps` (5671). When
-//!   it is absent or empty the scheme's port is used: 5672 for `amqp`, 5671 for `amqps`.
-//! * `address` (Proton calls it the *path*) is everything after the first `/` that follows the
-//!   authority, kept verbatim (not percent-decoded, `?` and `#` included, as in Proton C). An
-//!   empty address counts as absent.
-//!
-//! Differences from Proton, all on purpose: an empty input is an error ([`UrlError::Empty`];
-//! Proton's `connect()` treats an empty URL as "no URL, read `connect.json`", which
-//! [`ConnectOptions`](super::ConnectOptions) expresses with `url: None`); schemes other than
-//! `amqp`/`amqps` are refused (Proton Python resolves any service name); an unbracketed IPv6
-//! address, bad percent escapes and garbage after `]` are refused instead of being guessed at.
-//!
-//! The password is never shown: [`Display`](fmt::Display) prints it as `***` and
-//! [`Debug`](fmt::Debug) redacts it. Error values never quote the parts of the input that might
-//! hold credentials.
 
 use core::fmt;
 use core::str::FromStr;
@@ -180,7 +147,7 @@ impl std::error::Error for UrlError {}
 /// A parsed connection URL: scheme, optional credentials, host, port and optional address.
 ///
 /// Defaults are filled in at parse time, so [`host`](Url::host) and [`port`](Url::port) are
-/// always set. See the [module docs](self) for the grammar.
+/// always set. See the grammar above for the grammar.
 ///
 /// ```
 /// use amqp_engine::messaging::{Scheme, Url};
@@ -200,6 +167,39 @@ impl std::error::Error for UrlError {}
 /// assert_eq!(v6.host_port(), "[::1]:5672");
 /// # Ok::<(), amqp_engine::messaging::UrlError>(())
 /// ```
+///
+/// ```text
+/// [scheme://][user[:password]@]host[:port][/address]
+/// ```
+///
+/// * `scheme` is `amqp` (plain TCP) or `amqps` (TLS), case-insensitive; it is optional and
+///   defaults to `amqp`. A scheme is recognised, as in Proton C, only when `://` appears before
+///   the first `/`. A leading `//` without a scheme (`//host:port`) is accepted, as Python's
+///   `proton.Url` does.
+/// * `user` and `password` are percent-decoded (`p%40ss` is `p@ss`); the authority ends at the
+///   first `/` and the credentials at its **last** `@`, so an unescaped `@` in a password still
+///   works, but a `/` in a password must be written `%2F`. An empty user or password counts as
+///   absent (Proton only uses them when they are non-empty).
+/// * `host` is a name, an IPv4 address or an IPv6 address in brackets (`[::1]`, `[::0]`,
+///   `[fe80::1%eth0]`). It is lower-cased (as Python's `proton.Url` does). An empty host means
+///   Proton's default: `localhost` for [`Url::parse`] (connecting; Proton C/C++ and the
+///   `connect.json` default) and `0.0.0.0` for [`Url::parse_listen`] (listening; what Python's
+///   `proton.Url.defaults()` fills in).
+/// * `port` is a number (`0`..=`65535`) or the service name `amqp` (5672) or `amqps` (5671). When
+///   it is absent or empty the scheme's port is used: 5672 for `amqp`, 5671 for `amqps`.
+/// * `address` (Proton calls it the *path*) is everything after the first `/` that follows the
+///   authority, kept verbatim (not percent-decoded, `?` and `#` included, as in Proton C). An
+///   empty address counts as absent.
+///
+/// Differences from Proton, all on purpose: an empty input is an error ([`UrlError::Empty`];
+/// Proton's `connect()` treats an empty URL as "no URL, read `connect.json`", which
+/// [`ConnectOptions`](super::ConnectOptions) expresses with `url: None`); schemes other than
+/// `amqp`/`amqps` are refused (Proton Python resolves any service name); an unbracketed IPv6
+/// address, bad percent escapes and garbage after `]` are refused instead of being guessed at.
+///
+/// The password is never shown: [`Display`](fmt::Display) prints it as `***` and
+/// [`Debug`](fmt::Debug) redacts it. Error values never quote the parts of the input that might
+/// hold credentials.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Url {
     scheme: Scheme,
