@@ -129,7 +129,7 @@ impl std::ops::DerefMut for Transports {
 /// A handle that wakes the driver from another task or thread (after operations on the
 /// container made outside a callback).
 #[derive(Clone)]
-pub struct Waker {
+pub(crate) struct Waker {
     tx: mpsc::UnboundedSender<IoEventBox>,
 }
 
@@ -137,7 +137,7 @@ pub(crate) struct IoEventBox(IoEvent);
 
 impl Waker {
     /// Makes the driver poll the container again (its hook runs before the next wait).
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         let _ = self.tx.unbounded_send(IoEventBox(IoEvent::Wake));
     }
 }
@@ -155,7 +155,7 @@ pub(crate) fn wake_channel() -> (
 
 /// Runs a container to completion on a runtime: returns it when it is done (stopped, or
 /// nothing left to do).
-pub async fn drive<H: MessagingHandler + Send + 'static, R: Runtime>(
+pub(crate) async fn drive<H: MessagingHandler + Send + 'static, R: Runtime>(
     mut core: Core<H>,
     rt: R,
 ) -> Core<H> {
@@ -652,10 +652,4 @@ fn io_error(e: &io::Error, doing: impl std::fmt::Display) -> TransportError {
         _ => TransportErrorKind::Io,
     };
     TransportError::new(kind, format!("{doing}: {e}"))
-}
-
-/// A socket address for `host:port` strings in tests and examples.
-pub fn addr(s: &str) -> SocketAddr {
-    s.parse()
-        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
 }

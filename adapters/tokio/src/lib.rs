@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! use amqp_tokio::Container;
-//! use amqp_tokio::messaging::{Event, MessagingHandler};
+//! use amqp_tokio::{Event, MessagingHandler};
 //! use amqp_tokio::amqp_proto::message::Message;
 //!
 //! struct HelloWorld;
@@ -27,14 +27,14 @@
 //! Container::new(HelloWorld).run();
 //! ```
 //!
-//! The same with the async API ([`Client`], see [`client`] for flow control, cancel safety and
+//! The same with the async API ([`Client`], whose page covers flow control, cancel safety and
 //! shutdown):
 //!
 //! ```no_run
 //! use amqp_tokio::Client;
 //! use amqp_tokio::amqp_proto::message::Message;
 //!
-//! # async fn hello() -> Result<(), amqp_tokio::client::Error> {
+//! # async fn hello() -> Result<(), amqp_tokio::ClientError> {
 //! let conn = Client::open("amqp://localhost:5672").await?;
 //! let mut receiver = conn.open_receiver("examples").await?;
 //! let sender = conn.open_sender("examples").await?;
@@ -54,15 +54,13 @@ use std::time::Instant;
 use amqp_adapter::{BlockOn, BoxFuture, BoxStream, Listener, Runtime};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
-pub use amqp_adapter::{amqp_engine, amqp_proto, messaging};
+amqp_adapter::reexport_user_api!();
 
 /// Proton's `Container` on tokio.
 pub type Container<H> = amqp_adapter::Container<H, Tokio>;
 
-/// The async API on tokio: `Client::open(url).await` (see [`client`]).
-pub type Client = amqp_adapter::client::Client<Tokio>;
-
-pub use amqp_adapter::client;
+/// The async API on tokio: `Client::open(url).await`.
+pub type Client = amqp_adapter::Client<Tokio>;
 
 /// The tokio runtime, for the driver. Inside a tokio runtime it uses the current one;
 /// otherwise [`BlockOn::block_on`] builds a multi-threaded runtime.

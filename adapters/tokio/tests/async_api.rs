@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use amqp_tokio::amqp_proto::definitions::{condition, Error as AmqpError};
 use amqp_tokio::amqp_proto::message::Message;
 use amqp_tokio::amqp_proto::messaging::{DeliveryState, Source, TargetKind};
-use amqp_tokio::client::{Error, Outcome, Receiver, Sender, TrySendError};
-use amqp_tokio::messaging::{
+use amqp_tokio::{Client, Container};
+use amqp_tokio::{ClientError as Error, Outcome, Receiver, Sender, TrySendError};
+use amqp_tokio::{
     ConnectOptions, ConnectionHandle, ContainerContext, DeliveryHandle, Event, HandlerOptions,
     LinkHandle, LinkOption, LinkOptions, MessagingHandler, Tracker, TransportErrorKind, Url,
 };
-use amqp_tokio::{Client, Container};
 use tokio::sync::oneshot;
 
 // ------------------------------------------------------------------------------------------

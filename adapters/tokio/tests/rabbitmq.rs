@@ -9,8 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use amqp_tokio::amqp_proto::message::Message;
-use amqp_tokio::messaging::{ConnectOptions, Event, MessagingHandler, Url};
 use amqp_tokio::Container;
+use amqp_tokio::{ConnectOptions, Event, MessagingHandler, Url};
 
 struct Node {
     dir: PathBuf,

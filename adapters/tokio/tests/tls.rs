@@ -7,12 +7,10 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use amqp_adapter::driver::TLS_HANDSHAKE_TIMEOUT;
+use amqp_adapter::TLS_HANDSHAKE_TIMEOUT;
 
-use amqp_tokio::amqp_engine::sasl::{SaslServerConfig, StaticUsers};
-use amqp_tokio::messaging::{
-    ListenOptions, PemSource, TlsListen, TlsOptions, TransportErrorKind, VerifyMode,
-};
+use amqp_tokio::{ListenOptions, PemSource, TlsListen, TlsOptions, TransportErrorKind, VerifyMode};
+use amqp_tokio::{SaslServerConfig, StaticUsers};
 use common::pair::{opts, MakeOptions, Outcome, Pair};
 use common::pki::pki;
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use amqp_tokio::amqp_proto::message::{Body, Message};
 use amqp_tokio::amqp_proto::Value;
-use amqp_tokio::messaging::{
+use amqp_tokio::{
     ConnectOptions, Event, HandlerOptions, LinkOption, LinkOptions, MessagingHandler, Reconnect,
     TimerHandle, Url,
 };

@@ -23,12 +23,12 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use amqp_adapter::amqp_proto::definitions::{condition, Error};
-use amqp_adapter::amqp_proto::message::Message;
-use amqp_adapter::messaging::{
+use amqp_adapter::amqp_engine::messaging::{
     AcceptorHandle, Backoff, ConnectOptions, ConnectionHandle, Event, MessagingHandler,
     ReconnectPolicy, TimerHandle, Tracker, TransportErrorKind, Url,
 };
+use amqp_adapter::amqp_proto::definitions::{condition, Error};
+use amqp_adapter::amqp_proto::message::Message;
 use amqp_adapter::{BlockOn, Runtime};
 
 /// Generates one `#[test]` per scenario for runtime `$rt`.

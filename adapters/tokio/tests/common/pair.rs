@@ -11,11 +11,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use amqp_tokio::amqp_proto::message::Message;
-use amqp_tokio::messaging::{
+use amqp_tokio::Container;
+use amqp_tokio::{
     ConnectOptions, ConnectionHandle, Event, ListenOptions, MessagingHandler, TransportErrorKind,
     Url,
 };
-use amqp_tokio::Container;
 
 /// Builds a client's options, given the listener's port.
 pub type MakeOptions = Box<dyn Fn(u16) -> ConnectOptions + Send>;
