@@ -1072,21 +1072,50 @@ impl MessagingHandler for ClientHandler {
 /// The idiomatic async API, on any [`Runtime`]: `Client::open(url).await`, `open_sender`,
 /// `sender.send(msg).await -> Outcome`, `receiver.recv().await -> Delivery`.
 ///
-/// ```no_run
-/// use amqp_adapter::{Client, Outcome};
-/// use amqp_adapter::amqp_proto::message::Message;
+/// The guide's "Hello World!" with the async API (here against an in-process peer):
 ///
-/// # async fn example<R: amqp_adapter::Runtime + Default>() -> Result<(), amqp_adapter::ClientError> {
-/// // Runtime crates alias the client: `amqp_tokio::Client::open(..)`.
-/// let conn = Client::<R>::open("amqp://localhost:5672").await?;
+/// ```
+/// use amqp_tokio::{Client, Outcome};
+/// use amqp_tokio::amqp_proto::message::Message;
+///
+/// # use amqp_tokio::{Container, Event, MessagingHandler};
+/// # /// An in-process peer on a free loopback port: accepts what it receives, and sends
+/// # /// "Hello World!" once on each link it sends on.
+/// # #[derive(Default)]
+/// # struct Peer { port: Option<tokio::sync::oneshot::Sender<u16>>, sent: bool }
+/// # impl MessagingHandler for Peer {
+/// #     fn on_start(&mut self, e: &mut Event<'_>) { e.container().listen("127.0.0.1:0").unwrap(); }
+/// #     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
+/// #         let acceptor = e.acceptor().unwrap();
+/// #         let port = e.container().acceptor_port(acceptor).unwrap();
+/// #         let _ = self.port.take().unwrap().send(port);
+/// #     }
+/// #     fn on_sendable(&mut self, e: &mut Event<'_>) {
+/// #         if !self.sent {
+/// #             self.sent = true;
+/// #             e.send(&amqp_tokio::amqp_proto::message::Message::new("Hello World!")).unwrap();
+/// #         }
+/// #     }
+/// # }
+/// # async fn peer() -> String {
+/// #     let (tx, rx) = tokio::sync::oneshot::channel();
+/// #     let peer = Peer { port: Some(tx), ..Peer::default() };
+/// #     tokio::spawn(Container::with_id(peer, "peer").run_async());
+/// #     format!("amqp://127.0.0.1:{}", rx.await.unwrap())
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), amqp_tokio::ClientError> {
+/// # let url = peer().await;
+/// let conn = Client::open(url.as_str()).await?;
 /// let sender = conn.open_sender("examples").await?;
+/// let outcome = sender.send(Message::new("Hello World!")).await?;
+/// assert_eq!(outcome, Outcome::Accepted);
 /// let mut receiver = conn.open_receiver("examples").await?;
-/// assert_eq!(sender.send(Message::new("Hello World!")).await?, Outcome::Accepted);
-/// let delivery = receiver.recv().await.expect("receiver closed");
-/// println!("{}", delivery.message().body_str().unwrap_or(""));
+/// let delivery = receiver.recv().await.expect("a message");
+/// assert_eq!(delivery.message().body_str(), Some("Hello World!"));
 /// delivery.accept()?;
-/// conn.close().await?;
-/// # Ok(()) }
+/// conn.close().await
+/// # }
 /// ```
 ///
 /// The API is generic over [`Runtime`]; a runtime crate exposes it with one alias
@@ -1511,6 +1540,53 @@ impl Drop for LinkRef {
 /// Dropping it closes the link (after messages that already have credit are sent); messages
 /// still waiting for credit then fail with [`ClientError::LinkClosed`], and sent messages whose
 /// outcome had not arrived resolve to [`Outcome::InDoubt`].
+///
+/// The guide's simple send, pipelined: queue many messages without waiting, then collect
+/// the outcomes.
+///
+/// ```
+/// use amqp_tokio::{Client, Outcome};
+/// use amqp_tokio::amqp_proto::message::Message;
+///
+/// # use amqp_tokio::{Container, Event, MessagingHandler};
+/// # /// An in-process peer on a free loopback port: accepts what it receives, and sends
+/// # /// "Hello World!" once on each link it sends on.
+/// # #[derive(Default)]
+/// # struct Peer { port: Option<tokio::sync::oneshot::Sender<u16>>, sent: bool }
+/// # impl MessagingHandler for Peer {
+/// #     fn on_start(&mut self, e: &mut Event<'_>) { e.container().listen("127.0.0.1:0").unwrap(); }
+/// #     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
+/// #         let acceptor = e.acceptor().unwrap();
+/// #         let port = e.container().acceptor_port(acceptor).unwrap();
+/// #         let _ = self.port.take().unwrap().send(port);
+/// #     }
+/// #     fn on_sendable(&mut self, e: &mut Event<'_>) {
+/// #         if !self.sent {
+/// #             self.sent = true;
+/// #             e.send(&amqp_tokio::amqp_proto::message::Message::new("Hello World!")).unwrap();
+/// #         }
+/// #     }
+/// # }
+/// # async fn peer() -> String {
+/// #     let (tx, rx) = tokio::sync::oneshot::channel();
+/// #     let peer = Peer { port: Some(tx), ..Peer::default() };
+/// #     tokio::spawn(Container::with_id(peer, "peer").run_async());
+/// #     format!("amqp://127.0.0.1:{}", rx.await.unwrap())
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), amqp_tokio::ClientError> {
+/// # let url = peer().await;
+/// let conn = Client::open(url.as_str()).await?;
+/// let sender = conn.open_sender("examples").await?;
+/// let outcomes: Vec<_> = (0..5)
+///     .map(|i| sender.send_nowait(Message::new(format!("message {i}"))).expect("room"))
+///     .collect();
+/// for outcome in outcomes {
+///     assert_eq!(outcome.await?, Outcome::Accepted);
+/// }
+/// conn.close().await
+/// # }
+/// ```
 pub struct Sender {
     link: LinkRef,
 }
@@ -1764,6 +1840,49 @@ impl Drop for SendFuture {
 // ------------------------------------------------------------------------------------------
 
 /// A receiving link. Also a [`Stream`](futures::Stream) of [`Delivery`].
+///
+/// The guide's simple receive: `recv` each delivery and settle it (a delivery dropped
+/// unsettled is accepted, as Proton's `auto_accept`; see [`Receiver::set_auto_accept`]).
+///
+/// ```
+/// use amqp_tokio::Client;
+///
+/// # use amqp_tokio::{Container, Event, MessagingHandler};
+/// # /// An in-process peer on a free loopback port: accepts what it receives, and sends
+/// # /// "Hello World!" once on each link it sends on.
+/// # #[derive(Default)]
+/// # struct Peer { port: Option<tokio::sync::oneshot::Sender<u16>>, sent: bool }
+/// # impl MessagingHandler for Peer {
+/// #     fn on_start(&mut self, e: &mut Event<'_>) { e.container().listen("127.0.0.1:0").unwrap(); }
+/// #     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
+/// #         let acceptor = e.acceptor().unwrap();
+/// #         let port = e.container().acceptor_port(acceptor).unwrap();
+/// #         let _ = self.port.take().unwrap().send(port);
+/// #     }
+/// #     fn on_sendable(&mut self, e: &mut Event<'_>) {
+/// #         if !self.sent {
+/// #             self.sent = true;
+/// #             e.send(&amqp_tokio::amqp_proto::message::Message::new("Hello World!")).unwrap();
+/// #         }
+/// #     }
+/// # }
+/// # async fn peer() -> String {
+/// #     let (tx, rx) = tokio::sync::oneshot::channel();
+/// #     let peer = Peer { port: Some(tx), ..Peer::default() };
+/// #     tokio::spawn(Container::with_id(peer, "peer").run_async());
+/// #     format!("amqp://127.0.0.1:{}", rx.await.unwrap())
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), amqp_tokio::ClientError> {
+/// # let url = peer().await;
+/// let conn = Client::open(url.as_str()).await?;
+/// let mut receiver = conn.open_receiver("examples").await?;
+/// let delivery = receiver.recv().await.expect("a message");
+/// println!("{}", delivery.message().body_str().unwrap_or(""));
+/// delivery.accept()?;
+/// conn.close().await
+/// # }
+/// ```
 pub struct Receiver {
     link: LinkRef,
     auto_accept: bool,

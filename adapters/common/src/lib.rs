@@ -91,11 +91,8 @@ pub fn new_uuid() -> String {
 
 /// Proton's `Container`: a [`MessagingHandler`] and the event loop that runs it on runtime `R`.
 ///
-/// Runtime crates alias it (`amqp_tokio::Container<H>`), so user code reads like Proton's:
-///
-/// ```ignore
-/// amqp_tokio::Container::new(handler).run();
-/// ```
+/// Runtime crates alias it (`amqp_tokio::Container<H>`, whose page has a runnable example), so
+/// user code reads like Proton's: `amqp_tokio::Container::new(handler).run()`.
 pub struct Container<H: MessagingHandler, R: Runtime> {
     core: Core<H>,
     rt: R,

@@ -56,7 +56,45 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 
 amqp_adapter::reexport_user_api!();
 
-/// Proton's `Container` on tokio.
+/// Proton's `Container` on tokio: `Container::new(handler).run()` runs the handler until
+/// nothing is left to do.
+///
+/// The guide's direct "Hello World!" (no broker): the container listens, connects to itself,
+/// sends one message and receives it.
+///
+/// ```
+/// use amqp_tokio::{Container, Event, MessagingHandler};
+/// use amqp_tokio::amqp_proto::message::Message;
+///
+/// #[derive(Default)]
+/// struct HelloWorldDirect { received: Option<String> }
+///
+/// impl MessagingHandler for HelloWorldDirect {
+///     fn on_start(&mut self, e: &mut Event<'_>) {
+///         e.container().listen("127.0.0.1:0").unwrap();
+///     }
+///     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
+///         let acceptor = e.acceptor().unwrap();
+///         let port = e.container().acceptor_port(acceptor).unwrap();
+///         let conn = e.container().connect(&format!("amqp://127.0.0.1:{port}")).unwrap();
+///         e.container().create_sender(conn, "examples").unwrap();
+///     }
+///     fn on_sendable(&mut self, e: &mut Event<'_>) {
+///         e.send(&Message::new("Hello World!")).unwrap();
+///         let sender = e.sender().unwrap();
+///         e.container().close_link(sender);
+///     }
+///     fn on_message(&mut self, e: &mut Event<'_>) {
+///         self.received = e.message().and_then(|m| m.body_str()).map(str::to_string);
+///     }
+///     fn on_accepted(&mut self, e: &mut Event<'_>) {
+///         e.container().stop();
+///     }
+/// }
+///
+/// let done = Container::new(HelloWorldDirect::default()).run();
+/// assert_eq!(done.received.as_deref(), Some("Hello World!"));
+/// ```
 pub type Container<H> = amqp_adapter::Container<H, Tokio>;
 
 /// The async API on tokio: `Client::open(url).await`.

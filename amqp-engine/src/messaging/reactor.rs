@@ -39,8 +39,41 @@ pub(super) enum TimerKind {
     HardStop,
 }
 
-/// The container state the handler works with through [`Event::container`](super::Event::container): connections,
-/// links, timers, I/O requests. (Proton's `Container`, minus the handler.)
+/// Where Proton's container methods live: what `e.container()` returns in every callback
+/// ([`Event::container`](super::Event::container)), and what an adapter's
+/// `Container::context()` gives before running. Connect and listen, create senders and
+/// receivers, send and settle, schedule timer tasks, close, stop; and read-only accessors
+/// (`id`, `credit`, `link_name`, `remote_address`, …) on `&self`.
+///
+/// The guide's recurring timer: `schedule` a task, and schedule it again from
+/// `on_timer_task`.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use amqp_engine::messaging::sim::World;
+/// use amqp_engine::messaging::{Event, MessagingHandler, SansIoContainer};
+///
+/// #[derive(Default)]
+/// struct Recurring { ticks: u32 }
+///
+/// impl MessagingHandler for Recurring {
+///     fn on_start(&mut self, e: &mut Event<'_>) {
+///         e.container().schedule(Duration::from_millis(100));
+///     }
+///     fn on_timer_task(&mut self, e: &mut Event<'_>) {
+///         self.ticks += 1;
+///         if self.ticks < 3 {
+///             e.container().schedule(Duration::from_millis(100));
+///         }
+///     }
+/// }
+///
+/// let mut world = World::new(Instant::now(), 1);
+/// let n = world.add(SansIoContainer::with_id(Recurring::default(), "timer", world.now()));
+/// world.run_for(Duration::from_secs(1));
+/// assert_eq!(world.handler::<Recurring>(n).unwrap().ticks, 3);
+/// assert!(world.container::<Recurring>(n).unwrap().is_done());
+/// ```
 pub struct ContainerContext {
     pub(super) id: String,
     pub(super) now: Instant,

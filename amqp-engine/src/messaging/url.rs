@@ -233,7 +233,7 @@ impl Url {
     /// ```
     /// # use amqp_engine::messaging::Url;
     /// assert_eq!(Url::parse_listen(":5672")?.host(), "0.0.0.0");
-    /// assert_eq!(Url::parse_listen("[::0]")?.host_port(), "[::0]:5672");
+    /// assert_eq!(Url::parse_listen("[::0]")?.host_port(), "[::]:5672");
     /// # Ok::<(), amqp_engine::messaging::UrlError>(())
     /// ```
     pub fn parse_listen(input: &str) -> Result<Url, UrlError> {
