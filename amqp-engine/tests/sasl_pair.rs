@@ -163,6 +163,11 @@ fn plain_refused_on_plaintext_without_allow_insecure() {
     );
     let e = assert_failure(&mut p, |e| matches!(e, SaslError::NoMechanism(_)));
     assert!(e.to_string().contains("TLS"), "{e}");
+    // No common mechanism is an authentication failure, not an internal error.
+    assert_eq!(
+        e.condition(),
+        &amqp_proto::definitions::condition::UNAUTHORIZED_ACCESS
+    );
     // The client sent no credentials: nothing after its header.
     p.client_output();
 }

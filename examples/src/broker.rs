@@ -34,8 +34,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
 
 use amqp_engine::messaging::{
-    uuid_from_bytes, Event, HandlerOptions, LinkHandle, ListenOptions, MessagingHandler, Reactor,
-    Tracker,
+    uuid_from_bytes, ContainerContext, Event, HandlerOptions, LinkHandle, ListenOptions,
+    MessagingHandler, Tracker,
 };
 use amqp_proto::definitions::{condition, Error, SenderSettleMode};
 use amqp_proto::message::{Annotations, Header, ReceivedMessage, Rewrite};
@@ -313,7 +313,12 @@ impl Broker {
     /// Adds a message to a queue (created if need be) and hands out what can be. A
     /// [`ReceivedMessage`] is stored and forwarded as received; a
     /// [`Message`](amqp_proto::message::Message) is encoded once.
-    pub fn publish(&mut self, r: &mut Reactor, queue: &str, msg: impl Into<ReceivedMessage>) {
+    pub fn publish(
+        &mut self,
+        r: &mut ContainerContext,
+        queue: &str,
+        msg: impl Into<ReceivedMessage>,
+    ) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.queues
@@ -325,7 +330,7 @@ impl Broker {
     }
 
     /// Gives messages to the queue's consumers that have credit, one each per round.
-    fn dispatch(&mut self, r: &mut Reactor, name: &str) {
+    fn dispatch(&mut self, r: &mut ContainerContext, name: &str) {
         let Broker {
             queues,
             links,
@@ -479,7 +484,7 @@ impl Broker {
             .insert(seq, stored);
     }
 
-    fn dead_letter_and_dispatch(&mut self, r: &mut Reactor, from: &str, stored: Stored) {
+    fn dead_letter_and_dispatch(&mut self, r: &mut ContainerContext, from: &str, stored: Stored) {
         self.dead_letter(from, stored);
         if let Some(dlq) = self.cfg.dead_letter_queue.clone() {
             self.dispatch(r, &dlq);
@@ -488,7 +493,7 @@ impl Broker {
 
     /// A link is gone: give back its unsettled messages, unsubscribe it, delete its dynamic
     /// queue.
-    fn link_gone(&mut self, r: &mut Reactor, link: LinkHandle) {
+    fn link_gone(&mut self, r: &mut ContainerContext, link: LinkHandle) {
         let Some(role) = self.links.remove(&link) else {
             return;
         };
@@ -545,7 +550,11 @@ impl Broker {
         }
     }
 
-    fn connection_gone(&mut self, r: &mut Reactor, conn: amqp_engine::messaging::ConnectionHandle) {
+    fn connection_gone(
+        &mut self,
+        r: &mut ContainerContext,
+        conn: amqp_engine::messaging::ConnectionHandle,
+    ) {
         let gone: Vec<LinkHandle> = self
             .links
             .keys()
@@ -716,7 +725,9 @@ impl MessagingHandler for Broker {
     }
 
     fn on_acceptor_error(&mut self, e: &mut Event<'_>) {
-        let why = e.transport_error().unwrap_or("unknown error").to_string();
+        let why = e
+            .transport_error()
+            .map_or_else(|| "unknown error".to_string(), ToString::to_string);
         eprintln!("broker: {why}");
         self.error = Some(why);
         e.container().stop();
@@ -876,7 +887,8 @@ impl MessagingHandler for Broker {
             println!(
                 "{:?}: transport error: {}",
                 e.connection(),
-                e.transport_error().unwrap_or("")
+                e.transport_error()
+                    .map_or_else(|| "".to_string(), ToString::to_string)
             );
         }
     }

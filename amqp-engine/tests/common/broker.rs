@@ -18,6 +18,8 @@ pub struct Broker {
     pub port: u16,
     /// SASL the listener requires (default: anyone, anonymously).
     pub sasl: Option<amqp_engine::sasl::SaslServerConfig>,
+    /// Credit window granted to producers (default: the handler default, 10).
+    pub prefetch: Option<u32>,
 }
 
 impl Broker {
@@ -28,7 +30,7 @@ impl Broker {
         }
     }
 
-    fn dispatch(&mut self, r: &mut Reactor, queue: &str) {
+    fn dispatch(&mut self, r: &mut ContainerContext, queue: &str) {
         let consumers: Vec<LinkHandle> = self
             .consumers
             .iter()
@@ -72,6 +74,13 @@ impl Broker {
 }
 
 impl MessagingHandler for Broker {
+    fn options(&self) -> HandlerOptions {
+        HandlerOptions {
+            prefetch: self.prefetch.unwrap_or(HandlerOptions::default().prefetch),
+            ..HandlerOptions::default()
+        }
+    }
+
     fn on_start(&mut self, e: &mut Event<'_>) {
         let port = self.port;
         let opts = ListenOptions {

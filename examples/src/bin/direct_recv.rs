@@ -40,7 +40,8 @@ impl MessagingHandler for Recv {
     fn on_acceptor_error(&mut self, e: &mut Event<'_>) {
         eprintln!(
             "direct_recv: {}",
-            e.transport_error().unwrap_or("cannot listen")
+            e.transport_error()
+                .map_or_else(|| "cannot listen".to_string(), ToString::to_string)
         );
         e.container().stop();
     }

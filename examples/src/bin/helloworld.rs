@@ -61,7 +61,8 @@ impl MessagingHandler for HelloWorld {
     fn on_transport_error(&mut self, e: &mut Event<'_>) {
         eprintln!(
             "helloworld: {} (retrying)",
-            e.transport_error().unwrap_or("transport error")
+            e.transport_error()
+                .map_or_else(|| "transport error".to_string(), ToString::to_string)
         );
     }
 }
