@@ -184,11 +184,10 @@ impl MessagingHandler for Probe {
     fn on_link_opened(&mut self, e: &mut Event<'_>) {
         if self.drain && e.link() == self.receiver {
             if let Some(l) = self.receiver {
-                let r = e
-                    .container()
-                    .flow(l, self.credit)
-                    .and_then(|()| e.container().drain(l));
-                if let Err(err) = r {
+                if let Err(err) = e.container().flow(l, self.credit) {
+                    self.errors.push(format!("flow: {err}"));
+                }
+                if let Err(err) = e.container().drain(l) {
                     self.errors.push(format!("drain: {err}"));
                 }
             }
