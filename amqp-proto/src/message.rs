@@ -17,7 +17,7 @@
 //! assert_eq!(back, msg);
 //! ```
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 
 use crate::codec::{self, Decode, Decoder, Encode};
@@ -853,9 +853,4 @@ impl MessageBuilder {
 pub fn encode_message(msg: &Message, buf: &mut BytesMut) {
     buf.reserve(msg.encoded_len());
     msg.encode(buf);
-}
-
-#[allow(dead_code)]
-fn _unused(b: &mut BytesMut) {
-    b.put_u8(0);
 }
