@@ -127,8 +127,8 @@ impl Probe {
 }
 
 /// The bytes of a message's data sections.
-pub(crate) fn data_bytes(m: &Message) -> Vec<u8> {
-    match &m.body {
+pub(crate) fn data_bytes(m: &ReceivedMessage) -> Vec<u8> {
+    match m.body() {
         Body::Data(parts) => parts.iter().flat_map(|b| b.iter().copied()).collect(),
         _ => Vec::new(),
     }
@@ -184,10 +184,11 @@ impl MessagingHandler for Probe {
     fn on_link_opened(&mut self, e: &mut Event<'_>) {
         if self.drain && e.link() == self.receiver {
             if let Some(l) = self.receiver {
-                let r = e
-                    .container()
-                    .flow(l, self.credit)
-                    .and_then(|()| e.container().drain(l));
+                let flowed = e.container().flow(l, self.credit);
+                let r = match flowed {
+                    Ok(()) => e.container().drain(l),
+                    Err(err) => Err(err),
+                };
                 if let Err(err) = r {
                     self.errors.push(format!("drain: {err}"));
                 }

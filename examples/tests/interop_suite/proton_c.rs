@@ -349,7 +349,7 @@ fn interop_proton_c() {
         let got: Vec<String> = p
             .received
             .iter()
-            .map(|m| pyfmt::body_str(&m.body))
+            .map(|m| pyfmt::body_str(m.body()))
             .collect();
         let mut want = sequence_lines(100);
         want.extend(sequence_lines(100));

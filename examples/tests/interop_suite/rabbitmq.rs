@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use amqp_tokio::amqp_proto::message::{Body, Message};
+use amqp_tokio::amqp_proto::message::{Body, Message, ReceivedMessage};
 use amqp_tokio::messaging::{ConnectOptions, TlsOptions, Url, VerifyMode};
 
 use crate::common::{sequence_lines, Proc, LIMIT};
@@ -137,7 +137,7 @@ fn text(i: u64, durable: bool) -> Message {
         .build()
 }
 
-fn ids(ms: &[Message]) -> Vec<String> {
+fn ids(ms: &[ReceivedMessage]) -> Vec<String> {
     ms.iter()
         .map(|m| m.body_str().unwrap_or("?").to_string())
         .collect()
