@@ -22,6 +22,9 @@ OPTIONS:
     --runtime RT           current-thread (default: one tokio thread per container) or
                            multi-thread (amqp_tokio::Container::run: 2 workers per container)
     --role ROLE            sender, receiver, or both (default both, in one process)
+    --api API              handler (default: MessagingHandler containers) or async (the
+                           sender is an amqp_tokio::Client: send_nowait, --credit outcomes
+                           outstanding; the receiver stays a handler)
     --url URL              amqp://host:port[/address]
     -h, --help             this text
 
@@ -56,6 +59,24 @@ pub(crate) enum Settle {
     Presettled,
 }
 
+/// Which API the sender uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Api {
+    /// A `MessagingHandler` in a container.
+    Handler,
+    /// The async `Client`.
+    Async,
+}
+
+impl Api {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Api::Handler => "handler",
+            Api::Async => "async",
+        }
+    }
+}
+
 /// Which tokio runtime each container runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum RuntimeKind {
@@ -75,6 +96,7 @@ pub(crate) struct Config {
     pub(crate) settle: Settle,
     pub(crate) duration_max: Duration,
     pub(crate) runtime: RuntimeKind,
+    pub(crate) api: Api,
 }
 
 impl Mode {
@@ -147,6 +169,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, St
     let mut settle = Settle::Unsettled;
     let mut duration_max = Duration::from_secs(60);
     let mut runtime = RuntimeKind::CurrentThread;
+    let mut api = Api::Handler;
 
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
@@ -210,6 +233,13 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, St
                     }
                 }
             }
+            "--api" => {
+                api = match value("--api")?.as_str() {
+                    "handler" => Api::Handler,
+                    "async" => Api::Async,
+                    a => return Err(format!("--api: handler or async, not {a:?}")),
+                }
+            }
             other => return Err(format!("unexpected argument {other:?} (see --help)")),
         }
     }
@@ -244,6 +274,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, St
         settle,
         duration_max,
         runtime,
+        api,
     }))
 }
 
