@@ -29,6 +29,9 @@ pub struct SaslClientConfig {
     pub allow_insecure_mechs: bool,
     /// Random bytes for the SCRAM client nonce (at least 18 recommended). Injected so runs replay.
     pub nonce: Vec<u8>,
+    /// The service name of host-based mechanisms (GSSAPI's `SERVICE@HOST`, Proton's and
+    /// Cyrus's `sasl_service`); `amqp` when unset.
+    pub service: Option<String>,
     /// Extra client mechanisms (e.g. GSSAPI), tried in the order given before the built-ins.
     pub extra_mechanisms: Vec<Arc<dyn ClientMechanismFactory>>,
 }
@@ -48,6 +51,7 @@ impl fmt::Debug for SaslClientConfig {
             .field("authzid", &self.authzid)
             .field("allowed_mechs", &self.allowed_mechs)
             .field("allow_insecure_mechs", &self.allow_insecure_mechs)
+            .field("service", &self.service)
             .finish_non_exhaustive()
     }
 }
@@ -58,8 +62,10 @@ pub trait ClientMechanismFactory: Send + Sync {
     fn name(&self) -> &str;
     /// Whether it can be used with this configuration.
     fn usable(&self, config: &SaslClientConfig) -> bool;
-    /// A new mechanism instance for one exchange.
-    fn create(&self, config: &SaslClientConfig) -> Box<dyn ClientMechanism>;
+    /// A new mechanism instance for one exchange with the server named `hostname` (the
+    /// connection's `virtual_host` or URL host, as sent in `sasl-init`).
+    fn create(&self, config: &SaslClientConfig, hostname: Option<&str>)
+        -> Box<dyn ClientMechanism>;
 }
 
 /// Creates a server mechanism the built-in set does not cover.
@@ -210,31 +216,40 @@ impl SaslClient {
                     .allowed_mechs
                     .as_ref()
                     .map(|v| v.iter().map(String::as_str).collect());
-                // Extra (pluggable) mechanisms first, if offered and allowed.
+                // Extra (pluggable) mechanisms first, if offered, allowed and usable. One that
+                // is offered and allowed but unusable (GSSAPI without a ticket) is the last
+                // resort, so that its own error names the cause.
+                let have_credentials = self.config.user.is_some() && self.config.password.is_some();
+                let builtin = choose_mechanism(
+                    &offered,
+                    allowed.as_deref(),
+                    have_credentials,
+                    self.encrypted,
+                    self.config.allow_insecure_mechs,
+                    self.external_identity,
+                );
                 let mut mech: Option<Box<dyn ClientMechanism>> = None;
+                let mut unusable = None;
                 for f in &self.config.extra_mechanisms {
                     let name = f.name();
                     let ok_offer = offered.iter().any(|o| o.eq_ignore_ascii_case(name));
                     let ok_allow = allowed
                         .as_ref()
                         .is_none_or(|a| a.iter().any(|o| o.eq_ignore_ascii_case(name)));
-                    if ok_offer && ok_allow && f.usable(&self.config) {
-                        mech = Some(f.create(&self.config));
+                    if !(ok_offer && ok_allow) {
+                        continue;
+                    }
+                    if f.usable(&self.config) {
+                        mech = Some(f.create(&self.config, self.hostname.as_deref()));
                         break;
                     }
+                    unusable = unusable.or(Some(f));
+                }
+                if let (None, None, Some(f)) = (&mech, builtin, unusable) {
+                    mech = Some(f.create(&self.config, self.hostname.as_deref()));
                 }
                 if mech.is_none() {
-                    let have_credentials =
-                        self.config.user.is_some() && self.config.password.is_some();
-                    let name = choose_mechanism(
-                        &offered,
-                        allowed.as_deref(),
-                        have_credentials,
-                        self.encrypted,
-                        self.config.allow_insecure_mechs,
-                        self.external_identity,
-                    )
-                    .ok_or_else(|| {
+                    let name = builtin.ok_or_else(|| {
                         let plain_refused = offered.contains(&PLAIN)
                             && have_credentials
                             && !self.encrypted
