@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amqp_proto::definitions::{
@@ -37,7 +38,7 @@ use crate::config::{ConnectionConfig, SaslMode, Side};
 use crate::connection::{Connection, EndpointState, LinkConfig, SendOptions, SessionConfig};
 use crate::event::Event as EngineEvent;
 use crate::ids::{DeliveryId, Key, LinkId, SessionId, Slab};
-use crate::sasl::{SaslClientConfig, SaslServerConfig};
+use crate::sasl::{ClientMechanismFactory, SaslClientConfig, SaslServerConfig};
 
 /// A logical connection: it survives reconnects.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -417,6 +418,7 @@ pub struct Reactor {
     name_seq: u64,
     entropy: Entropy,
     config_file: Option<String>,
+    client_mechanisms: Vec<Arc<dyn ClientMechanismFactory>>,
     in_callback: bool,
     deferred_closes: Vec<DeferredClose>,
 }
@@ -480,6 +482,7 @@ impl Reactor {
             name_seq: 0,
             entropy: seeded_entropy(seed),
             config_file: None,
+            client_mechanisms: Vec::new(),
             in_callback: false,
             deferred_closes: Vec::new(),
         }
@@ -1323,6 +1326,8 @@ impl Reactor {
                 password: opts.effective_password(url).map(str::to_owned),
                 allow_insecure_mechs: opts.allow_insecure_mechs,
                 nonce,
+                service: opts.sasl_service.clone(),
+                extra_mechanisms: self.client_mechanisms.clone(),
                 ..SaslClientConfig::default()
             };
             if let Some(m) = &opts.allowed_mechs {
@@ -1889,6 +1894,13 @@ impl<H: MessagingHandler> Container<H> {
     /// when no URL is given.
     pub fn set_connect_config(&mut self, json: Option<String>) {
         self.reactor.config_file = json;
+    }
+
+    /// Adds a SASL client mechanism beyond the built-in ones (GSSAPI) to every outgoing
+    /// connection; such mechanisms are preferred when the server offers them and the
+    /// connection's `allowed_mechs` permits them (see [`crate::sasl::SaslClientConfig`]).
+    pub fn add_client_mechanism(&mut self, mechanism: Arc<dyn ClientMechanismFactory>) {
+        self.reactor.client_mechanisms.push(mechanism);
     }
 
     /// The handler.
