@@ -56,6 +56,11 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 
 pub use amqp_adapter::{amqp_engine, amqp_proto, messaging};
 
+/// Kerberos: the GSSAPI SASL mechanism (`KerberosServer` for listeners; clients use it
+/// without configuration when a server offers it and a ticket is available).
+#[cfg(feature = "gssapi")]
+pub use amqp_adapter::gssapi;
+
 /// Proton's `Container` on tokio.
 pub type Container<H> = amqp_adapter::Container<H, Tokio>;
 
