@@ -61,6 +61,7 @@ up() {
     dns_lookup_realm = false
     rdns = false
     dns_canonicalize_hostname = false
+    ignore_acceptor_hostname = true
     udp_preference_limit = 1
     default_ccache_name = FILE:$dir/ccache
 [realms]
