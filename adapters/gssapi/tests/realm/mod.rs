@@ -14,9 +14,13 @@ use std::sync::{Mutex, MutexGuard};
 static LOCK: Mutex<()> = Mutex::new(());
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// `scripts/krb5-realm.sh` of the workspace the including crate belongs to.
 fn script() -> PathBuf {
-    // CARGO_MANIFEST_DIR is adapters/<crate>.
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/krb5-realm.sh")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|d| d.join("scripts/krb5-realm.sh"))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("scripts/krb5-realm.sh"))
 }
 
 /// A running realm; stopped (KDC killed by its PID, files deleted) on drop.
