@@ -18,8 +18,6 @@ mod common;
 mod realm;
 
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -37,7 +35,6 @@ const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/interop/proton_sasl_peer.py"
 );
-const PROTON_VERSION: &str = "0.40.0";
 
 macro_rules! report {
     ($($arg:tt)*) => {{
@@ -49,25 +46,7 @@ macro_rules! report {
 /// The Cyrus-enabled python with the GSSAPI plugin; `None` (skip) only with
 /// `INTEROP_OPTIONAL=1`, else panics.
 fn require_cyrus(scenario: &str) -> Option<String> {
-    let py = std::env::var("PROTON_CYRUS_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| {
-            let cache = std::env::var("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| {
-                    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache")
-                });
-            cache
-                .join(format!("amqp-rs/proton-cyrus-{PROTON_VERSION}/bin/python"))
-                .display()
-                .to_string()
-        });
-    let ok = Command::new(&py)
-        .args(["-c", "import proton; print(proton.SASL.extended())"])
-        .stderr(Stdio::null())
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "True");
+    let py = common::cyrus::cyrus_python();
     let plugin = [
         "/usr/lib/x86_64-linux-gnu/sasl2",
         "/usr/lib/sasl2",
@@ -75,11 +54,11 @@ fn require_cyrus(scenario: &str) -> Option<String> {
     ]
     .iter()
     .any(|d| std::path::Path::new(d).join("libgssapiv2.so").exists());
-    let why = match (ok, plugin) {
-        (true, true) => return Some(py),
-        (false, _) => format!("{py}: no proton built with Cyrus SASL (scripts/proton-cyrus.sh)"),
-        (true, false) => {
-            "no Cyrus GSSAPI plugin (apt-get install libsasl2-modules-gssapi-mit)".into()
+    let why = match (py, plugin) {
+        (Ok(py), true) => return Some(py),
+        (Err(why), _) => format!("{why} (scripts/proton-cyrus.sh)"),
+        (Ok(_), false) => {
+            "no Cyrus GSSAPI plugin (apt-get install libsasl2-modules-gssapi-mit)".to_string()
         }
     };
     if std::env::var("INTEROP_OPTIONAL").as_deref() == Ok("1") {
