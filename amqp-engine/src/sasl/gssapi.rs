@@ -47,6 +47,16 @@ pub const DEFAULT_SERVICE: &str = "amqp";
 /// Security-layer bit "no security layer" (RFC 4752 §3.3).
 const LAYER_NONE: u8 = 0x01;
 
+/// Most context-establishment tokens accepted from a peer before giving up (Kerberos needs
+/// one or two): a peer cannot keep an exchange going forever.
+pub const MAX_TOKEN_ROUNDS: usize = 8;
+
+fn too_many_rounds() -> SaslError {
+    SaslError::Protocol(format!(
+        "GSSAPI context not established after {MAX_TOKEN_ROUNDS} tokens"
+    ))
+}
+
 /// Why a GSS-API call failed, as far as the caller can act on it.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,6 +249,7 @@ pub struct GssapiClient {
     context: Result<Box<dyn GssInitiator>, GssError>,
     authzid: String,
     state: ClientState,
+    rounds: usize,
 }
 
 impl GssapiClient {
@@ -249,6 +260,7 @@ impl GssapiClient {
             context,
             authzid,
             state: ClientState::Initial,
+            rounds: 0,
         }
     }
 
@@ -259,6 +271,11 @@ impl GssapiClient {
     }
 
     fn token_step(&mut self, input: Option<&[u8]>) -> Result<Vec<u8>, SaslError> {
+        self.rounds += 1;
+        if self.rounds > MAX_TOKEN_ROUNDS {
+            self.state = ClientState::Done;
+            return Err(too_many_rounds());
+        }
         let step = self.context()?.step(input)?;
         self.state = if step.complete {
             ClientState::SecurityLayer
@@ -386,6 +403,7 @@ enum ServerState {
 pub struct GssapiServer {
     context: Result<Box<dyn GssAcceptor>, GssError>,
     state: ServerState,
+    rounds: usize,
 }
 
 impl GssapiServer {
@@ -394,6 +412,7 @@ impl GssapiServer {
         GssapiServer {
             context,
             state: ServerState::Initial,
+            rounds: 0,
         }
     }
 
@@ -414,6 +433,10 @@ impl GssapiServer {
     }
 
     fn token(&mut self, token: &[u8]) -> Result<ServerStep, SaslError> {
+        self.rounds += 1;
+        if self.rounds > MAX_TOKEN_ROUNDS {
+            return Err(too_many_rounds());
+        }
         let step = self.context()?.step(token)?;
         if !step.complete {
             self.state = ServerState::Token;

@@ -39,7 +39,7 @@ pub mod machine;
 pub use gssapi::{
     GssAcceptor, GssClientProvider, GssError, GssErrorKind, GssInitiator, GssServerProvider,
     GssStep, GssapiClient, GssapiClientFactory, GssapiServer, GssapiServerFactory, DEFAULT_SERVICE,
-    GSSAPI,
+    GSSAPI, MAX_TOKEN_ROUNDS,
 };
 pub use machine::{
     ClientMechanismFactory, SaslClientConfig, SaslServerConfig, ServerMechanismFactory,

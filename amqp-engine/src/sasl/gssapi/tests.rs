@@ -479,3 +479,64 @@ fn gssapi_without_a_ticket_and_no_alternative_names_the_cause() {
         "{e}"
     );
 }
+
+/// A context that never completes (as a hostile peer would keep it).
+struct Endless;
+
+impl GssInitiator for Endless {
+    fn step(&mut self, _input: Option<&[u8]>) -> Result<GssStep, GssError> {
+        Ok(GssStep {
+            token: b"more".to_vec(),
+            complete: false,
+        })
+    }
+    fn wrap(&mut self, message: &[u8]) -> Result<Vec<u8>, GssError> {
+        Ok(wrap(message))
+    }
+    fn unwrap(&mut self, token: &[u8]) -> Result<Vec<u8>, GssError> {
+        unwrap(token)
+    }
+}
+
+impl GssAcceptor for Endless {
+    fn step(&mut self, _input: &[u8]) -> Result<GssStep, GssError> {
+        Ok(GssStep {
+            token: b"more".to_vec(),
+            complete: false,
+        })
+    }
+    fn wrap(&mut self, message: &[u8]) -> Result<Vec<u8>, GssError> {
+        Ok(wrap(message))
+    }
+    fn unwrap(&mut self, token: &[u8]) -> Result<Vec<u8>, GssError> {
+        unwrap(token)
+    }
+    fn source_name(&self) -> Result<String, GssError> {
+        Ok(String::new())
+    }
+}
+
+#[test]
+fn token_rounds_are_bounded_on_both_sides() {
+    let want = SaslError::Protocol(format!(
+        "GSSAPI context not established after {MAX_TOKEN_ROUNDS} tokens"
+    ));
+    let mut s = GssapiServer::new(Ok(Box::new(Endless)));
+    let mut step = s.start(Some(b"t"), None);
+    let mut challenges = 0;
+    while let ServerStep::Challenge(_) = step {
+        challenges += 1;
+        assert!(challenges <= MAX_TOKEN_ROUNDS, "unbounded");
+        step = s.response(b"t");
+    }
+    assert_eq!(challenges, MAX_TOKEN_ROUNDS);
+    assert_eq!(step, ServerStep::Failure(want.clone()));
+
+    let mut c = GssapiClient::new(Ok(Box::new(Endless)), String::new());
+    c.initial_response().unwrap();
+    for _ in 1..MAX_TOKEN_ROUNDS {
+        c.challenge(b"t").unwrap();
+    }
+    assert_eq!(c.challenge(b"t").unwrap_err(), want);
+    assert!(matches!(c.challenge(b"t"), Err(SaslError::Protocol(_))));
+}
