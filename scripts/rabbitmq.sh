@@ -2,8 +2,14 @@
 # Starts a throw-away RabbitMQ node with the AMQP 1.0 plugin, bound to loopback only, for the
 # interop tests; or stops it.
 #
-#   scripts/rabbitmq.sh start DIR   -> prints "PORT PID" once the AMQP port accepts connections
-#   scripts/rabbitmq.sh stop DIR    -> stops the node started in DIR (by its PID)
+#   scripts/rabbitmq.sh start DIR [PORT] -> prints "PORT PID" once the AMQP port accepts
+#                                           connections; with PORT (a restart after `stop DIR`),
+#                                           the same node name, port and data (durable queues
+#                                           and messages survive)
+#   scripts/rabbitmq.sh stop DIR          -> stops the node started in DIR (by its PID)
+#
+# With RABBITMQ_TLS_DIR=D (holding ca.pem, cert.pem, key.pem), the node also listens for AMQP
+# over TLS on a second loopback port, written to DIR/tls_port.
 #
 # Everything (data, logs, config, Erlang cookie) lives in DIR; nothing listens beyond 127.0.0.1.
 set -euo pipefail
@@ -16,8 +22,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 case "$cmd" in
 start)
+  # usage: start DIR [PORT]
   command -v /usr/lib/rabbitmq/bin/rabbitmq-server >/dev/null || { echo "rabbitmq-server is not installed" >&2; exit 2; }
-  port=$(free_port); dist=$(free_port); epmd=$(free_port)
+  port=${3:-$(free_port)}; dist=$(free_port); epmd=$(free_port)
   export HOME="$dir"
   export RABBITMQ_NODENAME="amqprs$port@localhost"
   export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
@@ -37,6 +44,18 @@ default_user = guest
 default_pass = guest
 log.console = false
 CONF
+  if [ -n "${RABBITMQ_TLS_DIR:-}" ]; then
+    tls_port=$(cat "$dir/tls_port" 2>/dev/null || free_port)
+    echo "$tls_port" > "$dir/tls_port"
+    cat >> "$dir/rabbitmq.conf" <<CONF
+listeners.ssl.default = 127.0.0.1:$tls_port
+ssl_options.cacertfile = $RABBITMQ_TLS_DIR/ca.pem
+ssl_options.certfile = $RABBITMQ_TLS_DIR/cert.pem
+ssl_options.keyfile = $RABBITMQ_TLS_DIR/key.pem
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+CONF
+  fi
   /usr/lib/rabbitmq/bin/rabbitmq-plugins --offline enable rabbitmq_amqp1_0 >"$dir/plugins.log" 2>&1
   env > "$dir/env"
   setsid /usr/lib/rabbitmq/bin/rabbitmq-server >"$dir/server.log" 2>&1 &

@@ -43,6 +43,16 @@ pub struct ConnectionConfig {
     /// `idle-time-out` in `open` (as the spec recommends and Proton does), so the peer's
     /// heartbeats arrive well within it. Default: none.
     pub idle_timeout: Option<Duration>,
+    /// The peer must complete the handshake (protocol header, SASL and its `open`) within
+    /// this time of [`Connection::new`](crate::Connection::new), or the connection fails with
+    /// [`ErrorKind::HandshakeTimeout`](crate::ErrorKind::HandshakeTimeout): closed with
+    /// `amqp:resource-limit-exceeded` once AMQP frames can flow, else finished without a
+    /// frame (the transport is to be closed). Default 10 s; `None` waits for ever.
+    pub handshake_timeout: Option<Duration>,
+    /// After we send `close`, how long the peer has to answer with its own before the
+    /// connection is finished anyway ([`Event::Finished`](crate::Event::Finished)). Default
+    /// 5 s; `None` waits for ever.
+    pub close_timeout: Option<Duration>,
     /// Largest incoming message reassembled from several transfer frames. Default 100 MiB.
     pub max_message_size: u64,
     /// A session's incoming window, in transfer frames. Default 2048.
@@ -75,6 +85,8 @@ impl Default for ConnectionConfig {
             max_frame_size: 64 * 1024,
             channel_max: 32767,
             idle_timeout: None,
+            handshake_timeout: Some(Duration::from_secs(10)),
+            close_timeout: Some(Duration::from_secs(5)),
             max_message_size: 100 * 1024 * 1024,
             incoming_window: 2048,
             handle_max: 1023,

@@ -30,6 +30,9 @@ pub enum ErrorKind {
     Protocol,
     /// Our idle timeout expired.
     IdleTimeout,
+    /// The peer did not complete the handshake (header, SASL, `open`) within the configured
+    /// [`handshake_timeout`](crate::ConnectionConfig::handshake_timeout).
+    HandshakeTimeout,
     /// SASL authentication failed or could not be negotiated.
     Sasl(SaslError),
     /// The peer closed the connection with an error.

@@ -1,6 +1,7 @@
 //! Small `Copy` handles and the slab that owns what they point to.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 use std::hash::Hash;
 
@@ -186,9 +187,66 @@ impl<K: Copy + Eq + Hash + Into<u32>, V> IdMap<K, V> {
     }
 }
 
+/// Hands out the lowest free number (channels, handles) in O(log n): numbers never used yet
+/// come from a counter, released ones from a min-heap, so finding one costs the same however
+/// many are in use.
+#[derive(Debug, Default)]
+pub(crate) struct IdPool {
+    /// Every number below this has been handed out (and is in use or in `free`).
+    next: u32,
+    free: BinaryHeap<Reverse<u32>>,
+}
+
+impl IdPool {
+    /// The lowest free number, if it is at most `max`; it is then in use.
+    pub(crate) fn alloc(&mut self, max: u32) -> Option<u32> {
+        match self.free.peek() {
+            Some(&Reverse(id)) if id <= max => {
+                self.free.pop();
+                Some(id)
+            }
+            Some(_) => None,
+            None if self.next <= max => {
+                let id = self.next;
+                self.next = id.checked_add(1)?;
+                Some(id)
+            }
+            None => None,
+        }
+    }
+
+    /// Gives back a number from [`alloc`](Self::alloc).
+    pub(crate) fn release(&mut self, id: u32) {
+        if id < self.next {
+            self.free.push(Reverse(id));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::IdMap;
+    use super::{IdMap, IdPool};
+
+    #[test]
+    fn id_pool_hands_out_the_lowest_free_number() {
+        let mut p = IdPool::default();
+        assert_eq!(
+            (p.alloc(2), p.alloc(2), p.alloc(2)),
+            (Some(0), Some(1), Some(2))
+        );
+        assert_eq!(p.alloc(2), None, "all of 0..=2 in use");
+        p.release(1);
+        p.release(0);
+        assert_eq!(p.alloc(0), Some(0));
+        assert_eq!(p.alloc(0), None, "1 is free but above max");
+        assert_eq!(p.alloc(5), Some(1));
+        assert_eq!(p.alloc(5), Some(3));
+        let mut full = IdPool::default();
+        for i in 0..=u16::MAX as u32 {
+            assert_eq!(full.alloc(u16::MAX as u32), Some(i));
+        }
+        assert_eq!(full.alloc(u16::MAX as u32), None);
+    }
 
     #[test]
     fn id_map_dense_and_sparse_keys() {

@@ -83,6 +83,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod event;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod ids;
 pub mod messaging;

@@ -276,6 +276,29 @@ fn unsettled_sent_survives_transport_loss() {
 }
 
 #[test]
+fn unsettled_sent_survives_the_peer_ending_the_session() {
+    // RabbitMQ, shutting down, ends each session (internal-error "shutdown") before it closes
+    // the connection: what it never settled must still be in doubt (and so be resent).
+    let mut p = Pair::default_pair();
+    let (_s, sender, _) = p.open_sender(5);
+    for i in 0..3 {
+        p.client
+            .send(sender, &msg(i), SendOptions::default())
+            .unwrap();
+    }
+    p.settle();
+    let server_session = p.server.sessions()[0];
+    p.server.end_session(server_session, None).unwrap();
+    let (cev, _) = p.settle();
+    assert!(cev.iter().any(|e| matches!(e, Event::SessionEnded { .. })));
+    assert!(p.client.sessions().is_empty());
+    assert_eq!(p.client.unsettled_sent().len(), 3);
+    let now = p.now;
+    p.client.handle_transport_closed(now);
+    assert_eq!(p.client.unsettled_sent().len(), 3);
+}
+
+#[test]
 fn a_second_link_of_the_same_name_and_role_is_refused() {
     let mut p = Pair::default_pair();
     let (s, _sender, _) = p.open_sender(1);

@@ -680,3 +680,35 @@ fn pipelined_open_follows_the_amqp_header_in_order() {
     );
     let _ = Performative::name;
 }
+
+#[test]
+fn sasl_frames_above_512_bytes_are_refused_before_negotiation() {
+    // A well-formed init whose initial response makes the frame 2 KiB: the peer may not send
+    // frames above MIN-MAX-FRAME-SIZE before open negotiates a larger one.
+    let big = sasl_frame(SaslFrame::SaslInit(SaslInit {
+        mechanism: "PLAIN".into(),
+        initial_response: Some(Bytes::from(vec![b'x'; 2048])),
+        hostname: None,
+    }));
+    assert!(big.len() > 2048);
+    let e = hostile_sasl(&big, false);
+    assert_eq!(e.kind, ErrorKind::Framing, "{e:?}");
+    assert!(
+        e.error.description.as_deref().unwrap_or("").contains("512"),
+        "{e:?}"
+    );
+    // Its header alone is enough: the server does not wait for (or buffer) the rest.
+    let e = hostile_sasl(&big[..8], false);
+    assert_eq!(e.kind, ErrorKind::Framing, "{e:?}");
+    // A frame of exactly 512 bytes is read (and answered by the mechanism, not refused).
+    let mut p = sasl_server();
+    let fits = sasl_frame(SaslFrame::SaslInit(SaslInit {
+        mechanism: "ANONYMOUS".into(),
+        initial_response: Some(Bytes::from(vec![b'x'; 512 - 36])),
+        hostname: None,
+    }));
+    assert_eq!(fits.len(), 512, "adjust the response length");
+    if let Err(e) = p.inject_server(&fits) {
+        assert!(matches!(e.kind, ErrorKind::Sasl(_)), "{e:?}");
+    }
+}

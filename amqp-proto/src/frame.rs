@@ -7,7 +7,7 @@
 //! use amqp_proto::performatives::{Performative, Open};
 //! use bytes::BytesMut;
 //!
-//! let open = Performative::Open(Open { container_id: "c1".into(), ..Open::default() });
+//! let open = Performative::from(Open { container_id: "c1".into(), ..Open::default() });
 //! let mut wire = BytesMut::new();
 //! encode_frame(&mut wire, 0, &open, &[]);
 //! let mut dec = FrameDecoder::new(64 * 1024);
@@ -28,6 +28,8 @@ use crate::codec::{Decode, Decoder, Encode, Limits};
 use crate::error::DecodeError;
 use crate::performatives::Performative;
 use crate::sasl::SaslFrame;
+
+pub mod transfer;
 
 /// Size of the fixed frame header.
 pub const FRAME_HEADER_SIZE: usize = 8;

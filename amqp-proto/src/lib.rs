@@ -30,6 +30,7 @@ pub mod composite;
 pub mod definitions;
 pub mod error;
 pub mod frame;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod message;
 pub mod messaging;

@@ -221,15 +221,15 @@ impl Default for Role {
     }
 }
 
-/// Any AMQP performative.
+/// Any AMQP performative. The large ones that come once per connection, session or link
+/// (`open`, `begin`, `attach`) are boxed, so the enum is as small as the per-message ones it
+/// carries most often; build any variant with `Performative::from`.
 #[allow(missing_docs)]
-// Not boxed: the variants are the public API, and boxing would cost an allocation per frame.
-#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Performative {
-    Open(Open),
-    Begin(Begin),
-    Attach(Attach),
+    Open(Box<Open>),
+    Begin(Box<Begin>),
+    Attach(Box<Attach>),
     Flow(Flow),
     Transfer(Transfer),
     Disposition(Disposition),
@@ -283,7 +283,7 @@ macro_rules! union_codec {
                 };
                 $(
                     if code == Some($variant::CODE) {
-                        return $variant::decode_body(d).map($name::$variant);
+                        return $variant::decode_body(d).map($name::from);
                     }
                 )*
                 Err(DecodeErrorKind::UnexpectedDescriptor(desc.to_string()).into())
@@ -291,7 +291,8 @@ macro_rules! union_codec {
         }
 
         $( impl From<$variant> for $name {
-            fn from(v: $variant) -> Self { $name::$variant(v) }
+            #[allow(clippy::useless_conversion)]
+            fn from(v: $variant) -> Self { $name::$variant(v.into()) }
         } )*
     };
 }
@@ -313,3 +314,24 @@ union_codec!(
 
 /// Convenience: a transfer's payload as carried alongside the performative.
 pub type Payload = Bytes;
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// The once-per-endpoint performatives are boxed: a `Performative` is no larger than the
+    /// per-message `Transfer` it carries most often (plus its tag), however large `Open`,
+    /// `Begin` and `Attach` grow.
+    #[test]
+    fn performative_is_as_small_as_a_transfer() {
+        let size = std::mem::size_of::<Performative>();
+        assert!(
+            size <= std::mem::size_of::<Transfer>() + 8,
+            "Performative is {size} bytes"
+        );
+        assert!(
+            std::mem::size_of::<Attach>() > size,
+            "boxing Attach must matter"
+        );
+    }
+}

@@ -992,10 +992,10 @@ fn symbolic_descriptors_for_composites() {
     assert_eq!(Open::from_bytes(&open).unwrap(), expected);
     assert_eq!(
         Performative::from_bytes(&open).unwrap(),
-        Performative::Open(expected.clone())
+        Performative::from(expected.clone())
     );
     assert_eq!(
-        hex(&Performative::Open(expected).to_bytes()),
+        hex(&Performative::from(expected).to_bytes()),
         hex(&b("00 53 10 c0 0a 03 a1 01 63 40 70 00000200")),
         "re-encoded with the numeric descriptor"
     );
@@ -1122,7 +1122,7 @@ fn proton_open_like_vector_decodes_as_open() {
     );
     assert_eq!(
         Performative::from_bytes(&wire).unwrap(),
-        Performative::Open(open.clone())
+        Performative::from(open.clone())
     );
     // Ours is shorter (list8, array8/sym8) and reads back the same.
     let ours = open.to_bytes();

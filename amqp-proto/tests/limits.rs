@@ -254,7 +254,7 @@ fn custom_depth_limit() {
         Symbol::from("k"),
         Value::List(vec![Value::List(vec![Value::Null])]),
     );
-    let open = Performative::Open(Open {
+    let open = Performative::from(Open {
         container_id: "c".into(),
         properties: Some(properties),
         ..Open::default()

@@ -628,9 +628,9 @@ fn detach() -> BoxedStrategy<Detach> {
 
 fn performative() -> BoxedStrategy<Performative> {
     prop_oneof![
-        open().prop_map(Performative::Open),
-        begin().prop_map(Performative::Begin),
-        attach().prop_map(Performative::Attach),
+        open().prop_map(Performative::from),
+        begin().prop_map(Performative::from),
+        attach().prop_map(Performative::from),
         flow().prop_map(Performative::Flow),
         transfer().prop_map(Performative::Transfer),
         disposition().prop_map(Performative::Disposition),

@@ -23,8 +23,8 @@
 //! | `recurring_timer` | Prints `Tick...` every period. | `-p/--period` (1.0 s), `-t/--timeout` (0: forever) |
 //! | `broker` | A small broker: see [`broker`]. | `-a/--address` (`localhost:5672`), `-v/--verbose`, `-l/--redelivery-limit` (5), `--dead-letter-queue`, `--user`/`--password`, `--users FILE`, `--tls-cert`/`--tls-key`, `--prefetch` (100) |
 //!
-//! The library part holds what the binaries share: a tiny `optparse`-like [`args`] parser,
-//! Python-style printing ([`pyfmt`]), the [`broker`] handler and its JMS [`selector`]
+//! The library part holds what the binaries share: the [`args`] help layout,
+//! clap-derived command lines, Python-style printing ([`pyfmt`]), the [`broker`] handler and its JMS [`selector`]
 //! evaluator.
 
 pub mod args;

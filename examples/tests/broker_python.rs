@@ -12,6 +12,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
+use common::matrix::Cell;
 use common::{broker, Proc, LIMIT};
 use serde_json::Value as Json;
 
@@ -91,6 +92,11 @@ fn ten_mib_message() {
     if !proton_available("ten_mib_message") {
         return;
     }
+    let cell = Cell::start(
+        "python-proton",
+        "1mib-message",
+        "broker_python ten_mib_message",
+    );
     let (_b, port) = broker(&[]);
     let u = url(port);
     let size = (10 * 1024 * 1024).to_string();
@@ -119,6 +125,7 @@ fn ten_mib_message() {
     ]);
     assert_eq!(ids(&v), [0]);
     assert_eq!(v["bodies_ok"], true, "the 10 MiB body came back altered");
+    cell.pass(2, "one 10 MiB message (data body, many frames) sent by Proton, accepted, and received by Proton byte-identical through our broker");
 }
 
 #[test]
@@ -126,6 +133,11 @@ fn reject_release_modify() {
     if !proton_available("reject_release_modify") {
         return;
     }
+    let cell = Cell::start(
+        "python-proton",
+        "outcomes",
+        "broker_python reject_release_modify",
+    );
     let (_b, port) = broker(&[]);
     let u = url(port);
     py(&["send", "--url", &u, "--address", "oc", "--count", "5"]);
@@ -146,6 +158,7 @@ fn reject_release_modify() {
     ]);
     assert_eq!(ids(&v), [1, 2, 3, 4], "{v}");
     assert_eq!(counts(&v, "delivery_counts"), [0, 1, 0, 0], "{v}");
+    cell.pass(9, "Proton rejects 0, releases 1, modifies 2 (delivery-failed) and 3 (undeliverable-here); a new receiver gets 1, 2, 3, 4 with delivery-counts 0, 1, 0, 0 (0 gone)");
 }
 
 #[test]
@@ -231,6 +244,7 @@ fn selectors() {
     if !proton_available("selectors") {
         return;
     }
+    let cell = Cell::start("python-proton", "selector", "broker_python selectors");
     let (_b, port) = broker(&[]);
     let u = url(port);
     py(&[
@@ -287,6 +301,7 @@ fn selectors() {
     // The rest is still there for anyone.
     let v = py(&["recv", "--url", &u, "--address", "col", "--count", "4"]);
     assert_eq!(ids(&v), [1, 3, 5, 9]);
+    cell.pass(10, "colour = 'green' selects ids 0, 2, 4, 6, 8 from Proton's 10; the others stay queued for a plain receiver");
 }
 
 #[test]
@@ -321,6 +336,11 @@ fn dynamic_reply_queue_with_the_rust_server() {
     if !proton_available("dynamic_reply_queue_with_the_rust_server") {
         return;
     }
+    let cell = Cell::start(
+        "python-proton",
+        "dynamic-reply-to",
+        "broker_python dynamic_reply_queue_with_the_rust_server",
+    );
     let (_b, port) = broker(&[]);
     let u = url(port);
     let svc = format!("{u}/service");
@@ -337,6 +357,7 @@ fn dynamic_reply_queue_with_the_rust_server() {
     assert!(v["reply_to"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
     let expected = serde_json::json!([[0, "REQUEST 0"], [1, "REQUEST 1"], [2, "REQUEST 2"]]);
     assert_eq!(v["responses"], expected);
+    cell.pass(6, "Proton's request client gets a dynamic reply queue (non-empty reply_to) and our server's 3 answers REQUEST 0..2 in order");
 }
 
 #[test]
@@ -358,6 +379,11 @@ fn sasl_plain_users() {
     if !proton_available("sasl_plain_users") {
         return;
     }
+    let cell = Cell::start(
+        "python-proton",
+        "sasl-plain",
+        "broker_python sasl_plain_users",
+    );
     let dir = std::env::temp_dir().join(format!("amqp-examples-users-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let users = dir.join("users.txt");
@@ -405,6 +431,7 @@ fn sasl_plain_users() {
     let v = py(&["send", "--url", &u, "--count", "1", "--mechs", "ANONYMOUS"]);
     assert!(v["transport_error"].is_string(), "{v}");
     let _ = std::fs::remove_dir_all(&dir);
+    cell.pass(3, "broker --user/--users: Proton PLAIN as alice, bob, carol (password with colons) each sends 1, accepted; alice:wrong gets amqp:unauthorized-access; ANONYMOUS is refused");
 }
 
 #[test]
@@ -412,6 +439,7 @@ fn tls_with_sasl() {
     if !proton_available("tls_with_sasl") {
         return;
     }
+    let cell = Cell::start("python-proton", "tls", "broker_python tls_with_sasl");
     let dir = std::env::temp_dir().join(format!("amqp-examples-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -492,6 +520,7 @@ fn tls_with_sasl() {
     assert!(v["transport_error"].is_string(), "{v}");
     std::thread::sleep(Duration::from_millis(10));
     let _ = std::fs::remove_dir_all(&dir);
+    cell.pass(6, "Proton (OpenSSL) verifies our broker's certificate against the test CA, authenticates with PLAIN inside TLS, sends 3 (accepted) and receives ids 0, 1, 2; a client that does not trust the CA fails the handshake");
 }
 
 #[test]

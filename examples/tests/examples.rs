@@ -225,7 +225,11 @@ fn help_and_bad_flags() {
     }
     let o = run("simple_send", &["--help"]);
     let help = o.stdout.join("\n");
-    assert!(help.contains("-a ADDRESS, --address=ADDRESS"), "{help}");
-    assert!(help.contains("(default localhost:5672/examples)"), "{help}");
-    assert!(help.contains("(default 100)"), "{help}");
+    assert!(help.contains("-a, --address <ADDRESS>"), "{help}");
+    assert!(help.contains("-m, --messages <MESSAGES>"), "{help}");
+    assert!(
+        help.contains("[default: localhost:5672/examples]"),
+        "{help}"
+    );
+    assert!(help.contains("[default: 100]"), "{help}");
 }

@@ -33,7 +33,8 @@
 use core::fmt;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
 use super::reconnect::{Reconnect, ReconnectLimits};
 use super::url::{parse_port, Scheme, Url};
@@ -818,6 +819,7 @@ fn string_literal_len(text: &str, quote: char) -> usize {
     text.len()
 }
 
+/// The JSON type name of a value, for [`OptionsError::ConfigType`].
 fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -829,11 +831,6 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// A key's value; JSON `null` counts as absent (as in Proton C++).
-fn field<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.get(key).filter(|v| !v.is_null())
-}
-
 fn wrong_type(key: &'static str, expected: &'static str, v: &Value) -> OptionsError {
     OptionsError::ConfigType {
         key,
@@ -842,47 +839,91 @@ fn wrong_type(key: &'static str, expected: &'static str, v: &Value) -> OptionsEr
     }
 }
 
-fn get_str<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
-    path: &'static str,
-) -> Result<Option<&'a str>, OptionsError> {
-    match field(obj, key) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(v) => Err(wrong_type(path, "string", v)),
+/// A key's value as the schema wants it (`Ok`), or whatever JSON stood there instead, kept to
+/// name its type in the error. JSON `null` becomes `None` through the surrounding `Option`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Typed<T> {
+    Ok(T),
+    Wrong(Value),
+}
+
+impl<T> Typed<T> {
+    fn check(
+        v: Option<Typed<T>>,
+        key: &'static str,
+        expected: &'static str,
+    ) -> Result<Option<T>, OptionsError> {
+        match v {
+            None => Ok(None),
+            Some(Typed::Ok(t)) => Ok(Some(t)),
+            Some(Typed::Wrong(v)) => Err(wrong_type(key, expected, &v)),
+        }
     }
 }
 
-fn get_bool(
-    obj: &Map<String, Value>,
-    key: &str,
-    path: &'static str,
-) -> Result<Option<bool>, OptionsError> {
-    match field(obj, key) {
-        None => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(v) => Err(wrong_type(path, "boolean", v)),
-    }
+/// The top level of `connect.json`: an object, or anything else (an error naming its type).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ConfigRoot {
+    Object(Box<ConfigFile>),
+    Other(Value),
 }
 
-fn get_object<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
-) -> Result<Option<&'a Map<String, Value>>, OptionsError> {
-    match field(obj, key) {
-        None => Ok(None),
-        Some(Value::Object(o)) => Ok(Some(o)),
-        Some(v) => Err(wrong_type(
-            if key == "sasl" { "sasl" } else { "tls" },
-            "object",
-            v,
-        )),
-    }
+/// `connect.json`'s keys (unknown keys are ignored).
+#[derive(Deserialize)]
+struct ConfigFile {
+    scheme: Option<Typed<String>>,
+    host: Option<Typed<String>>,
+    port: Option<ConfigPort>,
+    user: Option<Typed<String>>,
+    password: Option<Typed<String>>,
+    sasl: Option<Typed<SaslFile>>,
+    tls: Option<Typed<TlsFile>>,
+}
+
+/// `"port"`: a number or a string (digits, `"amqp"`, `"amqps"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ConfigPort {
+    Number(serde_json::Number),
+    Text(String),
+    Wrong(Value),
+}
+
+/// The `"sasl"` object.
+#[derive(Deserialize)]
+struct SaslFile {
+    enable: Option<Typed<bool>>,
+    enabled: Option<Typed<bool>>,
+    mechanisms: Option<Mechanisms>,
+    allow_insecure: Option<Typed<bool>>,
+}
+
+/// `"sasl.mechanisms"`: `"A B"` or `["A", "B"]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Mechanisms {
+    Text(String),
+    List(Vec<Typed<String>>),
+    Wrong(Value),
+}
+
+/// The `"tls"` object.
+#[derive(Deserialize)]
+struct TlsFile {
+    ca: Option<Typed<String>>,
+    cert: Option<Typed<String>>,
+    key: Option<Typed<String>>,
+    verify: Option<Typed<bool>>,
 }
 
 fn owned_non_empty(s: Option<&str>) -> Option<String> {
     s.filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+fn non_empty_string(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.is_empty())
 }
 
 /// Parses Proton's `connect.json` text (handed in by the caller; comments allowed).
@@ -934,18 +975,22 @@ fn owned_non_empty(s: Option<&str>) -> Option<String> {
 /// ```
 pub fn parse_connect_config(json: &str) -> Result<ConnectConfig, OptionsError> {
     let stripped = strip_json_comments(json);
-    let root: Value = serde_json::from_str(&stripped).map_err(|e| OptionsError::InvalidJson {
-        line: e.line(),
-        column: e.column(),
-        message: json_error_message(&e),
-    })?;
-    let Value::Object(root) = root else {
-        return Err(OptionsError::ConfigNotObject {
-            found: type_name(&root),
-        });
+    let root: ConfigRoot =
+        serde_json::from_str(&stripped).map_err(|e| OptionsError::InvalidJson {
+            line: e.line(),
+            column: e.column(),
+            message: json_error_message(&e),
+        })?;
+    let root = match root {
+        ConfigRoot::Object(file) => file,
+        ConfigRoot::Other(v) => {
+            return Err(OptionsError::ConfigNotObject {
+                found: type_name(&v),
+            })
+        }
     };
 
-    let scheme = match get_str(&root, "scheme", "scheme")? {
+    let scheme = match Typed::check(root.scheme, "scheme", "string")?.as_deref() {
         None => Scheme::Amqps,
         Some("amqp") => Scheme::Amqp,
         Some("amqps") => Scheme::Amqps,
@@ -957,15 +1002,17 @@ pub fn parse_connect_config(json: &str) -> Result<ConnectConfig, OptionsError> {
         }
     };
 
-    let port = match field(&root, "port") {
+    let port = match root.port {
         None => None,
-        Some(Value::String(s)) => {
-            Some(parse_port(s).map_err(|e| OptionsError::InvalidConfigValue {
-                key: "port",
-                reason: e.to_string(),
-            })?)
+        Some(ConfigPort::Text(s)) => {
+            Some(
+                parse_port(&s).map_err(|e| OptionsError::InvalidConfigValue {
+                    key: "port",
+                    reason: e.to_string(),
+                })?,
+            )
         }
-        Some(Value::Number(n)) => {
+        Some(ConfigPort::Number(n)) => {
             let port = n
                 .as_u64()
                 .and_then(|n| u16::try_from(n).ok())
@@ -975,22 +1022,24 @@ pub fn parse_connect_config(json: &str) -> Result<ConnectConfig, OptionsError> {
                 })?;
             Some(port)
         }
-        Some(v) => return Err(wrong_type("port", "string or number", v)),
+        Some(ConfigPort::Wrong(v)) => return Err(wrong_type("port", "string or number", &v)),
     };
 
-    let host = get_str(&root, "host", "host")?.unwrap_or("");
-    let url = Url::new(scheme, host, port).map_err(|e| OptionsError::InvalidConfigValue {
-        key: "host",
-        reason: e.to_string(),
+    let host = Typed::check(root.host, "host", "string")?;
+    let url = Url::new(scheme, host.as_deref().unwrap_or(""), port).map_err(|e| {
+        OptionsError::InvalidConfigValue {
+            key: "host",
+            reason: e.to_string(),
+        }
     })?;
 
-    let user = owned_non_empty(get_str(&root, "user", "user")?);
-    let password = owned_non_empty(get_str(&root, "password", "password")?);
+    let user = non_empty_string(Typed::check(root.user, "user", "string")?);
+    let password = non_empty_string(Typed::check(root.password, "password", "string")?);
 
     let mut sasl = SaslConfig::default();
-    if let Some(obj) = get_object(&root, "sasl")? {
-        let enable = get_bool(obj, "enable", "sasl.enable")?;
-        let enabled = get_bool(obj, "enabled", "sasl.enabled")?;
+    if let Some(obj) = Typed::check(root.sasl, "sasl", "object")? {
+        let enable = Typed::check(obj.enable, "sasl.enable", "boolean")?;
+        let enabled = Typed::check(obj.enabled, "sasl.enabled", "boolean")?;
         sasl.enabled = match (enable, enabled) {
             (Some(a), Some(b)) if a != b => {
                 return Err(OptionsError::InvalidConfigValue {
@@ -1000,33 +1049,39 @@ pub fn parse_connect_config(json: &str) -> Result<ConnectConfig, OptionsError> {
             }
             (a, b) => a.or(b).unwrap_or(true),
         };
-        sasl.mechanisms = match field(obj, "mechanisms") {
+        sasl.mechanisms = match obj.mechanisms {
             None => None,
-            Some(Value::String(s)) => owned_non_empty(Some(s.trim())),
-            Some(Value::Array(items)) => {
+            Some(Mechanisms::Text(s)) => owned_non_empty(Some(s.trim())),
+            Some(Mechanisms::List(items)) => {
                 let mut names = Vec::with_capacity(items.len());
                 for item in items {
                     match item {
-                        Value::String(s) => names.push(s.as_str()),
-                        v => return Err(wrong_type("sasl.mechanisms", "array of strings", v)),
+                        Typed::Ok(s) => names.push(s),
+                        Typed::Wrong(v) => {
+                            return Err(wrong_type("sasl.mechanisms", "array of strings", &v))
+                        }
                     }
                 }
                 owned_non_empty(Some(names.join(" ").trim()))
             }
-            Some(v) => return Err(wrong_type("sasl.mechanisms", "string or array", v)),
+            Some(Mechanisms::Wrong(v)) => {
+                return Err(wrong_type("sasl.mechanisms", "string or array", &v))
+            }
         };
-        sasl.allow_insecure = get_bool(obj, "allow_insecure", "sasl.allow_insecure")?;
+        sasl.allow_insecure = Typed::check(obj.allow_insecure, "sasl.allow_insecure", "boolean")?;
     }
 
-    let tls_obj = get_object(&root, "tls")?;
+    let tls_obj = Typed::check(root.tls, "tls", "object")?;
     let tls = if scheme.is_tls() {
         let mut tls = TlsOptions::default();
         if let Some(obj) = tls_obj {
-            tls.ca = owned_non_empty(get_str(obj, "ca", "tls.ca")?).map(PemSource::File);
-            tls.client_cert =
-                owned_non_empty(get_str(obj, "cert", "tls.cert")?).map(PemSource::File);
-            tls.client_key = owned_non_empty(get_str(obj, "key", "tls.key")?).map(PemSource::File);
-            if get_bool(obj, "verify", "tls.verify")? == Some(false) {
+            tls.ca =
+                non_empty_string(Typed::check(obj.ca, "tls.ca", "string")?).map(PemSource::File);
+            tls.client_cert = non_empty_string(Typed::check(obj.cert, "tls.cert", "string")?)
+                .map(PemSource::File);
+            tls.client_key =
+                non_empty_string(Typed::check(obj.key, "tls.key", "string")?).map(PemSource::File);
+            if Typed::check(obj.verify, "tls.verify", "boolean")? == Some(false) {
                 tls.verify = VerifyMode::AnonymousPeer;
             }
         }

@@ -1,11 +1,13 @@
-//! Command-line parsing (no dependencies).
+//! Command-line parsing: a `clap`-derived `Cli`, checked and resolved into a [`Config`].
 
 use std::time::Duration;
 
-pub(crate) const USAGE: &str = "\
-amqp-perf: end-to-end AMQP 1.0 throughput and latency (quiver-like), on the tokio adapter
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, ValueEnum};
 
-USAGE:
+/// How the modes go together, shown after the options in `--help`.
+const AFTER_HELP: &str = "\
+MODES:
     amqp-perf peer [OPTIONS]                        one process: a receiver container listening
                                                     on 127.0.0.1:0 and a sender connecting to it
     amqp-perf peer --role receiver --url URL        listen on URL's host:port (two processes)
@@ -13,25 +15,13 @@ USAGE:
     amqp-perf [broker] --url URL [--role ROLE]      through a broker: send to and receive from
                                                     URL's address (default address: amqp-perf)
 
-OPTIONS:
-    --count N              messages to transfer (default 1000000 peer, 100000 broker)
-    --body-size B          payload bytes per message, a `data` section (default 100)
-    --credit W             receiver credit window / prefetch (default 1000)
-    --settle-mode MODE     unsettled (default; every outcome awaited) or presettled
-    --duration-max S       safety bound in seconds: stop and report as timed out (default 60)
-    --runtime RT           current-thread (default: one tokio thread per container) or
-                           multi-thread (amqp_tokio::Container::run: 2 workers per container)
-    --role ROLE            sender, receiver, or both (default both, in one process)
-    --url URL              amqp://host:port[/address]
-    -h, --help             this text
-
 Numbers accept `_` separators and k/m suffixes (100k, 1m). Output: human-readable lines, then
 one JSON line (starting with `{`). Latency is from the sender's timestamp (an application
 property `ts`, u64 ns) to on_message: against one monotonic clock in one process, against the
 wall clock (SystemTime) across processes.";
 
 /// Which path messages take.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Mode {
     /// Sender connects straight to a listening receiver.
     Peer,
@@ -40,7 +30,7 @@ pub(crate) enum Mode {
 }
 
 /// Which ends this process runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Role {
     Both,
     Sender,
@@ -48,7 +38,7 @@ pub(crate) enum Role {
 }
 
 /// Settlement.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Settle {
     /// Sent unsettled; the sender waits for every outcome.
     Unsettled,
@@ -57,7 +47,7 @@ pub(crate) enum Settle {
 }
 
 /// Which tokio runtime each container runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum RuntimeKind {
     CurrentThread,
     MultiThread,
@@ -129,133 +119,99 @@ pub(crate) fn parse_number(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("not a number: {s:?}"))
 }
 
-/// What the command line asked for.
-#[derive(Debug)]
-pub(crate) enum Parsed {
-    Run(Config),
-    Help,
+/// The command line as typed.
+#[derive(Parser, Debug)]
+#[command(
+    name = "amqp-perf",
+    about = "end-to-end AMQP 1.0 throughput and latency (quiver-like), on the tokio adapter",
+    after_help = AFTER_HELP
+)]
+struct Cli {
+    /// peer (default without --url) or broker (default with --url)
+    mode: Option<Mode>,
+    /// messages to transfer (default 1000000 peer, 100000 broker)
+    #[arg(long, value_name = "N", value_parser = parse_number)]
+    count: Option<u64>,
+    /// payload bytes per message, a `data` section
+    #[arg(long, value_name = "B", default_value = "100", value_parser = parse_number)]
+    body_size: u64,
+    /// receiver credit window / prefetch
+    #[arg(long, value_name = "W", default_value = "1000", value_parser = parse_number)]
+    credit: u64,
+    /// unsettled (every outcome awaited) or presettled
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = Settle::Unsettled)]
+    settle_mode: Settle,
+    /// safety bound in seconds: stop and report as timed out
+    #[arg(long, value_name = "S", default_value_t = 60.0)]
+    duration_max: f64,
+    /// current-thread (one tokio thread per container) or multi-thread
+    /// (amqp_tokio::Container::run: 2 workers per container)
+    #[arg(long, value_name = "RT", value_enum, default_value_t = RuntimeKind::CurrentThread)]
+    runtime: RuntimeKind,
+    /// sender, receiver, or both (in one process)
+    #[arg(long, value_name = "ROLE", value_enum, default_value_t = Role::Both)]
+    role: Role,
+    /// amqp://host:port[/address]
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
 }
 
-/// Parses the arguments (without the program name).
-pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
-    let mut mode = None;
-    let mut role = Role::Both;
-    let mut url = None;
-    let mut count = None;
-    let mut body_size = 100usize;
-    let mut credit = 1000u32;
-    let mut settle = Settle::Unsettled;
-    let mut duration_max = Duration::from_secs(60);
-    let mut runtime = RuntimeKind::CurrentThread;
-
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String, String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it.next().ok_or_else(|| format!("{name} needs a value")),
-            }
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "peer" if mode.is_none() => mode = Some(Mode::Peer),
-            "broker" if mode.is_none() => mode = Some(Mode::Broker),
-            "--role" => {
-                role = match value("--role")?.as_str() {
-                    "sender" => Role::Sender,
-                    "receiver" => Role::Receiver,
-                    "both" => Role::Both,
-                    r => return Err(format!("--role: sender, receiver or both, not {r:?}")),
-                }
-            }
-            "--url" => url = Some(value("--url")?),
-            "--count" => count = Some(parse_number(&value("--count")?)?),
-            "--body-size" => {
-                body_size = usize::try_from(parse_number(&value("--body-size")?)?)
-                    .map_err(|_| "--body-size too large".to_string())?
-            }
-            "--credit" => {
-                credit = u32::try_from(parse_number(&value("--credit")?)?)
-                    .map_err(|_| "--credit too large".to_string())?
-            }
-            "--settle-mode" => {
-                settle = match value("--settle-mode")?.as_str() {
-                    "unsettled" => Settle::Unsettled,
-                    "presettled" => Settle::Presettled,
-                    s => return Err(format!("--settle-mode: unsettled or presettled, not {s:?}")),
-                }
-            }
-            "--duration-max" => {
-                let v = value("--duration-max")?;
-                let secs: f64 = v
-                    .parse()
-                    .map_err(|_| format!("--duration-max: not a number of seconds: {v:?}"))?;
-                if !(secs > 0.0 && secs < 86_400.0) {
-                    return Err("--duration-max: between 0 and 86400 seconds".into());
-                }
-                duration_max = Duration::from_secs_f64(secs);
-            }
-            "--runtime" => {
-                runtime = match value("--runtime")?.as_str() {
-                    "current-thread" => RuntimeKind::CurrentThread,
-                    "multi-thread" => RuntimeKind::MultiThread,
-                    r => {
-                        return Err(format!(
-                            "--runtime: current-thread or multi-thread, not {r:?}"
-                        ))
-                    }
-                }
-            }
-            other => return Err(format!("unexpected argument {other:?} (see --help)")),
-        }
-    }
-    let mode = match (mode, &url) {
+/// Parses the arguments (the program name first): the configuration, or clap's error, whose
+/// `exit()` prints `--help` (status 0) or the error and usage (status 2).
+pub(crate) fn parse<I, S>(args: I) -> Result<Config, clap::Error>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::try_parse_from(args)?;
+    let invalid = |msg: &str| Cli::command().error(ErrorKind::ValueValidation, msg);
+    let mode = match (cli.mode, &cli.url) {
         (Some(m), _) => m,
         (None, Some(_)) => Mode::Broker,
         (None, None) => Mode::Peer,
     };
-    if mode == Mode::Broker && url.is_none() {
-        return Err("broker mode needs --url amqp://host:port/address".into());
+    if mode == Mode::Broker && cli.url.is_none() {
+        return Err(invalid("broker mode needs --url amqp://host:port/address"));
     }
-    if mode == Mode::Peer && role != Role::Both && url.is_none() {
-        return Err("peer --role sender|receiver needs --url amqp://host:port".into());
+    if mode == Mode::Peer && cli.role != Role::Both && cli.url.is_none() {
+        return Err(invalid(
+            "peer --role sender|receiver needs --url amqp://host:port",
+        ));
     }
+    let credit = u32::try_from(cli.credit).map_err(|_| invalid("--credit too large"))?;
     if credit == 0 {
-        return Err("--credit must be at least 1".into());
+        return Err(invalid("--credit must be at least 1"));
     }
-    let count = count.unwrap_or(match mode {
+    let body_size = usize::try_from(cli.body_size).map_err(|_| invalid("--body-size too large"))?;
+    if !(cli.duration_max > 0.0 && cli.duration_max < 86_400.0) {
+        return Err(invalid("--duration-max: between 0 and 86400 seconds"));
+    }
+    let count = cli.count.unwrap_or(match mode {
         Mode::Peer => 1_000_000,
         Mode::Broker => 100_000,
     });
     if count == 0 {
-        return Err("--count must be at least 1".into());
+        return Err(invalid("--count must be at least 1"));
     }
-    Ok(Parsed::Run(Config {
+    Ok(Config {
         mode,
-        role,
-        url,
+        role: cli.role,
+        url: cli.url,
         count,
         body_size,
         credit,
-        settle,
-        duration_max,
-        runtime,
-    }))
+        settle: cli.settle_mode,
+        duration_max: Duration::from_secs_f64(cli.duration_max),
+        runtime: cli.runtime,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn run(args: &[&str]) -> Result<Config, String> {
-        match parse(args.iter().map(|s| s.to_string()))? {
-            Parsed::Run(c) => Ok(c),
-            Parsed::Help => Err("help".into()),
-        }
+    fn run(args: &[&str]) -> Result<Config, clap::Error> {
+        parse(std::iter::once("amqp-perf").chain(args.iter().copied()))
     }
 
     #[test]
@@ -303,7 +259,9 @@ mod tests {
         assert!(run(&["--count", "x"]).is_err());
         assert!(run(&["--credit", "0"]).is_err());
         assert!(run(&["--bogus"]).is_err());
-        assert_eq!(run(&["--help"]).unwrap_err(), "help");
+        assert!(run(&["--settle-mode", "sometimes"]).is_err());
+        assert!(run(&["--duration-max", "0"]).is_err());
+        assert_eq!(run(&["--help"]).unwrap_err().kind(), ErrorKind::DisplayHelp);
         assert_eq!(parse_number("2m"), Ok(2_000_000));
     }
 }

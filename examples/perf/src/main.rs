@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use amqp_tokio::messaging::{MessagingHandler, Url};
 use amqp_tokio::{Container, Tokio};
 
-use args::{Config, Mode, Parsed, Role, RuntimeKind, Settle};
+use args::{Config, Mode, Role, RuntimeKind, Settle};
 use handlers::{Clock, Ready, ReceiverHandler, SenderHandler, Source};
 use hist::Histogram;
 
@@ -428,16 +428,9 @@ fn report(cfg: &Config, o: &Outcome) -> bool {
 }
 
 fn main() -> ExitCode {
-    let cfg = match args::parse(std::env::args().skip(1)) {
-        Ok(Parsed::Run(c)) => c,
-        Ok(Parsed::Help) => {
-            println!("{}", args::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("amqp-perf: {e}\n\n{}", args::USAGE);
-            return ExitCode::from(2);
-        }
+    let cfg = match args::parse(std::env::args_os()) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
     };
     let r = match cfg.role {
         Role::Both => run_both(&cfg),

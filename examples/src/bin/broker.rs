@@ -21,7 +21,7 @@ use amqp_engine::messaging::{ListenOptions, PemSource, TlsListen};
 use amqp_engine::sasl::{
     SaslServerConfig, StaticUsers, ANONYMOUS, GSSAPI, PLAIN, SCRAM_SHA_1, SCRAM_SHA_256,
 };
-use amqp_examples::args::Parser;
+use amqp_examples::args::{Parser, HELP_TEMPLATE};
 use amqp_examples::broker::{Broker, BrokerConfig};
 use amqp_tokio::gssapi::{server_mechanism, KerberosServer};
 use amqp_tokio::Container;
@@ -62,108 +62,73 @@ fn read_users(path: &str, users: &mut StaticUsers) -> usize {
     n
 }
 
+/// A small AMQP 1.0 message broker.
+#[derive(Parser)]
+#[command(name = "broker", help_template = HELP_TEMPLATE,
+    after_help = "Without --user/--users/--gssapi, clients are let in with SASL ANONYMOUS (or no \
+                  SASL). PLAIN sends the password in the clear: use it with TLS, or tell the client to \
+                  allow insecure mechanisms.")]
+struct Args {
+    /// enable verbose output
+    #[arg(short, long)]
+    verbose: bool,
+    /// address router listens on
+    #[arg(short, long, value_name = "ADDRESS", default_value = "localhost:5672")]
+    address: String,
+    /// maximum redelivery attempts
+    #[arg(short = 'l', long, value_name = "LIMIT", default_value_t = 5)]
+    redelivery_limit: u32,
+    /// queue for rejected and undeliverable messages (default: drop them)
+    #[arg(long, value_name = "QUEUE")]
+    dead_letter_queue: Option<String>,
+    /// require SASL authentication (PLAIN, SCRAM-SHA-1, SCRAM-SHA-256) as this user
+    #[arg(long, value_name = "USER", requires = "password")]
+    user: Option<String>,
+    /// the password of --user
+    #[arg(long, value_name = "PASSWORD")]
+    password: Option<String>,
+    /// require SASL authentication by the users in FILE (lines of user:password)
+    #[arg(long, value_name = "FILE")]
+    users: Option<String>,
+    /// with --user, --users or --gssapi, also let ANONYMOUS clients in
+    #[arg(long)]
+    allow_anonymous: bool,
+    /// offer Kerberos (SASL GSSAPI) with the keys of the keytab (KRB5_KTNAME or --keytab)
+    #[arg(long)]
+    gssapi: bool,
+    /// with --gssapi, the keytab holding the amqp/HOST key
+    #[arg(long, value_name = "FILE", requires = "gssapi")]
+    keytab: Option<String>,
+    /// TLS certificate chain (PEM); listens on amqps
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<String>,
+    /// TLS private key (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<String>,
+    /// credit granted to each producer
+    #[arg(long, value_name = "CREDIT", default_value_t = 100)]
+    prefetch: u32,
+}
+
 fn main() {
-    let m = Parser::new("broker", "A small AMQP 1.0 message broker.")
-        .flag('v', "verbose", "enable verbose output")
-        .opt(
-            'a',
-            "address",
-            "ADDRESS",
-            "localhost:5672",
-            "address router listens on",
-        )
-        .opt(
-            'l',
-            "redelivery-limit",
-            "LIMIT",
-            "5",
-            "maximum redelivery attempts",
-        )
-        .opt(
-            '\0',
-            "dead-letter-queue",
-            "QUEUE",
-            "",
-            "queue for rejected and undeliverable messages (default: drop them)",
-        )
-        .opt(
-            '\0',
-            "user",
-            "USER",
-            "",
-            "require SASL authentication (PLAIN, SCRAM-SHA-1, SCRAM-SHA-256) as this user",
-        )
-        .opt('\0', "password", "PASSWORD", "", "the password of --user")
-        .opt(
-            '\0',
-            "users",
-            "FILE",
-            "",
-            "require SASL authentication by the users in FILE (lines of user:password)",
-        )
-        .flag(
-            '\0',
-            "allow-anonymous",
-            "with --user, --users or --gssapi, also let ANONYMOUS clients in",
-        )
-        .opt(
-            '\0',
-            "tls-cert",
-            "FILE",
-            "",
-            "TLS certificate chain (PEM); listens on amqps",
-        )
-        .opt('\0', "tls-key", "FILE", "", "TLS private key (PEM)")
-        .flag(
-            '\0',
-            "gssapi",
-            "offer Kerberos (SASL GSSAPI) with the keys of the keytab (KRB5_KTNAME or --keytab)",
-        )
-        .opt(
-            '\0',
-            "keytab",
-            "FILE",
-            "",
-            "with --gssapi, the keytab holding the amqp/HOST key",
-        )
-        .opt(
-            '\0',
-            "prefetch",
-            "CREDIT",
-            "100",
-            "credit granted to each producer",
-        )
-        .epilog(
-            "Without --user/--users/--gssapi, clients are let in with SASL ANONYMOUS (or no SASL). \
-             PLAIN sends the password in the clear: use it with TLS, or tell the client to \
-             allow insecure mechanisms.",
-        )
-        .parse();
+    let m = Args::parse();
 
     let mut listen = ListenOptions::default();
     let mut users = StaticUsers::new();
     let mut n_users = 0;
-    if let Some(user) = m.get_opt("user") {
-        let Some(password) = m.get_opt("password") else {
-            eprintln!("broker: --user needs --password");
-            std::process::exit(2)
-        };
+    // clap enforces that --user comes with --password.
+    if let (Some(user), Some(password)) = (m.user.as_deref(), m.password.as_deref()) {
         users.add_user(user, password, &salt(user), ITERATIONS);
         n_users += 1;
     }
-    if let Some(path) = m.get_opt("users") {
+    if let Some(path) = m.users.as_deref() {
         n_users += read_users(path, &mut users);
     }
-    let gssapi = m.flag("gssapi");
-    if m.get_opt("keytab").is_some() && !gssapi {
-        eprintln!("broker: --keytab needs --gssapi");
-        std::process::exit(2)
-    }
-    if n_users > 0 || gssapi {
-        let anonymous = m.flag("allow-anonymous");
+    if n_users > 0 || m.gssapi {
+        let anonymous = m.allow_anonymous;
         users.set_allow_anonymous(anonymous);
         let mut mechs = Vec::new();
-        if gssapi {
+        if m.gssapi {
             mechs.push(GSSAPI);
         }
         if n_users > 0 {
@@ -173,8 +138,8 @@ fn main() {
             mechs.push(ANONYMOUS);
         }
         let mut sasl = SaslServerConfig::new(&mechs, Arc::new(users));
-        if gssapi {
-            let kerberos = match m.get_opt("keytab") {
+        if m.gssapi {
+            let kerberos = match &m.keytab {
                 Some(path) => KerberosServer::with_keytab(path),
                 None => KerberosServer::new(),
             };
@@ -183,32 +148,26 @@ fn main() {
         listen.sasl = Some(sasl);
     }
 
-    let mut address = m.get("address").to_string();
-    match (m.get_opt("tls-cert"), m.get_opt("tls-key")) {
-        (Some(cert), Some(key)) => {
-            listen.tls = Some(TlsListen {
-                cert: Some(PemSource::File(cert.to_string())),
-                key: Some(PemSource::File(key.to_string())),
-                ..TlsListen::default()
-            });
-            if !address.contains("://") {
-                address = format!("amqps://{address}");
-            }
-        }
-        (None, None) => {}
-        _ => {
-            eprintln!("broker: --tls-cert and --tls-key go together");
-            std::process::exit(2)
+    let mut address = m.address;
+    // clap enforces that --tls-cert and --tls-key go together.
+    if let (Some(cert), Some(key)) = (m.tls_cert, m.tls_key) {
+        listen.tls = Some(TlsListen {
+            cert: Some(PemSource::File(cert)),
+            key: Some(PemSource::File(key)),
+            ..TlsListen::default()
+        });
+        if !address.contains("://") {
+            address = format!("amqps://{address}");
         }
     }
 
     let cfg = BrokerConfig {
         address,
-        verbose: m.flag("verbose"),
-        redelivery_limit: m.get_parsed("redelivery-limit"),
-        dead_letter_queue: m.get_opt("dead-letter-queue").map(str::to_string),
+        verbose: m.verbose,
+        redelivery_limit: m.redelivery_limit,
+        dead_letter_queue: m.dead_letter_queue,
         listen,
-        prefetch: m.get_parsed("prefetch"),
+        prefetch: m.prefetch,
         announce: true,
     };
     let broker = Container::new(Broker::new(cfg)).run();

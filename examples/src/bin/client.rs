@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 
 use amqp_engine::messaging::{Event, LinkHandle, LinkOptions, MessagingHandler};
-use amqp_examples::args::Parser;
+use amqp_examples::args::{Parser, HELP_TEMPLATE};
 use amqp_examples::pyfmt;
 use amqp_proto::message::Message;
 use amqp_tokio::Container;
@@ -99,27 +99,32 @@ impl MessagingHandler for Client {
     }
 }
 
+/// Send requests to the supplied address and print responses.
+#[derive(Parser)]
+#[command(name = "client", help_template = HELP_TEMPLATE)]
+struct Args {
+    /// address to which messages are sent
+    #[arg(
+        short,
+        long,
+        value_name = "ADDRESS",
+        default_value = "localhost:5672/examples"
+    )]
+    address: String,
+    /// the requests to send (default: four lines of Jabberwocky)
+    #[arg(value_name = "REQUEST")]
+    requests: Vec<String>,
+}
+
 fn main() {
-    let m = Parser::new(
-        "client",
-        "Send requests to the supplied address and print responses.",
-    )
-    .positionals("[REQUEST ...]")
-    .opt(
-        'a',
-        "address",
-        "ADDRESS",
-        "localhost:5672/examples",
-        "address to which messages are sent",
-    )
-    .parse();
-    let requests: VecDeque<String> = if m.positionals().is_empty() {
+    let m = Args::parse();
+    let requests: VecDeque<String> = if m.requests.is_empty() {
         REQUESTS.iter().map(|s| s.to_string()).collect()
     } else {
-        m.positionals().iter().cloned().collect()
+        m.requests.into()
     };
     Container::new(Client {
-        url: m.get("address").to_string(),
+        url: m.address,
         pending: !requests.is_empty(),
         requests,
         sender: None,

@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 
 use amqp_engine::messaging::{AcceptorHandle, Event, MessagingHandler};
-use amqp_examples::args::Parser;
+use amqp_examples::args::{Parser, HELP_TEMPLATE};
 use amqp_examples::{announce_listening, pyfmt};
 use amqp_proto::message::MessageId;
 use amqp_tokio::Container;
@@ -71,26 +71,27 @@ impl MessagingHandler for Recv {
     }
 }
 
+#[derive(Parser)]
+#[command(name = "direct_recv", help_template = HELP_TEMPLATE)]
+struct Args {
+    /// address from which messages are received
+    #[arg(
+        short,
+        long,
+        value_name = "ADDRESS",
+        default_value = "localhost:5672/examples"
+    )]
+    address: String,
+    /// number of messages to receive; 0 receives indefinitely
+    #[arg(short, long, value_name = "MESSAGES", default_value_t = 100)]
+    messages: u64,
+}
+
 fn main() {
-    let m = Parser::new("direct_recv", "")
-        .opt(
-            'a',
-            "address",
-            "ADDRESS",
-            "localhost:5672/examples",
-            "address from which messages are received",
-        )
-        .opt(
-            'm',
-            "messages",
-            "MESSAGES",
-            "100",
-            "number of messages to receive; 0 receives indefinitely",
-        )
-        .parse();
+    let m = Args::parse();
     Container::new(Recv {
-        url: m.get("address").to_string(),
-        expected: m.get_parsed("messages"),
+        url: m.address,
+        expected: m.messages,
         received: 0,
         seen: HashSet::new(),
         acceptor: None,

@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use amqp_engine::messaging::{AcceptorHandle, Event, MessagingHandler, Tracker};
 use amqp_examples::announce_listening;
-use amqp_examples::args::Parser;
+use amqp_examples::args::{Parser, HELP_TEMPLATE};
 use amqp_proto::message::Message;
 use amqp_proto::value::OrderedMap;
 use amqp_proto::Value;
@@ -113,26 +113,28 @@ impl MessagingHandler for Send {
     }
 }
 
+/// Send messages to the supplied address.
+#[derive(Parser)]
+#[command(name = "direct_send", help_template = HELP_TEMPLATE)]
+struct Args {
+    /// address to which messages are sent
+    #[arg(
+        short,
+        long,
+        value_name = "ADDRESS",
+        default_value = "localhost:5672/examples"
+    )]
+    address: String,
+    /// number of messages to send
+    #[arg(short, long, value_name = "MESSAGES", default_value_t = 100)]
+    messages: u64,
+}
+
 fn main() {
-    let m = Parser::new("direct_send", "Send messages to the supplied address.")
-        .opt(
-            'a',
-            "address",
-            "ADDRESS",
-            "localhost:5672/examples",
-            "address to which messages are sent",
-        )
-        .opt(
-            'm',
-            "messages",
-            "MESSAGES",
-            "100",
-            "number of messages to send",
-        )
-        .parse();
+    let m = Args::parse();
     Container::new(Send {
-        url: m.get("address").to_string(),
-        total: m.get_parsed("messages"),
+        url: m.address,
+        total: m.messages,
         sent: 0,
         confirmed: 0,
         resend: BTreeSet::new(),

@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use amqp_engine::messaging::{ConnectOptions, Event, MessagingHandler};
-use amqp_examples::args::Parser;
+use amqp_examples::args::{Parser, HELP_TEMPLATE};
 use amqp_examples::broker::{Broker, BrokerConfig};
 use amqp_examples::{pyfmt, url_and_address};
 use amqp_proto::message::Message;
@@ -90,22 +90,20 @@ fn embedded_broker() -> u16 {
         })
 }
 
+/// Send "Hello World!" to a queue and receive it back.
+#[derive(Parser)]
+#[command(name = "helloworld", help_template = HELP_TEMPLATE)]
+struct Args {
+    /// broker URL and queue, e.g. localhost:5672/examples; without it, the example broker is
+    /// started in-process on a free 127.0.0.1 port
+    #[arg(short, long, value_name = "ADDRESS")]
+    address: Option<String>,
+}
+
 fn main() {
-    let m = Parser::new(
-        "helloworld",
-        "Send \"Hello World!\" to a queue and receive it back.",
-    )
-    .opt(
-        'a',
-        "address",
-        "ADDRESS",
-        "",
-        "broker URL and queue, e.g. localhost:5672/examples; without it, the example broker \
-         is started in-process on a free 127.0.0.1 port",
-    )
-    .parse();
-    let address = match m.get_opt("address") {
-        Some(a) => a.to_string(),
+    let m = Args::parse();
+    let address = match m.address {
+        Some(a) => a,
         None => format!("amqp://127.0.0.1:{}/examples", embedded_broker()),
     };
     let (url, queue) = url_and_address(&address, "examples");

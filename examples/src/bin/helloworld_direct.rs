@@ -9,7 +9,7 @@
 use amqp_engine::messaging::{
     AcceptorHandle, ConnectOptions, Event, LinkOptions, MessagingHandler, Url,
 };
-use amqp_examples::args::Parser;
+use amqp_examples::args::{Parser, HELP_TEMPLATE};
 use amqp_examples::{announce_listening, pyfmt, url_and_address};
 use amqp_proto::message::Message;
 use amqp_tokio::Container;
@@ -87,20 +87,23 @@ impl MessagingHandler for HelloWorld {
     }
 }
 
+/// Send "Hello World!" to ourselves, with no broker.
+#[derive(Parser)]
+#[command(name = "helloworld_direct", help_template = HELP_TEMPLATE)]
+struct Args {
+    /// address to listen on and send to
+    #[arg(
+        short,
+        long,
+        value_name = "ADDRESS",
+        default_value = "localhost:8888/examples"
+    )]
+    address: String,
+}
+
 fn main() {
-    let m = Parser::new(
-        "helloworld_direct",
-        "Send \"Hello World!\" to ourselves, with no broker.",
-    )
-    .opt(
-        'a',
-        "address",
-        "ADDRESS",
-        "localhost:8888/examples",
-        "address to listen on and send to",
-    )
-    .parse();
-    let (url, address) = url_and_address(m.get("address"), "examples");
+    let m = Args::parse();
+    let (url, address) = url_and_address(&m.address, "examples");
     Container::new(HelloWorld {
         url,
         address,

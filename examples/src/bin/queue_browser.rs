@@ -11,7 +11,7 @@
 use amqp_engine::messaging::{
     ConnectOptions, Event, LinkHandle, LinkOption, LinkOptions, MessagingHandler,
 };
-use amqp_examples::args::Parser;
+use amqp_examples::args::{Parser, HELP_TEMPLATE};
 use amqp_examples::{pyfmt, url_and_address};
 use amqp_tokio::Container;
 
@@ -69,20 +69,23 @@ impl MessagingHandler for Browser {
     }
 }
 
+/// Print the messages on a queue, leaving them there.
+#[derive(Parser)]
+#[command(name = "queue_browser", help_template = HELP_TEMPLATE)]
+struct Args {
+    /// address of the queue to browse
+    #[arg(
+        short,
+        long,
+        value_name = "ADDRESS",
+        default_value = "localhost:5672/examples"
+    )]
+    address: String,
+}
+
 fn main() {
-    let m = Parser::new(
-        "queue_browser",
-        "Print the messages on a queue, leaving them there.",
-    )
-    .opt(
-        'a',
-        "address",
-        "ADDRESS",
-        "localhost:5672/examples",
-        "address of the queue to browse",
-    )
-    .parse();
-    let (url, address) = url_and_address(m.get("address"), "examples");
+    let m = Args::parse();
+    let (url, address) = url_and_address(&m.address, "examples");
     Container::new(Browser {
         url,
         address,

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use amqp_engine::messaging::{Event, MessagingHandler, TimerHandle};
-use amqp_examples::args::Parser;
+use amqp_examples::args::{Parser, HELP_TEMPLATE};
 use amqp_tokio::Container;
 
 struct Recurring {
@@ -43,19 +43,22 @@ fn seconds(flag: &str, v: f64) -> Duration {
     })
 }
 
+/// Print Tick... periodically.
+#[derive(Parser)]
+#[command(name = "recurring_timer", help_template = HELP_TEMPLATE)]
+struct Args {
+    /// time between ticks
+    #[arg(short, long, value_name = "SECONDS", default_value_t = 1.0)]
+    period: f64,
+    /// stop after this long; 0 runs until interrupted
+    #[arg(short, long, value_name = "SECONDS", default_value_t = 0.0)]
+    timeout: f64,
+}
+
 fn main() {
-    let m = Parser::new("recurring_timer", "Print Tick... periodically.")
-        .opt('p', "period", "SECONDS", "1.0", "time between ticks")
-        .opt(
-            't',
-            "timeout",
-            "SECONDS",
-            "0",
-            "stop after this long; 0 runs until interrupted",
-        )
-        .parse();
-    let period = seconds("period", m.get_parsed("period"));
-    let timeout = seconds("timeout", m.get_parsed("timeout"));
+    let m = Args::parse();
+    let period = seconds("period", m.period);
+    let timeout = seconds("timeout", m.timeout);
     Container::new(Recurring {
         period,
         timeout: (!timeout.is_zero()).then_some(timeout),

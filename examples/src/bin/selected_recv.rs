@@ -8,7 +8,7 @@
 //! ```
 
 use amqp_engine::messaging::{ConnectOptions, Event, LinkOption, LinkOptions, MessagingHandler};
-use amqp_examples::args::Parser;
+use amqp_examples::args::{Parser, HELP_TEMPLATE};
 use amqp_examples::{pyfmt, url_and_address};
 use amqp_tokio::Container;
 
@@ -52,28 +52,29 @@ impl MessagingHandler for Recv {
     }
 }
 
+#[derive(Parser)]
+#[command(name = "selected_recv", help_template = HELP_TEMPLATE)]
+struct Args {
+    /// address from which messages are received
+    #[arg(
+        short,
+        long,
+        value_name = "ADDRESS",
+        default_value = "localhost:5672/examples"
+    )]
+    address: String,
+    /// number of messages to receive; 0 receives indefinitely
+    #[arg(short, long, value_name = "MESSAGES", default_value_t = 0)]
+    messages: u64,
+}
+
 fn main() {
-    let m = Parser::new("selected_recv", "")
-        .opt(
-            'a',
-            "address",
-            "ADDRESS",
-            "localhost:5672/examples",
-            "address from which messages are received",
-        )
-        .opt(
-            'm',
-            "messages",
-            "MESSAGES",
-            "0",
-            "number of messages to receive; 0 receives indefinitely",
-        )
-        .parse();
-    let (url, address) = url_and_address(m.get("address"), "examples");
+    let m = Args::parse();
+    let (url, address) = url_and_address(&m.address, "examples");
     Container::new(Recv {
         url,
         address,
-        expected: m.get_parsed("messages"),
+        expected: m.messages,
         received: 0,
     })
     .run();

@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 
 use amqp_engine::messaging::{ConnectOptions, Event, LinkHandle, LinkOptions, MessagingHandler};
-use amqp_examples::args::Parser;
+use amqp_examples::args::{Parser, HELP_TEMPLATE};
 use amqp_examples::{pyfmt, url_and_address};
 use amqp_proto::message::{Body, Message};
 use amqp_proto::Value;
@@ -79,17 +79,22 @@ impl MessagingHandler for Server {
     }
 }
 
+#[derive(Parser)]
+#[command(name = "server", help_template = HELP_TEMPLATE)]
+struct Args {
+    /// address from which messages are received
+    #[arg(
+        short,
+        long,
+        value_name = "ADDRESS",
+        default_value = "localhost:5672/examples"
+    )]
+    address: String,
+}
+
 fn main() {
-    let m = Parser::new("server", "")
-        .opt(
-            'a',
-            "address",
-            "ADDRESS",
-            "localhost:5672/examples",
-            "address from which messages are received",
-        )
-        .parse();
-    let (url, address) = url_and_address(m.get("address"), "examples");
+    let m = Args::parse();
+    let (url, address) = url_and_address(&m.address, "examples");
     Container::new(Server {
         url,
         address,

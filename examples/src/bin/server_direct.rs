@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use amqp_engine::messaging::{
     uuid_from_bytes, AcceptorHandle, Event, LinkHandle, MessagingHandler,
 };
-use amqp_examples::args::Parser;
+use amqp_examples::args::{Parser, HELP_TEMPLATE};
 use amqp_examples::pyfmt;
 use amqp_proto::message::{Body, Message};
 use amqp_proto::messaging::TargetKind;
@@ -166,18 +166,18 @@ impl MessagingHandler for Server {
     }
 }
 
+#[derive(Parser)]
+#[command(name = "server_direct", help_template = HELP_TEMPLATE)]
+struct Args {
+    /// address to listen on
+    #[arg(short, long, value_name = "ADDRESS", default_value = "0.0.0.0:8888")]
+    address: String,
+}
+
 fn main() {
-    let m = Parser::new("server_direct", "")
-        .opt(
-            'a',
-            "address",
-            "ADDRESS",
-            "0.0.0.0:8888",
-            "address to listen on",
-        )
-        .parse();
+    let m = Args::parse();
     Container::new(Server {
-        url: m.get("address").to_string(),
+        url: m.address,
         acceptor: None,
         senders: HashMap::new(),
         seq: 0,

@@ -2,29 +2,45 @@
 //! their bodies, ignoring duplicates (by message-id) that an at-least-once sender may resend.
 //!
 //! ```text
-//! simple_recv [-a localhost:5672/examples] [-m 100]
+//! simple_recv [-a localhost:5672/examples] [-m 100] [--durable]
 //! ```
 
 use std::collections::HashSet;
 
 use amqp_engine::messaging::{Event, MessagingHandler};
-use amqp_examples::args::Parser;
+use amqp_examples::args::{Parser, HELP_TEMPLATE};
 use amqp_examples::pyfmt;
 use amqp_proto::message::MessageId;
+use amqp_proto::messaging::TerminusDurability;
 use amqp_tokio::Container;
 
 struct Recv {
     url: String,
     expected: u64,
+    /// Receive from a durable source (see simple_send --durable).
+    durable: bool,
     received: u64,
     dedup_ids: HashSet<MessageId>,
 }
 
 impl MessagingHandler for Recv {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        if let Err(err) = e.container().create_receiver_url(&self.url) {
-            eprintln!("simple_recv: {err}");
-            e.container().stop();
+        match e.container().create_receiver_url(&self.url) {
+            Ok(link) if self.durable => {
+                // A durable source: the same queue simple_send --durable declares.
+                let source = e
+                    .container()
+                    .link_config_mut(link)
+                    .and_then(|c| c.source.as_mut());
+                if let Some(s) = source {
+                    s.durable = Some(TerminusDurability::Configuration);
+                }
+            }
+            Ok(_) => {}
+            Err(err) => {
+                eprintln!("simple_recv: {err}");
+                e.container().stop();
+            }
         }
     }
 
@@ -51,26 +67,32 @@ impl MessagingHandler for Recv {
     }
 }
 
+#[derive(Parser)]
+#[command(name = "simple_recv", help_template = HELP_TEMPLATE)]
+struct Args {
+    /// address from which messages are received
+    #[arg(
+        short,
+        long,
+        value_name = "ADDRESS",
+        default_value = "localhost:5672/examples"
+    )]
+    address: String,
+    /// number of messages to receive; 0 receives indefinitely
+    #[arg(short, long, value_name = "MESSAGES", default_value_t = 100)]
+    messages: u64,
+    /// receive from a durable source, the queue simple_send --durable declares (not in
+    /// Proton's simple_recv.py)
+    #[arg(long)]
+    durable: bool,
+}
+
 fn main() {
-    let m = Parser::new("simple_recv", "")
-        .opt(
-            'a',
-            "address",
-            "ADDRESS",
-            "localhost:5672/examples",
-            "address from which messages are received",
-        )
-        .opt(
-            'm',
-            "messages",
-            "MESSAGES",
-            "100",
-            "number of messages to receive; 0 receives indefinitely",
-        )
-        .parse();
+    let m = Args::parse();
     Container::new(Recv {
-        url: m.get("address").to_string(),
-        expected: m.get_parsed("messages"),
+        url: m.address,
+        expected: m.messages,
+        durable: m.durable,
         received: 0,
         dedup_ids: HashSet::new(),
     })

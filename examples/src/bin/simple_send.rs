@@ -9,14 +9,15 @@
 //! per message. Receivers drop duplicates by message-id (see `simple_recv`).
 //!
 //! ```text
-//! simple_send [-a localhost:5672/examples] [-m 100]
+//! simple_send [-a localhost:5672/examples] [-m 100] [--durable]
 //! ```
 
 use std::collections::{BTreeSet, HashMap};
 
 use amqp_engine::messaging::{Event, MessagingHandler, Tracker};
-use amqp_examples::args::Parser;
+use amqp_examples::args::{Parser, HELP_TEMPLATE};
 use amqp_proto::message::Message;
+use amqp_proto::messaging::{TargetKind, TerminusDurability};
 use amqp_proto::value::OrderedMap;
 use amqp_proto::Value;
 use amqp_tokio::Container;
@@ -24,6 +25,8 @@ use amqp_tokio::Container;
 struct Send {
     url: String,
     total: u64,
+    /// Durable messages and target (a broker then keeps them across its restart).
+    durable: bool,
     /// The highest sequence number sent so far.
     sent: u64,
     confirmed: u64,
@@ -33,20 +36,34 @@ struct Send {
     outstanding: HashMap<Tracker, u64>,
 }
 
-fn message(n: u64) -> Message {
+fn message(n: u64, durable: bool) -> Message {
     let mut body = OrderedMap::new();
     body.insert(Value::string("sequence"), Value::Long(n as i64));
     Message::builder()
         .message_id(n)
+        .durable(durable)
         .body(Value::Map(body))
         .build()
 }
 
 impl MessagingHandler for Send {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        if let Err(err) = e.container().create_sender_url(&self.url) {
-            eprintln!("simple_send: {err}");
-            e.container().stop();
+        match e.container().create_sender_url(&self.url) {
+            Ok(link) if self.durable => {
+                // A durable target: a broker then keeps the queue itself across a restart.
+                let target = e
+                    .container()
+                    .link_config_mut(link)
+                    .and_then(|c| c.target.as_mut());
+                if let Some(TargetKind::Target(t)) = target {
+                    t.durable = Some(TerminusDurability::Configuration);
+                }
+            }
+            Ok(_) => {}
+            Err(err) => {
+                eprintln!("simple_send: {err}");
+                e.container().stop();
+            }
         }
     }
 
@@ -60,7 +77,7 @@ impl MessagingHandler for Send {
                 }
                 None => break,
             };
-            match e.send(&message(n)) {
+            match e.send(&message(n, self.durable)) {
                 Ok(t) => {
                     self.outstanding.insert(t, n);
                 }
@@ -121,26 +138,33 @@ impl MessagingHandler for Send {
     }
 }
 
+/// Send messages to the supplied address.
+#[derive(Parser)]
+#[command(name = "simple_send", help_template = HELP_TEMPLATE)]
+struct Args {
+    /// address to which messages are sent
+    #[arg(
+        short,
+        long,
+        value_name = "ADDRESS",
+        default_value = "localhost:5672/examples"
+    )]
+    address: String,
+    /// number of messages to send
+    #[arg(short, long, value_name = "MESSAGES", default_value_t = 100)]
+    messages: u64,
+    /// durable messages to a durable target, so that a broker keeps them across its restart
+    /// (not in Proton's simple_send.py)
+    #[arg(long)]
+    durable: bool,
+}
+
 fn main() {
-    let m = Parser::new("simple_send", "Send messages to the supplied address.")
-        .opt(
-            'a',
-            "address",
-            "ADDRESS",
-            "localhost:5672/examples",
-            "address to which messages are sent",
-        )
-        .opt(
-            'm',
-            "messages",
-            "MESSAGES",
-            "100",
-            "number of messages to send",
-        )
-        .parse();
+    let m = Args::parse();
     Container::new(Send {
-        url: m.get("address").to_string(),
-        total: m.get_parsed("messages"),
+        url: m.address,
+        total: m.messages,
+        durable: m.durable,
         sent: 0,
         confirmed: 0,
         resend: BTreeSet::new(),

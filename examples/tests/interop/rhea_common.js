@@ -1,6 +1,6 @@
 // Shared by rhea_send.js and rhea_recv.js: argument parsing, loading rhea from the directory
-// scripts/rhea.sh installed it into (RHEA_PREFIX, default target/rhea), the JSON summary and
-// the overall time limit.
+// scripts/rhea.sh installed it into (RHEA_PREFIX, default target/rhea), the connection
+// options (SASL, TLS), the JSON summary and the overall time limit.
 'use strict';
 const path = require('path');
 
@@ -40,4 +40,30 @@ function limit(seconds, result) {
   return t;
 }
 
-module.exports = { parseArgs, loadRhea, finish, limit };
+// The options for container.connect(): --host/--port; with --username (and --password) rhea
+// goes through a SASL layer (PLAIN with a password, ANONYMOUS without); with --ca it speaks
+// TLS and verifies the server against that CA file, for the name --servername.
+function connectOptions(a) {
+  const o = { host: a.host, port: a.port, reconnect: false };
+  if (a.username) o.username = a.username;
+  if (a.password) o.password = a.password;
+  if (a.ca) {
+    o.transport = 'tls';
+    o.ca = [require('fs').readFileSync(a.ca)];
+    o.servername = a.servername;
+    o.rejectUnauthorized = true;
+  }
+  return o;
+}
+
+// The options connectOptions reads, with their defaults.
+const CONNECT_DEFAULTS = { username: '', password: '', ca: '', servername: 'localhost' };
+
+// `size` bytes that depend on `i`: byte k is (i + k) % 251.
+function pattern(i, size) {
+  const b = Buffer.alloc(size);
+  for (let k = 0; k < size; k++) b[k] = (i + k) % 251;
+  return b;
+}
+
+module.exports = { parseArgs, loadRhea, finish, limit, connectOptions, pattern, CONNECT_DEFAULTS };

@@ -5,6 +5,7 @@
 //                     [--credit C] [--grace S] [--selector "colour = 'green'"]
 //                     [--dispositions reject,release,modify,accept] [--drain]
 //                     [--timeout 30]
+//                     [--username U [--password P]] [--ca CA.pem [--servername localhost]]
 //
 // Stops after --count messages, or, with --count 0, once nothing has arrived for --grace
 // seconds. Grants --credit at a time (default: --count, or 100), never more than --count in
@@ -19,14 +20,16 @@
 // release went out as one `rejected` for both.
 //
 // The last line of stdout is a JSON summary: {ids, delivery_counts, bodies_ok, drained, errors,
-// timed_out}; bodies_ok says every body was {sequence: id}. The exit status is 0 unless it
+// timed_out}; bodies_ok says every body was {sequence: id} (with --size B: the data section
+// rhea_send.js --size B sent). The exit status is 0 unless it
 // timed out or failed.
 'use strict';
-const { parseArgs, loadRhea, finish, limit } = require('./rhea_common.js');
+const { parseArgs, loadRhea, finish, limit, connectOptions, pattern, CONNECT_DEFAULTS } = require('./rhea_common.js');
 
 const a = parseArgs(process.argv.slice(2), {
   host: '127.0.0.1', port: 5672, address: 'examples', count: 0, credit: 0, grace: 1.0,
-  selector: '', dispositions: '', drain: false, timeout: 30,
+  selector: '', dispositions: '', drain: false, size: 0, timeout: 30,
+  ...CONNECT_DEFAULTS,
 });
 const rhea = loadRhea();
 const container = rhea.create_container({ id: 'rhea-recv' });
@@ -86,7 +89,10 @@ container.on('message', (context) => {
   const id = typeof m.message_id === 'number' ? m.message_id : Number(m.message_id);
   r.ids.push(id);
   r.delivery_counts.push(m.delivery_count || 0);
-  if (!m.body || Number(m.body.sequence) !== id) r.bodies_ok = false;
+  if (a.size) {
+    const b = m.body && m.body.content;
+    if (!Buffer.isBuffer(b) || !b.equals(pattern(id, a.size))) r.bodies_ok = false;
+  } else if (!m.body || Number(m.body.sequence) !== id) r.bodies_ok = false;
   const d = context.delivery;
   const how = dispositions[i] || 'accept';
   if (how === 'accept' && !pending.length) {
@@ -131,7 +137,7 @@ container.on('disconnected', (c) => {
 });
 container.on('connection_close', () => finish(r));
 
-const conn = container.connect({ host: a.host, port: a.port, reconnect: false });
+const conn = container.connect(connectOptions(a));
 const source = { address: a.address };
 if (a.selector) source.filter = rhea.filter.selector(a.selector);
 conn.open_receiver({ source, credit_window: 0, autoaccept: false });
