@@ -13,6 +13,11 @@ use bytes::Bytes;
 use super::mechanism::*;
 use super::scram::{nonce_from_bytes, ScramClient, ScramHash, ScramServer};
 
+/// The largest SASL frame read before `open` negotiates a frame size when a pluggable
+/// mechanism (GSSAPI) is configured: Kerberos tickets do not fit in MIN-MAX-FRAME-SIZE (512
+/// bytes, the limit otherwise), and Active Directory's can reach 48 KiB.
+pub const EXTENDED_SASL_FRAME_SIZE: u32 = 64 * 1024;
+
 /// Client-side SASL settings (Proton's `user`, `password`, `allowed_mechs`,
 /// `allow_insecure_mechs`).
 #[derive(Clone, Default)]
@@ -170,6 +175,16 @@ impl SaslClient {
 
     pub(crate) fn mechanism(&self) -> Option<&'static str> {
         self.mech.as_ref().map(|m| m.name())
+    }
+
+    /// The largest SASL frame accepted from the server: 512 bytes, or
+    /// [`EXTENDED_SASL_FRAME_SIZE`] with pluggable mechanisms configured.
+    pub(crate) fn sasl_frame_limit(&self) -> u32 {
+        if self.config.extra_mechanisms.is_empty() {
+            amqp_proto::frame::MIN_MAX_FRAME_SIZE
+        } else {
+            EXTENDED_SASL_FRAME_SIZE
+        }
     }
 
     fn create(&self, name: &str) -> Option<Box<dyn ClientMechanism>> {
@@ -346,6 +361,23 @@ impl SaslServer {
     /// The mechanism the client chose, once its `sasl-init` has arrived.
     pub(crate) fn mechanism(&self) -> Option<&'static str> {
         self.mech.as_ref().map(|m| m.name())
+    }
+
+    /// The largest SASL frame accepted from the client: 512 bytes, or
+    /// [`EXTENDED_SASL_FRAME_SIZE`] when a pluggable mechanism (GSSAPI) is offered.
+    pub(crate) fn sasl_frame_limit(&self) -> u32 {
+        let offered = |f: &Arc<dyn ServerMechanismFactory>| {
+            let name = f.name();
+            self.config
+                .mechanisms
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(name))
+        };
+        if self.config.extra_mechanisms.iter().any(offered) {
+            EXTENDED_SASL_FRAME_SIZE
+        } else {
+            amqp_proto::frame::MIN_MAX_FRAME_SIZE
+        }
     }
 
     pub(crate) fn mechanisms_frame(&self) -> SaslFrame {

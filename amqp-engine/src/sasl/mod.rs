@@ -43,4 +43,5 @@ pub use gssapi::{
 };
 pub use machine::{
     ClientMechanismFactory, SaslClientConfig, SaslServerConfig, ServerMechanismFactory,
+    EXTENDED_SASL_FRAME_SIZE,
 };

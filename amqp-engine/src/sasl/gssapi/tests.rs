@@ -540,3 +540,36 @@ fn token_rounds_are_bounded_on_both_sides() {
     assert_eq!(c.challenge(b"t").unwrap_err(), want);
     assert!(matches!(c.challenge(b"t"), Err(SaslError::Protocol(_))));
 }
+
+#[test]
+fn offering_gssapi_raises_the_sasl_frame_limit() {
+    use crate::sasl::machine::SaslServer;
+    use crate::sasl::{SaslServerConfig, StaticUsers, EXTENDED_SASL_FRAME_SIZE};
+
+    struct NoKeytab;
+    impl GssServerProvider for NoKeytab {
+        fn acceptor(&self) -> Result<Box<dyn GssAcceptor>, GssError> {
+            Err(GssError::new(GssErrorKind::AcceptorCredentials, ""))
+        }
+    }
+    let factory = Arc::new(GssapiServerFactory::new(Arc::new(NoKeytab)));
+    let mut cfg = SaslServerConfig::new(&["PLAIN"], Arc::new(StaticUsers::new()));
+    cfg.extra_mechanisms.push(factory);
+    // Configured but not offered: the 512-byte limit stays.
+    assert_eq!(SaslServer::new(cfg.clone(), None).sasl_frame_limit(), 512);
+    cfg.mechanisms.push(GSSAPI.into());
+    assert_eq!(
+        SaslServer::new(cfg, None).sasl_frame_limit(),
+        EXTENDED_SASL_FRAME_SIZE
+    );
+    let plain = SaslClientConfig::default();
+    assert_eq!(
+        SaslClient::new(plain, false, false, None).sasl_frame_limit(),
+        512
+    );
+    let kerberos = config(FakeClientLib { user: None });
+    assert_eq!(
+        SaslClient::new(kerberos, false, false, None).sasl_frame_limit(),
+        EXTENDED_SASL_FRAME_SIZE
+    );
+}
