@@ -100,7 +100,7 @@ impl Session {
 }
 
 impl Connection {
-    pub(super) fn on_begin(&mut self, channel: u16, b: Box<Begin>) -> Result<(), ConnectionError> {
+    pub(super) fn on_begin(&mut self, channel: u16, b: Begin) -> Result<(), ConnectionError> {
         if channel > self.config.channel_max {
             return Err(not_allowed(format!(
                 "channel {channel} exceeds channel-max {}",

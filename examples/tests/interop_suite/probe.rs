@@ -184,10 +184,10 @@ impl MessagingHandler for Probe {
     fn on_link_opened(&mut self, e: &mut Event<'_>) {
         if self.drain && e.link() == self.receiver {
             if let Some(l) = self.receiver {
-                let r = e
-                    .container()
-                    .flow(l, self.credit)
-                    .and_then(|()| e.container().drain(l));
+                let r = match e.container().flow(l, self.credit) {
+                    Ok(()) => e.container().drain(l),
+                    Err(err) => Err(err),
+                };
                 if let Err(err) = r {
                     self.errors.push(format!("drain: {err}"));
                 }
