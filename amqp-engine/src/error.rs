@@ -86,7 +86,15 @@ impl fmt::Display for ConnectionError {
     }
 }
 
-impl std::error::Error for ConnectionError {}
+impl std::error::Error for ConnectionError {
+    /// The SASL error a failed authentication carries.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            ErrorKind::Sasl(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Why an operation on a connection was refused.
 #[non_exhaustive]
@@ -130,8 +138,45 @@ impl fmt::Display for OpError {
     }
 }
 
-impl std::error::Error for OpError {}
+impl std::error::Error for OpError {
+    /// The connection's error, for an operation refused because the connection failed.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OpError::Closed(Some(e)) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 pub(crate) fn framing(desc: impl Into<String>) -> ConnectionError {
     ConnectionError::local(ErrorKind::Framing, condition::FRAMING_ERROR, desc)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+    use crate::sasl::SaslError;
+
+    #[test]
+    fn errors_that_wrap_one_return_it_from_source() {
+        let sasl = SaslError::Auth("bad password".into());
+        let e = ConnectionError::local(
+            ErrorKind::Sasl(sasl.clone()),
+            amqp_proto::definitions::condition::UNAUTHORIZED_ACCESS,
+            "auth",
+        );
+        assert_eq!(e.source().map(|s| s.to_string()), Some(sasl.to_string()));
+        let op = OpError::Closed(Some(e.clone()));
+        assert_eq!(op.source().map(|s| s.to_string()), Some(e.to_string()));
+        assert!(OpError::Closed(None).source().is_none());
+        assert!(OpError::NoCredit.source().is_none());
+        let plain = ConnectionError::local(
+            ErrorKind::IdleTimeout,
+            amqp_proto::definitions::condition::RESOURCE_LIMIT_EXCEEDED,
+            "idle",
+        );
+        assert!(plain.source().is_none());
+    }
 }

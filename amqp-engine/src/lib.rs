@@ -30,6 +30,42 @@
 //! timer from [`Connection::poll_timeout`]. When [`Event::Finished`] arrives, flush once more and
 //! close the transport.
 //!
+//! ## Map of the engine
+//!
+//! Bytes flow in from the transport through [`Connection::handle_read`], are split into
+//! frames and dispatched by phase and performative; each handler updates one sub-state and
+//! queues [`Event`]s. Operations called by the application (`send`, `flow`, `disposition`, …)
+//! update the same sub-states and write frames, or mark them to be written coalesced at the
+//! next [`Connection::poll_transmit`]. Nothing calls back into the application.
+//!
+//! ```text
+//! transport bytes ──► handle_read ──► handshake.rs ──► input.rs ──► session.rs / link.rs /
+//!                     (mod.rs)        headers, SASL    frames,      transfer.rs / unsettled.rs
+//!                                                      open, close        │
+//!                                                                         ▼
+//! application ◄── poll_event ◄───────────────────────────────────── events queue
+//! application ──► send / flow / disposition / attach … ──► sub-states ──► output.rs
+//! transport   ◄── poll_transmit ◄── frames written + deferred flows, dispositions, detaches
+//! ```
+//!
+//! | file | holds |
+//! | --- | --- |
+//! | `connection/mod.rs` | [`Connection`]: the drive API (input, output, events, timers) and accessors |
+//! | `connection/handshake.rs` | one state per handshake phase: protocol headers, the SASL exchange |
+//! | `connection/input.rs` | AMQP frames read (a fast path for transfer, flow, disposition) and dispatched; `open`, `close` |
+//! | `connection/session.rs` | sessions: channels, transfer windows, `begin`/`end` |
+//! | `connection/link.rs` | links: handles, credit, delivery-count, drain; `attach`/`detach`/`flow` |
+//! | `connection/transfer.rs` | deliveries sent (framing, window blocking, abort) and received (reassembly, limits) |
+//! | `connection/unsettled.rs` | the unsettled ring per session and direction, disposition coalescing |
+//! | `connection/output.rs` | frames out, deferred frames flushed, failing and finishing |
+//! | `connection/sequence.rs` | serial-number arithmetic (RFC 1982) |
+//! | `ids.rs` | [`SessionId`], [`LinkId`], [`DeliveryId`]; the generational slab, id maps and pools |
+//! | [`config`], [`event`], [`error`] | what goes in, what comes out, what goes wrong |
+//! | [`sasl`] | SASL mechanisms and the client and server machines the handshake drives |
+//! | [`messaging`] | Proton's messaging model on top of connections (container, handlers, URLs, reconnect) |
+//!
+//! The codec (types, frames, the per-message transfer fast path) is the `amqp-proto` crate.
+//!
 //! ```
 //! use std::time::Instant;
 //! use amqp_engine::{Connection, ConnectionConfig, Side, Event, LinkConfig, SessionConfig, SendOptions};

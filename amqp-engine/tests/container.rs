@@ -72,8 +72,12 @@ impl MessagingHandler for Recorder {
 #[test]
 fn callbacks_fire_in_protons_order() {
     let mut w = world();
-    w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
-    let c = w.add(Container::with_id(
+    w.add(SansIoContainer::with_id(
+        Broker::new(5672),
+        "broker",
+        w.now(),
+    ));
+    let c = w.add(SansIoContainer::with_id(
         Recorder {
             url: "amqp://127.0.0.1:5672".into(),
             to_send: 1,
@@ -128,7 +132,7 @@ fn reconnect_delays_follow_protons_backoff_and_cap_at_10s() {
     let mut w = world();
     w.latency = Duration::ZERO;
     let start = w.now();
-    w.add(Container::with_id(
+    w.add(SansIoContainer::with_id(
         Dialer {
             opts: Some(ConnectOptions::new().url(url("amqp://127.0.0.1:1"))),
             errors: 0,
@@ -166,7 +170,7 @@ fn failover_cycles_through_every_url_for_each_delay() {
         url("amqp://b:2"),
         url("amqp://c:3"),
     ]);
-    w.add(Container::with_id(
+    w.add(SansIoContainer::with_id(
         Dialer {
             opts: Some(opts),
             errors: 0,
@@ -202,12 +206,16 @@ fn failover_cycles_through_every_url_for_each_delay() {
 #[test]
 fn failover_reaches_the_second_url() {
     let mut w = world();
-    w.add(Container::with_id(Broker::new(6000), "broker", w.now()));
+    w.add(SansIoContainer::with_id(
+        Broker::new(6000),
+        "broker",
+        w.now(),
+    ));
     let opts = ConnectOptions::new().urls(vec![
         url("amqp://127.0.0.1:5999"),
         url("amqp://127.0.0.1:6000"),
     ]);
-    let d = w.add(Container::with_id(
+    let d = w.add(SansIoContainer::with_id(
         Dialer {
             opts: Some(opts),
             errors: 0,
@@ -228,7 +236,7 @@ fn reconnect_false_tries_once() {
     let opts = ConnectOptions::new()
         .url(url("amqp://127.0.0.1:1"))
         .reconnect(false);
-    let d = w.add(Container::with_id(
+    let d = w.add(SansIoContainer::with_id(
         Dialer {
             opts: Some(opts),
             errors: 0,
@@ -244,12 +252,33 @@ fn reconnect_false_tries_once() {
 }
 
 #[test]
+fn a_bad_url_given_to_the_builder_is_reported_by_connect() {
+    let mut w = world();
+    let opts = ConnectOptions::new().url("amqp://bad host:1");
+    let d = w.add(SansIoContainer::with_id(
+        Dialer {
+            opts: Some(opts),
+            errors: 0,
+            result: None,
+        },
+        "dialer",
+        w.now(),
+    ));
+    w.run_for(Duration::from_millis(10));
+    let r = w.handler::<Dialer>(d).unwrap().result.take();
+    assert!(
+        matches!(r, Some(Err(MessagingError::Options(OptionsError::Url(_))))),
+        "{r:?}"
+    );
+}
+
+#[test]
 fn url_and_urls_together_is_an_error() {
     let mut w = world();
     let opts = ConnectOptions::new()
         .url(url("amqp://a"))
         .urls(vec![url("amqp://b")]);
-    let d = w.add(Container::with_id(
+    let d = w.add(SansIoContainer::with_id(
         Dialer {
             opts: Some(opts),
             errors: 0,
@@ -276,9 +305,10 @@ impl ReconnectPolicy for Counting {
         self.resets
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
+    /// 100 ms, 200 ms, 300 ms, ...: each delay tells which call gave it.
     fn next(&mut self) -> Duration {
-        self.nexts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Duration::from_millis(500)
+        let n = self.nexts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) as u64;
+        Duration::from_millis(100 * (n + 1))
     }
 }
 
@@ -295,10 +325,11 @@ fn custom_reconnect_policy_is_reset_once_then_asked_for_each_delay() {
         resets: resets.clone(),
         nexts: nexts.clone(),
     };
+    // The builder takes the URL as text and the user's policy as is.
     let opts = ConnectOptions::new()
-        .url(url("amqp://127.0.0.1:1"))
-        .reconnect(Reconnect::custom(policy));
-    w.add(Container::with_id(
+        .url("amqp://127.0.0.1:1")
+        .reconnect(policy);
+    w.add(SansIoContainer::with_id(
         Dialer {
             opts: Some(opts),
             errors: 0,
@@ -307,15 +338,17 @@ fn custom_reconnect_policy_is_reset_once_then_asked_for_each_delay() {
         "dialer",
         start,
     ));
-    w.run_for(Duration::from_millis(2100));
+    w.run_for(Duration::from_millis(1050));
     let times: Vec<u128> = w
         .attempts
         .iter()
         .map(|a| (a.at - start).as_millis())
         .collect();
-    assert_eq!(times, vec![0, 500, 1000, 1500, 2000]);
+    // The initial attempt is immediate; then each delay the policy gives is waited, the
+    // first one (100 ms) included.
+    assert_eq!(times, vec![0, 100, 300, 600, 1000]);
     assert_eq!(resets.load(Ordering::SeqCst), 1);
-    assert!(nexts.load(Ordering::SeqCst) >= 4);
+    assert_eq!(nexts.load(Ordering::SeqCst), 5);
 }
 
 /// Sends `total` messages at least once, resending what is in doubt after a reconnect.
@@ -444,8 +477,12 @@ impl MessagingHandler for Collector {
 #[test]
 fn links_are_reattached_and_sending_resumes_after_reconnect() {
     let mut w = world();
-    w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
-    let s = w.add(Container::with_id(
+    w.add(SansIoContainer::with_id(
+        Broker::new(5672),
+        "broker",
+        w.now(),
+    ));
+    let s = w.add(SansIoContainer::with_id(
         AtLeastOnceSender {
             url: "amqp://127.0.0.1:5672".into(),
             total: 5000,
@@ -471,14 +508,18 @@ fn links_are_reattached_and_sending_resumes_after_reconnect() {
 #[test]
 fn auto_accept_off_leaves_deliveries_to_the_application() {
     let mut w = world();
-    let b = w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
+    let b = w.add(SansIoContainer::with_id(
+        Broker::new(5672),
+        "broker",
+        w.now(),
+    ));
     w.handler::<Broker>(b)
         .unwrap()
         .queues
         .entry("work".into())
         .or_default()
-        .extend((0..5u64).map(|i| Message::builder().message_id(i).body("x").build()));
-    let r = w.add(Container::with_id(
+        .extend((0..5u64).map(|i| Message::builder().message_id(i).body("x").build().into()));
+    let r = w.add(SansIoContainer::with_id(
         Collector {
             url: "amqp://127.0.0.1:5672".into(),
             auto_accept: false,
@@ -496,10 +537,10 @@ fn auto_accept_off_leaves_deliveries_to_the_application() {
     {
         let c = w.container::<Collector>(r).unwrap();
         for d in &held[..2] {
-            c.reactor().accept(*d).unwrap();
+            c.context().accept(*d).unwrap();
         }
         let conn = held[0].link().connection();
-        c.reactor().close_connection(conn, None);
+        c.context().close_connection(conn, None);
     }
     w.run_for(Duration::from_millis(100));
     assert_eq!(
@@ -512,14 +553,18 @@ fn auto_accept_off_leaves_deliveries_to_the_application() {
 #[test]
 fn auto_accept_on_settles_after_on_message() {
     let mut w = world();
-    let b = w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
+    let b = w.add(SansIoContainer::with_id(
+        Broker::new(5672),
+        "broker",
+        w.now(),
+    ));
     w.handler::<Broker>(b)
         .unwrap()
         .queues
         .entry("work".into())
         .or_default()
-        .extend((0..5u64).map(|i| Message::builder().message_id(i).body("x").build()));
-    let r = w.add(Container::with_id(
+        .extend((0..5u64).map(|i| Message::builder().message_id(i).body("x").build().into()));
+    let r = w.add(SansIoContainer::with_id(
         Collector {
             url: "amqp://127.0.0.1:5672".into(),
             auto_accept: true,
@@ -539,7 +584,7 @@ fn auto_accept_on_settles_after_on_message() {
         .connection();
     w.container::<Collector>(r)
         .unwrap()
-        .reactor()
+        .context()
         .close_connection(conn, None);
     w.run_for(Duration::from_millis(100));
     assert!(
@@ -551,14 +596,18 @@ fn auto_accept_on_settles_after_on_message() {
 #[test]
 fn prefetch_zero_means_the_application_grants_credit() {
     let mut w = world();
-    let b = w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
+    let b = w.add(SansIoContainer::with_id(
+        Broker::new(5672),
+        "broker",
+        w.now(),
+    ));
     w.handler::<Broker>(b)
         .unwrap()
         .queues
         .entry("work".into())
         .or_default()
-        .extend((0..30u64).map(|i| Message::builder().message_id(i).body("x").build()));
-    let r = w.add(Container::with_id(
+        .extend((0..30u64).map(|i| Message::builder().message_id(i).body("x").build().into()));
+    let r = w.add(SansIoContainer::with_id(
         Collector {
             url: "amqp://127.0.0.1:5672".into(),
             auto_accept: true,
@@ -573,7 +622,7 @@ fn prefetch_zero_means_the_application_grants_credit() {
     let link = w.handler::<Collector>(r).unwrap().link.unwrap();
     w.container::<Collector>(r)
         .unwrap()
-        .reactor()
+        .context()
         .flow(link, 7)
         .unwrap();
     w.run_for(Duration::from_millis(100));
@@ -583,14 +632,18 @@ fn prefetch_zero_means_the_application_grants_credit() {
 #[test]
 fn prefetch_keeps_credit_topped_up() {
     let mut w = world();
-    let b = w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
+    let b = w.add(SansIoContainer::with_id(
+        Broker::new(5672),
+        "broker",
+        w.now(),
+    ));
     w.handler::<Broker>(b)
         .unwrap()
         .queues
         .entry("work".into())
         .or_default()
-        .extend((0..1000u64).map(|i| Message::builder().message_id(i).body("x").build()));
-    let r = w.add(Container::with_id(
+        .extend((0..1000u64).map(|i| Message::builder().message_id(i).body("x").build().into()));
+    let r = w.add(SansIoContainer::with_id(
         Collector {
             url: "amqp://127.0.0.1:5672".into(),
             auto_accept: true,
@@ -630,7 +683,11 @@ impl MessagingHandler for Timers {
 #[test]
 fn schedule_and_cancel() {
     let mut w = world();
-    let t = w.add(Container::with_id(Timers::default(), "timers", w.now()));
+    let t = w.add(SansIoContainer::with_id(
+        Timers::default(),
+        "timers",
+        w.now(),
+    ));
     w.run_for(Duration::from_secs(5));
     let h = w.handler::<Timers>(t).unwrap();
     assert_eq!(h.fired.len(), 2);
@@ -651,9 +708,13 @@ fn seeded_fault_simulation_loses_nothing() {
     let mut total_cuts = 0;
     for seed in 1..=seeds {
         let mut w = World::new(Instant::now(), seed);
-        w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
+        w.add(SansIoContainer::with_id(
+            Broker::new(5672),
+            "broker",
+            w.now(),
+        ));
         let n = 40 + (seed as usize % 60);
-        let s = w.add(Container::with_id(
+        let s = w.add(SansIoContainer::with_id(
             AtLeastOnceSender {
                 url: "amqp://127.0.0.1:5672".into(),
                 total: n,
@@ -662,7 +723,7 @@ fn seeded_fault_simulation_loses_nothing() {
             "sender",
             w.now(),
         ));
-        let r = w.add(Container::with_id(
+        let r = w.add(SansIoContainer::with_id(
             Collector {
                 url: "amqp://127.0.0.1:5672".into(),
                 auto_accept: true,
@@ -716,12 +777,12 @@ fn unauthorized_access_does_not_retry_forever() {
         &["PLAIN"],
         std::sync::Arc::new(users),
     ));
-    w.add(Container::with_id(broker, "broker", w.now()));
+    w.add(SansIoContainer::with_id(broker, "broker", w.now()));
     // Reconnect is on (the default), but a refused login must not loop.
     let opts = ConnectOptions::new()
         .url(url("amqp://alice:wrong@127.0.0.1:5672"))
         .allow_insecure_mechs(true);
-    let d = w.add(Container::with_id(
+    let d = w.add(SansIoContainer::with_id(
         Dialer {
             opts: Some(opts),
             errors: 0,
@@ -743,7 +804,7 @@ fn unauthorized_access_does_not_retry_forever() {
     let opts = ConnectOptions::new()
         .url(url("amqp://alice:secret@127.0.0.1:5672"))
         .allow_insecure_mechs(true);
-    let ok = w.add(Container::with_id(
+    let ok = w.add(SansIoContainer::with_id(
         Dialer {
             opts: Some(opts),
             errors: 0,
@@ -787,14 +848,18 @@ impl MessagingHandler for CloseAfterFirst {
 #[test]
 fn deliveries_on_a_link_the_application_closed_are_released() {
     let mut w = world();
-    let b = w.add(Container::with_id(Broker::new(5672), "broker", w.now()));
+    let b = w.add(SansIoContainer::with_id(
+        Broker::new(5672),
+        "broker",
+        w.now(),
+    ));
     w.handler::<Broker>(b)
         .unwrap()
         .queues
         .entry("work".into())
         .or_default()
-        .extend((0..10u64).map(|i| Message::builder().message_id(i).body("x").build()));
-    let r = w.add(Container::with_id(
+        .extend((0..10u64).map(|i| Message::builder().message_id(i).body("x").build().into()));
+    let r = w.add(SansIoContainer::with_id(
         CloseAfterFirst::default(),
         "closer",
         w.now(),
@@ -804,4 +869,153 @@ fn deliveries_on_a_link_the_application_closed_are_released() {
     // the prefetch window) were released and are back on the queue.
     assert_eq!(w.handler::<CloseAfterFirst>(r).unwrap().got, 1);
     assert_eq!(w.handler::<Broker>(b).unwrap().queues["work"].len(), 9);
+}
+
+/// The README's handler: per `on_sendable`, send `per_sendable` messages then close the sender.
+#[derive(Default)]
+struct SendThenClose {
+    per_sendable: usize,
+    sendables: usize,
+    sent: usize,
+    send_errors: Vec<MessagingError>,
+}
+
+impl MessagingHandler for SendThenClose {
+    fn on_start(&mut self, e: &mut Event<'_>) {
+        let c = e.container().connect("amqp://127.0.0.1:5672").unwrap();
+        e.container().create_sender(c, "examples").unwrap();
+    }
+    fn on_sendable(&mut self, e: &mut Event<'_>) {
+        self.sendables += 1;
+        for _ in 0..self.per_sendable {
+            match e.send(&Message::new("Hello World!")) {
+                Ok(_) => self.sent += 1,
+                Err(err) => self.send_errors.push(err),
+            }
+        }
+        let sender = e.sender().unwrap();
+        e.container().close_link(sender);
+    }
+}
+
+fn send_then_close(per_sendable: usize, broker_prefetch: u32) -> (usize, SendThenClose) {
+    let mut w = world();
+    let mut broker = Broker::new(5672);
+    broker.prefetch = Some(broker_prefetch);
+    let b = w.add(SansIoContainer::with_id(broker, "broker", w.now()));
+    let c = w.add(SansIoContainer::with_id(
+        SendThenClose {
+            per_sendable,
+            ..SendThenClose::default()
+        },
+        "client",
+        w.now(),
+    ));
+    w.run_for(Duration::from_secs(1));
+    let queued = w.handler::<Broker>(b).unwrap().queues["examples"].len();
+    let h = std::mem::take(w.handler::<SendThenClose>(c).unwrap());
+    (queued, h)
+}
+
+#[test]
+fn on_sendable_is_not_raised_for_a_link_the_handler_closed() {
+    // The broker grants one credit at a time: its top-up after the first message arrives
+    // after the handler closed the sender, and must not raise on_sendable again.
+    let (queued, h) = send_then_close(1, 1);
+    assert_eq!(h.sendables, 1);
+    assert!(h.send_errors.is_empty(), "{:?}", h.send_errors);
+    assert_eq!((h.sent, queued), (1, 1));
+}
+
+#[test]
+fn five_sends_per_sendable_then_close() {
+    // Within the credit: all five go, and the credit left raises no further on_sendable.
+    let (queued, h) = send_then_close(5, 10);
+    assert_eq!(h.sendables, 1);
+    assert!(h.send_errors.is_empty(), "{:?}", h.send_errors);
+    assert_eq!((h.sent, queued), (5, 5));
+    // Past the credit: the sends without credit are refused with a typed error, the
+    // rest is delivered, and on_sendable is not raised for the closed link.
+    let (queued, h) = send_then_close(5, 1);
+    assert_eq!(h.sendables, 1);
+    assert_eq!((h.sent, queued), (1, 1));
+    assert_eq!(
+        h.send_errors,
+        vec![MessagingError::Engine(amqp_engine::OpError::NoCredit); 4]
+    );
+}
+
+/// Sends on its sender after closing it.
+#[derive(Default)]
+struct SendAfterClose {
+    result: Option<Result<Tracker, MessagingError>>,
+}
+
+impl MessagingHandler for SendAfterClose {
+    fn on_start(&mut self, e: &mut Event<'_>) {
+        let c = e.container().connect("amqp://127.0.0.1:5672").unwrap();
+        e.container().create_sender(c, "examples").unwrap();
+    }
+    fn on_sendable(&mut self, e: &mut Event<'_>) {
+        let sender = e.sender().unwrap();
+        e.container().close_link(sender);
+        self.result = Some(e.container().send(sender, &Message::new("late")));
+    }
+}
+
+#[test]
+fn sending_on_a_closed_link_is_a_typed_error() {
+    let mut w = world();
+    w.add(SansIoContainer::with_id(
+        Broker::new(5672),
+        "broker",
+        w.now(),
+    ));
+    let c = w.add(SansIoContainer::with_id(
+        SendAfterClose::default(),
+        "client",
+        w.now(),
+    ));
+    w.run_for(Duration::from_secs(1));
+    let r = w.handler::<SendAfterClose>(c).unwrap().result.take();
+    assert!(matches!(r, Some(Err(MessagingError::LinkClosed))), "{r:?}");
+}
+
+/// Records what it sees of the connection and link handles.
+#[derive(Default)]
+struct Observer {
+    user: Option<Option<String>>,
+    shown: Vec<String>,
+}
+
+impl MessagingHandler for Observer {
+    fn on_start(&mut self, e: &mut Event<'_>) {
+        let c = e.container().connect("amqp://127.0.0.1:5672").unwrap();
+        let l = e.container().create_sender(c, "q").unwrap();
+        self.shown = vec![format!("{c}"), format!("{c:?}"), format!("{l}")];
+    }
+    fn on_connection_opened(&mut self, e: &mut Event<'_>) {
+        let c = e.connection().unwrap();
+        self.user = Some(e.container().authenticated_user(c).map(str::to_string));
+        e.container().close_connection(c, None);
+    }
+}
+
+#[test]
+fn client_side_has_no_authenticated_user_and_handles_print_short() {
+    let mut w = world();
+    w.add(SansIoContainer::with_id(
+        Broker::new(5672),
+        "broker",
+        w.now(),
+    ));
+    let c = w.add(SansIoContainer::with_id(
+        Observer::default(),
+        "client",
+        w.now(),
+    ));
+    w.run_for(Duration::from_secs(1));
+    let h = w.handler::<Observer>(c).unwrap();
+    assert_eq!(h.user, Some(None));
+    assert_eq!(h.shown, ["c0", "c0", "c0/l0"]);
 }

@@ -163,6 +163,11 @@ fn plain_refused_on_plaintext_without_allow_insecure() {
     );
     let e = assert_failure(&mut p, |e| matches!(e, SaslError::NoMechanism(_)));
     assert!(e.to_string().contains("TLS"), "{e}");
+    // No common mechanism is an authentication failure, not an internal error.
+    assert_eq!(
+        e.condition(),
+        &amqp_proto::definitions::condition::UNAUTHORIZED_ACCESS
+    );
     // The client sent no credentials: nothing after its header.
     p.client_output();
 }
@@ -530,8 +535,13 @@ fn malformed_sasl_frames_into_the_client() {
 }
 
 #[test]
-fn silent_server_leaves_the_client_waiting_without_idle_timeout() {
-    let mut p = pair(client_sasl(None, None), SaslServerConfig::anonymous());
+fn silent_server_leaves_the_client_waiting_without_idle_or_handshake_timeout() {
+    let mut cc = cfg("client");
+    cc.sasl = SaslMode::Client(client_sasl(None, None));
+    cc.handshake_timeout = None;
+    let mut sc = cfg("server");
+    sc.sasl = SaslMode::Server(SaslServerConfig::anonymous());
+    let mut p = Pair::new(cc, sc);
     p.faults.cut_s2c = true;
     p.client.open().unwrap();
     p.step();

@@ -14,7 +14,7 @@ use std::hint::black_box;
 use amqp_proto::frame::{
     encode_frame, put_frame_header, FrameBody, FrameDecoder, FRAME_HEADER_SIZE, FRAME_TYPE_AMQP,
 };
-use amqp_proto::message::Message;
+use amqp_proto::message::{Message, ReceivedMessage};
 use amqp_proto::performatives::{Performative, Transfer};
 use amqp_proto::Encode;
 use bytes::{Bytes, BytesMut};
@@ -70,7 +70,11 @@ fn bench_size(c: &mut Criterion, label: &str, body_len: usize) {
     assert_eq!(check, wire);
     let dec = FrameDecoder::new(4 << 20);
     match dec.decode_frame(&wire).unwrap().body {
-        FrameBody::Amqp { payload, .. } => assert_eq!(Message::decode(&payload).unwrap(), msg),
+        FrameBody::Amqp { payload, .. } => {
+            assert_eq!(Message::decode(&payload).unwrap(), msg);
+            let received = ReceivedMessage::decode(payload).unwrap();
+            assert_eq!(received.to_message().unwrap(), msg);
+        }
         other => panic!("{other:?}"),
     }
 
@@ -110,6 +114,33 @@ fn bench_size(c: &mut Criterion, label: &str, body_len: usize) {
             let f = dec.decode_frame(black_box(&wire)).unwrap();
             match f.body {
                 FrameBody::Amqp { payload, .. } => black_box(Message::decode(&payload).unwrap()),
+                _ => unreachable!(),
+            }
+        })
+    });
+    // What a receiver does now: the frame, then a scan of the message's sections (each decoded
+    // later, on first access).
+    g.bench_function("decode_frame_and_received_message", |b| {
+        b.iter(|| {
+            let f = dec.decode_frame(black_box(&wire)).unwrap();
+            match f.body {
+                FrameBody::Amqp { payload, .. } => {
+                    black_box(ReceivedMessage::decode(payload).unwrap())
+                }
+                _ => unreachable!(),
+            }
+        })
+    });
+    // The same, then reading what a typical receiver reads: the body and one property.
+    g.bench_function("decode_frame_and_received_message_read_body", |b| {
+        b.iter(|| {
+            let f = dec.decode_frame(black_box(&wire)).unwrap();
+            match f.body {
+                FrameBody::Amqp { payload, .. } => {
+                    let m = ReceivedMessage::decode(payload).unwrap();
+                    black_box(m.data().map(<[u8]>::len));
+                    black_box(m.application_property("seq").cloned());
+                }
                 _ => unreachable!(),
             }
         })

@@ -1,5 +1,6 @@
-//! The primitive codec: format codes, the [`Encode`] and [`Decode`] traits, the [`Decoder`]
-//! cursor, and the encoding and decoding of every primitive type and of [`Value`].
+//! The primitive codec: the [`Encode`] and [`Decode`] traits, the [`Decoder`] cursor, the
+//! decoding [`Limits`], and the encoding and decoding of every primitive type and of [`Value`]
+//! (format codes and the sizing and writing helpers the composites use are crate-internal).
 //!
 //! Encoding always picks the smallest encoding the spec allows for a value (`uint0`,
 //! `smalluint`, `str8`, `list0`, `list8`, …), so the encoded size is known before writing and a
@@ -17,47 +18,47 @@ use crate::value::*;
 
 /// Format codes of the AMQP type system (`types.xml`).
 #[allow(missing_docs)]
-pub mod code {
-    pub const DESCRIBED: u8 = 0x00;
-    pub const NULL: u8 = 0x40;
-    pub const BOOLEAN: u8 = 0x56;
-    pub const TRUE: u8 = 0x41;
-    pub const FALSE: u8 = 0x42;
-    pub const UBYTE: u8 = 0x50;
-    pub const USHORT: u8 = 0x60;
-    pub const UINT: u8 = 0x70;
-    pub const SMALLUINT: u8 = 0x52;
-    pub const UINT0: u8 = 0x43;
-    pub const ULONG: u8 = 0x80;
-    pub const SMALLULONG: u8 = 0x53;
-    pub const ULONG0: u8 = 0x44;
-    pub const BYTE: u8 = 0x51;
-    pub const SHORT: u8 = 0x61;
-    pub const INT: u8 = 0x71;
-    pub const SMALLINT: u8 = 0x54;
-    pub const LONG: u8 = 0x81;
-    pub const SMALLLONG: u8 = 0x55;
-    pub const FLOAT: u8 = 0x72;
-    pub const DOUBLE: u8 = 0x82;
-    pub const DECIMAL32: u8 = 0x74;
-    pub const DECIMAL64: u8 = 0x84;
-    pub const DECIMAL128: u8 = 0x94;
-    pub const CHAR: u8 = 0x73;
-    pub const TIMESTAMP: u8 = 0x83;
-    pub const UUID: u8 = 0x98;
-    pub const VBIN8: u8 = 0xa0;
-    pub const VBIN32: u8 = 0xb0;
-    pub const STR8: u8 = 0xa1;
-    pub const STR32: u8 = 0xb1;
-    pub const SYM8: u8 = 0xa3;
-    pub const SYM32: u8 = 0xb3;
-    pub const LIST0: u8 = 0x45;
-    pub const LIST8: u8 = 0xc0;
-    pub const LIST32: u8 = 0xd0;
-    pub const MAP8: u8 = 0xc1;
-    pub const MAP32: u8 = 0xd1;
-    pub const ARRAY8: u8 = 0xe0;
-    pub const ARRAY32: u8 = 0xf0;
+pub(crate) mod code {
+    pub(crate) const DESCRIBED: u8 = 0x00;
+    pub(crate) const NULL: u8 = 0x40;
+    pub(crate) const BOOLEAN: u8 = 0x56;
+    pub(crate) const TRUE: u8 = 0x41;
+    pub(crate) const FALSE: u8 = 0x42;
+    pub(crate) const UBYTE: u8 = 0x50;
+    pub(crate) const USHORT: u8 = 0x60;
+    pub(crate) const UINT: u8 = 0x70;
+    pub(crate) const SMALLUINT: u8 = 0x52;
+    pub(crate) const UINT0: u8 = 0x43;
+    pub(crate) const ULONG: u8 = 0x80;
+    pub(crate) const SMALLULONG: u8 = 0x53;
+    pub(crate) const ULONG0: u8 = 0x44;
+    pub(crate) const BYTE: u8 = 0x51;
+    pub(crate) const SHORT: u8 = 0x61;
+    pub(crate) const INT: u8 = 0x71;
+    pub(crate) const SMALLINT: u8 = 0x54;
+    pub(crate) const LONG: u8 = 0x81;
+    pub(crate) const SMALLLONG: u8 = 0x55;
+    pub(crate) const FLOAT: u8 = 0x72;
+    pub(crate) const DOUBLE: u8 = 0x82;
+    pub(crate) const DECIMAL32: u8 = 0x74;
+    pub(crate) const DECIMAL64: u8 = 0x84;
+    pub(crate) const DECIMAL128: u8 = 0x94;
+    pub(crate) const CHAR: u8 = 0x73;
+    pub(crate) const TIMESTAMP: u8 = 0x83;
+    pub(crate) const UUID: u8 = 0x98;
+    pub(crate) const VBIN8: u8 = 0xa0;
+    pub(crate) const VBIN32: u8 = 0xb0;
+    pub(crate) const STR8: u8 = 0xa1;
+    pub(crate) const STR32: u8 = 0xb1;
+    pub(crate) const SYM8: u8 = 0xa3;
+    pub(crate) const SYM32: u8 = 0xb3;
+    pub(crate) const LIST0: u8 = 0x45;
+    pub(crate) const LIST8: u8 = 0xc0;
+    pub(crate) const LIST32: u8 = 0xd0;
+    pub(crate) const MAP8: u8 = 0xc1;
+    pub(crate) const MAP32: u8 = 0xd1;
+    pub(crate) const ARRAY8: u8 = 0xe0;
+    pub(crate) const ARRAY32: u8 = 0xf0;
 }
 
 /// Limits applied while decoding untrusted input.
@@ -534,7 +535,7 @@ impl<'a> Decoder<'a> {
 pub const MAX_ZERO_WIDTH_ARRAY_ELEMENTS: usize = 16;
 
 /// The logical type of a primitive format code.
-pub fn type_of_code(c: u8) -> Option<Type> {
+pub(crate) fn type_of_code(c: u8) -> Option<Type> {
     Some(match c {
         code::NULL => Type::Null,
         code::BOOLEAN | code::TRUE | code::FALSE => Type::Boolean,
@@ -570,7 +571,7 @@ pub fn type_of_code(c: u8) -> Option<Type> {
 
 /// Size of a variable-width value (binary, string, symbol) of `n` bytes, constructor included.
 #[inline]
-pub fn var_len(n: usize) -> usize {
+pub(crate) fn var_len(n: usize) -> usize {
     if n <= 255 {
         2 + n
     } else {
@@ -580,7 +581,7 @@ pub fn var_len(n: usize) -> usize {
 
 /// Writes a variable-width value with the 8- or 32-bit code as its length requires.
 #[inline]
-pub fn put_var(buf: &mut BytesMut, code8: u8, code32: u8, data: &[u8]) {
+pub(crate) fn put_var(buf: &mut BytesMut, code8: u8, code32: u8, data: &[u8]) {
     if data.len() <= 255 {
         buf.put_u8(code8);
         buf.put_u8(data.len() as u8);
@@ -593,7 +594,7 @@ pub fn put_var(buf: &mut BytesMut, code8: u8, code32: u8, data: &[u8]) {
 
 /// Size of a list or map whose `count` elements take `body` bytes, constructor included.
 #[inline]
-pub fn compound_len(count: usize, body: usize) -> usize {
+pub(crate) fn compound_len(count: usize, body: usize) -> usize {
     if count == 0 {
         1
     } else if body < 255 && count <= 255 {
@@ -605,7 +606,7 @@ pub fn compound_len(count: usize, body: usize) -> usize {
 
 /// Writes a list header for `count` elements taking `body` bytes (`list0`/`list8`/`list32`).
 #[inline]
-pub fn put_list_header(buf: &mut BytesMut, count: usize, body: usize) {
+pub(crate) fn put_list_header(buf: &mut BytesMut, count: usize, body: usize) {
     if count == 0 {
         buf.put_u8(code::LIST0);
     } else if body < 255 && count <= 255 {
@@ -621,7 +622,7 @@ pub fn put_list_header(buf: &mut BytesMut, count: usize, body: usize) {
 
 /// Size of a map with `count` elements (keys plus values) taking `body` bytes.
 #[inline]
-pub fn map_len(count: usize, body: usize) -> usize {
+pub(crate) fn map_len(count: usize, body: usize) -> usize {
     if body < 255 && count <= 255 {
         3 + body
     } else {
@@ -631,7 +632,7 @@ pub fn map_len(count: usize, body: usize) -> usize {
 
 /// Writes a map header for `count` elements (keys plus values) taking `body` bytes.
 #[inline]
-pub fn put_map_header(buf: &mut BytesMut, count: usize, body: usize) {
+pub(crate) fn put_map_header(buf: &mut BytesMut, count: usize, body: usize) {
     if body < 255 && count <= 255 {
         buf.put_u8(code::MAP8);
         buf.put_u8((body + 1) as u8);
@@ -668,13 +669,13 @@ fn put_array_header(buf: &mut BytesMut, count: usize, body: usize) {
 
 /// Size of a `ulong` descriptor `0x00 <ulong>`.
 #[inline]
-pub fn descriptor_code_len(c: u64) -> usize {
+pub(crate) fn descriptor_code_len(c: u64) -> usize {
     1 + ulong_len(c)
 }
 
 /// Size of a `uint` in its smallest encoding (`uint0`, `smalluint` or `uint`).
 #[inline]
-pub fn uint_len(v: u32) -> usize {
+pub(crate) fn uint_len(v: u32) -> usize {
     match v {
         0 => 1,
         1..=255 => 2,
@@ -684,7 +685,7 @@ pub fn uint_len(v: u32) -> usize {
 
 /// Size of a `ulong` in its smallest encoding (`ulong0`, `smallulong` or `ulong`).
 #[inline]
-pub fn ulong_len(v: u64) -> usize {
+pub(crate) fn ulong_len(v: u64) -> usize {
     match v {
         0 => 1,
         1..=255 => 2,
@@ -704,7 +705,7 @@ fn put_bool(buf: &mut BytesMut, v: bool) {
 
 /// Writes a `ulong` descriptor `0x00 <ulong>`.
 #[inline]
-pub fn put_descriptor_code(buf: &mut BytesMut, c: u64) {
+pub(crate) fn put_descriptor_code(buf: &mut BytesMut, c: u64) {
     buf.put_u8(code::DESCRIBED);
     put_ulong(buf, c);
 }

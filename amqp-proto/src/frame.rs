@@ -276,7 +276,15 @@ impl fmt::Display for FrameError {
     }
 }
 
-impl std::error::Error for FrameError {}
+impl std::error::Error for FrameError {
+    /// The decoding error of an undecodable frame body.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FrameError::Decode(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<DecodeError> for FrameError {
     fn from(e: DecodeError) -> Self {
@@ -472,4 +480,20 @@ pub fn put_frame_header(buf: &mut BytesMut, size: u32, frame_type: u8, channel: 
     buf.put_u8(2);
     buf.put_u8(frame_type);
     buf.put_u16(channel);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn frame_error_source_is_the_decode_error() {
+        let bytes = Bytes::from_static(&[0x71]);
+        let decode = Performative::from_bytes(&bytes).unwrap_err();
+        let e = FrameError::from(decode.clone());
+        assert_eq!(e.source().map(|s| s.to_string()), Some(decode.to_string()));
+        assert!(FrameError::Framing("x".into()).source().is_none());
+    }
 }

@@ -6,11 +6,13 @@
 //! and symbol payloads are zero-copy slices of the input.
 //!
 //! * [`value`] — primitive newtypes and the generic [`Value`] (totally ordered; usable as a map key).
-//! * [`codec`] — the [`Encode`]/[`Decode`] traits, the [`Decoder`] cursor, format codes, [`Limits`].
+//! * [`codec`] — the [`Encode`]/[`Decode`] traits, the [`Decoder`] cursor and [`Limits`]; format codes and
+//!   encoding helpers stay inside the crate.
 //! * [`definitions`], [`performatives`], [`messaging`], [`transaction`], [`sasl`] — every composite
 //!   of the spec, with the standard error conditions in [`definitions::condition`].
 //! * [`message`] — the [`Message`](message::Message) users build, and its sections.
-//! * [`frame`] — protocol headers, frame headers and the streaming [`FrameDecoder`](frame::FrameDecoder).
+//! * [`frame`] — protocol headers, frame headers, the streaming [`FrameDecoder`](frame::FrameDecoder), and
+//!   [`frame::transfer`], the per-message fast path (transfer headers written and read directly).
 //!
 //! Every decoder treats its input as hostile: lengths are checked against the bytes present
 //! before anything is allocated, nesting is bounded by [`Limits::max_depth`], and every failure

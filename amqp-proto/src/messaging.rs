@@ -315,9 +315,8 @@ described_union! {
 }
 
 // `Option<T>` fields need `Field` for `Option<…>`, which is blanket; bare unions are mandatory.
-#[allow(dead_code)]
-fn _assert_fields() {
+const _: () = {
     fn is_field<T: Field>() {}
-    is_field::<Option<DeliveryState>>();
-    is_field::<Option<Outcome>>();
-}
+    let _ = is_field::<Option<DeliveryState>>;
+    let _ = is_field::<Option<Outcome>>;
+};

@@ -921,6 +921,57 @@ proptest! {
     }
 }
 
+/// A [`ReceivedMessage`] agrees with [`Message::decode`] on `bytes`: the scan refuses only
+/// what does not decode; once it accepts, every accessor reads what the eager decode has
+/// (a malformed section reads as absent), `to_message`/`into_message`/`check` give exactly the
+/// eager result, and re-encoding writes the original bytes.
+fn received_agrees(bytes: &Bytes) -> Result<(), TestCaseError> {
+    let eager = Message::decode(bytes);
+    let r = match ReceivedMessage::decode(bytes.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            prop_assert!(eager.is_err(), "scan refused a decodable message: {}", e);
+            return Ok(());
+        }
+    };
+    prop_assert_eq!(r.encoded_len(), bytes.len());
+    prop_assert_eq!(&r.to_bytes(), bytes);
+    // Accessors first, in an order unlike the wire's, so decoding is driven from the cache.
+    let body = r.body().clone();
+    let props = r.properties().cloned();
+    if let Ok(m) = &eager {
+        prop_assert_eq!(&body, &m.body);
+        prop_assert_eq!(r.footer(), m.footer.as_ref());
+        prop_assert_eq!(props.as_ref(), m.properties.as_ref());
+        prop_assert_eq!(r.header(), m.header.as_ref());
+        prop_assert_eq!(r.delivery_annotations(), m.delivery_annotations.as_ref());
+        prop_assert_eq!(r.message_annotations(), m.message_annotations.as_ref());
+        prop_assert_eq!(
+            r.application_properties(),
+            m.application_properties.as_ref()
+        );
+        prop_assert_eq!(r.message_id(), m.message_id());
+        prop_assert_eq!(r.correlation_id(), m.correlation_id());
+        prop_assert_eq!(r.subject(), m.subject());
+        prop_assert_eq!(r.reply_to(), m.reply_to());
+        prop_assert_eq!(r.address(), m.address());
+        prop_assert_eq!(r.durable(), m.durable());
+        prop_assert_eq!(r.priority(), m.priority());
+        prop_assert_eq!(r.ttl(), m.ttl());
+        prop_assert_eq!(r.delivery_count(), m.delivery_count());
+        prop_assert_eq!(r.body_str(), m.body_str());
+        let data = match &m.body {
+            Body::Data(parts) if parts.len() == 1 => Some(&parts[0][..]),
+            _ => None,
+        };
+        prop_assert_eq!(r.data(), data);
+    }
+    prop_assert_eq!(r.check().err(), eager.clone().err());
+    prop_assert_eq!(&r.to_message(), &eager);
+    prop_assert_eq!(r.into_message(), eager);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(config(128))]
 
@@ -934,6 +985,7 @@ proptest! {
             .map_err(|e| TestCaseError::fail(format!("decode failed: {e}")))?;
         prop_assert_eq!(&back, &m);
         prop_assert_eq!(back.to_bytes(), bytes.clone());
+        received_agrees(&bytes)?;
         // The sections, one by one, make the same bytes.
         let mut by_section = BytesMut::new();
         for s in m.sections() {
@@ -948,12 +1000,37 @@ proptest! {
         }
         for n in cuts(bytes.len()) {
             let r = Message::decode(&bytes.slice(..n));
+            received_agrees(&bytes.slice(..n))?;
             if boundaries.contains(&n) {
                 prop_assert!(r.is_ok(), "cut at section boundary {}: {:?}", n, r);
             } else {
                 prop_assert!(r.is_err(), "cut at {} of {} decoded", n, bytes.len());
             }
         }
+    }
+
+    /// A received message with its header and/or message annotations rewritten is the same
+    /// message with those sections replaced; every other section's bytes are as received.
+    #[test]
+    fn received_message_rewrite(m in message(), h in opt(header()), ma in opt(value_map())) {
+        let r = ReceivedMessage::decode(m.to_bytes())
+            .map_err(|e| TestCaseError::fail(format!("scan failed: {e}")))?;
+        let mut w = r.rewrite();
+        let mut want = m.clone();
+        if let Some(h) = &h {
+            w = w.header(h);
+            want.header = Some(h.clone());
+        }
+        if let Some(a) = &ma {
+            w = w.message_annotations(a);
+            want.message_annotations = Some(a.clone());
+        }
+        let bytes = w.to_bytes();
+        prop_assert_eq!(bytes.len(), w.encoded_len());
+        prop_assert_eq!(&bytes, &want.to_bytes());
+        let again = ReceivedMessage::decode(bytes)
+            .map_err(|e| TestCaseError::fail(format!("rewritten scan failed: {e}")))?;
+        prop_assert_eq!(again.to_message(), Ok(want));
     }
 
     /// Frames: encode → decode, and every truncation asks for exactly the missing bytes.
@@ -1006,6 +1083,7 @@ proptest! {
         let b = Bytes::from(data.clone());
         let _ = Value::from_bytes(&b);
         let _ = Message::decode(&b);
+        received_agrees(&b)?;
         let _ = Performative::from_bytes(&b);
         let _ = SaslFrame::from_bytes(&b);
         let _ = DeliveryState::from_bytes(&b);
@@ -1056,6 +1134,7 @@ proptest! {
             let b = Bytes::from(b);
             let _ = Value::from_bytes(&b);
             let _ = Message::decode(&b);
+            received_agrees(&b)?;
             let _ = Performative::from_bytes(&b);
             let mut framed = BytesMut::new();
             put_frame_header(&mut framed, (8 + b.len()) as u32, 0, 0);

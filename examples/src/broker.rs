@@ -34,11 +34,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
 
 use amqp_engine::messaging::{
-    uuid_from_bytes, Event, HandlerOptions, LinkHandle, ListenOptions, MessagingHandler, Reactor,
-    Tracker,
+    uuid_from_bytes, ContainerContext, Event, HandlerOptions, LinkHandle, ListenOptions,
+    MessagingHandler, Tracker,
 };
 use amqp_proto::definitions::{condition, Error, SenderSettleMode};
-use amqp_proto::message::Message;
+use amqp_proto::message::{Annotations, Header, ReceivedMessage, Rewrite};
 use amqp_proto::messaging::{distribution_mode, DeliveryState, FilterSet, TargetKind};
 use amqp_proto::{Descriptor, Value};
 
@@ -101,10 +101,67 @@ pub struct BrokerStats {
     pub dead: u64,
 }
 
+/// A queued message: the bytes it was received with, forwarded unchanged; only a redelivery
+/// rewrites its header (delivery-count, first-acquirer) and a `modified` outcome its message
+/// annotations, spliced in front of the rest.
 struct Stored {
-    msg: Message,
+    msg: ReceivedMessage,
+    /// The header to send instead of the received one, once a delivery attempt failed.
+    header: Option<Header>,
+    /// The message annotations to send instead of the received ones, once a consumer added some.
+    annotations: Option<Annotations>,
     /// Consumers that said `undeliverable-here`.
     excluded: Vec<LinkHandle>,
+}
+
+impl Stored {
+    fn new(msg: ReceivedMessage) -> Stored {
+        Stored {
+            msg,
+            header: None,
+            annotations: None,
+            excluded: Vec::new(),
+        }
+    }
+
+    fn delivery_count(&self) -> u32 {
+        match &self.header {
+            Some(h) => h.delivery_count.unwrap_or(0),
+            None => self.msg.delivery_count(),
+        }
+    }
+
+    /// Counts a failed delivery attempt in the header sent next time.
+    fn count_failure(&mut self) {
+        let count = self.delivery_count();
+        let h = self
+            .header
+            .get_or_insert_with(|| self.msg.header().cloned().unwrap_or_default());
+        h.delivery_count = Some(count + 1);
+        h.first_acquirer = Some(false);
+    }
+
+    /// Adds the annotations of a `modified` outcome to the message annotations sent next time.
+    fn annotate(&mut self, added: &amqp_proto::definitions::Fields) {
+        let ma = self
+            .annotations
+            .get_or_insert_with(|| self.msg.message_annotations().cloned().unwrap_or_default());
+        for (k, v) in added.iter() {
+            ma.insert(Value::Symbol(k.clone()), v.clone());
+        }
+    }
+
+    /// What to send: the received bytes, with the header and annotations replaced if changed.
+    fn outgoing(&self) -> Rewrite<'_> {
+        let mut w = self.msg.rewrite();
+        if let Some(h) = &self.header {
+            w = w.header(h);
+        }
+        if let Some(a) = &self.annotations {
+            w = w.message_annotations(a);
+        }
+        w
+    }
 }
 
 #[derive(Default)]
@@ -253,26 +310,27 @@ impl Broker {
         uuid_from_bytes(b)
     }
 
-    /// Adds a message to a queue (created if need be) and hands out what can be.
-    pub fn publish(&mut self, r: &mut Reactor, queue: &str, msg: Message) {
+    /// Adds a message to a queue (created if need be) and hands out what can be. A
+    /// [`ReceivedMessage`] is stored and forwarded as received; a
+    /// [`Message`](amqp_proto::message::Message) is encoded once.
+    pub fn publish(
+        &mut self,
+        r: &mut ContainerContext,
+        queue: &str,
+        msg: impl Into<ReceivedMessage>,
+    ) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.queues
             .entry(queue.to_string())
             .or_default()
             .messages
-            .insert(
-                seq,
-                Stored {
-                    msg,
-                    excluded: Vec::new(),
-                },
-            );
+            .insert(seq, Stored::new(msg.into()));
         self.dispatch(r, queue);
     }
 
     /// Gives messages to the queue's consumers that have credit, one each per round.
-    fn dispatch(&mut self, r: &mut Reactor, name: &str) {
+    fn dispatch(&mut self, r: &mut ContainerContext, name: &str) {
         let Broker {
             queues,
             links,
@@ -313,7 +371,7 @@ impl Broker {
                 let Some(seq) = found else { continue };
                 if c.browse {
                     let s = &q.messages[&seq];
-                    if let Err(e) = r.send(link, &s.msg) {
+                    if let Err(e) = r.send(link, &s.outgoing()) {
                         if cfg.verbose {
                             println!("{link:?}: cannot send: {e}");
                         }
@@ -324,7 +382,7 @@ impl Broker {
                     let Some(s) = q.messages.remove(&seq) else {
                         continue;
                     };
-                    match r.send(link, &s.msg) {
+                    match r.send(link, &s.outgoing()) {
                         Ok(t) => {
                             if !c.presettled {
                                 unacked.insert(
@@ -369,17 +427,15 @@ impl Broker {
             dynamic,
         } = u;
         if how == Back::Failed {
-            let count = stored.msg.delivery_count();
+            let count = stored.delivery_count();
             if count >= self.cfg.redelivery_limit {
                 self.log(format_args!(
                     "{queue}: message {seq} reached the redelivery limit ({count})"
                 ));
-                self.dead_letter(&queue, stored.msg);
+                self.dead_letter(&queue, stored);
                 return None;
             }
-            let h = stored.msg.header.get_or_insert_with(Default::default);
-            h.delivery_count = Some(count + 1);
-            h.first_acquirer = Some(false);
+            stored.count_failure();
         }
         if undeliverable_here {
             stored.excluded.push(link);
@@ -407,7 +463,7 @@ impl Broker {
         Some(queue)
     }
 
-    fn dead_letter(&mut self, from: &str, msg: Message) {
+    fn dead_letter(&mut self, from: &str, stored: Stored) {
         self.stats.dead += 1;
         let Some(dlq) = self.cfg.dead_letter_queue.clone() else {
             return;
@@ -417,17 +473,19 @@ impl Broker {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.queues.entry(dlq).or_default().messages.insert(
-            seq,
-            Stored {
-                msg,
-                excluded: Vec::new(),
-            },
-        );
+        let stored = Stored {
+            excluded: Vec::new(),
+            ..stored
+        };
+        self.queues
+            .entry(dlq)
+            .or_default()
+            .messages
+            .insert(seq, stored);
     }
 
-    fn dead_letter_and_dispatch(&mut self, r: &mut Reactor, from: &str, msg: Message) {
-        self.dead_letter(from, msg);
+    fn dead_letter_and_dispatch(&mut self, r: &mut ContainerContext, from: &str, stored: Stored) {
+        self.dead_letter(from, stored);
         if let Some(dlq) = self.cfg.dead_letter_queue.clone() {
             self.dispatch(r, &dlq);
         }
@@ -435,7 +493,7 @@ impl Broker {
 
     /// A link is gone: give back its unsettled messages, unsubscribe it, delete its dynamic
     /// queue.
-    fn link_gone(&mut self, r: &mut Reactor, link: LinkHandle) {
+    fn link_gone(&mut self, r: &mut ContainerContext, link: LinkHandle) {
         let Some(role) = self.links.remove(&link) else {
             return;
         };
@@ -492,7 +550,11 @@ impl Broker {
         }
     }
 
-    fn connection_gone(&mut self, r: &mut Reactor, conn: amqp_engine::messaging::ConnectionHandle) {
+    fn connection_gone(
+        &mut self,
+        r: &mut ContainerContext,
+        conn: amqp_engine::messaging::ConnectionHandle,
+    ) {
         let gone: Vec<LinkHandle> = self
             .links
             .keys()
@@ -663,7 +725,9 @@ impl MessagingHandler for Broker {
     }
 
     fn on_acceptor_error(&mut self, e: &mut Event<'_>) {
-        let why = e.transport_error().unwrap_or("unknown error").to_string();
+        let why = e
+            .transport_error()
+            .map_or_else(|| "unknown error".to_string(), ToString::to_string);
         eprintln!("broker: {why}");
         self.error = Some(why);
         e.container().stop();
@@ -714,12 +778,9 @@ impl MessagingHandler for Broker {
         };
         self.stats.received += 1;
         self.log(format_args!(
-            "{address}: message {} queued ({} bytes of body)",
+            "{address}: message {} queued ({} bytes)",
             self.next_seq,
-            match &msg.body {
-                amqp_proto::message::Body::Data(p) => p.iter().map(|b| b.len()).sum::<usize>(),
-                _ => 0,
-            }
+            msg.as_bytes().len()
         ));
         self.publish(e.container(), &address, msg);
         let _ = e.accept();
@@ -738,7 +799,7 @@ impl MessagingHandler for Broker {
         if let Some(u) = self.unacked.remove(&t) {
             self.stats.rejected += 1;
             self.log(format_args!("{}: message {} rejected", u.queue, u.seq));
-            self.dead_letter_and_dispatch(e.container(), &u.queue.clone(), u.stored.msg);
+            self.dead_letter_and_dispatch(e.container(), &u.queue.clone(), u.stored);
         }
     }
 
@@ -750,14 +811,7 @@ impl MessagingHandler for Broker {
         let (how, undeliverable) = match e.remote_state() {
             Some(DeliveryState::Modified(m)) => {
                 if let Some(ann) = &m.message_annotations {
-                    let ma = u
-                        .stored
-                        .msg
-                        .message_annotations
-                        .get_or_insert_with(Default::default);
-                    for (k, v) in ann.iter() {
-                        ma.insert(Value::Symbol(k.clone()), v.clone());
-                    }
+                    u.stored.annotate(ann);
                 }
                 (
                     if m.delivery_failed == Some(true) {
@@ -833,7 +887,8 @@ impl MessagingHandler for Broker {
             println!(
                 "{:?}: transport error: {}",
                 e.connection(),
-                e.transport_error().unwrap_or("")
+                e.transport_error()
+                    .map_or_else(|| "".to_string(), ToString::to_string)
             );
         }
     }

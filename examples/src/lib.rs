@@ -32,7 +32,7 @@ pub mod broker;
 pub mod pyfmt;
 pub mod selector;
 
-use amqp_engine::messaging::{AcceptorHandle, Reactor, Url};
+use amqp_engine::messaging::{AcceptorHandle, ContainerContext, Url};
 
 /// Splits a Proton example address such as `localhost:5672/examples` into the URL to connect
 /// to and the node address (`default_address` when the URL names none). Exits with status 2
@@ -52,7 +52,7 @@ pub fn url_and_address(s: &str, default_address: &str) -> (Url, String) {
 
 /// Prints `Listening on URL` (with the port actually bound) to stderr, so scripts and tests
 /// can find a listener started on port 0.
-pub fn announce_listening(r: &Reactor, acceptor: Option<AcceptorHandle>) {
+pub fn announce_listening(r: &ContainerContext, acceptor: Option<AcceptorHandle>) {
     if let Some(url) = acceptor.and_then(|a| r.acceptor_url(a)) {
         eprintln!("Listening on {url}");
     }

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use amqp_proto::message::{Body, Message, MessageId};
+use amqp_proto::message::{Body, MessageId, ReceivedMessage};
 use amqp_proto::Value;
 
 /// Python's `str(value)`: strings as they are, everything else as [`repr`].
@@ -167,10 +167,10 @@ pub fn id_repr(id: &MessageId) -> String {
 
 /// Python's `repr(message)`: `Message(field=value, ...)` for the fields that are set, in
 /// python-qpid-proton's order.
-pub fn message_repr(m: &Message) -> String {
+pub fn message_repr(m: &ReceivedMessage) -> String {
     let mut f: Vec<String> = Vec::new();
-    let p = m.properties.as_ref();
-    let h = m.header.as_ref();
+    let p = m.properties();
+    let h = m.header();
     if let Some(a) = m.address() {
         f.push(format!("address={}", string_repr(a)));
     }
@@ -217,26 +217,26 @@ pub fn message_repr(m: &Message) -> String {
             .collect();
         format!("{{{}}}", inner.join(", "))
     };
-    if let Some(a) = m.delivery_annotations.as_ref().filter(|a| !a.is_empty()) {
+    if let Some(a) = m.delivery_annotations().filter(|a| !a.is_empty()) {
         f.push(format!(
             "instructions={}",
             map(a.iter().map(|(k, v)| (repr(k), repr(v))).collect())
         ));
     }
-    if let Some(a) = m.message_annotations.as_ref().filter(|a| !a.is_empty()) {
+    if let Some(a) = m.message_annotations().filter(|a| !a.is_empty()) {
         f.push(format!(
             "annotations={}",
             map(a.iter().map(|(k, v)| (repr(k), repr(v))).collect())
         ));
     }
-    if let Some(a) = m.application_properties.as_ref().filter(|a| !a.is_empty()) {
+    if let Some(a) = m.application_properties().filter(|a| !a.is_empty()) {
         f.push(format!(
             "properties={}",
             map(a.iter().map(|(k, v)| (string_repr(k), repr(v))).collect())
         ));
     }
-    if !matches!(m.body, Body::Empty | Body::Value(Value::Null)) {
-        f.push(format!("body={}", body_repr(&m.body)));
+    if !matches!(m.body(), Body::Empty | Body::Value(Value::Null)) {
+        f.push(format!("body={}", body_repr(m.body())));
     }
     format!("Message({})", f.join(", "))
 }
@@ -244,6 +244,7 @@ pub fn message_repr(m: &Message) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use amqp_proto::message::Message;
     use amqp_proto::value::OrderedMap;
 
     #[test]
@@ -257,7 +258,7 @@ mod tests {
         assert_eq!(repr(&Value::Double(1.0)), "1.0");
         let m = Message::builder().message_id(1u64).body(body).build();
         assert_eq!(
-            message_repr(&m),
+            message_repr(&m.into()),
             "Message(priority=4, id=1, body={'sequence': 1})"
         );
     }

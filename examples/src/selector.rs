@@ -28,13 +28,13 @@
 //!
 //! let s = Selector::parse("colour = 'green' AND (size > 3 OR size IS NULL)").unwrap();
 //! let m = Message::builder().application_property("colour", "green").body("x").build();
-//! assert!(s.matches(&m));
+//! assert!(s.matches(&m.into()));
 //! ```
 
 use std::cmp::Ordering;
 use std::fmt;
 
-use amqp_proto::message::{Message, MessageId};
+use amqp_proto::message::{MessageId, ReceivedMessage};
 use amqp_proto::Value;
 
 /// A parsed selector.
@@ -554,11 +554,11 @@ fn id_lit(id: Option<&MessageId>) -> Lit {
     }
 }
 
-fn resolve(name: &str, m: &Message) -> Lit {
+fn resolve(name: &str, m: &ReceivedMessage) -> Lit {
     if let Some(v) = m.application_property(name) {
         return lit_of_value(v);
     }
-    let p = m.properties.as_ref();
+    let p = m.properties();
     let opt_str = |s: Option<&str>| s.map_or(Lit::Null, |s| Lit::Str(s.to_string()));
     match name {
         "JMSMessageID" => id_lit(m.message_id()),
@@ -728,7 +728,7 @@ fn truth(l: &Lit) -> Option<bool> {
     }
 }
 
-fn value(e: &Expr, m: &Message) -> Lit {
+fn value(e: &Expr, m: &ReceivedMessage) -> Lit {
     match e {
         Expr::Lit(l) => l.clone(),
         Expr::Ident(n) => resolve(n, m),
@@ -745,7 +745,7 @@ fn value(e: &Expr, m: &Message) -> Lit {
     }
 }
 
-fn eval(e: &Expr, m: &Message) -> Option<bool> {
+fn eval(e: &Expr, m: &ReceivedMessage) -> Option<bool> {
     match e {
         Expr::And(a, b) => and3(eval(a, m), eval(b, m)),
         Expr::Or(a, b) => or3(eval(a, m), eval(b, m)),
@@ -808,7 +808,7 @@ impl Selector {
 
     /// Whether the message is selected (the selector is *true* for it; *false* and *unknown*
     /// both mean no).
-    pub fn matches(&self, m: &Message) -> bool {
+    pub fn matches(&self, m: &ReceivedMessage) -> bool {
         eval(&self.expr, m) == Some(true)
     }
 }
@@ -816,8 +816,9 @@ impl Selector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use amqp_proto::message::Message;
 
-    fn msg() -> Message {
+    fn msg() -> ReceivedMessage {
         Message::builder()
             .application_property("colour", "green")
             .application_property("size", 5i64)
@@ -827,6 +828,7 @@ mod tests {
             .subject("fruit")
             .body("x")
             .build()
+            .into()
     }
 
     fn sel(s: &str) -> bool {
@@ -875,10 +877,11 @@ mod tests {
         assert!(sel("colour like '%e%n'"));
         assert!(!sel("colour LIKE 'gr'"));
         assert!(sel("colour NOT LIKE 'r%'"));
-        let m = Message::builder()
+        let m: ReceivedMessage = Message::builder()
             .application_property("p", "50%off")
             .body("")
-            .build();
+            .build()
+            .into();
         let s = Selector::parse(r"p LIKE '50\%%' ESCAPE '\'").unwrap();
         assert!(s.matches(&m));
         let s = Selector::parse(r"p LIKE '5\%%' ESCAPE '\'").unwrap();
@@ -887,11 +890,12 @@ mod tests {
 
     #[test]
     fn literals() {
-        let m = Message::builder()
+        let m: ReceivedMessage = Message::builder()
             .application_property("q", "it's")
             .application_property("n", 42i32)
             .body("")
-            .build();
+            .build()
+            .into();
         for s in ["q = 'it''s'", "n = 0x2A", "n = 42L", "n = 4.2e1", "n > .5"] {
             assert!(Selector::parse(s).unwrap().matches(&m), "{s}");
         }

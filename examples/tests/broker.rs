@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use amqp_engine::messaging::{Event, LinkHandle, LinkOption, LinkOptions, MessagingHandler};
-use amqp_proto::message::{Message, MessageId};
+use amqp_proto::message::{Message, MessageId, ReceivedMessage};
 use amqp_tokio::Container;
 use common::broker;
 
@@ -22,7 +22,7 @@ fn run_bounded<H: MessagingHandler + Send + 'static>(h: H, limit: Duration) -> H
         .expect("the client container did not finish in time")
 }
 
-fn id_of(m: &Message) -> u64 {
+fn id_of(m: &ReceivedMessage) -> u64 {
     match m.message_id() {
         Some(MessageId::Ulong(n)) => *n,
         other => panic!("unexpected id {other:?}"),
@@ -236,4 +236,81 @@ fn temporary_queue_goes_with_its_link() {
         Some(0),
         "the temporary queue and its message were deleted"
     );
+}
+
+/// A message in an encoding of its own (not the one we would write): full-width `uint`, a
+/// `list8` header. The broker forwards it byte for byte; after a failed delivery it rewrites
+/// only the header (delivery-count 1), the rest still byte for byte.
+const OWN_ENCODING: &[u8] = &[
+    0x00, 0x53, 0x70, 0xc0, 0x02, 0x01, 0x41, // header: durable
+    0x00, 0x53, 0x73, 0xc0, 0x04, 0x01, 0xa1, 0x01, b'm', // properties: message-id "m"
+    0x00, 0x53, 0x77, 0x70, 0x00, 0x00, 0x00, 0x07, // amqp-value: uint 7, 4 bytes wide
+];
+const HEADER_LEN: usize = 7;
+
+#[derive(Default)]
+struct Forward {
+    url: String,
+    s: Option<LinkHandle>,
+    sent: bool,
+    got: Vec<ReceivedMessage>,
+}
+
+impl MessagingHandler for Forward {
+    fn on_start(&mut self, e: &mut Event<'_>) {
+        let r = e.container();
+        let c = r.connect(&self.url).expect("connect");
+        r.create_receiver(c, LinkOptions::address("fwd")).unwrap();
+        self.s = r.create_sender(c, "fwd").ok();
+    }
+
+    fn on_sendable(&mut self, e: &mut Event<'_>) {
+        if !self.sent {
+            self.sent = true;
+            let s = self.s.unwrap();
+            e.container()
+                .send_bytes(s, bytes::Bytes::from_static(OWN_ENCODING))
+                .unwrap();
+        }
+    }
+
+    fn on_message(&mut self, e: &mut Event<'_>) {
+        self.got.push(e.take_message().unwrap());
+        if self.got.len() == 1 {
+            // Delivery failed: the broker counts it and sends the message again.
+            let d = e.delivery().unwrap();
+            e.container().modify(d, true, false).unwrap();
+        } else {
+            let c = e.connection().unwrap();
+            e.container().close_connection(c, None);
+        }
+    }
+}
+
+#[test]
+fn messages_are_forwarded_as_received_and_only_the_header_is_rewritten() {
+    let (_b, port) = broker(&[]);
+    let h = run_bounded(
+        Forward {
+            url: format!("amqp://127.0.0.1:{port}"),
+            ..Forward::default()
+        },
+        Duration::from_secs(60),
+    );
+    assert_eq!(h.got.len(), 2);
+    assert_eq!(
+        &h.got[0].as_bytes()[..],
+        OWN_ENCODING,
+        "forwarded unchanged"
+    );
+    let again = &h.got[1];
+    assert_eq!(again.delivery_count(), 1);
+    assert!(again.durable(), "the rest of the header is kept");
+    assert_eq!(again.header().and_then(|h| h.first_acquirer), Some(false));
+    assert!(
+        again.as_bytes().ends_with(&OWN_ENCODING[HEADER_LEN..]),
+        "only the header was re-encoded: {:?}",
+        again.as_bytes()
+    );
+    assert_eq!(again.message_id(), Some(&MessageId::from("m")));
 }

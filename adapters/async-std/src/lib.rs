@@ -11,7 +11,7 @@
 //!
 //! ```no_run
 //! use amqp_async_std::Container;
-//! use amqp_async_std::messaging::{Event, MessagingHandler};
+//! use amqp_async_std::{Event, MessagingHandler};
 //! use amqp_async_std::amqp_proto::message::Message;
 //!
 //! struct HelloWorld;
@@ -37,10 +37,10 @@
 
 use std::future::Future;
 
-use amqp_adapter::async_io_glue::{AsyncIo, Executor};
 use amqp_adapter::BoxFuture;
+use amqp_adapter::{AsyncIo, Executor};
 
-pub use amqp_adapter::{amqp_engine, amqp_proto, messaging};
+amqp_adapter::reexport_user_api!();
 
 /// Kerberos: the GSSAPI SASL mechanism (`KerberosServer` for listeners; clients use it
 /// without configuration when a server offers it and a ticket is available).
@@ -49,6 +49,9 @@ pub use amqp_adapter::gssapi;
 
 /// Proton's `Container` on async-std.
 pub type Container<H> = amqp_adapter::Container<H, AsyncStd>;
+
+/// The async API on async-std: `Client::open(url).await`.
+pub type Client = amqp_adapter::Client<AsyncStd>;
 
 /// The async-std runtime, for the driver: the `async-io` glue shared with `amqp-smol`, with
 /// async-std's task executor.

@@ -56,21 +56,20 @@ impl Listener for AsyncNetListener {
 }
 
 /// Opens a TCP connection with `TCP_NODELAY` set.
-pub async fn connect(addr: SocketAddr) -> io::Result<BoxStream> {
+pub(crate) async fn connect(addr: SocketAddr) -> io::Result<BoxStream> {
     let s = async_net::TcpStream::connect(addr).await?;
     s.set_nodelay(true)?;
     Ok(Box::new(s))
 }
 
-/// Binds a TCP listener (`SO_REUSEADDR` is set, as by `std`, so a restarted listener can
-/// take its port back at once).
-pub async fn bind(addr: SocketAddr) -> io::Result<Box<dyn Listener>> {
-    let l = async_net::TcpListener::bind(addr).await?;
+/// Binds a TCP listener (see [`bind_tcp_listener`](crate::runtime::bind_tcp_listener)).
+pub(crate) async fn bind(addr: SocketAddr) -> io::Result<Box<dyn Listener>> {
+    let l = async_net::TcpListener::try_from(crate::runtime::bind_tcp_listener(addr)?)?;
     Ok(Box::new(AsyncNetListener(l)))
 }
 
 /// Resolves `host:port`: IP literals directly, names on the `blocking` thread pool.
-pub async fn resolve(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
+pub(crate) async fn resolve(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }

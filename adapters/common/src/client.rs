@@ -1,98 +1,4 @@
-//! The idiomatic async API, on any [`Runtime`]: `Client::open(url).await`, `open_sender`,
-//! `sender.send(msg).await -> Outcome`, `receiver.recv().await -> Delivery`.
-//!
-//! ```no_run
-//! use amqp_adapter::client::{Client, Outcome};
-//! use amqp_adapter::amqp_proto::message::Message;
-//!
-//! # async fn example<R: amqp_adapter::Runtime + Default>() -> Result<(), amqp_adapter::client::Error> {
-//! // Runtime crates alias the client: `amqp_tokio::Client::open(..)`.
-//! let conn = Client::<R>::open("amqp://localhost:5672").await?;
-//! let sender = conn.open_sender("examples").await?;
-//! let mut receiver = conn.open_receiver("examples").await?;
-//! assert_eq!(sender.send(Message::new("Hello World!")).await?, Outcome::Accepted);
-//! let delivery = receiver.recv().await.expect("receiver closed");
-//! println!("{}", delivery.message().body_str().unwrap_or(""));
-//! delivery.accept()?;
-//! conn.close().await?;
-//! # Ok(()) }
-//! ```
-//!
-//! The API is generic over [`Runtime`]; a runtime crate exposes it with one alias
-//! (`pub type Client = amqp_adapter::client::Client<MyRuntime>;`), as `amqp-tokio` does.
-//!
-//! # How it works
-//!
-//! [`Client::open`] spawns one *driver task* on the runtime. It owns a sans-IO
-//! [`Container`](amqp_engine::messaging::Container) with one connection and an internal
-//! [`MessagingHandler`], and runs the shared [driver loop](crate::driver). The handles
-//! ([`Connection`], [`Sender`], [`Receiver`], [`Delivery`], [`SendFuture`]) share one
-//! `Mutex`-protected state with the driver, and wakers:
-//!
-//! * the handler pushes each incoming delivery onto its receiver's queue and wakes the task
-//!   waiting in [`Receiver::recv`] (if any: one wake per wait, not per delivery);
-//! * each sent message has an *outcome slot*, completed by the handler when the peer's
-//!   disposition arrives; the [`SendFuture`] reads it;
-//! * user operations (send, accept, credit, close, …) push commands onto a queue and wake the
-//!   driver — at most one wake-up is in flight, however many commands are queued; the driver's
-//!   hook applies them all at the top of its next iteration. Messages are encoded once, by
-//!   the engine, straight into the output buffer; dispositions and flow frames are batched
-//!   by the engine as usual.
-//!
-//! No channel message is sent per delivery, per send or per outcome.
-//!
-//! # Flow control and back-pressure
-//!
-//! * **Receivers** keep a credit window of `prefetch` messages (default [`DEFAULT_PREFETCH`],
-//!   set with [`LinkOptions::prefetch`] or [`Receiver::set_prefetch`]). Credit is granted for
-//!   what the application has *consumed* with `recv`, in batches (when credit plus queued
-//!   deliveries fall to half the window), so a slow consumer holds at most `prefetch`
-//!   deliveries in memory. `prefetch: Some(0)` or [`Receiver::set_credit`] switches to
-//!   manual credit; [`Receiver::drain`] asks the sender to use or give up the credit.
-//! * **Senders**: [`Sender::send`] waits while the link has no credit, so memory is bounded by
-//!   the peer's credit. [`Sender::send_nowait`] never waits: it queues the message if fewer
-//!   than `credit + send_buffer` messages wait to go out (the buffer is
-//!   [`DEFAULT_SEND_BUFFER`], see [`Sender::set_send_buffer`]; it lets an application queue
-//!   before the first credit arrives) and otherwise hands the message back in
-//!   [`TrySendError::Full`]; [`Sender::ready`] waits until it would queue. Queued messages
-//!   go out as credit arrives, in order. The returned [`SendFuture`] resolves to the outcome.
-//!
-//! # Cancel safety
-//!
-//! | operation | what dropping its future before completion does |
-//! |---|---|
-//! | [`Client::open`] | the connection attempt is abandoned: closed, driver task ends |
-//! | [`Connection::open_sender`] / [`open_receiver`](Connection::open_receiver) | the link being attached is closed once attached; nothing leaks |
-//! | [`Sender::ready`] | nothing: cancel-safe |
-//! | [`Sender::send`], waiting for credit | the message is dropped with the future and never sent |
-//! | [`Sender::send`], message queued | nothing lost: the message is still sent; only its outcome is discarded |
-//! | [`SendFuture`] (from [`Sender::send_nowait`]) | the message is still sent; the outcome is discarded |
-//! | [`Receiver::recv`] | nothing: cancel-safe, no delivery is lost (a delivery is only taken off the queue by the poll that returns it) |
-//! | [`Receiver::drain`] | the drain still completes (credit ends at 0); only the notification is lost |
-//! | [`Sender::close`] / [`Receiver::close`] | the link is still closed (dropping a link handle closes it too) |
-//! | [`Connection::close`] | once polled, the connection is still closed |
-//!
-//! Dropping a handle: dropping a [`Sender`] or [`Receiver`] closes its link (deliveries queued
-//! in a dropped receiver and not yet returned by `recv` are released, so the peer can
-//! redeliver them); dropping the last handle of a connection (every [`Connection`] clone, link,
-//! [`Delivery`] and [`SendFuture`]) closes it.
-//!
-//! # Shutdown and reconnect
-//!
-//! [`Connection::close`] sends `close` and waits for the peer's `close` (at most 2 s, Proton's
-//! stop grace period; then the transport is dropped). Then every pending [`SendFuture`]
-//! resolves: messages the engine had sent whose outcome had not arrived to
-//! [`Outcome::InDoubt`], messages still queued for credit to [`Error::ConnectionClosed`];
-//! [`Receiver::recv`] returns the deliveries already queued, then `None`.
-//!
-//! With reconnect on (Proton's default, [`ConnectOptions::reconnect`]), a lost transport is
-//! re-established and links re-attached, invisibly to the handles: messages sent but not
-//! settled resolve to [`Outcome::InDoubt`] (resend them for at-least-once delivery), queued
-//! ones go out on the new transport. Deliveries received on the old transport can no longer
-//! be settled (their `accept` is silently ignored by the engine; the peer redelivers them).
-//! [`Client::open`] keeps retrying per the reconnect policy until the connection opens: use
-//! `reconnect(false)`, [`ReconnectLimits`](amqp_engine::messaging::ReconnectLimits) or a
-//! timeout to fail fast.
+//! The async API: [`Client`] and its connection, senders, receivers and deliveries.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -105,11 +11,12 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use amqp_engine::messaging::{
-    ConnectOptions, ConnectionHandle, Container as Core, DeliveryHandle, Event, HandlerOptions,
-    LinkHandle, LinkOption, LinkOptions, MessagingError, MessagingHandler, Reactor, Tracker, Url,
+    ConnectOptions, ConnectionHandle, ContainerContext, DeliveryHandle, Event, HandlerOptions,
+    LinkHandle, LinkOption, LinkOptions, MessagingError, MessagingHandler, SansIoContainer as Core,
+    Tracker, TransportError, Url,
 };
 use amqp_proto::definitions::Error as AmqpError;
-use amqp_proto::message::Message;
+use amqp_proto::message::{Message, ReceivedMessage};
 use amqp_proto::messaging::{DeliveryState, Modified};
 
 use crate::driver;
@@ -130,11 +37,13 @@ pub const DEFAULT_SEND_BUFFER: usize = 1024;
 /// error condition when there is one.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq)]
-pub enum Error {
+pub enum ClientError {
     /// The container refused an operation (bad URL or options, message too large, …).
     Messaging(Box<MessagingError>),
-    /// The transport could not be established or was lost, and no reconnect follows.
-    Transport(String),
+    /// The transport could not be established or was lost, and no reconnect follows; the
+    /// error's [`kind`](TransportError::kind) tells refused, DNS, TLS, authentication, timeout
+    /// and protocol failures apart.
+    Transport(TransportError),
     /// The connection is closed: by us (`remote: false`) or by the peer.
     ConnectionClosed {
         /// The peer closed it (or refused it).
@@ -153,11 +62,11 @@ pub enum Error {
     AlreadySettled,
 }
 
-impl Error {
+impl ClientError {
     /// The peer's AMQP error condition, if the peer gave one.
     pub fn condition(&self) -> Option<&AmqpError> {
         match self {
-            Error::ConnectionClosed { error, .. } | Error::LinkClosed { error, .. } => {
+            ClientError::ConnectionClosed { error, .. } | ClientError::LinkClosed { error, .. } => {
                 error.as_ref()
             }
             _ => None,
@@ -165,7 +74,7 @@ impl Error {
     }
 }
 
-impl fmt::Display for Error {
+impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fn cond(f: &mut fmt::Formatter<'_>, e: &Option<AmqpError>) -> fmt::Result {
             match e {
@@ -180,9 +89,9 @@ impl fmt::Display for Error {
             }
         }
         match self {
-            Error::Messaging(e) => write!(f, "{e}"),
-            Error::Transport(s) => write!(f, "transport failed: {s}"),
-            Error::ConnectionClosed { remote, error } => {
+            ClientError::Messaging(e) => write!(f, "{e}"),
+            ClientError::Transport(e) => write!(f, "transport failed: {e}"),
+            ClientError::ConnectionClosed { remote, error } => {
                 f.write_str(if *remote {
                     "connection closed by the peer"
                 } else {
@@ -190,7 +99,7 @@ impl fmt::Display for Error {
                 })?;
                 cond(f, error)
             }
-            Error::LinkClosed { remote, error } => {
+            ClientError::LinkClosed { remote, error } => {
                 f.write_str(if *remote {
                     "link closed by the peer"
                 } else {
@@ -198,16 +107,24 @@ impl fmt::Display for Error {
                 })?;
                 cond(f, error)
             }
-            Error::AlreadySettled => f.write_str("delivery already settled"),
+            ClientError::AlreadySettled => f.write_str("delivery already settled"),
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClientError::Messaging(e) => Some(&**e),
+            ClientError::Transport(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
-impl From<MessagingError> for Error {
+impl From<MessagingError> for ClientError {
     fn from(e: MessagingError) -> Self {
-        Error::Messaging(Box::new(e))
+        ClientError::Messaging(Box::new(e))
     }
 }
 
@@ -218,7 +135,7 @@ pub enum TrySendError {
     /// `credit + send_buffer` messages already wait: retry after [`Sender::ready`].
     Full(Box<Message>),
     /// The link or connection is closed.
-    Closed(Box<Message>, Error),
+    Closed(Box<Message>, ClientError),
 }
 
 impl TrySendError {
@@ -230,7 +147,7 @@ impl TrySendError {
     }
 
     /// The error, for [`TrySendError::Closed`].
-    pub fn error(&self) -> Option<&Error> {
+    pub fn error(&self) -> Option<&ClientError> {
         match self {
             TrySendError::Full(_) => None,
             TrySendError::Closed(_, e) => Some(e),
@@ -396,7 +313,7 @@ fn set_waker(slot: &mut Option<Waker>, w: &Waker) {
 /// The outcome slot of one sent message.
 enum Slot {
     Pending(Option<Waker>),
-    Done(Result<Outcome, Error>),
+    Done(Result<Outcome, ClientError>),
     /// Its `SendFuture` was dropped: freed when the outcome arrives.
     Detached,
 }
@@ -434,7 +351,7 @@ enum Command {
 }
 
 struct Incoming {
-    message: Message,
+    message: ReceivedMessage,
     handle: DeliveryHandle,
 }
 
@@ -442,9 +359,9 @@ struct LinkState {
     role: Role,
     phase: Phase,
     /// Why operations fail once closed.
-    error: Option<Error>,
+    error: Option<ClientError>,
     /// What `close()` returns.
-    close_result: Result<(), Error>,
+    close_result: Result<(), ClientError>,
     close_requested: bool,
     /// The handle (or open future) is gone.
     user_dropped: bool,
@@ -500,9 +417,9 @@ impl LinkState {
         }
     }
 
-    fn closed_error(&self) -> Option<Error> {
+    fn closed_error(&self) -> Option<ClientError> {
         (self.phase == Phase::Closed).then(|| {
-            self.error.clone().unwrap_or(Error::LinkClosed {
+            self.error.clone().unwrap_or(ClientError::LinkClosed {
                 remote: false,
                 error: None,
             })
@@ -539,11 +456,11 @@ struct State {
     /// A wake-up of the driver is in flight (it clears this before taking the commands).
     wake_pending: bool,
     phase: ConnPhase,
-    error: Option<Error>,
+    error: Option<ClientError>,
     close_requested: bool,
-    close_result: Result<(), Error>,
+    close_result: Result<(), ClientError>,
     peer_error: Option<AmqpError>,
-    transport_error: Option<String>,
+    transport_error: Option<TransportError>,
     driver_done: bool,
     waiters: Waiters,
     links: HashMap<u64, LinkState>,
@@ -563,16 +480,16 @@ impl State {
         !std::mem::replace(&mut self.wake_pending, true)
     }
 
-    fn conn_error(&self) -> Option<Error> {
+    fn conn_error(&self) -> Option<ClientError> {
         (self.phase == ConnPhase::Closed).then(|| {
-            self.error.clone().unwrap_or(Error::ConnectionClosed {
+            self.error.clone().unwrap_or(ClientError::ConnectionClosed {
                 remote: false,
                 error: None,
             })
         })
     }
 
-    fn complete(&mut self, slot: usize, r: Result<Outcome, Error>) {
+    fn complete(&mut self, slot: usize, r: Result<Outcome, ClientError>) {
         match self.slots.get_mut(slot) {
             Some(Slot::Pending(w)) => {
                 let w = w.take();
@@ -646,7 +563,7 @@ struct Local {
     trackers: HashMap<Tracker, usize>,
     commands: Vec<Command>,
     batch: Vec<(Message, usize)>,
-    results: Vec<(usize, Result<Outcome, Error>)>,
+    results: Vec<(usize, Result<Outcome, ClientError>)>,
 }
 
 struct ClientHandler {
@@ -655,7 +572,13 @@ struct ClientHandler {
 }
 
 /// Sends what a sender has queued, as far as credit allows, and publishes the credit left.
-fn pump_sender(r: &mut Reactor, local: &mut Local, shared: &Shared, id: u64, lh: LinkHandle) {
+fn pump_sender(
+    r: &mut ContainerContext,
+    local: &mut Local,
+    shared: &Shared,
+    id: u64,
+    lh: LinkHandle,
+) {
     loop {
         let credit = r.credit(lh);
         let presettled;
@@ -686,7 +609,7 @@ fn pump_sender(r: &mut Reactor, local: &mut Local, shared: &Shared, id: u64, lh:
                     local.trackers.insert(t, slot);
                 }
                 Ok(_) => local.results.push((slot, Ok(Outcome::Settled))),
-                Err(e) => local.results.push((slot, Err(Error::from(e)))),
+                Err(e) => local.results.push((slot, Err(ClientError::from(e)))),
             }
         }
         if !local.results.is_empty() {
@@ -699,7 +622,7 @@ fn pump_sender(r: &mut Reactor, local: &mut Local, shared: &Shared, id: u64, lh:
 }
 
 /// Keeps a receiver's window: credit + queued deliveries = prefetch, topped up in batches.
-fn top_up(r: &mut Reactor, lh: LinkHandle, l: &mut LinkState) {
+fn top_up(r: &mut ContainerContext, lh: LinkHandle, l: &mut LinkState) {
     if let Some(n) = l.manual_credit {
         if r.flow(lh, n).is_ok() {
             l.manual_credit = None;
@@ -735,7 +658,7 @@ impl ClientHandler {
             }
             std::mem::swap(&mut st.commands, &mut local.commands);
         }
-        let r = core.reactor();
+        let r = core.context();
         let mut commands = std::mem::take(&mut local.commands);
         for c in commands.drain(..) {
             apply(c, r, &mut local, &shared);
@@ -745,24 +668,26 @@ impl ClientHandler {
     }
 
     /// The connection is over: resolve everything still waiting.
-    fn finish(&mut self, why: Option<Error>) {
+    fn finish(&mut self, why: Option<ClientError>) {
         let mut st = self.shared.lock();
         if st.phase != ConnPhase::Closed {
             st.phase = ConnPhase::Closed;
             let err = why
                 .or_else(|| {
-                    st.peer_error.clone().map(|e| Error::ConnectionClosed {
-                        remote: true,
-                        error: Some(e),
-                    })
+                    st.peer_error
+                        .clone()
+                        .map(|e| ClientError::ConnectionClosed {
+                            remote: true,
+                            error: Some(e),
+                        })
                 })
                 .or_else(|| {
                     if st.close_requested {
                         None
                     } else {
                         Some(match st.transport_error.clone() {
-                            Some(t) => Error::Transport(t),
-                            None => Error::ConnectionClosed {
+                            Some(t) => ClientError::Transport(t),
+                            None => ClientError::ConnectionClosed {
                                 remote: true,
                                 error: None,
                             },
@@ -782,7 +707,7 @@ impl ClientHandler {
                 l.phase = Phase::Closed;
                 l.error = conn_err.clone();
                 if !l.close_requested {
-                    l.close_result = Err(conn_err.clone().unwrap_or(Error::LinkClosed {
+                    l.close_result = Err(conn_err.clone().unwrap_or(ClientError::LinkClosed {
                         remote: false,
                         error: None,
                     }));
@@ -793,7 +718,7 @@ impl ClientHandler {
             l.wake_all();
         }
         st.links.retain(|_, l| !l.user_dropped);
-        let err = conn_err.unwrap_or(Error::ConnectionClosed {
+        let err = conn_err.unwrap_or(ClientError::ConnectionClosed {
             remote: false,
             error: None,
         });
@@ -826,7 +751,7 @@ impl ClientHandler {
     }
 }
 
-fn apply(c: Command, r: &mut Reactor, local: &mut Local, shared: &Shared) {
+fn apply(c: Command, r: &mut ContainerContext, local: &mut Local, shared: &Shared) {
     match c {
         Command::Open(id, role, mut opts) => {
             let Some(conn) = local.conn else { return };
@@ -845,7 +770,7 @@ fn apply(c: Command, r: &mut Reactor, local: &mut Local, shared: &Shared) {
                     let mut st = shared.lock();
                     if let Some(l) = st.links.get_mut(&id) {
                         l.phase = Phase::Closed;
-                        l.error = Some(Error::from(e));
+                        l.error = Some(ClientError::from(e));
                         l.close_result = Err(l.error.clone().expect("just set"));
                         l.wake_all();
                     }
@@ -952,14 +877,14 @@ impl MessagingHandler for ClientHandler {
 
     fn on_transport_error(&mut self, e: &mut Event<'_>) {
         if let Some(t) = e.transport_error() {
-            self.shared.lock().transport_error = Some(t.to_string());
+            self.shared.lock().transport_error = Some(t.clone());
         }
     }
 
     fn on_disconnected(&mut self, e: &mut Event<'_>) {
         let mut st = self.shared.lock();
         if let Some(t) = e.transport_error() {
-            st.transport_error = Some(t.to_string());
+            st.transport_error = Some(t.clone());
         }
         // Links being closed are dropped by the container on reconnect, without an event.
         let mut released = Vec::new();
@@ -980,12 +905,9 @@ impl MessagingHandler for ClientHandler {
     }
 
     fn on_connection_closed(&mut self, e: &mut Event<'_>) {
+        // Reconnecting gave up (or was off): the error is the last attempt's.
         if let Some(t) = e.transport_error() {
-            let mut st = self.shared.lock();
-            st.transport_error = Some(match st.transport_error.take() {
-                Some(last) if last != t => format!("{t} (last: {last})"),
-                _ => t.to_string(),
-            });
+            self.shared.lock().transport_error = Some(t.clone());
         }
         self.finish(None);
     }
@@ -1047,7 +969,7 @@ impl MessagingHandler for ClientHandler {
         if let Some(l) = st.links.get_mut(&id) {
             let peer = e.error().cloned();
             let remote = !l.close_requested || l.refused;
-            let error = Error::LinkClosed {
+            let error = ClientError::LinkClosed {
                 remote,
                 error: peer.clone(),
             };
@@ -1146,6 +1068,131 @@ impl MessagingHandler for ClientHandler {
 // ------------------------------------------------------------------------------------------
 
 /// Opens connections on runtime `R`. Runtime crates alias it: `amqp_tokio::Client`.
+///
+/// The idiomatic async API, on any [`Runtime`]: `Client::open(url).await`, `open_sender`,
+/// `sender.send(msg).await -> Outcome`, `receiver.recv().await -> Delivery`.
+///
+/// The guide's "Hello World!" with the async API (here against an in-process peer):
+///
+/// ```
+/// use amqp_tokio::{Client, Outcome};
+/// use amqp_tokio::amqp_proto::message::Message;
+///
+/// # use amqp_tokio::{Container, Event, MessagingHandler};
+/// # /// An in-process peer on a free loopback port: accepts what it receives, and sends
+/// # /// "Hello World!" once on each link it sends on.
+/// # #[derive(Default)]
+/// # struct Peer { port: Option<tokio::sync::oneshot::Sender<u16>>, sent: bool }
+/// # impl MessagingHandler for Peer {
+/// #     fn on_start(&mut self, e: &mut Event<'_>) { e.container().listen("127.0.0.1:0").unwrap(); }
+/// #     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
+/// #         let acceptor = e.acceptor().unwrap();
+/// #         let port = e.container().acceptor_port(acceptor).unwrap();
+/// #         let _ = self.port.take().unwrap().send(port);
+/// #     }
+/// #     fn on_sendable(&mut self, e: &mut Event<'_>) {
+/// #         if !self.sent {
+/// #             self.sent = true;
+/// #             e.send(&amqp_tokio::amqp_proto::message::Message::new("Hello World!")).unwrap();
+/// #         }
+/// #     }
+/// # }
+/// # async fn peer() -> String {
+/// #     let (tx, rx) = tokio::sync::oneshot::channel();
+/// #     let peer = Peer { port: Some(tx), ..Peer::default() };
+/// #     tokio::spawn(Container::with_id(peer, "peer").run_async());
+/// #     format!("amqp://127.0.0.1:{}", rx.await.unwrap())
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), amqp_tokio::ClientError> {
+/// # let url = peer().await;
+/// let conn = Client::open(url.as_str()).await?;
+/// let sender = conn.open_sender("examples").await?;
+/// let outcome = sender.send(Message::new("Hello World!")).await?;
+/// assert_eq!(outcome, Outcome::Accepted);
+/// let mut receiver = conn.open_receiver("examples").await?;
+/// let delivery = receiver.recv().await.expect("a message");
+/// assert_eq!(delivery.message().body_str(), Some("Hello World!"));
+/// delivery.accept()?;
+/// conn.close().await
+/// # }
+/// ```
+///
+/// The API is generic over [`Runtime`]; a runtime crate exposes it with one alias
+/// (`pub type Client = amqp_adapter::Client<MyRuntime>;`), as `amqp-tokio` does.
+///
+/// # How it works
+///
+/// [`Client::open`] spawns one *driver task* on the runtime. It owns a sans-IO
+/// [`SansIoContainer`](amqp_engine::messaging::SansIoContainer) with one connection and an internal
+/// [`MessagingHandler`], and runs the shared driver loop. The handles
+/// ([`Connection`], [`Sender`], [`Receiver`], [`Delivery`], [`SendFuture`]) share one
+/// `Mutex`-protected state with the driver, and wakers:
+///
+/// * the handler pushes each incoming delivery onto its receiver's queue and wakes the task
+///   waiting in [`Receiver::recv`] (if any: one wake per wait, not per delivery);
+/// * each sent message has an *outcome slot*, completed by the handler when the peer's
+///   disposition arrives; the [`SendFuture`] reads it;
+/// * user operations (send, accept, credit, close, …) push commands onto a queue and wake the
+///   driver — at most one wake-up is in flight, however many commands are queued; the driver's
+///   hook applies them all at the top of its next iteration. Messages are encoded once, by
+///   the engine, straight into the output buffer; dispositions and flow frames are batched
+///   by the engine as usual.
+///
+/// No channel message is sent per delivery, per send or per outcome.
+///
+/// # Flow control and back-pressure
+///
+/// * **Receivers** keep a credit window of `prefetch` messages (default [`DEFAULT_PREFETCH`],
+///   set with [`LinkOptions::prefetch`] or [`Receiver::set_prefetch`]). Credit is granted for
+///   what the application has *consumed* with `recv`, in batches (when credit plus queued
+///   deliveries fall to half the window), so a slow consumer holds at most `prefetch`
+///   deliveries in memory. `prefetch: Some(0)` or [`Receiver::set_credit`] switches to
+///   manual credit; [`Receiver::drain`] asks the sender to use or give up the credit.
+/// * **Senders**: [`Sender::send`] waits while the link has no credit, so memory is bounded by
+///   the peer's credit. [`Sender::send_nowait`] never waits: it queues the message if fewer
+///   than `credit + send_buffer` messages wait to go out (the buffer is
+///   [`DEFAULT_SEND_BUFFER`], see [`Sender::set_send_buffer`]; it lets an application queue
+///   before the first credit arrives) and otherwise hands the message back in
+///   [`TrySendError::Full`]; [`Sender::ready`] waits until it would queue. Queued messages
+///   go out as credit arrives, in order. The returned [`SendFuture`] resolves to the outcome.
+///
+/// # Cancel safety
+///
+/// | operation | what dropping its future before completion does |
+/// |---|---|
+/// | [`Client::open`] | the connection attempt is abandoned: closed, driver task ends |
+/// | [`Connection::open_sender`] / [`open_receiver`](Connection::open_receiver) | the link being attached is closed once attached; nothing leaks |
+/// | [`Sender::ready`] | nothing: cancel-safe |
+/// | [`Sender::send`], waiting for credit | the message is dropped with the future and never sent |
+/// | [`Sender::send`], message queued | nothing lost: the message is still sent; only its outcome is discarded |
+/// | [`SendFuture`] (from [`Sender::send_nowait`]) | the message is still sent; the outcome is discarded |
+/// | [`Receiver::recv`] | nothing: cancel-safe, no delivery is lost (a delivery is only taken off the queue by the poll that returns it) |
+/// | [`Receiver::drain`] | the drain still completes (credit ends at 0); only the notification is lost |
+/// | [`Sender::close`] / [`Receiver::close`] | the link is still closed (dropping a link handle closes it too) |
+/// | [`Connection::close`] | once polled, the connection is still closed |
+///
+/// Dropping a handle: dropping a [`Sender`] or [`Receiver`] closes its link (deliveries queued
+/// in a dropped receiver and not yet returned by `recv` are released, so the peer can
+/// redeliver them); dropping the last handle of a connection (every [`Connection`] clone, link,
+/// [`Delivery`] and [`SendFuture`]) closes it.
+///
+/// # Shutdown and reconnect
+///
+/// [`Connection::close`] sends `close` and waits for the peer's `close` (at most 2 s, Proton's
+/// stop grace period; then the transport is dropped). Then every pending [`SendFuture`]
+/// resolves: messages the engine had sent whose outcome had not arrived to
+/// [`Outcome::InDoubt`], messages still queued for credit to [`ClientError::ConnectionClosed`];
+/// [`Receiver::recv`] returns the deliveries already queued, then `None`.
+///
+/// With reconnect on (Proton's default, [`ConnectOptions::reconnect`]), a lost transport is
+/// re-established and links re-attached, invisibly to the handles: messages sent but not
+/// settled resolve to [`Outcome::InDoubt`] (resend them for at-least-once delivery), queued
+/// ones go out on the new transport. Deliveries received on the old transport can no longer
+/// be settled (their `accept` is silently ignored by the engine; the peer redelivers them).
+/// [`Client::open`] keeps retrying per the reconnect policy until the connection opens: use
+/// `reconnect(false)`, [`ReconnectLimits`](amqp_engine::messaging::ReconnectLimits) or a
+/// timeout to fail fast.
 pub struct Client<R> {
     _r: PhantomData<fn() -> R>,
 }
@@ -1157,15 +1204,15 @@ impl<R: Runtime + Default> Client<R> {
     /// [`ConnectOptions`] (failover URLs, reconnect, SASL, TLS, …). One driver task is
     /// spawned on the runtime for the connection. With reconnect on (the default) failed
     /// attempts are retried per the policy; with `reconnect(false)` the first failure is
-    /// returned as [`Error::Transport`].
+    /// returned as [`ClientError::Transport`].
     ///
     /// Cancel safety: dropping the future abandons the attempt (the connection is closed
     /// and the driver task ends).
     ///
     /// ```no_run
-    /// use amqp_adapter::client::{Client, Outcome};
+    /// use amqp_adapter::{Client, Outcome};
     /// use amqp_adapter::amqp_proto::message::Message;
-    /// use amqp_adapter::messaging::{ConnectOptions, Url};
+    /// use amqp_adapter::amqp_engine::messaging::{ConnectOptions, Url};
     ///
     /// # async fn example<R: amqp_adapter::Runtime + Default>() -> Result<(), Box<dyn std::error::Error>> {
     /// let conn = Client::<R>::open("amqp://localhost:5672").await?;
@@ -1181,17 +1228,20 @@ impl<R: Runtime + Default> Client<R> {
     /// other.close().await?;
     /// # Ok(()) }
     /// ```
-    pub async fn open(target: impl Into<ConnectTarget>) -> Result<Connection, Error> {
+    pub async fn open(target: impl Into<ConnectTarget>) -> Result<Connection, ClientError> {
         Self::open_on(R::default(), target).await
     }
 }
 
 impl<R: Runtime> Client<R> {
     /// [`open`](Self::open) on a given runtime instance.
-    pub async fn open_on(rt: R, target: impl Into<ConnectTarget>) -> Result<Connection, Error> {
+    pub async fn open_on(
+        rt: R,
+        target: impl Into<ConnectTarget>,
+    ) -> Result<Connection, ClientError> {
         let options = match target.into() {
             ConnectTarget::Url(u) => ConnectOptions::new()
-                .url(Url::parse(&u).map_err(|e| Error::from(MessagingError::Url(e)))?),
+                .url(Url::parse(&u).map_err(|e| ClientError::from(MessagingError::Url(e)))?),
             ConnectTarget::Options(o) => *o,
         };
         let (waker, tx, mut rx) = driver::wake_channel();
@@ -1219,7 +1269,7 @@ impl<R: Runtime> Client<R> {
         };
         let mut core = Core::with_id(handler, crate::new_uuid(), Instant::now());
         crate::prepare(&mut core);
-        let conn = core.reactor().connect_with(options)?;
+        let conn = core.context().connect_with(options)?;
         core.handler_mut().local.conn = Some(conn);
         let rt2 = rt.clone();
         rt.spawn(Box::pin(async move {
@@ -1243,12 +1293,12 @@ impl<R: Runtime> Client<R> {
             let mut st = inner.shared.lock();
             match st.phase {
                 ConnPhase::Open => Poll::Ready(Ok(())),
-                ConnPhase::Closed => {
-                    Poll::Ready(Err(st.conn_error().unwrap_or(Error::ConnectionClosed {
+                ConnPhase::Closed => Poll::Ready(Err(st.conn_error().unwrap_or(
+                    ClientError::ConnectionClosed {
                         remote: false,
                         error: None,
-                    })))
-                }
+                    },
+                ))),
                 ConnPhase::Opening => {
                     st.waiters.register(cx.waker());
                     Poll::Pending
@@ -1281,10 +1331,13 @@ impl Connection {
     /// Attaches a sender to an address (`"queue"`) or with [`LinkOptions`] (name,
     /// `AtMostOnce`, dynamic target, …); resolves once the peer has attached.
     ///
-    /// Errors: [`Error::LinkClosed`] if the peer refused it (with its condition),
-    /// [`Error::ConnectionClosed`] if the connection is closed. Cancel safety: dropping the
+    /// Errors: [`ClientError::LinkClosed`] if the peer refused it (with its condition),
+    /// [`ClientError::ConnectionClosed`] if the connection is closed. Cancel safety: dropping the
     /// future closes the link being attached.
-    pub async fn open_sender(&self, options: impl Into<LinkOptions>) -> Result<Sender, Error> {
+    pub async fn open_sender(
+        &self,
+        options: impl Into<LinkOptions>,
+    ) -> Result<Sender, ClientError> {
         let link = self.open_link(Role::Sender, options.into()).await?;
         Ok(Sender { link })
     }
@@ -1295,12 +1348,18 @@ impl Connection {
     /// `options.prefetch` (default [`DEFAULT_PREFETCH`]); `Some(0)` for manual credit.
     ///
     /// Errors and cancel safety as [`open_sender`](Self::open_sender).
-    pub async fn open_receiver(&self, options: impl Into<LinkOptions>) -> Result<Receiver, Error> {
+    pub async fn open_receiver(
+        &self,
+        options: impl Into<LinkOptions>,
+    ) -> Result<Receiver, ClientError> {
         let link = self.open_link(Role::Receiver, options.into()).await?;
-        Ok(Receiver { link })
+        Ok(Receiver {
+            link,
+            auto_accept: true,
+        })
     }
 
-    async fn open_link(&self, role: Role, opts: LinkOptions) -> Result<LinkRef, Error> {
+    async fn open_link(&self, role: Role, opts: LinkOptions) -> Result<LinkRef, ClientError> {
         let shared = &self.inner.shared;
         let (id, wake) = {
             let mut st = shared.lock();
@@ -1320,17 +1379,19 @@ impl Connection {
         poll_fn(|cx| {
             let mut st = shared.lock();
             let Some(l) = st.links.get_mut(&id) else {
-                return Poll::Ready(Err(Error::LinkClosed {
+                return Poll::Ready(Err(ClientError::LinkClosed {
                     remote: false,
                     error: None,
                 }));
             };
             match l.phase {
                 Phase::Open => Poll::Ready(Ok(())),
-                Phase::Closed => Poll::Ready(Err(l.closed_error().unwrap_or(Error::LinkClosed {
-                    remote: false,
-                    error: None,
-                }))),
+                Phase::Closed => {
+                    Poll::Ready(Err(l.closed_error().unwrap_or(ClientError::LinkClosed {
+                        remote: false,
+                        error: None,
+                    })))
+                }
                 Phase::Attaching => {
                     l.waiters.register(cx.waker());
                     Poll::Pending
@@ -1343,22 +1404,22 @@ impl Connection {
 
     /// Closes the connection and waits for the peer's `close` (at most 2 s). Then pending
     /// outcomes resolve (in flight: [`Outcome::InDoubt`]; still queued:
-    /// [`Error::ConnectionClosed`]) and receivers return `None` once their queues are empty.
+    /// [`ClientError::ConnectionClosed`]) and receivers return `None` once their queues are empty.
     ///
     /// Returns `Ok` for a clean close; the error if the connection had failed or the peer
     /// closed it with an error. Cancel safety: once polled, the close proceeds even if the
     /// future is dropped.
-    pub async fn close(&self) -> Result<(), Error> {
+    pub async fn close(&self) -> Result<(), ClientError> {
         self.close_inner(None).await
     }
 
     /// Closes the connection with an error condition for the peer; see
     /// [`close`](Self::close).
-    pub async fn close_with_error(&self, error: AmqpError) -> Result<(), Error> {
+    pub async fn close_with_error(&self, error: AmqpError) -> Result<(), ClientError> {
         self.close_inner(Some(error)).await
     }
 
-    async fn close_inner(&self, error: Option<AmqpError>) -> Result<(), Error> {
+    async fn close_inner(&self, error: Option<AmqpError>) -> Result<(), ClientError> {
         let shared = &self.inner.shared;
         {
             let mut st = shared.lock();
@@ -1387,7 +1448,7 @@ impl Connection {
     }
 
     /// Why the connection closed, once it has (`None` while open, or after a clean close).
-    pub fn error(&self) -> Option<Error> {
+    pub fn error(&self) -> Option<ClientError> {
         self.inner.shared.lock().error.clone()
     }
 }
@@ -1417,7 +1478,7 @@ impl LinkRef {
         }
     }
 
-    async fn close(&self) -> Result<(), Error> {
+    async fn close(&self) -> Result<(), ClientError> {
         let w = self.request_close(&mut self.shared().lock());
         self.shared().wake_driver(w);
         poll_fn(|cx| {
@@ -1443,7 +1504,7 @@ impl LinkRef {
             .clone()
     }
 
-    fn error(&self) -> Option<Error> {
+    fn error(&self) -> Option<ClientError> {
         self.shared().lock().links.get(&self.id)?.closed_error()
     }
 }
@@ -1474,8 +1535,55 @@ impl Drop for LinkRef {
 /// A sending link. Methods take `&self`: share it (`Arc<Sender>`) to send from several tasks.
 ///
 /// Dropping it closes the link (after messages that already have credit are sent); messages
-/// still waiting for credit then fail with [`Error::LinkClosed`], and sent messages whose
+/// still waiting for credit then fail with [`ClientError::LinkClosed`], and sent messages whose
 /// outcome had not arrived resolve to [`Outcome::InDoubt`].
+///
+/// The guide's simple send, pipelined: queue many messages without waiting, then collect
+/// the outcomes.
+///
+/// ```
+/// use amqp_tokio::{Client, Outcome};
+/// use amqp_tokio::amqp_proto::message::Message;
+///
+/// # use amqp_tokio::{Container, Event, MessagingHandler};
+/// # /// An in-process peer on a free loopback port: accepts what it receives, and sends
+/// # /// "Hello World!" once on each link it sends on.
+/// # #[derive(Default)]
+/// # struct Peer { port: Option<tokio::sync::oneshot::Sender<u16>>, sent: bool }
+/// # impl MessagingHandler for Peer {
+/// #     fn on_start(&mut self, e: &mut Event<'_>) { e.container().listen("127.0.0.1:0").unwrap(); }
+/// #     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
+/// #         let acceptor = e.acceptor().unwrap();
+/// #         let port = e.container().acceptor_port(acceptor).unwrap();
+/// #         let _ = self.port.take().unwrap().send(port);
+/// #     }
+/// #     fn on_sendable(&mut self, e: &mut Event<'_>) {
+/// #         if !self.sent {
+/// #             self.sent = true;
+/// #             e.send(&amqp_tokio::amqp_proto::message::Message::new("Hello World!")).unwrap();
+/// #         }
+/// #     }
+/// # }
+/// # async fn peer() -> String {
+/// #     let (tx, rx) = tokio::sync::oneshot::channel();
+/// #     let peer = Peer { port: Some(tx), ..Peer::default() };
+/// #     tokio::spawn(Container::with_id(peer, "peer").run_async());
+/// #     format!("amqp://127.0.0.1:{}", rx.await.unwrap())
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), amqp_tokio::ClientError> {
+/// # let url = peer().await;
+/// let conn = Client::open(url.as_str()).await?;
+/// let sender = conn.open_sender("examples").await?;
+/// let outcomes: Vec<_> = (0..5)
+///     .map(|i| sender.send_nowait(Message::new(format!("message {i}"))).expect("room"))
+///     .collect();
+/// for outcome in outcomes {
+///     assert_eq!(outcome.await?, Outcome::Accepted);
+/// }
+/// conn.close().await
+/// # }
+/// ```
 pub struct Sender {
     link: LinkRef,
 }
@@ -1494,13 +1602,13 @@ enum Room {
 }
 
 impl Sender {
-    fn poll_room(&self, cx: &mut Context<'_>, room: Room) -> Poll<Result<(), Error>> {
+    fn poll_room(&self, cx: &mut Context<'_>, room: Room) -> Poll<Result<(), ClientError>> {
         let mut st = self.link.shared().lock();
         if let Some(e) = st.conn_error() {
             return Poll::Ready(Err(e));
         }
         let Some(l) = st.links.get_mut(&self.link.id) else {
-            return Poll::Ready(Err(Error::LinkClosed {
+            return Poll::Ready(Err(ClientError::LinkClosed {
                 remote: false,
                 error: None,
             }));
@@ -1529,7 +1637,7 @@ impl Sender {
         let Some(l) = st.links.get_mut(&self.link.id) else {
             return Err(TrySendError::Closed(
                 Box::new(msg),
-                Error::LinkClosed {
+                ClientError::LinkClosed {
                     remote: false,
                     error: None,
                 },
@@ -1572,7 +1680,7 @@ impl Sender {
     ///
     /// Cancel safety: dropped while waiting for credit, the message is dropped and not sent;
     /// dropped once queued, the message is still sent (the outcome is discarded).
-    pub async fn send(&self, message: Message) -> Result<Outcome, Error> {
+    pub async fn send(&self, message: Message) -> Result<Outcome, ClientError> {
         let mut message = message;
         loop {
             poll_fn(|cx| self.poll_room(cx, Room::Credit)).await?;
@@ -1601,7 +1709,7 @@ impl Sender {
 
     /// Waits until [`send_nowait`](Self::send_nowait) would queue a message (or the link
     /// closes: the error). Cancel-safe.
-    pub async fn ready(&self) -> Result<(), Error> {
+    pub async fn ready(&self) -> Result<(), ClientError> {
         poll_fn(|cx| self.poll_room(cx, Room::Buffer)).await
     }
 
@@ -1640,14 +1748,14 @@ impl Sender {
     }
 
     /// Why the link closed, once it has.
-    pub fn error(&self) -> Option<Error> {
+    pub fn error(&self) -> Option<ClientError> {
         self.link.error()
     }
 
     /// Closes the link and waits for the peer's detach. Messages still queued for credit
-    /// fail with [`Error::LinkClosed`]; sent ones without an outcome resolve to
+    /// fail with [`ClientError::LinkClosed`]; sent ones without an outcome resolve to
     /// [`Outcome::InDoubt`]. Cancel safety: the link is closed even if the future is dropped.
-    pub async fn close(self) -> Result<(), Error> {
+    pub async fn close(self) -> Result<(), ClientError> {
         self.link.close().await
     }
 }
@@ -1673,12 +1781,12 @@ impl fmt::Debug for SendFuture {
 }
 
 impl Future for SendFuture {
-    type Output = Result<Outcome, Error>;
+    type Output = Result<Outcome, ClientError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         if this.done {
-            return Poll::Ready(Err(Error::AlreadySettled));
+            return Poll::Ready(Err(ClientError::AlreadySettled));
         }
         let mut st = this.conn.shared.lock();
         match st.slots.get_mut(this.slot) {
@@ -1729,8 +1837,52 @@ impl Drop for SendFuture {
 // ------------------------------------------------------------------------------------------
 
 /// A receiving link. Also a [`Stream`](futures::Stream) of [`Delivery`].
+///
+/// The guide's simple receive: `recv` each delivery and settle it (a delivery dropped
+/// unsettled is accepted, as Proton's `auto_accept`; see [`Receiver::set_auto_accept`]).
+///
+/// ```
+/// use amqp_tokio::Client;
+///
+/// # use amqp_tokio::{Container, Event, MessagingHandler};
+/// # /// An in-process peer on a free loopback port: accepts what it receives, and sends
+/// # /// "Hello World!" once on each link it sends on.
+/// # #[derive(Default)]
+/// # struct Peer { port: Option<tokio::sync::oneshot::Sender<u16>>, sent: bool }
+/// # impl MessagingHandler for Peer {
+/// #     fn on_start(&mut self, e: &mut Event<'_>) { e.container().listen("127.0.0.1:0").unwrap(); }
+/// #     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
+/// #         let acceptor = e.acceptor().unwrap();
+/// #         let port = e.container().acceptor_port(acceptor).unwrap();
+/// #         let _ = self.port.take().unwrap().send(port);
+/// #     }
+/// #     fn on_sendable(&mut self, e: &mut Event<'_>) {
+/// #         if !self.sent {
+/// #             self.sent = true;
+/// #             e.send(&amqp_tokio::amqp_proto::message::Message::new("Hello World!")).unwrap();
+/// #         }
+/// #     }
+/// # }
+/// # async fn peer() -> String {
+/// #     let (tx, rx) = tokio::sync::oneshot::channel();
+/// #     let peer = Peer { port: Some(tx), ..Peer::default() };
+/// #     tokio::spawn(Container::with_id(peer, "peer").run_async());
+/// #     format!("amqp://127.0.0.1:{}", rx.await.unwrap())
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), amqp_tokio::ClientError> {
+/// # let url = peer().await;
+/// let conn = Client::open(url.as_str()).await?;
+/// let mut receiver = conn.open_receiver("examples").await?;
+/// let delivery = receiver.recv().await.expect("a message");
+/// println!("{}", delivery.message().body_str().unwrap_or(""));
+/// delivery.accept()?;
+/// conn.close().await
+/// # }
+/// ```
 pub struct Receiver {
     link: LinkRef,
+    auto_accept: bool,
 }
 
 impl fmt::Debug for Receiver {
@@ -1791,9 +1943,12 @@ impl Receiver {
             shared.wake_driver(wake);
             return Ok(Some(Delivery {
                 message: i.message,
-                handle: i.handle,
-                conn: self.link.conn.clone(),
-                settled: AtomicBool::new(false),
+                settlement: Settlement {
+                    handle: i.handle,
+                    conn: self.link.conn.clone(),
+                    settled: AtomicBool::new(false),
+                    auto_accept: self.auto_accept,
+                },
             }));
         }
         if l.phase == Phase::Closed || conn_closed {
@@ -1803,6 +1958,19 @@ impl Receiver {
             set_waker(&mut l.recv_waker, cx.waker());
         }
         Err(())
+    }
+
+    /// Whether deliveries dropped unsettled are accepted (on by default, as Proton's
+    /// `auto_accept`); off, a delivery dropped unsettled stays unsettled at the peer until
+    /// the link or connection closes. Applies to deliveries `recv` returns from now on.
+    pub fn set_auto_accept(&mut self, on: bool) {
+        self.auto_accept = on;
+    }
+
+    /// Whether deliveries dropped unsettled are accepted (see
+    /// [`set_auto_accept`](Self::set_auto_accept)).
+    pub fn auto_accept(&self) -> bool {
+        self.auto_accept
     }
 
     /// Deliveries queued and not yet returned by `recv`.
@@ -1849,7 +2017,7 @@ impl Receiver {
     /// there is no credit.
     ///
     /// Cancel safety: the drain still completes if the future is dropped.
-    pub async fn drain(&mut self) -> Result<(), Error> {
+    pub async fn drain(&mut self) -> Result<(), ClientError> {
         let shared = self.link.shared();
         let ticket = {
             let mut st = shared.lock();
@@ -1857,7 +2025,7 @@ impl Receiver {
                 return Err(e);
             }
             let Some(l) = st.links.get_mut(&self.link.id) else {
-                return Err(Error::LinkClosed {
+                return Err(ClientError::LinkClosed {
                     remote: false,
                     error: None,
                 });
@@ -1877,7 +2045,7 @@ impl Receiver {
             let mut st = shared.lock();
             let conn_err = st.conn_error();
             let Some(l) = st.links.get_mut(&self.link.id) else {
-                return Poll::Ready(Err(Error::LinkClosed {
+                return Poll::Ready(Err(ClientError::LinkClosed {
                     remote: false,
                     error: None,
                 }));
@@ -1901,7 +2069,7 @@ impl Receiver {
     }
 
     /// Why the link closed, once it has.
-    pub fn error(&self) -> Option<Error> {
+    pub fn error(&self) -> Option<ClientError> {
         self.link.error()
     }
 
@@ -1909,7 +2077,7 @@ impl Receiver {
     /// by `recv` are released first (the peer may redeliver them); those returned and not
     /// settled are left to the peer's policy. Cancel safety: the link is closed even if the
     /// future is dropped.
-    pub async fn close(self) -> Result<(), Error> {
+    pub async fn close(self) -> Result<(), ClientError> {
         self.link.close().await
     }
 }
@@ -1927,43 +2095,27 @@ impl futures::Stream for Receiver {
 ///
 /// Settling is synchronous: it queues the disposition for the driver (which batches
 /// dispositions into ranges) and never waits; it fails only if the delivery is already
-/// settled or the connection is closed. A delivery dropped unsettled stays unsettled at the
-/// peer until the link or connection closes (as in Proton).
+/// settled or the connection is closed. A delivery dropped unsettled is accepted, as Proton's
+/// `auto_accept` does after `on_message`, unless its receiver's
+/// [`set_auto_accept(false)`](Receiver::set_auto_accept) turned that off;
+/// [`into_message`](Self::into_message) leaves it unsettled.
 pub struct Delivery {
-    message: Message,
+    message: ReceivedMessage,
+    settlement: Settlement,
+}
+
+/// The settling half of a [`Delivery`]: accepts on drop when still unsettled and asked to.
+struct Settlement {
     handle: DeliveryHandle,
     conn: Arc<ClientRef>,
     settled: AtomicBool,
+    auto_accept: bool,
 }
 
-impl fmt::Debug for Delivery {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Delivery")
-            .field("handle", &self.handle)
-            .field("message", &self.message)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Delivery {
-    /// The message.
-    pub fn message(&self) -> &Message {
-        &self.message
-    }
-
-    /// The message, mutably (to forward it changed).
-    pub fn message_mut(&mut self) -> &mut Message {
-        &mut self.message
-    }
-
-    /// The message, leaving the delivery unsettled (unless settled before).
-    pub fn into_message(self) -> Message {
-        self.message
-    }
-
-    fn dispose(&self, d: Disposition) -> Result<(), Error> {
+impl Settlement {
+    fn dispose(&self, d: Disposition) -> Result<(), ClientError> {
         if self.settled.swap(true, Ordering::AcqRel) {
-            return Err(Error::AlreadySettled);
+            return Err(ClientError::AlreadySettled);
         }
         let shared = &self.conn.shared;
         let mut st = shared.lock();
@@ -1975,30 +2127,71 @@ impl Delivery {
         shared.wake_driver(w);
         Ok(())
     }
+}
+
+impl Drop for Settlement {
+    fn drop(&mut self) {
+        if self.auto_accept && !self.settled.load(Ordering::Acquire) {
+            // A closed connection has nothing left to accept: the error is moot.
+            let _ = self.dispose(Disposition::Accept);
+        }
+    }
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("handle", &self.settlement.handle)
+            .field("message", &self.message)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Delivery {
+    /// The message; its sections decode on first access.
+    pub fn message(&self) -> &ReceivedMessage {
+        &self.message
+    }
+
+    /// The message, leaving the delivery unsettled (unless settled before), whatever the
+    /// receiver's auto-accept setting. To change it before forwarding it, take an owned copy
+    /// with [`ReceivedMessage::into_message`].
+    pub fn into_message(mut self) -> ReceivedMessage {
+        self.settlement.auto_accept = false;
+        self.message
+    }
+
+    fn dispose(&self, d: Disposition) -> Result<(), ClientError> {
+        self.settlement.dispose(d)
+    }
 
     /// Accepts and settles it.
-    pub fn accept(&self) -> Result<(), Error> {
+    pub fn accept(&self) -> Result<(), ClientError> {
         self.dispose(Disposition::Accept)
     }
 
     /// Rejects and settles it (invalid; not to be redelivered), with an optional reason.
-    pub fn reject(&self, error: Option<AmqpError>) -> Result<(), Error> {
+    pub fn reject(&self, error: Option<AmqpError>) -> Result<(), ClientError> {
         self.dispose(Disposition::Reject(error))
     }
 
     /// Releases and settles it (not processed; may be redelivered to anyone).
-    pub fn release(&self) -> Result<(), Error> {
+    pub fn release(&self) -> Result<(), ClientError> {
         self.dispose(Disposition::Release)
     }
 
     /// Modifies and settles it: `delivery_failed` counts a failed attempt,
     /// `undeliverable_here` asks not to redeliver it on this link.
-    pub fn modify(&self, delivery_failed: bool, undeliverable_here: bool) -> Result<(), Error> {
+    pub fn modify(
+        &self,
+        delivery_failed: bool,
+        undeliverable_here: bool,
+    ) -> Result<(), ClientError> {
         self.dispose(Disposition::Modify(delivery_failed, undeliverable_here))
     }
 
     /// True once settled through this handle.
     pub fn is_settled(&self) -> bool {
-        self.settled.load(Ordering::Acquire)
+        self.settlement.settled.load(Ordering::Acquire)
     }
 }

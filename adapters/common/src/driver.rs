@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amqp_engine::messaging::{
-    AcceptorHandle, Container as Core, IoRequest, MessagingHandler, TlsConnect, TransportId,
-    TransportInfo,
+    AcceptorHandle, IoRequest, MessagingHandler, SansIoContainer as Core, TlsConnect,
+    TransportError, TransportErrorKind, TransportId, TransportInfo,
 };
 use bytes::{Bytes, BytesMut};
 use event_listener::Event as Notify;
@@ -45,10 +45,13 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 enum IoEvent {
     Connected(TransportId, BoxStream, TransportInfo),
-    ConnectFailed(TransportId, String),
+    ConnectFailed(TransportId, TransportError),
     Read(TransportId, Bytes),
-    Closed(TransportId, Option<String>),
-    Listening(AcceptorHandle, Result<(Box<dyn Listener>, u16), String>),
+    Closed(TransportId, Option<TransportError>),
+    Listening(
+        AcceptorHandle,
+        Result<(Box<dyn Listener>, u16), TransportError>,
+    ),
     Accepted(AcceptorHandle, BoxStream, TransportInfo),
     AcceptFailed(AcceptorHandle, String),
     Wake,
@@ -126,7 +129,7 @@ impl std::ops::DerefMut for Transports {
 /// A handle that wakes the driver from another task or thread (after operations on the
 /// container made outside a callback).
 #[derive(Clone)]
-pub struct Waker {
+pub(crate) struct Waker {
     tx: mpsc::UnboundedSender<IoEventBox>,
 }
 
@@ -134,7 +137,7 @@ pub(crate) struct IoEventBox(IoEvent);
 
 impl Waker {
     /// Makes the driver poll the container again (its hook runs before the next wait).
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         let _ = self.tx.unbounded_send(IoEventBox(IoEvent::Wake));
     }
 }
@@ -152,7 +155,7 @@ pub(crate) fn wake_channel() -> (
 
 /// Runs a container to completion on a runtime: returns it when it is done (stopped, or
 /// nothing left to do).
-pub async fn drive<H: MessagingHandler + Send + 'static, R: Runtime>(
+pub(crate) async fn drive<H: MessagingHandler + Send + 'static, R: Runtime>(
     mut core: Core<H>,
     rt: R,
 ) -> Core<H> {
@@ -308,7 +311,7 @@ fn carry_out<H: MessagingHandler + Send + 'static, R: Runtime>(
             rt.spawn(Box::pin(async move {
                 let ev = match connect(&rt2, &host, port, tls).await {
                     Ok((s, info)) => IoEvent::Connected(transport, s, info),
-                    Err(e) => IoEvent::ConnectFailed(transport, format!("{host}:{port}: {e}")),
+                    Err(e) => IoEvent::ConnectFailed(transport, e),
                 };
                 let _ = tx.unbounded_send(IoEventBox(ev));
             }));
@@ -337,7 +340,10 @@ fn carry_out<H: MessagingHandler + Send + 'static, R: Runtime>(
                 Some(Err(e)) => {
                     core.handle_listening(
                         acceptor,
-                        Err(format!("TLS configuration: {e}")),
+                        Err(TransportError::new(
+                            TransportErrorKind::Tls,
+                            format!("TLS configuration: {e}"),
+                        )),
                         Instant::now(),
                     );
                     return;
@@ -355,16 +361,17 @@ fn carry_out<H: MessagingHandler + Send + 'static, R: Runtime>(
             let tx = tx.clone();
             rt.spawn(Box::pin(async move {
                 let r = async {
-                    let addrs = rt2.resolve(host.clone(), port).await?;
-                    let addr = addrs.into_iter().next().ok_or_else(|| {
-                        io::Error::new(io::ErrorKind::NotFound, format!("{host}: no address"))
-                    })?;
-                    let l = rt2.bind(addr).await?;
-                    let port = l.local_addr()?.port();
-                    Ok::<_, io::Error>((l, port))
+                    let addr = resolve(&rt2, &host, port).await?;
+                    let bound = async {
+                        let l = rt2.bind(addr).await?;
+                        let port = l.local_addr()?.port();
+                        Ok::<_, io::Error>((l, port))
+                    };
+                    bound
+                        .await
+                        .map_err(|e| io_error(&e, format_args!("listen on {addr}")))
                 }
-                .await
-                .map_err(|e| format!("listen on {host}:{port}: {e}"));
+                .await;
                 let _ = tx.unbounded_send(IoEventBox(IoEvent::Listening(acceptor, r)));
             }));
         }
@@ -377,14 +384,33 @@ fn carry_out<H: MessagingHandler + Send + 'static, R: Runtime>(
     }
 }
 
+fn dns_error(host: &str, e: impl std::fmt::Display) -> TransportError {
+    TransportError::new(TransportErrorKind::Dns, format!("resolve {host}: {e}"))
+}
+
+/// The first address `host` resolves to; failing, a [`TransportErrorKind::Dns`] error.
+async fn resolve<R: Runtime>(rt: &R, host: &str, port: u16) -> Result<SocketAddr, TransportError> {
+    let addrs = rt
+        .resolve(host.to_string(), port)
+        .await
+        .map_err(|e| dns_error(host, e))?;
+    addrs
+        .into_iter()
+        .next()
+        .ok_or_else(|| dns_error(host, "no address"))
+}
+
 async fn connect<R: Runtime>(
     rt: &R,
     host: &str,
     port: u16,
     tls: Option<TlsConnect>,
-) -> io::Result<(BoxStream, TransportInfo)> {
-    let addrs = rt.resolve(host.to_string(), port).await?;
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "host resolved to no address");
+) -> Result<(BoxStream, TransportInfo), TransportError> {
+    let addrs = rt
+        .resolve(host.to_string(), port)
+        .await
+        .map_err(|e| dns_error(host, e))?;
+    let mut last = dns_error(host, "no address");
     let mut stream = None;
     // Every address the host resolves to, in order.
     for a in addrs {
@@ -393,10 +419,13 @@ async fn connect<R: Runtime>(
                 stream = Some((s, a));
                 break;
             }
-            Err(e) => last = e,
+            Err(e) => last = io_error(&e, format_args!("connect to {a}")),
         }
     }
     let (stream, addr) = stream.ok_or(last)?;
+    let tls_error = |e: &dyn std::fmt::Display| {
+        TransportError::new(TransportErrorKind::Tls, format!("{addr}: {e}"))
+    };
     let mut info = TransportInfo {
         encrypted: false,
         peer_identity: None,
@@ -405,8 +434,8 @@ async fn connect<R: Runtime>(
     match tls {
         None => Ok((stream, info)),
         Some(t) => {
-            let config = tls::client_config(&t.options)?;
-            let name = tls::server_name(&t.server_name)?;
+            let config = tls::client_config(&t.options).map_err(|e| tls_error(&e))?;
+            let name = tls::server_name(&t.server_name).map_err(|e| tls_error(&e))?;
             let connector = futures_rustls::TlsConnector::from(config);
             let handshake = async move {
                 connector
@@ -414,7 +443,14 @@ async fn connect<R: Runtime>(
                     .await
                     .map_err(|e| io::Error::new(e.kind(), format!("TLS handshake failed: {e}")))
             };
-            let s = handshake_within(rt, handshake).await?;
+            let s = handshake_within(rt, handshake)
+                .await
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::TimedOut => {
+                        TransportError::new(TransportErrorKind::Timeout, format!("{addr}: {e}"))
+                    }
+                    _ => tls_error(&e),
+                })?;
             info.encrypted = true;
             if t.options.client_cert.is_some() {
                 // We presented a certificate: SASL EXTERNAL becomes usable.
@@ -549,7 +585,7 @@ fn start_transport<R: Runtime>(
         let _guard = guard;
         while let Some(data) = wrx.next().await {
             if let Err(e) = writer.write_all(&data).await {
-                let reason = format!("write: {}", io_reason(&e));
+                let reason = io_error(&e, "write");
                 let _ = txw.unbounded_send(IoEventBox(IoEvent::Closed(t, Some(reason))));
                 return;
             }
@@ -591,7 +627,8 @@ fn start_transport<R: Runtime>(
                     }
                 }
                 Err(e) => {
-                    let _ = tx.unbounded_send(IoEventBox(IoEvent::Closed(t, Some(io_reason(&e)))));
+                    let _ = tx
+                        .unbounded_send(IoEventBox(IoEvent::Closed(t, Some(io_error(&e, "read")))));
                     return;
                 }
             }
@@ -599,20 +636,20 @@ fn start_transport<R: Runtime>(
     }));
 }
 
-/// Describes a transport I/O error; TLS failures (an alert from the peer, a bad record) say
-/// so, since the bare rustls text ("received fatal alert: CertificateRequired") does not.
-fn io_reason(e: &io::Error) -> String {
-    match e
+/// Classifies a transport I/O error: TLS failures (an alert from the peer, a bad record),
+/// refused connections, timeouts, addresses in use; anything else is [`TransportErrorKind::Io`].
+fn io_error(e: &io::Error, doing: impl std::fmt::Display) -> TransportError {
+    if let Some(tls) = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
-        Some(tls) => format!("TLS error: {tls}"),
-        None => e.to_string(),
+        return TransportError::new(TransportErrorKind::Tls, format!("{doing}: {tls}"));
     }
-}
-
-/// A socket address for `host:port` strings in tests and examples.
-pub fn addr(s: &str) -> SocketAddr {
-    s.parse()
-        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    let kind = match e.kind() {
+        io::ErrorKind::ConnectionRefused => TransportErrorKind::Refused,
+        io::ErrorKind::TimedOut => TransportErrorKind::Timeout,
+        io::ErrorKind::AddrInUse => TransportErrorKind::AddressInUse,
+        _ => TransportErrorKind::Io,
+    };
+    TransportError::new(kind, format!("{doing}: {e}"))
 }

@@ -4,12 +4,12 @@
 //! The runtime adapters (`amqp-tokio`, `amqp-smol`, `amqp-async-std`) are glue: each implements
 //! the small [`Runtime`] trait. Everything else is here, written once:
 //!
-//! * [`driver`] — the loop that carries out the container's I/O requests (connect, listen,
+//! * the driver — the loop that carries out the container's I/O requests (connect, listen,
 //!   write, close), feeds it reads, disconnects and timer expiries, with back-pressure;
-//! * [`tls`] — rustls client and server configuration from the engine's plain-data options;
-//! * [`trace`] — `AMQP_TRACE_FRM=1` / `PN_TRACE_FRM=1` frame tracing;
+//! * TLS — rustls client and server configuration from the engine's plain-data options;
+//! * tracing — `AMQP_TRACE_FRM=1` / `PN_TRACE_FRM=1` frame tracing;
 //! * [`Container`] — Proton's `Container::new(handler).run()` over any runtime;
-//! * [`client`] — the idiomatic async API (`Client::open(url).await`, `sender.send(msg).await`,
+//! * [`Client`] — the idiomatic async API (`Client::open(url).await`, `sender.send(msg).await`,
 //!   `receiver.recv().await`) over any runtime.
 //! * `gssapi` (cargo feature `gssapi`) — Kerberos: the `amqp-gssapi` crate; with the feature
 //!   every container offers the GSSAPI client mechanism to its connections (preferred when a
@@ -18,24 +18,60 @@
 //!   shared by `amqp-smol` and `amqp-async-std`, which differ only in how they spawn and block.
 
 #[cfg(feature = "async-io-glue")]
-pub mod async_io_glue;
-pub mod client;
-pub mod driver;
-pub mod runtime;
-pub mod tls;
-pub mod trace;
+mod async_io_glue;
+mod client;
+mod driver;
+mod runtime;
+mod tls;
+mod trace;
 
 use std::marker::PhantomData;
 use std::time::Instant;
 
-use amqp_engine::messaging::{uuid_from_bytes, Container as Core, MessagingHandler};
+use amqp_engine::messaging::{
+    uuid_from_bytes, ContainerContext, MessagingHandler, SansIoContainer as Core,
+};
 
 pub use amqp_engine;
-pub use amqp_engine::messaging;
 #[cfg(feature = "gssapi")]
 pub use amqp_gssapi as gssapi;
 pub use amqp_proto;
-pub use runtime::{AcceptFuture, AsyncStream, BlockOn, BoxFuture, BoxStream, Listener, Runtime};
+#[cfg(feature = "async-io-glue")]
+pub use async_io_glue::{AsyncIo, Executor};
+pub use client::{
+    Client, ClientError, ConnectTarget, Connection, Delivery, Outcome, Receiver, SendFuture,
+    Sender, TrySendError, DEFAULT_PREFETCH, DEFAULT_SEND_BUFFER,
+};
+pub use driver::{FLUSH_GRACE, READ_CHUNK, TLS_HANDSHAKE_TIMEOUT, WRITE_HIGH_WATER};
+pub use runtime::{
+    bind_tcp_listener, AcceptFuture, AsyncStream, BlockOn, BoxFuture, BoxStream, Listener, Runtime,
+};
+
+/// Re-exports, at a runtime crate's root, everything a user of that crate needs: the
+/// async API's types, the messaging types (handler, events, options, URLs, errors), the SASL
+/// server types a listener takes, and the `amqp_proto` crate (messages). A runtime crate
+/// invokes it once and adds its own `Container` and `Client` aliases, so a user depends on
+/// that one crate and finds every type at one path.
+#[macro_export]
+macro_rules! reexport_user_api {
+    () => {
+        pub use $crate::amqp_engine::messaging::{
+            AcceptorHandle, Backoff, ConnectOptions, ConnectionHandle, ContainerContext,
+            DeliveryHandle, Event, EventType, HandlerOptions, LinkHandle, LinkOption, LinkOptions,
+            ListenOptions, MessagingError, MessagingHandler, OptionsError, PemSource, Reconnect,
+            ReconnectLimits, ReconnectPolicy, Scheme, SessionHandle, TimerHandle, TlsListen,
+            TlsOptions, Tracker, TransportError, TransportErrorKind, Url, UrlError, VerifyMode,
+        };
+        pub use $crate::amqp_engine::sasl::{
+            Authenticator, SaslServerConfig, ScramCredentials, ScramHash, StaticUsers,
+        };
+        pub use $crate::amqp_proto;
+        pub use $crate::{
+            ClientError, ConnectTarget, Connection, Delivery, Outcome, Receiver, SendFuture,
+            Sender, TrySendError, DEFAULT_PREFETCH, DEFAULT_SEND_BUFFER,
+        };
+    };
+}
 
 /// Fills `buf` with operating-system randomness.
 pub fn os_random(buf: &mut [u8]) {
@@ -71,11 +107,8 @@ pub fn new_uuid() -> String {
 
 /// Proton's `Container`: a [`MessagingHandler`] and the event loop that runs it on runtime `R`.
 ///
-/// Runtime crates alias it (`amqp_tokio::Container<H>`), so user code reads like Proton's:
-///
-/// ```ignore
-/// amqp_tokio::Container::new(handler).run();
-/// ```
+/// Runtime crates alias it (`amqp_tokio::Container<H>`, whose page has a runnable example), so
+/// user code reads like Proton's: `amqp_tokio::Container::new(handler).run()`.
 pub struct Container<H: MessagingHandler, R: Runtime> {
     core: Core<H>,
     rt: R,
@@ -116,9 +149,9 @@ impl<H: MessagingHandler + Send + 'static, R: Runtime> Container<H, R> {
         self.core.handler()
     }
 
-    /// The sans-IO core (to connect or listen before running, among other things).
-    pub fn core(&mut self) -> &mut Core<H> {
-        &mut self.core
+    /// Proton's container methods (connect, listen, schedule, …), to use before running.
+    pub fn context(&mut self) -> &mut ContainerContext {
+        self.core.context()
     }
 
     /// Runs the event loop in the current task until the container is done; returns the

@@ -52,3 +52,21 @@ pub trait BlockOn: Runtime {
     where
         F::Output: Send + 'static;
 }
+
+/// Binds a non-blocking TCP listener socket for [`Runtime::bind`] to wrap. An IPv6 socket is
+/// IPv6-only, so `0.0.0.0:P` and `[::]:P` can both be listened on (Proton's guide listens on
+/// both); `SO_REUSEADDR` is set on Unix, as `std` does, so a restarted listener takes its
+/// port back at once.
+pub fn bind_tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}

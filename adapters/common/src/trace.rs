@@ -9,7 +9,7 @@ use amqp_proto::frame::{Decoded, FrameBody, FrameDecoder, ProtocolHeader};
 use bytes::BytesMut;
 
 /// True if frame tracing is switched on by the environment.
-pub fn enabled() -> bool {
+pub(crate) fn enabled() -> bool {
     ["AMQP_TRACE_FRM", "PN_TRACE_FRM"]
         .iter()
         .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty() && s != "0"))

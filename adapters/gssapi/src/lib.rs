@@ -47,6 +47,8 @@ use libgssapi::error::{Error, MajorFlags};
 use libgssapi::name::Name;
 use libgssapi::oid::{OidSet, GSS_MECH_KRB5, GSS_NT_HOSTBASED_SERVICE};
 
+pub use amqp_engine::sasl::GSSAPI;
+
 /// The GSSAPI client mechanism on the default credentials cache.
 pub fn client_mechanism() -> Arc<dyn ClientMechanismFactory> {
     Arc::new(GssapiClientFactory::new(Arc::new(KerberosClient)))

@@ -14,7 +14,7 @@
 //!
 //! ```
 //! use amqp_smol::Container;
-//! use amqp_smol::messaging::{Event, MessagingHandler};
+//! use amqp_smol::{Event, MessagingHandler};
 //! use amqp_smol::amqp_proto::message::Message;
 //!
 //! #[derive(Default)]
@@ -45,10 +45,10 @@
 
 use std::future::Future;
 
-use amqp_adapter::async_io_glue::{AsyncIo, Executor};
 use amqp_adapter::BoxFuture;
+use amqp_adapter::{AsyncIo, Executor};
 
-pub use amqp_adapter::{amqp_engine, amqp_proto, messaging};
+amqp_adapter::reexport_user_api!();
 
 /// Kerberos: the GSSAPI SASL mechanism (`KerberosServer` for listeners; clients use it
 /// without configuration when a server offers it and a ticket is available).
@@ -57,6 +57,9 @@ pub use amqp_adapter::gssapi;
 
 /// Proton's `Container` on smol.
 pub type Container<H> = amqp_adapter::Container<H, Smol>;
+
+/// The async API on smol: `Client::open(url).await`.
+pub type Client = amqp_adapter::Client<Smol>;
 
 /// The smol runtime, for the driver: `async-io` for I/O and timers, smol's global executor for
 /// tasks.

@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! use amqp_tokio::Container;
-//! use amqp_tokio::messaging::{Event, MessagingHandler};
+//! use amqp_tokio::{Event, MessagingHandler};
 //! use amqp_tokio::amqp_proto::message::Message;
 //!
 //! struct HelloWorld;
@@ -27,14 +27,14 @@
 //! Container::new(HelloWorld).run();
 //! ```
 //!
-//! The same with the async API ([`Client`], see [`client`] for flow control, cancel safety and
+//! The same with the async API ([`Client`], whose page covers flow control, cancel safety and
 //! shutdown):
 //!
 //! ```no_run
 //! use amqp_tokio::Client;
 //! use amqp_tokio::amqp_proto::message::Message;
 //!
-//! # async fn hello() -> Result<(), amqp_tokio::client::Error> {
+//! # async fn hello() -> Result<(), amqp_tokio::ClientError> {
 //! let conn = Client::open("amqp://localhost:5672").await?;
 //! let mut receiver = conn.open_receiver("examples").await?;
 //! let sender = conn.open_sender("examples").await?;
@@ -54,20 +54,56 @@ use std::time::Instant;
 use amqp_adapter::{BlockOn, BoxFuture, BoxStream, Listener, Runtime};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
-pub use amqp_adapter::{amqp_engine, amqp_proto, messaging};
+amqp_adapter::reexport_user_api!();
 
 /// Kerberos: the GSSAPI SASL mechanism (`KerberosServer` for listeners; clients use it
 /// without configuration when a server offers it and a ticket is available).
 #[cfg(feature = "gssapi")]
 pub use amqp_adapter::gssapi;
 
-/// Proton's `Container` on tokio.
+/// Proton's `Container` on tokio: `Container::new(handler).run()` runs the handler until
+/// nothing is left to do.
+///
+/// The guide's direct "Hello World!" (no broker): the container listens, connects to itself,
+/// sends one message and receives it.
+///
+/// ```
+/// use amqp_tokio::{Container, Event, MessagingHandler};
+/// use amqp_tokio::amqp_proto::message::Message;
+///
+/// #[derive(Default)]
+/// struct HelloWorldDirect { received: Option<String> }
+///
+/// impl MessagingHandler for HelloWorldDirect {
+///     fn on_start(&mut self, e: &mut Event<'_>) {
+///         e.container().listen("127.0.0.1:0").unwrap();
+///     }
+///     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
+///         let acceptor = e.acceptor().unwrap();
+///         let port = e.container().acceptor_port(acceptor).unwrap();
+///         let conn = e.container().connect(&format!("amqp://127.0.0.1:{port}")).unwrap();
+///         e.container().create_sender(conn, "examples").unwrap();
+///     }
+///     fn on_sendable(&mut self, e: &mut Event<'_>) {
+///         e.send(&Message::new("Hello World!")).unwrap();
+///         let sender = e.sender().unwrap();
+///         e.container().close_link(sender);
+///     }
+///     fn on_message(&mut self, e: &mut Event<'_>) {
+///         self.received = e.message().and_then(|m| m.body_str()).map(str::to_string);
+///     }
+///     fn on_accepted(&mut self, e: &mut Event<'_>) {
+///         e.container().stop();
+///     }
+/// }
+///
+/// let done = Container::new(HelloWorldDirect::default()).run();
+/// assert_eq!(done.received.as_deref(), Some("Hello World!"));
+/// ```
 pub type Container<H> = amqp_adapter::Container<H, Tokio>;
 
-/// The async API on tokio: `Client::open(url).await` (see [`client`]).
-pub type Client = amqp_adapter::client::Client<Tokio>;
-
-pub use amqp_adapter::client;
+/// The async API on tokio: `Client::open(url).await`.
+pub type Client = amqp_adapter::Client<Tokio>;
 
 /// The tokio runtime, for the driver. Inside a tokio runtime it uses the current one;
 /// otherwise [`BlockOn::block_on`] builds a multi-threaded runtime.
@@ -134,7 +170,7 @@ impl Runtime for Tokio {
 
     fn bind(&self, addr: SocketAddr) -> BoxFuture<io::Result<Box<dyn Listener>>> {
         Box::pin(async move {
-            let l = tokio::net::TcpListener::bind(addr).await?;
+            let l = tokio::net::TcpListener::from_std(amqp_adapter::bind_tcp_listener(addr)?)?;
             Ok(Box::new(TokioListener(l)) as Box<dyn Listener>)
         })
     }

@@ -12,14 +12,14 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use amqp_tokio::amqp_proto::definitions::{condition, Error as AmqpError};
-use amqp_tokio::amqp_proto::message::Message;
+use amqp_tokio::amqp_proto::message::{Message, ReceivedMessage};
 use amqp_tokio::amqp_proto::messaging::{DeliveryState, Source, TargetKind};
-use amqp_tokio::client::{Error, Outcome, Receiver, Sender, TrySendError};
-use amqp_tokio::messaging::{
-    ConnectOptions, ConnectionHandle, DeliveryHandle, Event, HandlerOptions, LinkHandle,
-    LinkOption, LinkOptions, MessagingHandler, Reactor, Tracker, Url,
-};
 use amqp_tokio::{Client, Container};
+use amqp_tokio::{ClientError as Error, Outcome, Receiver, Sender, TrySendError};
+use amqp_tokio::{
+    ConnectOptions, ConnectionHandle, ContainerContext, DeliveryHandle, Event, HandlerOptions,
+    LinkHandle, LinkOption, LinkOptions, MessagingHandler, Tracker, TransportErrorKind, Url,
+};
 use tokio::sync::oneshot;
 
 // ------------------------------------------------------------------------------------------
@@ -31,7 +31,7 @@ const WINDOW: u32 = 500;
 
 #[derive(Default)]
 struct Queue {
-    held: VecDeque<(Message, DeliveryHandle)>,
+    held: VecDeque<(ReceivedMessage, DeliveryHandle)>,
     consumers: Vec<LinkHandle>,
     next: usize,
 }
@@ -52,7 +52,7 @@ struct Relay {
 }
 
 impl Relay {
-    fn dispatch(&mut self, addr: &str, r: &mut Reactor) {
+    fn dispatch(&mut self, addr: &str, r: &mut ContainerContext) {
         let Some(q) = self.queues.get_mut(addr) else {
             return;
         };
@@ -295,7 +295,7 @@ fn numbered(i: usize) -> Message {
     Message::new(format!("m{i}"))
 }
 
-fn number(m: &Message) -> usize {
+fn number(m: &ReceivedMessage) -> usize {
     m.body_str().unwrap()[1..].parse().unwrap()
 }
 
@@ -721,7 +721,10 @@ async fn connect_refused_without_reconnect() {
             .url(Url::parse(&format!("amqp://127.0.0.1:{port}")).unwrap())
             .reconnect(false);
         match Client::open(opts).await {
-            Err(Error::Transport(reason)) => assert!(!reason.is_empty()),
+            Err(Error::Transport(reason)) => {
+                assert_eq!(reason.kind(), TransportErrorKind::Refused, "{reason}");
+                assert!(!reason.to_string().contains("gave up"), "{reason}");
+            }
             other => panic!("expected a transport error, got {other:?}"),
         }
         assert!(matches!(
@@ -844,6 +847,27 @@ async fn dropping_handles_closes_links_and_connection() {
         while connections.load(Ordering::SeqCst) != 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_dropped_unsettled_are_accepted_unless_auto_accept_is_off() {
+    bounded(async {
+        let url = relay().await;
+        let conn = Client::open(url.as_str()).await.unwrap();
+        let mut receiver = conn.open_receiver("auto").await.unwrap();
+        let sender = conn.open_sender("auto").await.unwrap();
+        assert!(receiver.auto_accept(), "on by default, as in Proton");
+        let outcome = sender.send_nowait(numbered(0)).unwrap();
+        drop(receiver.recv().await.unwrap());
+        assert!(outcome.await.unwrap().is_accepted());
+        receiver.set_auto_accept(false);
+        let outcome = sender.send_nowait(numbered(1)).unwrap();
+        drop(receiver.recv().await.unwrap());
+        let waited = tokio::time::timeout(Duration::from_millis(300), outcome).await;
+        assert!(waited.is_err(), "left unsettled: {waited:?}");
+        conn.close().await.unwrap();
     })
     .await
 }

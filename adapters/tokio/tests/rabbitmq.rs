@@ -9,8 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use amqp_tokio::amqp_proto::message::Message;
-use amqp_tokio::messaging::{ConnectOptions, Event, MessagingHandler, Url};
 use amqp_tokio::Container;
+use amqp_tokio::{ConnectOptions, Event, MessagingHandler, Url};
 
 struct Node {
     dir: PathBuf,
@@ -90,8 +90,10 @@ impl MessagingHandler for RoundTrip {
         }
     }
     fn on_transport_error(&mut self, e: &mut Event<'_>) {
-        self.errors
-            .push(e.transport_error().unwrap_or("").to_string());
+        self.errors.push(
+            e.transport_error()
+                .map_or_else(|| "".to_string(), ToString::to_string),
+        );
         e.container().stop();
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {

@@ -39,10 +39,8 @@ use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::Duration;
 
-use amqp_tokio::amqp_engine::sasl::{
-    Authenticator, SaslServerConfig, ScramCredentials, ScramHash, StaticUsers,
-};
-use amqp_tokio::messaging::ListenOptions;
+use amqp_tokio::ListenOptions;
+use amqp_tokio::{Authenticator, SaslServerConfig, ScramCredentials, ScramHash, StaticUsers};
 use common::pair::{opts, MakeOptions, Outcome, Pair};
 use common::proton::ProtonPeer;
 use serde_json::Value as Json;

@@ -21,9 +21,9 @@ use std::io::Write;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use amqp_adapter::gssapi::GSSAPI;
 use amqp_adapter::gssapi::{server_mechanism, KerberosServer};
-use amqp_tokio::amqp_engine::sasl::{SaslServerConfig, StaticUsers, GSSAPI};
-use amqp_tokio::messaging::ListenOptions;
+use amqp_tokio::{ListenOptions, SaslServerConfig, StaticUsers};
 use common::pair::{opts, Outcome, Pair};
 use common::proton::ProtonPeer;
 use realm::Realm;

@@ -1,7 +1,7 @@
 //! The tokio adapter end to end over loopback TCP.
 use amqp_tokio::amqp_proto::message::Message;
-use amqp_tokio::messaging::{Event, MessagingHandler};
 use amqp_tokio::Container;
+use amqp_tokio::{Event, MessagingHandler};
 
 #[derive(Default)]
 struct Hello {

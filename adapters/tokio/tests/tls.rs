@@ -7,10 +7,10 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use amqp_adapter::driver::TLS_HANDSHAKE_TIMEOUT;
+use amqp_adapter::TLS_HANDSHAKE_TIMEOUT;
 
-use amqp_tokio::amqp_engine::sasl::{SaslServerConfig, StaticUsers};
-use amqp_tokio::messaging::{ListenOptions, PemSource, TlsListen, TlsOptions, VerifyMode};
+use amqp_tokio::{ListenOptions, PemSource, TlsListen, TlsOptions, TransportErrorKind, VerifyMode};
+use amqp_tokio::{SaslServerConfig, StaticUsers};
 use common::pair::{opts, MakeOptions, Outcome, Pair};
 use common::pki::pki;
 
@@ -143,6 +143,13 @@ fn b_unknown_ca_is_refused() {
     assert!(!o.timed_out, "{o:#?}");
     assert_refused(&o, 0, &["certificate"]);
     assert_refused(&o, 1, &["certificate"]);
+    for c in 0..2 {
+        let kinds = &o.clients[c].transport_error_kinds;
+        assert!(
+            kinds.iter().all(|k| *k == TransportErrorKind::Tls),
+            "{kinds:?}"
+        );
+    }
     assert_flowed(&o, 2);
     assert_eq!(
         o.server_received.len(),
@@ -357,6 +364,10 @@ fn f_plain_over_tls() {
     assert_flowed(&o, 0);
     assert_eq!(o.server_users, vec![Some("bob".to_string())]);
     assert_refused(&o, 1, &["auth"]);
+    assert_eq!(
+        o.clients[1].transport_error_kinds,
+        [TransportErrorKind::Authentication]
+    );
     assert!(!o.server_errors.is_empty(), "server saw no auth failure");
 }
 
@@ -383,6 +394,11 @@ fn f_plain_over_plaintext_refused_by_client() {
         .run();
     assert!(!o.timed_out, "{o:#?}");
     assert_refused(&o, 0, &["PLAIN needs TLS"]);
+    // No mechanism both sides allow: an authentication failure.
+    assert_eq!(
+        o.clients[0].transport_error_kinds,
+        [TransportErrorKind::Authentication]
+    );
     assert_flowed(&o, 1);
     assert_eq!(o.server_users, vec![Some("bob".to_string())]);
 }

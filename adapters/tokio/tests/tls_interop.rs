@@ -11,8 +11,8 @@ mod common;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use amqp_tokio::amqp_engine::sasl::{SaslServerConfig, StaticUsers};
-use amqp_tokio::messaging::{ListenOptions, PemSource, TlsListen, TlsOptions};
+use amqp_tokio::{ListenOptions, PemSource, TlsListen, TlsOptions};
+use amqp_tokio::{SaslServerConfig, StaticUsers};
 use common::pair::{opts, MakeOptions, Outcome, Pair};
 use common::pki::{pki, PemDir};
 use common::proton::{require_proton, ProtonPeer};

@@ -103,7 +103,7 @@ impl Connection {
         match p {
             Performative::Open(o) => self.on_open(o),
             Performative::Close(c) => self.on_close(c),
-            Performative::Begin(b) => self.on_begin(channel, *b),
+            Performative::Begin(b) => self.on_begin(channel, &b),
             other => {
                 let Some(&sid) = self.remote_channels.get(&channel) else {
                     return Err(no_session(other.name(), channel));

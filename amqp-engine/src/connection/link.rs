@@ -3,6 +3,7 @@
 
 use super::*;
 
+/// One link (sender or receiver): handles, terminus configuration, credit and delivery-count.
 #[derive(Debug)]
 pub(super) struct Link {
     pub(super) session: SessionId,

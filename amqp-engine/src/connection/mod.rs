@@ -565,7 +565,10 @@ fn not_allowed(desc: impl Into<String>) -> ConnectionError {
 
 fn sasl_error(e: crate::sasl::SaslError) -> ConnectionError {
     let cond = match &e {
-        crate::sasl::SaslError::Auth(_) => condition::UNAUTHORIZED_ACCESS,
+        // No common mechanism is an authentication failure too, as in Proton.
+        crate::sasl::SaslError::Auth(_) | crate::sasl::SaslError::NoMechanism(_) => {
+            condition::UNAUTHORIZED_ACCESS
+        }
         _ => condition::INTERNAL_ERROR,
     };
     let desc = e.to_string();

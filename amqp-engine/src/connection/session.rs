@@ -3,6 +3,8 @@
 
 use super::*;
 
+/// One session: its channels, transfer windows both ways, link handles, unsettled deliveries
+/// and queued frames.
 #[derive(Debug)]
 pub(super) struct Session {
     pub(super) channel: u16,
@@ -100,7 +102,7 @@ impl Session {
 }
 
 impl Connection {
-    pub(super) fn on_begin(&mut self, channel: u16, b: Begin) -> Result<(), ConnectionError> {
+    pub(super) fn on_begin(&mut self, channel: u16, b: &Begin) -> Result<(), ConnectionError> {
         if channel > self.config.channel_max {
             return Err(not_allowed(format!(
                 "channel {channel} exceeds channel-max {}",

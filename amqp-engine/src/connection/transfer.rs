@@ -5,12 +5,14 @@
 use super::*;
 use amqp_proto::frame::transfer::{TransferFields, TransferHead};
 
+/// A transfer frame waiting for the peer's session incoming window.
 #[derive(Debug)]
 pub(super) struct BlockedTransfer {
     pub(super) header: TransferHeader,
     pub(super) payload: Bytes,
 }
 
+/// An incoming delivery whose frames are still arriving (`more` set).
 #[derive(Debug)]
 pub(super) struct Partial {
     pub(super) number: u32,

@@ -4,11 +4,13 @@
 
 use super::*;
 
+/// A delivery we sent that the peer has not settled.
 #[derive(Debug)]
 pub(super) struct OutEntry {
     pub(super) link: LinkId,
 }
 
+/// A delivery we received and have not settled.
 #[derive(Debug)]
 pub(super) struct InEntry {
     pub(super) link: LinkId,
@@ -134,6 +136,7 @@ impl<T> Ring<T> {
     }
 }
 
+/// A disposition (a range of delivery-ids) waiting for the next transmit.
 #[derive(Debug)]
 pub(super) struct PendingDisposition {
     pub(super) role: Role,

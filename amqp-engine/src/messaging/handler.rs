@@ -1,13 +1,16 @@
 //! The [`MessagingHandler`] trait (Proton's callbacks) and the [`Event`] it receives.
 
 use amqp_proto::definitions::Error;
-use amqp_proto::message::Message;
+use amqp_proto::message::ReceivedMessage;
 use amqp_proto::messaging::DeliveryState;
+use amqp_proto::Encode;
 
-use super::container::{
-    AcceptorHandle, ConnectionHandle, DeliveryHandle, LinkHandle, Reactor, SessionHandle,
-    TimerHandle, Tracker,
+use super::error::{MessagingError, TransportError};
+use super::handles::{
+    AcceptorHandle, ConnectionHandle, DeliveryHandle, LinkHandle, SessionHandle, TimerHandle,
+    Tracker,
 };
+use super::reactor::ContainerContext;
 
 /// Proton's `MessagingHandler(prefetch=10, auto_accept=True, auto_settle=True)` options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,18 +80,80 @@ pub(crate) struct EventContext {
     pub(crate) delivery: Option<DeliveryHandle>,
     pub(crate) tracker: Option<Tracker>,
     // Boxed: events are moved several times on their way to the handler, and most carry no
-    // message (a `Message` inline would make every event ~500 bytes larger).
-    pub(crate) message: Option<Box<Message>>,
+    // message (a `ReceivedMessage` inline would make every event ~700 bytes larger).
+    pub(crate) message: Option<Box<ReceivedMessage>>,
     pub(crate) error: Option<Error>,
     pub(crate) state: Option<DeliveryState>,
     pub(crate) timer: Option<TimerHandle>,
     pub(crate) acceptor: Option<AcceptorHandle>,
-    pub(crate) transport_error: Option<String>,
+    pub(crate) transport_error: Option<TransportError>,
 }
 
-/// The argument of every callback: the container, and the objects the event concerns.
+/// The argument of every callback: the container ([`container`](Self::container), where
+/// Proton's container methods live), and the objects the event concerns (connection, link,
+/// delivery, message, tracker, timer, errors), as Proton's `event.connection`,
+/// `event.sender`, `event.message`, … .
+///
+/// The guide's selected receive: read the message in `on_message` and settle it yourself
+/// (auto-accept off), here rejecting what lacks a colour.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use amqp_engine::messaging::sim::World;
+/// use amqp_engine::messaging::{Event, HandlerOptions, MessagingHandler, SansIoContainer};
+/// use amqp_proto::message::Message;
+///
+/// #[derive(Default)]
+/// struct Checker { accepted: usize, rejected: usize }
+///
+/// impl MessagingHandler for Checker {
+///     fn options(&self) -> HandlerOptions {
+///         HandlerOptions { auto_accept: false, ..HandlerOptions::default() }
+///     }
+///     fn on_start(&mut self, e: &mut Event<'_>) {
+///         e.container().listen("0.0.0.0:5672").unwrap();
+///     }
+///     fn on_message(&mut self, e: &mut Event<'_>) {
+///         let coloured = e.message().is_some_and(|m| m.body_str() != Some("plain"));
+///         if coloured {
+///             e.accept().unwrap();
+///             self.accepted += 1;
+///         } else {
+///             e.reject(None).unwrap();
+///             self.rejected += 1;
+///         }
+///     }
+/// }
+///
+/// #[derive(Default)]
+/// struct Sender { outcomes: Vec<&'static str> }
+///
+/// impl MessagingHandler for Sender {
+///     fn on_start(&mut self, e: &mut Event<'_>) {
+///         let conn = e.container().connect("amqp://127.0.0.1:5672").unwrap();
+///         e.container().create_sender(conn, "colours").unwrap();
+///     }
+///     fn on_sendable(&mut self, e: &mut Event<'_>) {
+///         if self.outcomes.is_empty() && e.credit() >= 2 {
+///             e.send(&Message::new("red")).unwrap();
+///             e.send(&Message::new("plain")).unwrap();
+///             self.outcomes.push("sent");
+///         }
+///     }
+///     fn on_accepted(&mut self, _: &mut Event<'_>) { self.outcomes.push("accepted"); }
+///     fn on_rejected(&mut self, _: &mut Event<'_>) { self.outcomes.push("rejected"); }
+/// }
+///
+/// let mut world = World::new(Instant::now(), 1);
+/// let r = world.add(SansIoContainer::with_id(Checker::default(), "checker", world.now()));
+/// let s = world.add(SansIoContainer::with_id(Sender::default(), "sender", world.now()));
+/// world.run_for(Duration::from_secs(1));
+/// let checker = world.handler::<Checker>(r).unwrap();
+/// assert_eq!((checker.accepted, checker.rejected), (1, 1));
+/// assert_eq!(world.handler::<Sender>(s).unwrap().outcomes, ["sent", "accepted", "rejected"]);
+/// ```
 pub struct Event<'a> {
-    pub(crate) reactor: &'a mut Reactor,
+    pub(crate) reactor: &'a mut ContainerContext,
     pub(crate) kind: EventType,
     pub(crate) ctx: EventContext,
 }
@@ -112,7 +177,7 @@ impl<'a> Event<'a> {
     }
 
     /// The container: connect, listen, create links, schedule tasks, stop.
-    pub fn container(&mut self) -> &mut Reactor {
+    pub fn container(&mut self) -> &mut ContainerContext {
         self.reactor
     }
 
@@ -152,13 +217,13 @@ impl<'a> Event<'a> {
         self.ctx.tracker
     }
 
-    /// The decoded message (`on_message`).
-    pub fn message(&self) -> Option<&Message> {
+    /// The received message (`on_message`); its sections decode on first access.
+    pub fn message(&self) -> Option<&ReceivedMessage> {
         self.ctx.message.as_deref()
     }
 
-    /// Takes the decoded message out of the event (avoids a clone).
-    pub fn take_message(&mut self) -> Option<Message> {
+    /// Takes the received message out of the event (avoids a clone).
+    pub fn take_message(&mut self) -> Option<ReceivedMessage> {
         self.ctx.message.take().map(|m| *m)
     }
 
@@ -182,37 +247,38 @@ impl<'a> Event<'a> {
         self.ctx.acceptor
     }
 
-    /// A description of a transport failure (`on_transport_error`, `on_disconnected`).
-    pub fn transport_error(&self) -> Option<&str> {
-        self.ctx.transport_error.as_deref()
+    /// The transport failure (`on_transport_error`, `on_disconnected`, `on_acceptor_error`,
+    /// and `on_connection_closed` when reconnecting gave up): its
+    /// [`kind`](TransportError::kind) tells a refused connection from a DNS, TLS,
+    /// authentication, timeout or protocol failure.
+    pub fn transport_error(&self) -> Option<&TransportError> {
+        self.ctx.transport_error.as_ref()
     }
 
     // Convenience actions on the objects of the event.
 
-    /// Sends a message on the event's sender. See [`Reactor::send`].
-    pub fn send(&mut self, message: &Message) -> Result<Tracker, super::container::MessagingError> {
+    /// Sends a message on the event's sender. See [`ContainerContext::send`].
+    pub fn send<M: Encode + ?Sized>(&mut self, message: &M) -> Result<Tracker, MessagingError> {
         let link = self
             .sender()
-            .ok_or(super::container::MessagingError::NoSuchObject(
-                "event has no sender",
-            ))?;
+            .ok_or(MessagingError::NoSuchObject("event has no sender"))?;
         self.reactor.send(link, message)
     }
 
     /// Accepts and settles the event's delivery.
-    pub fn accept(&mut self) -> Result<(), super::container::MessagingError> {
+    pub fn accept(&mut self) -> Result<(), MessagingError> {
         let d = self.delivery_required()?;
         self.reactor.accept(d)
     }
 
     /// Rejects and settles the event's delivery.
-    pub fn reject(&mut self, error: Option<Error>) -> Result<(), super::container::MessagingError> {
+    pub fn reject(&mut self, error: Option<Error>) -> Result<(), MessagingError> {
         let d = self.delivery_required()?;
         self.reactor.reject(d, error)
     }
 
     /// Releases and settles the event's delivery.
-    pub fn release(&mut self) -> Result<(), super::container::MessagingError> {
+    pub fn release(&mut self) -> Result<(), MessagingError> {
         let d = self.delivery_required()?;
         self.reactor.release(d)
     }
@@ -222,18 +288,76 @@ impl<'a> Event<'a> {
         self.ctx.link.map_or(0, |l| self.reactor.credit(l))
     }
 
-    fn delivery_required(&self) -> Result<DeliveryHandle, super::container::MessagingError> {
+    fn delivery_required(&self) -> Result<DeliveryHandle, MessagingError> {
         self.ctx
             .delivery
-            .ok_or(super::container::MessagingError::NoSuchObject(
-                "event has no delivery",
-            ))
+            .ok_or(MessagingError::NoSuchObject("event has no delivery"))
     }
 }
 
 /// Proton's `MessagingHandler`: implement the callbacks you need; the rest do nothing (or, for
 /// the `*_opening`/`*_closing` ones, let the container apply Proton's defaults: open in reply,
-/// close in reply).
+/// close in reply). [`options`](Self::options) sets Proton's `prefetch`, `auto_accept` and
+/// `auto_settle`.
+///
+/// The guide's "Hello World!": send a message to a queue and receive it back, here peer to
+/// peer (a second handler plays the broker) on the simulated network of the `sim` feature;
+/// with `amqp_tokio::Container::new(HelloWorld).run()` the same handler runs over TCP.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use amqp_engine::messaging::sim::World;
+/// use amqp_engine::messaging::{Event, MessagingHandler, SansIoContainer};
+/// use amqp_proto::message::Message;
+///
+/// #[derive(Default)]
+/// struct HelloWorld { received: Option<String> }
+///
+/// impl MessagingHandler for HelloWorld {
+///     fn on_start(&mut self, e: &mut Event<'_>) {
+///         let conn = e.container().connect("amqp://127.0.0.1:5672").unwrap();
+///         e.container().create_receiver(conn, "examples").unwrap();
+///         e.container().create_sender(conn, "examples").unwrap();
+///     }
+///     fn on_sendable(&mut self, e: &mut Event<'_>) {
+///         e.send(&Message::new("Hello World!")).unwrap();
+///         let sender = e.sender().unwrap();
+///         e.container().close_link(sender);
+///     }
+///     fn on_message(&mut self, e: &mut Event<'_>) {
+///         self.received = e.message().and_then(|m| m.body_str()).map(str::to_string);
+///         let conn = e.connection().unwrap();
+///         e.container().close_connection(conn, None);
+///     }
+/// }
+///
+/// /// The "broker": relays what arrives on a sender link to the receiver link.
+/// #[derive(Default)]
+/// struct Relay { out: Option<amqp_engine::messaging::LinkHandle> }
+///
+/// impl MessagingHandler for Relay {
+///     fn on_start(&mut self, e: &mut Event<'_>) {
+///         e.container().listen("0.0.0.0:5672").unwrap();
+///     }
+///     fn on_link_opened(&mut self, e: &mut Event<'_>) {
+///         let link = e.link().unwrap();
+///         if e.container().is_sender(link) {
+///             self.out = Some(link);
+///         }
+///     }
+///     fn on_message(&mut self, e: &mut Event<'_>) {
+///         let m = e.message().unwrap().clone();
+///         e.container().send(self.out.unwrap(), &m).unwrap();
+///     }
+/// }
+///
+/// let mut world = World::new(Instant::now(), 1);
+/// world.add(SansIoContainer::with_id(Relay::default(), "broker", world.now()));
+/// let c = world.add(SansIoContainer::with_id(HelloWorld::default(), "hello", world.now()));
+/// world.run_for(Duration::from_secs(1));
+/// let hello = world.handler::<HelloWorld>(c).unwrap();
+/// assert_eq!(hello.received.as_deref(), Some("Hello World!"));
+/// ```
 #[allow(unused_variables)]
 pub trait MessagingHandler {
     /// `prefetch`, `auto_accept`, `auto_settle`.

@@ -1,8 +1,16 @@
-//! Proton's messaging model, the plain-data parts: connection URLs, reconnect and failover
-//! policies, connect options and Proton's `connect.json` configuration file.
+//! Proton's messaging model, sans-IO: the [`MessagingHandler`] callbacks and the [`Event`] they
+//! receive; [`ContainerContext`], where Proton's container methods live (`connect`, `listen`,
+//! `create_sender`, `send`, `schedule`, …); [`SansIoContainer`], the state machine an adapter
+//! drives (one managed connection per logical connection: its transport, reconnect and
+//! failover state, link records re-attached after a reconnect, in-doubt deliveries);
+//! connection [`Url`]s, [`ConnectOptions`] and Proton's `connect.json`, reconnect policies
+//! ([`Backoff`], any [`ReconnectPolicy`]) and [`Failover`]; typed errors
+//! ([`MessagingError`], [`TransportError`]). With the `sim` feature, `messaging::sim` runs containers
+//! on a simulated network.
 //!
 //! Everything here is pure: no I/O, no clock reads. Whoever drives the engine reads files,
-//! environment variables and clocks, and hands the values in.
+//! environment variables and clocks, and hands the values in. Every type has one path:
+//! `amqp_engine::messaging::Name`.
 //!
 //! ```
 //! use amqp_engine::messaging::{ConnectOptions, Failover, ResolvedTargets, Url};
@@ -21,23 +29,40 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod options;
-pub mod reconnect;
-pub mod url;
+mod container;
+mod defaults;
+mod engine_events;
+mod error;
+mod handler;
+mod handles;
+mod io;
+mod lifecycle;
+mod link_options;
+mod managed;
+mod options;
+mod reactor;
+mod reconnect;
+#[cfg(feature = "sim")]
+pub mod sim;
+mod url;
 
+pub use container::SansIoContainer;
+pub use error::{MessagingError, TransportError, TransportErrorKind};
+pub use handler::{Event, EventType, HandlerOptions, MessagingHandler};
+pub use handles::{
+    AcceptorHandle, ConnectionHandle, DeliveryHandle, LinkHandle, SessionHandle, TimerHandle,
+    Tracker, TransportId,
+};
+pub use io::{IoRequest, ListenOptions, TlsConnect, TlsListen, TransportInfo};
+pub use link_options::{LinkOption, LinkOptions, SELECTOR_FILTER_CODE};
 pub use options::{
     connect_config_search_paths, parse_connect_config, strip_json_comments, ConnectConfig,
     ConnectOptions, OptionsError, PemSource, ResolvedTargets, SaslConfig, TlsOptions, VerifyMode,
+    MIN_MAX_FRAME_SIZE,
 };
+pub use reactor::{uuid_from_bytes, ContainerContext};
 pub use reconnect::{Backoff, Failover, Reconnect, ReconnectLimits, ReconnectPolicy};
-pub use url::{fuzz_url, Scheme, Url, UrlError};
-pub mod container;
-pub mod handler;
-
-pub use container::{
-    uuid_from_bytes, AcceptorHandle, ConnectionHandle, Container, DeliveryHandle, IoRequest,
-    LinkHandle, LinkOption, LinkOptions, ListenOptions, MessagingError, Reactor, SessionHandle,
-    TimerHandle, TlsConnect, TlsListen, Tracker, TransportId, TransportInfo,
+pub use url::{
+    fuzz_url, Scheme, Url, UrlError, AMQPS_PORT, AMQP_PORT, DEFAULT_CONNECT_HOST,
+    DEFAULT_LISTEN_HOST,
 };
-pub use handler::{Event, EventType, HandlerOptions, MessagingHandler};
-pub mod sim;

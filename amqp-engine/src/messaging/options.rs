@@ -1,34 +1,4 @@
 //! Connect options and Proton's `connect.json` configuration file.
-//!
-//! [`ConnectOptions`] holds what Proton's `Container.connect(url, urls=…, reconnect=…, user=…,
-//! …)` takes, as plain data. [`ConnectOptions::validate`] resolves the targets: one URL, a
-//! failover list, or, when neither is given, "read the configuration file", as Proton does.
-//!
-//! The configuration file is never read here: the driver finds it with
-//! [`connect_config_search_paths`], reads it, and hands the text to [`parse_connect_config`];
-//! [`ConnectConfig::apply`] then fills the options in.
-//!
-//! ```
-//! use amqp_engine::messaging::{
-//!     connect_config_search_paths, parse_connect_config, ConnectConfig, ConnectOptions,
-//!     ResolvedTargets,
-//! };
-//!
-//! let mut opts = ConnectOptions::new().heartbeat(std::time::Duration::from_secs(30));
-//! if let ResolvedTargets::UseConfig = opts.validate()? {
-//!     // The driver looks at these paths in order and reads the first file that exists.
-//!     let paths = connect_config_search_paths(None, Some("/home/alice"));
-//!     assert_eq!(paths[0], "./connect.json");
-//!     let text = r#"{ "scheme": "amqp", "host": "broker", // comments are allowed
-//!                     "user": "alice", "password": "secret" }"#;
-//!     let config = parse_connect_config(text)?; // or ConnectConfig::default() if no file
-//!     config.apply(&mut opts);
-//! }
-//! let ResolvedTargets::Urls(urls) = opts.validate()? else { unreachable!() };
-//! assert_eq!(urls[0].to_string(), "amqp://broker:5672");
-//! assert_eq!(opts.user.as_deref(), Some("alice"));
-//! # Ok::<(), amqp_engine::messaging::OptionsError>(())
-//! ```
 
 use core::fmt;
 use std::time::Duration;
@@ -37,7 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::reconnect::{Reconnect, ReconnectLimits};
-use super::url::{parse_port, Scheme, Url};
+use super::url::{parse_port, Scheme, Url, UrlError};
 
 /// The smallest max-frame-size AMQP 1.0 allows (`MIN-MAX-FRAME-SIZE`).
 pub const MIN_MAX_FRAME_SIZE: u32 = 512;
@@ -196,6 +166,8 @@ pub enum OptionsError {
     /// A `tls` object is given while the scheme is not `amqps` (an error by Proton's
     /// connect-config documentation and its C++ binding).
     TlsWithoutAmqps,
+    /// The URL given to [`ConnectOptions::url`] does not parse.
+    Url(UrlError),
 }
 
 impl fmt::Display for OptionsError {
@@ -236,11 +208,19 @@ impl fmt::Display for OptionsError {
             OptionsError::TlsWithoutAmqps => f.write_str(
                 "connection configuration: 'tls' object not allowed unless scheme is \"amqps\"",
             ),
+            OptionsError::Url(e) => write!(f, "bad URL: {e}"),
         }
     }
 }
 
-impl std::error::Error for OptionsError {}
+impl std::error::Error for OptionsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OptionsError::Url(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Where a connection goes, as resolved by [`ConnectOptions::validate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,11 +250,11 @@ pub enum ResolvedTargets {
 /// trait object.
 ///
 /// ```
-/// use amqp_engine::messaging::{ConnectOptions, Reconnect, Url};
+/// use amqp_engine::messaging::{ConnectOptions, Reconnect};
 /// use std::time::Duration;
 ///
 /// let opts = ConnectOptions::new()
-///     .url(Url::parse("amqps://broker.example")?)
+///     .url("amqps://broker.example")
 ///     .reconnect(false)
 ///     .user("alice")
 ///     .password("secret")
@@ -285,10 +265,43 @@ pub enum ResolvedTargets {
 /// assert!(!format!("{opts:?}").contains("secret"));
 /// # Ok::<(), amqp_engine::messaging::UrlError>(())
 /// ```
+///
+/// [`ConnectOptions`] holds what Proton's `Container.connect(url, urls=…, reconnect=…, user=…,
+/// …)` takes, as plain data. [`ConnectOptions::validate`] resolves the targets: one URL, a
+/// failover list, or, when neither is given, "read the configuration file", as Proton does.
+///
+/// The configuration file is never read here: the driver finds it with
+/// [`connect_config_search_paths`], reads it, and hands the text to [`parse_connect_config`];
+/// [`ConnectConfig::apply`] then fills the options in.
+///
+/// ```
+/// use amqp_engine::messaging::{
+///     connect_config_search_paths, parse_connect_config, ConnectConfig, ConnectOptions,
+///     ResolvedTargets,
+/// };
+///
+/// let mut opts = ConnectOptions::new().heartbeat(std::time::Duration::from_secs(30));
+/// if let ResolvedTargets::UseConfig = opts.validate()? {
+///     // The driver looks at these paths in order and reads the first file that exists.
+///     let paths = connect_config_search_paths(None, Some("/home/alice"));
+///     assert_eq!(paths[0], "./connect.json");
+///     let text = r#"{ "scheme": "amqp", "host": "broker", // comments are allowed
+///                     "user": "alice", "password": "secret" }"#;
+///     let config = parse_connect_config(text)?; // or ConnectConfig::default() if no file
+///     config.apply(&mut opts);
+/// }
+/// let ResolvedTargets::Urls(urls) = opts.validate()? else { unreachable!() };
+/// assert_eq!(urls[0].to_string(), "amqp://broker:5672");
+/// assert_eq!(opts.user.as_deref(), Some("alice"));
+/// # Ok::<(), amqp_engine::messaging::OptionsError>(())
+/// ```
 #[non_exhaustive]
 pub struct ConnectOptions {
     /// The URL to connect to. Exclusive with `urls`.
     pub url: Option<Url>,
+    /// Why the text given to [`url`](Self::url) is not a URL; reported by
+    /// [`validate`](Self::validate).
+    url_error: Option<UrlError>,
     /// Failover URLs, tried in order. Exclusive with `url`.
     pub urls: Vec<Url>,
     /// Reconnect policy; on by default.
@@ -334,6 +347,7 @@ impl Default for ConnectOptions {
     fn default() -> ConnectOptions {
         ConnectOptions {
             url: None,
+            url_error: None,
             urls: Vec::new(),
             reconnect: Reconnect::Default,
             reconnect_limits: ReconnectLimits::default(),
@@ -364,8 +378,15 @@ impl ConnectOptions {
 
     /// Sets the URL to connect to.
     #[must_use]
-    pub fn url(mut self, url: Url) -> ConnectOptions {
-        self.url = Some(url);
+    pub fn url<U>(mut self, url: U) -> ConnectOptions
+    where
+        U: TryInto<Url>,
+        U::Error: Into<UrlError>,
+    {
+        match url.try_into() {
+            Ok(url) => self.url = Some(url),
+            Err(e) => self.url_error = Some(e.into()),
+        }
         self
     }
 
@@ -376,8 +397,8 @@ impl ConnectOptions {
         self
     }
 
-    /// Sets the reconnect policy: `false`, `true`, a [`Backoff`](super::Backoff) or a
-    /// [`Reconnect`].
+    /// Sets the reconnect policy: `false`, `true`, a [`Backoff`](super::Backoff), any
+    /// [`ReconnectPolicy`](super::ReconnectPolicy) of the user's, or a [`Reconnect`].
     #[must_use]
     pub fn reconnect(mut self, reconnect: impl Into<Reconnect>) -> ConnectOptions {
         self.reconnect = reconnect.into();
@@ -520,6 +541,9 @@ impl ConnectOptions {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn validate(&self) -> Result<ResolvedTargets, OptionsError> {
+        if let Some(e) = &self.url_error {
+            return Err(OptionsError::Url(e.clone()));
+        }
         if self.url.is_some() && !self.urls.is_empty() {
             return Err(OptionsError::UrlAndUrls);
         }

@@ -1,11 +1,4 @@
 //! Reconnect policies and failover, as in Qpid Proton's Python container.
-//!
-//! A [`ReconnectPolicy`] produces the delays between connection attempts; [`Backoff`] is
-//! Proton's default (0 s, 0.1 s, 0.2 s, 0.4 s, … doubling up to 10 s, forever). [`Reconnect`]
-//! is the `reconnect=` connect option, and [`Failover`] combines a policy with the list of URLs
-//! into the exact sequence of `(url, delay)` attempts that Proton's connector makes.
-//!
-//! Time is only ever a [`Duration`]: nothing here reads a clock.
 
 use core::fmt;
 use std::time::Duration;
@@ -255,9 +248,10 @@ impl From<bool> for Reconnect {
     }
 }
 
-impl From<Backoff> for Reconnect {
-    fn from(backoff: Backoff) -> Reconnect {
-        Reconnect::custom(backoff)
+impl<P: ReconnectPolicy + 'static> From<P> for Reconnect {
+    /// A policy: [`Backoff`] with other numbers, or the user's own.
+    fn from(policy: P) -> Reconnect {
+        Reconnect::custom(policy)
     }
 }
 
@@ -347,6 +341,13 @@ impl ReconnectLimits {
 /// assert_eq!(f.url(0).map(Url::host), Some("a"));
 /// # Ok::<(), amqp_engine::messaging::UrlError>(())
 /// ```
+///
+/// A [`ReconnectPolicy`] produces the delays between connection attempts; [`Backoff`] is
+/// Proton's default (0 s, 0.1 s, 0.2 s, 0.4 s, … doubling up to 10 s, forever). [`Reconnect`]
+/// is the `reconnect=` connect option, and [`Failover`] combines a policy with the list of URLs
+/// into the exact sequence of `(url, delay)` attempts that Proton's connector makes.
+///
+/// Time is only ever a [`Duration`]: nothing here reads a clock.
 pub struct Failover {
     urls: Vec<Url>,
     /// `None` when reconnect is disabled.
@@ -360,6 +361,9 @@ pub struct Failover {
     pos: usize,
     /// The delay of the current round.
     round_delay: Duration,
+    /// `round_delay` was asked of the policy but no attempt has waited it yet (the initial
+    /// attempt is immediate): the next round uses it instead of asking again.
+    unused_delay: bool,
     /// Attempts made in the current process.
     attempts: u32,
     /// The current process gave up (duration limit hit).
@@ -377,6 +381,7 @@ impl Failover {
             started: false,
             pos: 0,
             round_delay: Duration::ZERO,
+            unused_delay: false,
             attempts: 0,
             gave_up: false,
         }
@@ -418,18 +423,19 @@ impl Failover {
             self.started = true;
             self.pos = 0;
         }
-        if self.pos == 0 {
+        if self.pos == 0 && !core::mem::take(&mut self.unused_delay) {
             self.round_delay = policy.next();
         }
         let index = self.pos;
         self.pos = (self.pos + 1) % self.urls.len();
         self.attempts = self.attempts.saturating_add(1);
-        let delay = if first_ever {
-            Duration::ZERO
-        } else {
-            self.round_delay
-        };
-        Some((index, delay))
+        if !first_ever {
+            return Some((index, self.round_delay));
+        }
+        // The initial attempt is immediate. A policy whose first delay is not zero keeps that
+        // delay for the next attempt: every delay `next()` gives is waited once.
+        self.unused_delay = self.pos == 0 && !self.round_delay.is_zero();
+        Some((index, Duration::ZERO))
     }
 
     /// Like [`next_attempt`](Failover::next_attempt), and also enforces
@@ -459,6 +465,7 @@ impl Failover {
         self.started = false;
         self.pos = 0;
         self.round_delay = Duration::ZERO;
+        self.unused_delay = false;
         self.attempts = 0;
         self.gave_up = false;
     }
@@ -742,6 +749,18 @@ mod tests {
         );
         assert_eq!(take(&mut f, 3), [(0, 100), (1, 100), (0, 200)]);
         assert_eq!(log.lock().unwrap().calls, ["reset", "next", "next"]);
+    }
+
+    #[test]
+    fn custom_policy_first_delay_is_waited_with_one_url() {
+        let log = Arc::new(Mutex::new(Log::default()));
+        let policy = Recording {
+            delay: Duration::ZERO,
+            log: Arc::clone(&log),
+        };
+        let mut f = Failover::new(urls(1), Reconnect::custom(policy));
+        assert_eq!(take(&mut f, 4), [(0, 0), (0, 100), (0, 200), (0, 400)]);
+        assert_eq!(log.lock().unwrap().calls, ["reset", "next", "next", "next"]);
     }
 
     #[test]

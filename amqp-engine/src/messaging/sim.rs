@@ -5,7 +5,7 @@
 //! ```
 //! use std::time::{Duration, Instant};
 //! use amqp_engine::messaging::sim::World;
-//! use amqp_engine::messaging::{Container, Event, MessagingHandler};
+//! use amqp_engine::messaging::{SansIoContainer, Event, MessagingHandler};
 //!
 //! #[derive(Default)]
 //! struct Server { opened: usize }
@@ -24,8 +24,8 @@
 //!     }
 //! }
 //! let mut world = World::new(Instant::now(), 1);
-//! let s = world.add(Container::with_id(Server::default(), "server", world.now()));
-//! let c = world.add(Container::with_id(Client::default(), "client", world.now()));
+//! let s = world.add(SansIoContainer::with_id(Server::default(), "server", world.now()));
+//! let c = world.add(SansIoContainer::with_id(Client::default(), "client", world.now()));
 //! world.run_for(Duration::from_secs(1));
 //! assert!(world.handler::<Client>(c).unwrap().opened);
 //! assert_eq!(world.handler::<Server>(s).unwrap().opened, 1);
@@ -36,69 +36,87 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::container::{AcceptorHandle, Container, IoRequest, TransportId, TransportInfo};
+use super::container::SansIoContainer;
+use super::error::{TransportError, TransportErrorKind};
 use super::handler::MessagingHandler;
+use super::handles::{AcceptorHandle, TransportId};
+use super::io::{IoRequest, TransportInfo};
 
 /// A container as the simulated network sees it.
 pub trait Node {
-    /// See [`Container::start`].
+    /// See [`SansIoContainer::start`].
     fn start(&mut self, now: Instant);
-    /// See [`Container::poll_io`].
+    /// See [`SansIoContainer::poll_io`].
     fn poll_io(&mut self) -> Option<IoRequest>;
-    /// See [`Container::poll_timeout`].
+    /// See [`SansIoContainer::poll_timeout`].
     fn poll_timeout(&self) -> Option<Instant>;
-    /// See [`Container::handle_timeout`].
+    /// See [`SansIoContainer::handle_timeout`].
     fn handle_timeout(&mut self, now: Instant);
-    /// See [`Container::handle_connected`].
+    /// See [`SansIoContainer::handle_connected`].
     fn handle_connected(&mut self, t: TransportId, info: TransportInfo, now: Instant);
-    /// See [`Container::handle_connect_failed`].
-    fn handle_connect_failed(&mut self, t: TransportId, reason: String, now: Instant);
-    /// See [`Container::handle_read`].
+    /// See [`SansIoContainer::handle_connect_failed`].
+    fn handle_connect_failed(&mut self, t: TransportId, reason: TransportError, now: Instant);
+    /// See [`SansIoContainer::handle_read`].
     fn handle_read(&mut self, t: TransportId, data: &[u8], now: Instant);
-    /// See [`Container::handle_disconnected`].
-    fn handle_disconnected(&mut self, t: TransportId, reason: Option<String>, now: Instant);
-    /// See [`Container::handle_listening`].
-    fn handle_listening(&mut self, a: AcceptorHandle, result: Result<u16, String>, now: Instant);
-    /// See [`Container::handle_accepted`].
+    /// See [`SansIoContainer::handle_disconnected`].
+    fn handle_disconnected(&mut self, t: TransportId, reason: Option<TransportError>, now: Instant);
+    /// See [`SansIoContainer::handle_listening`].
+    fn handle_listening(
+        &mut self,
+        a: AcceptorHandle,
+        result: Result<u16, TransportError>,
+        now: Instant,
+    );
+    /// See [`SansIoContainer::handle_accepted`].
     fn handle_accepted(
         &mut self,
         a: AcceptorHandle,
         info: TransportInfo,
         now: Instant,
     ) -> Option<TransportId>;
-    /// See [`Container::is_done`].
+    /// See [`SansIoContainer::is_done`].
     fn is_done(&self) -> bool;
     /// The node as `Any`, to reach the handler.
     fn as_any(&mut self) -> &mut dyn std::any::Any;
 }
 
-impl<H: MessagingHandler + 'static> Node for Container<H> {
+impl<H: MessagingHandler + 'static> Node for SansIoContainer<H> {
     fn start(&mut self, now: Instant) {
-        Container::start(self, now)
+        SansIoContainer::start(self, now)
     }
     fn poll_io(&mut self) -> Option<IoRequest> {
-        Container::poll_io(self)
+        SansIoContainer::poll_io(self)
     }
     fn poll_timeout(&self) -> Option<Instant> {
-        Container::poll_timeout(self)
+        SansIoContainer::poll_timeout(self)
     }
     fn handle_timeout(&mut self, now: Instant) {
-        Container::handle_timeout(self, now)
+        SansIoContainer::handle_timeout(self, now)
     }
     fn handle_connected(&mut self, t: TransportId, info: TransportInfo, now: Instant) {
-        Container::handle_connected(self, t, info, now)
+        SansIoContainer::handle_connected(self, t, info, now)
     }
-    fn handle_connect_failed(&mut self, t: TransportId, reason: String, now: Instant) {
-        Container::handle_connect_failed(self, t, reason, now)
+    fn handle_connect_failed(&mut self, t: TransportId, reason: TransportError, now: Instant) {
+        SansIoContainer::handle_connect_failed(self, t, reason, now)
     }
     fn handle_read(&mut self, t: TransportId, data: &[u8], now: Instant) {
-        Container::handle_read(self, t, data, now)
+        SansIoContainer::handle_read(self, t, data, now)
     }
-    fn handle_disconnected(&mut self, t: TransportId, reason: Option<String>, now: Instant) {
-        Container::handle_disconnected(self, t, reason, now)
+    fn handle_disconnected(
+        &mut self,
+        t: TransportId,
+        reason: Option<TransportError>,
+        now: Instant,
+    ) {
+        SansIoContainer::handle_disconnected(self, t, reason, now)
     }
-    fn handle_listening(&mut self, a: AcceptorHandle, result: Result<u16, String>, now: Instant) {
-        Container::handle_listening(self, a, result, now)
+    fn handle_listening(
+        &mut self,
+        a: AcceptorHandle,
+        result: Result<u16, TransportError>,
+        now: Instant,
+    ) {
+        SansIoContainer::handle_listening(self, a, result, now)
     }
     fn handle_accepted(
         &mut self,
@@ -106,10 +124,10 @@ impl<H: MessagingHandler + 'static> Node for Container<H> {
         info: TransportInfo,
         now: Instant,
     ) -> Option<TransportId> {
-        Container::handle_accepted(self, a, info, now)
+        SansIoContainer::handle_accepted(self, a, info, now)
     }
     fn is_done(&self) -> bool {
-        Container::is_done(self)
+        SansIoContainer::is_done(self)
     }
     fn as_any(&mut self) -> &mut dyn std::any::Any {
         self
@@ -222,18 +240,19 @@ impl World {
     /// The handler of a node, by type.
     pub fn handler<H: MessagingHandler + 'static>(&mut self, node: usize) -> Option<&mut H> {
         let any = self.nodes.get_mut(node)?.as_any();
-        any.downcast_mut::<Container<H>>().map(|c| c.handler_mut())
+        any.downcast_mut::<SansIoContainer<H>>()
+            .map(|c| c.handler_mut())
     }
 
     /// The container of a node, by handler type.
     pub fn container<H: MessagingHandler + 'static>(
         &mut self,
         node: usize,
-    ) -> Option<&mut Container<H>> {
+    ) -> Option<&mut SansIoContainer<H>> {
         self.nodes
             .get_mut(node)?
             .as_any()
-            .downcast_mut::<Container<H>>()
+            .downcast_mut::<SansIoContainer<H>>()
     }
 
     /// A pseudo-random number (xorshift64*), for tests that inject faults.
@@ -330,7 +349,14 @@ impl World {
                 };
                 let key = (normalize(&host), port);
                 if self.listeners.contains_key(&key) {
-                    self.nodes[node].handle_listening(acceptor, Err("address in use".into()), now);
+                    self.nodes[node].handle_listening(
+                        acceptor,
+                        Err(TransportError::new(
+                            TransportErrorKind::AddressInUse,
+                            "address in use",
+                        )),
+                        now,
+                    );
                 } else {
                     self.listeners.insert(key.clone(), (node, acceptor));
                     self.acceptors.insert((node, acceptor), key);
@@ -371,7 +397,11 @@ impl World {
                         };
                         let Some(st) = self.nodes[srv].handle_accepted(acc, info.clone(), now)
                         else {
-                            self.nodes[node].handle_connect_failed(t, "refused".into(), now);
+                            self.nodes[node].handle_connect_failed(
+                                t,
+                                TransportError::new(TransportErrorKind::Refused, "refused"),
+                                now,
+                            );
                             return;
                         };
                         self.seq += 1;
@@ -390,7 +420,10 @@ impl World {
                     }
                     None => self.nodes[node].handle_connect_failed(
                         t,
-                        format!("connection refused: {host}:{port}"),
+                        TransportError::new(
+                            TransportErrorKind::Refused,
+                            format!("connect to {host}:{port}"),
+                        ),
                         now,
                     ),
                 }
@@ -406,7 +439,11 @@ impl World {
                 if self.by_end.get(&to) == Some(&pipe) {
                     self.by_end.remove(&to);
                     self.pipes.remove(&pipe);
-                    self.nodes[to.0].handle_disconnected(to.1, Some("peer closed".into()), now);
+                    self.nodes[to.0].handle_disconnected(
+                        to.1,
+                        Some(TransportError::new(TransportErrorKind::Io, "peer closed")),
+                        now,
+                    );
                 }
             }
         }
@@ -446,7 +483,14 @@ impl World {
         let now = self.now;
         for end in [p.a, p.b] {
             if self.by_end.remove(&end).is_some() {
-                self.nodes[end.0].handle_disconnected(end.1, Some("connection reset".into()), now);
+                self.nodes[end.0].handle_disconnected(
+                    end.1,
+                    Some(TransportError::new(
+                        TransportErrorKind::Io,
+                        "connection reset",
+                    )),
+                    now,
+                );
             }
         }
     }

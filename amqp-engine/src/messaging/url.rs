@@ -1,37 +1,4 @@
 //! Connection URLs in Qpid Proton's syntax.
-//!
-//! ```text
-//! [scheme://][user[:password]@]host[:port][/address]
-//! ```
-//!
-//! * `scheme` is `amqp` (plain TCP) or `amqps` (TLS), case-insensitive; it is optional and
-//!   defaults to `amqp`. A scheme is recognised, as in Proton C, only when `://` appears before
-//!   the first `/`. A leading `//` without a scheme (`//host:port`) is accepted, as Python's
-//!   `proton.Url` does.
-//! * `user` and `password` are percent-decoded (`p%40ss` is `p@ss`); the authority ends at the
-//!   first `/` and the credentials at its **last** `@`, so an unescaped `@` in a password still
-//!   works, but a `/` in a password must be written `%2F`. An empty user or password counts as
-//!   absent (Proton only uses them when they are non-empty).
-//! * `host` is a name, an IPv4 address or an IPv6 address in brackets (`[::1]`, `[::0]`,
-//!   `[fe80::1%eth0]`). It is lower-cased (as Python's `proton.Url` does). An empty host means
-//!   Proton's default: `localhost` for [`Url::parse`] (connecting; Proton C/C++ and the
-//!   `connect.json` default) and `0.0.0.0` for [`Url::parse_listen`] (listening; what Python's
-//!   `proton.Url.defaults()` fills in).
-//! * `port` is a number (`0`..=`65535`) or the service name `amqp` (5672) or `amqps` (5671). When
-//!   it is absent or empty the scheme's port is used: 5672 for `amqp`, 5671 for `amqps`.
-//! * `address` (Proton calls it the *path*) is everything after the first `/` that follows the
-//!   authority, kept verbatim (not percent-decoded, `?` and `#` included, as in Proton C). An
-//!   empty address counts as absent.
-//!
-//! Differences from Proton, all on purpose: an empty input is an error ([`UrlError::Empty`];
-//! Proton's `connect()` treats an empty URL as "no URL, read `connect.json`", which
-//! [`ConnectOptions`](super::ConnectOptions) expresses with `url: None`); schemes other than
-//! `amqp`/`amqps` are refused (Proton Python resolves any service name); an unbracketed IPv6
-//! address, bad percent escapes and garbage after `]` are refused instead of being guessed at.
-//!
-//! The password is never shown: [`Display`](fmt::Display) prints it as `***` and
-//! [`Debug`](fmt::Debug) redacts it. Error values never quote the parts of the input that might
-//! hold credentials.
 
 use core::fmt;
 use core::str::FromStr;
@@ -180,7 +147,7 @@ impl std::error::Error for UrlError {}
 /// A parsed connection URL: scheme, optional credentials, host, port and optional address.
 ///
 /// Defaults are filled in at parse time, so [`host`](Url::host) and [`port`](Url::port) are
-/// always set. See the [module docs](self) for the grammar.
+/// always set. See the grammar above for the grammar.
 ///
 /// ```
 /// use amqp_engine::messaging::{Scheme, Url};
@@ -200,6 +167,39 @@ impl std::error::Error for UrlError {}
 /// assert_eq!(v6.host_port(), "[::1]:5672");
 /// # Ok::<(), amqp_engine::messaging::UrlError>(())
 /// ```
+///
+/// ```text
+/// [scheme://][user[:password]@]host[:port][/address]
+/// ```
+///
+/// * `scheme` is `amqp` (plain TCP) or `amqps` (TLS), case-insensitive; it is optional and
+///   defaults to `amqp`. A scheme is recognised, as in Proton C, only when `://` appears before
+///   the first `/`. A leading `//` without a scheme (`//host:port`) is accepted, as Python's
+///   `proton.Url` does.
+/// * `user` and `password` are percent-decoded (`p%40ss` is `p@ss`); the authority ends at the
+///   first `/` and the credentials at its **last** `@`, so an unescaped `@` in a password still
+///   works, but a `/` in a password must be written `%2F`. An empty user or password counts as
+///   absent (Proton only uses them when they are non-empty).
+/// * `host` is a name, an IPv4 address or an IPv6 address in brackets (`[::1]`, `[::0]`,
+///   `[fe80::1%eth0]`). It is lower-cased (as Python's `proton.Url` does). An empty host means
+///   Proton's default: `localhost` for [`Url::parse`] (connecting; Proton C/C++ and the
+///   `connect.json` default) and `0.0.0.0` for [`Url::parse_listen`] (listening; what Python's
+///   `proton.Url.defaults()` fills in).
+/// * `port` is a number (`0`..=`65535`) or the service name `amqp` (5672) or `amqps` (5671). When
+///   it is absent or empty the scheme's port is used: 5672 for `amqp`, 5671 for `amqps`.
+/// * `address` (Proton calls it the *path*) is everything after the first `/` that follows the
+///   authority, kept verbatim (not percent-decoded, `?` and `#` included, as in Proton C). An
+///   empty address counts as absent.
+///
+/// Differences from Proton, all on purpose: an empty input is an error ([`UrlError::Empty`];
+/// Proton's `connect()` treats an empty URL as "no URL, read `connect.json`", which
+/// [`ConnectOptions`](super::ConnectOptions) expresses with `url: None`); schemes other than
+/// `amqp`/`amqps` are refused (Proton Python resolves any service name); an unbracketed IPv6
+/// address, bad percent escapes and garbage after `]` are refused instead of being guessed at.
+///
+/// The password is never shown: [`Display`](fmt::Display) prints it as `***` and
+/// [`Debug`](fmt::Debug) redacts it. Error values never quote the parts of the input that might
+/// hold credentials.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Url {
     scheme: Scheme,
@@ -233,7 +233,7 @@ impl Url {
     /// ```
     /// # use amqp_engine::messaging::Url;
     /// assert_eq!(Url::parse_listen(":5672")?.host(), "0.0.0.0");
-    /// assert_eq!(Url::parse_listen("[::0]")?.host_port(), "[::0]:5672");
+    /// assert_eq!(Url::parse_listen("[::0]")?.host_port(), "[::]:5672");
     /// # Ok::<(), amqp_engine::messaging::UrlError>(())
     /// ```
     pub fn parse_listen(input: &str) -> Result<Url, UrlError> {
@@ -256,10 +256,10 @@ impl Url {
         } else if let Some(inner) = host.strip_prefix('[') {
             let inner = inner.strip_suffix(']').ok_or(UrlError::UnterminatedIpv6)?;
             validate_ipv6(inner)?;
-            inner.to_ascii_lowercase()
+            canonical_host(inner)
         } else if host.contains(':') {
             validate_ipv6(host)?;
-            host.to_ascii_lowercase()
+            canonical_host(host)
         } else {
             validate_reg_host(host)?;
             host.to_ascii_lowercase()
@@ -423,6 +423,19 @@ impl FromStr for Url {
     }
 }
 
+impl From<core::convert::Infallible> for UrlError {
+    fn from(never: core::convert::Infallible) -> UrlError {
+        match never {}
+    }
+}
+
+impl TryFrom<&String> for Url {
+    type Error = UrlError;
+    fn try_from(s: &String) -> Result<Url, UrlError> {
+        Url::parse(s)
+    }
+}
+
 impl TryFrom<&str> for Url {
     type Error = UrlError;
 
@@ -499,7 +512,7 @@ fn parse_url(input: &str, default_host: &str) -> Result<Url, UrlError> {
     let host = if host.is_empty() {
         default_host.to_owned()
     } else {
-        host.to_ascii_lowercase()
+        canonical_host(host)
     };
     let port = match port {
         None | Some("") => scheme.default_port(),
@@ -547,6 +560,15 @@ fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>), UrlError> {
 }
 
 /// A host name or IPv4 address (anything without the characters that delimit URL parts).
+/// The host lower-cased; an IPv6 address in its canonical text (`::0` → `::`,
+/// `0:0::1` → `::1`), so it prints as a socket address does. A zone (`%eth0`) is kept as given.
+fn canonical_host(host: &str) -> String {
+    match host.parse::<core::net::Ipv6Addr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) => host.to_ascii_lowercase(),
+    }
+}
+
 fn validate_reg_host(host: &str) -> Result<(), UrlError> {
     if host.contains(':') {
         return Err(UrlError::UnbracketedIpv6);
@@ -768,7 +790,7 @@ mod tests {
             ("example.com", (Amqp, None, None, "example.com", 5672, None)),
             ("amqp://", (Amqp, None, None, "localhost", 5672, None)),
             ("0.0.0.0", (Amqp, None, None, "0.0.0.0", 5672, None)),
-            ("[::0]", (Amqp, None, None, "::0", 5672, None)),
+            ("[::0]", (Amqp, None, None, "::", 5672, None)),
             (
                 "amqp://example.com/queue1",
                 (Amqp, None, None, "example.com", 5672, Some("queue1")),
@@ -798,7 +820,8 @@ mod tests {
     #[test]
     fn host_port_for_sockets() {
         assert_eq!(url("amqps://[::1]:5671").host_port(), "[::1]:5671");
-        assert_eq!(url("[::0]").host_port(), "[::0]:5672");
+        assert_eq!(url("[::0]").host_port(), "[::]:5672");
+        assert_eq!(url("[0:0::1]:1").to_string(), "amqp://[::1]:1");
         assert_eq!(url("amqp://127.0.0.1:1234").host_port(), "127.0.0.1:1234");
         assert_eq!(url("amqp://").host_port(), "localhost:5672");
         assert!(url("[::1]").is_ipv6());
@@ -814,7 +837,7 @@ mod tests {
         let u = Url::parse_listen("0.0.0.0").unwrap();
         assert_eq!(u.host_port(), "0.0.0.0:5672");
         let u = Url::parse_listen("[::0]:5671").unwrap();
-        assert_eq!(u.host_port(), "[::0]:5671");
+        assert_eq!(u.host_port(), "[::]:5671");
         let u = Url::parse_listen("amqps://").unwrap();
         assert_eq!(u.host_port(), "0.0.0.0:5671");
     }

@@ -1,10 +1,12 @@
 //! SASL (RFC 4422) support for AMQP 1.0 security layers.
 //!
-//! This module currently holds the pure *mechanism* logic: the bytes a client
+//! It holds the *mechanisms* (`mechanism.rs`, `scram.rs`: the bytes a client
 //! puts into `sasl-init` / `sasl-response` frames and the bytes a server puts
-//! into `sasl-challenge` frames and the additional-data of `sasl-outcome`.
-//! Nothing here performs I/O, reads a clock, or draws randomness: nonces and
-//! salts are supplied by the caller.
+//! into `sasl-challenge` frames and the additional-data of `sasl-outcome`) and
+//! the client and server *machines* (`machine.rs`: which frame comes next, which
+//! mechanism is chosen) that a connection's handshake drives. Nothing here
+//! performs I/O, reads a clock, or draws randomness: nonces and salts are
+//! supplied by the caller.
 //!
 //! Supported mechanisms, client and server side:
 //!

@@ -4,20 +4,22 @@
 use std::collections::{HashMap, VecDeque};
 
 use amqp_engine::messaging::*;
-use amqp_proto::message::Message;
+use amqp_proto::message::ReceivedMessage;
 
 #[derive(Default)]
 pub struct Broker {
-    pub queues: HashMap<String, VecDeque<Message>>,
+    pub queues: HashMap<String, VecDeque<ReceivedMessage>>,
     /// consumer link -> queue
     consumers: HashMap<LinkHandle, String>,
     /// unsettled sent messages: tracker -> (queue, message)
-    unacked: HashMap<Tracker, (String, Message)>,
+    unacked: HashMap<Tracker, (String, ReceivedMessage)>,
     pub received: usize,
     pub dynamic_seq: usize,
     pub port: u16,
     /// SASL the listener requires (default: anyone, anonymously).
     pub sasl: Option<amqp_engine::sasl::SaslServerConfig>,
+    /// Credit window granted to producers (default: the handler default, 10).
+    pub prefetch: Option<u32>,
 }
 
 impl Broker {
@@ -28,7 +30,7 @@ impl Broker {
         }
     }
 
-    fn dispatch(&mut self, r: &mut Reactor, queue: &str) {
+    fn dispatch(&mut self, r: &mut ContainerContext, queue: &str) {
         let consumers: Vec<LinkHandle> = self
             .consumers
             .iter()
@@ -72,6 +74,13 @@ impl Broker {
 }
 
 impl MessagingHandler for Broker {
+    fn options(&self) -> HandlerOptions {
+        HandlerOptions {
+            prefetch: self.prefetch.unwrap_or(HandlerOptions::default().prefetch),
+            ..HandlerOptions::default()
+        }
+    }
+
     fn on_start(&mut self, e: &mut Event<'_>) {
         let port = self.port;
         let opts = ListenOptions {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use amqp_tokio::amqp_proto::message::{Body, Message};
 use amqp_tokio::amqp_proto::Value;
-use amqp_tokio::messaging::{
+use amqp_tokio::{
     ConnectOptions, Event, HandlerOptions, LinkOption, LinkOptions, MessagingHandler, Reconnect,
     TimerHandle, Url,
 };
@@ -201,12 +201,16 @@ impl MessagingHandler for SenderHandler {
     }
 
     fn on_transport_error(&mut self, e: &mut Event<'_>) {
-        let why = e.transport_error().unwrap_or("transport error").to_string();
+        let why = e
+            .transport_error()
+            .map_or_else(|| "transport error".to_string(), ToString::to_string);
         self.fail(e, format!("sender: {why}"));
     }
 
     fn on_disconnected(&mut self, e: &mut Event<'_>) {
-        let why = e.transport_error().unwrap_or("disconnected").to_string();
+        let why = e
+            .transport_error()
+            .map_or_else(|| "disconnected".to_string(), ToString::to_string);
         self.fail(e, format!("sender: {why}"));
     }
 
@@ -341,7 +345,9 @@ impl MessagingHandler for ReceiverHandler {
     }
 
     fn on_acceptor_error(&mut self, e: &mut Event<'_>) {
-        let why = e.transport_error().unwrap_or("listen failed").to_string();
+        let why = e
+            .transport_error()
+            .map_or_else(|| "listen failed".to_string(), ToString::to_string);
         self.fail(e, why);
     }
 
@@ -380,12 +386,16 @@ impl MessagingHandler for ReceiverHandler {
     }
 
     fn on_transport_error(&mut self, e: &mut Event<'_>) {
-        let why = e.transport_error().unwrap_or("transport error").to_string();
+        let why = e
+            .transport_error()
+            .map_or_else(|| "transport error".to_string(), ToString::to_string);
         self.fail(e, format!("receiver: {why}"));
     }
 
     fn on_disconnected(&mut self, e: &mut Event<'_>) {
-        let why = e.transport_error().unwrap_or("disconnected").to_string();
+        let why = e
+            .transport_error()
+            .map_or_else(|| "disconnected".to_string(), ToString::to_string);
         self.fail(e, format!("receiver: {why}"));
     }
 

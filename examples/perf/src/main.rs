@@ -21,7 +21,7 @@
 //! cargo run --release -p amqp-perf -- peer --count 1000000
 //! ```
 //!
-//! [`MessagingHandler`]: amqp_tokio::messaging::MessagingHandler
+//! [`MessagingHandler`]: amqp_tokio::MessagingHandler
 
 mod args;
 mod handlers;
@@ -32,8 +32,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use amqp_tokio::messaging::{MessagingHandler, Url};
 use amqp_tokio::{Container, Tokio};
+use amqp_tokio::{MessagingHandler, Url};
 
 use args::{Config, Mode, Role, RuntimeKind, Settle};
 use handlers::{Clock, Ready, ReceiverHandler, SenderHandler, Source};

@@ -84,7 +84,7 @@ impl MessagingHandler for Client {
     fn on_message(&mut self, e: &mut Event<'_>) {
         let body = e
             .message()
-            .map(|m| pyfmt::body_str(&m.body))
+            .map(|m| pyfmt::body_str(m.body()))
             .unwrap_or_default();
         let req = self.requests.pop_front().unwrap_or_default();
         println!("{req} => {body}");

@@ -40,7 +40,8 @@ impl MessagingHandler for Recv {
     fn on_acceptor_error(&mut self, e: &mut Event<'_>) {
         eprintln!(
             "direct_recv: {}",
-            e.transport_error().unwrap_or("cannot listen")
+            e.transport_error()
+                .map_or_else(|| "cannot listen".to_string(), ToString::to_string)
         );
         e.container().stop();
     }
@@ -54,7 +55,7 @@ impl MessagingHandler for Recv {
             }
         }
         if self.expected == 0 || self.received < self.expected {
-            println!("{}", pyfmt::body_str(&m.body));
+            println!("{}", pyfmt::body_str(m.body()));
             self.received += 1;
             if self.received == self.expected {
                 if let Some(l) = e.receiver() {

@@ -53,7 +53,8 @@ impl MessagingHandler for Send {
     fn on_acceptor_error(&mut self, e: &mut Event<'_>) {
         eprintln!(
             "direct_send: {}",
-            e.transport_error().unwrap_or("cannot listen")
+            e.transport_error()
+                .map_or_else(|| "cannot listen".to_string(), ToString::to_string)
         );
         e.container().stop();
     }

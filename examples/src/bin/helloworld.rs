@@ -51,7 +51,7 @@ impl MessagingHandler for HelloWorld {
 
     fn on_message(&mut self, e: &mut Event<'_>) {
         if let Some(m) = e.message() {
-            println!("{}", pyfmt::body_str(&m.body));
+            println!("{}", pyfmt::body_str(m.body()));
         }
         if let Some(c) = e.connection() {
             e.container().close_connection(c, None);
@@ -61,7 +61,8 @@ impl MessagingHandler for HelloWorld {
     fn on_transport_error(&mut self, e: &mut Event<'_>) {
         eprintln!(
             "helloworld: {} (retrying)",
-            e.transport_error().unwrap_or("transport error")
+            e.transport_error()
+                .map_or_else(|| "transport error".to_string(), ToString::to_string)
         );
     }
 }

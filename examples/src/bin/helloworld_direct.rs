@@ -52,7 +52,8 @@ impl MessagingHandler for HelloWorld {
     fn on_acceptor_error(&mut self, e: &mut Event<'_>) {
         eprintln!(
             "helloworld_direct: {}",
-            e.transport_error().unwrap_or("cannot listen")
+            e.transport_error()
+                .map_or_else(|| "cannot listen".to_string(), ToString::to_string)
         );
         e.container().stop();
     }
@@ -70,7 +71,7 @@ impl MessagingHandler for HelloWorld {
 
     fn on_message(&mut self, e: &mut Event<'_>) {
         if let Some(m) = e.message() {
-            println!("{}", pyfmt::body_str(&m.body));
+            println!("{}", pyfmt::body_str(m.body()));
         }
     }
 

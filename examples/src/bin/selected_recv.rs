@@ -32,7 +32,7 @@ impl MessagingHandler for Recv {
 
     fn on_message(&mut self, e: &mut Event<'_>) {
         if let Some(m) = e.message() {
-            println!("{}", pyfmt::body_str(&m.body));
+            println!("{}", pyfmt::body_str(m.body()));
         }
         self.received += 1;
         if self.received == self.expected {

@@ -63,7 +63,7 @@ impl MessagingHandler for Server {
     fn on_message(&mut self, e: &mut Event<'_>) {
         let Some(req) = e.message() else { return };
         println!("Received {}", pyfmt::message_repr(req));
-        let mut reply = Message::new(upper(&req.body));
+        let mut reply = Message::new(upper(req.body()));
         if let Some(to) = req.reply_to() {
             reply.set_address(to);
         }

@@ -84,7 +84,8 @@ impl MessagingHandler for Server {
     fn on_acceptor_error(&mut self, e: &mut Event<'_>) {
         eprintln!(
             "server_direct: {}",
-            e.transport_error().unwrap_or("cannot listen")
+            e.transport_error()
+                .map_or_else(|| "cannot listen".to_string(), ToString::to_string)
         );
         e.container().stop();
     }
@@ -138,7 +139,7 @@ impl MessagingHandler for Server {
             println!("No link for reply");
             return;
         };
-        let mut reply = Message::new(upper(&req.body));
+        let mut reply = Message::new(upper(req.body()));
         reply.set_address(reply_to.as_str());
         if let Some(id) = req.correlation_id() {
             reply.set_correlation_id(id.clone());

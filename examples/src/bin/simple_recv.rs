@@ -53,7 +53,7 @@ impl MessagingHandler for Recv {
             }
         }
         if self.expected == 0 || self.received < self.expected {
-            println!("{}", pyfmt::body_str(&m.body));
+            println!("{}", pyfmt::body_str(m.body()));
             self.received += 1;
             if self.received == self.expected {
                 if let Some(l) = e.receiver() {

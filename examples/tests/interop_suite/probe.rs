@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amqp_tokio::amqp_proto::message::{Body, Message};
-use amqp_tokio::messaging::{
+use amqp_tokio::Container;
+use amqp_tokio::{
     ConnectOptions, Event, HandlerOptions, LinkHandle, LinkOptions, MessagingHandler,
 };
-use amqp_tokio::Container;
 
 /// How the probe settles a received message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,6 +224,13 @@ impl MessagingHandler for Probe {
 
     fn on_message(&mut self, e: &mut Event<'_>) {
         let Some(m) = e.take_message() else { return };
+        let m = match m.into_message() {
+            Ok(m) => m,
+            Err(err) => {
+                self.errors.push(format!("decode: {err}"));
+                return;
+            }
+        };
         let then = self
             .plan
             .get(self.received.len())

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use amqp_examples::pyfmt;
 use amqp_tokio::amqp_proto::message::{Body, Message};
-use amqp_tokio::messaging::{ConnectOptions, TlsOptions, Url, VerifyMode};
+use amqp_tokio::{ConnectOptions, TlsOptions, Url, VerifyMode};
 
 use crate::common::{self, broker, free_port, sequence_lines, Proc, LIMIT};
 use crate::probe::{data_bytes, pattern, Probe};

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use amqp_tokio::messaging::{ConnectOptions, Url};
+use amqp_tokio::{ConnectOptions, Url};
 use serde_json::Value as Json;
 
 use crate::common::{broker, free_port, Proc, LIMIT};

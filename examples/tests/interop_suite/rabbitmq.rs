@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use amqp_tokio::amqp_proto::message::{Body, Message};
-use amqp_tokio::messaging::{ConnectOptions, TlsOptions, Url, VerifyMode};
+use amqp_tokio::{ConnectOptions, TlsOptions, Url, VerifyMode};
 
 use crate::common::{sequence_lines, Proc, LIMIT};
 use crate::probe::{data_bytes, pattern, Probe, Then};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use amqp_tokio::messaging::{ConnectOptions, Url};
+use amqp_tokio::{ConnectOptions, Url};
 
 use serde_json::Value as Json;
 

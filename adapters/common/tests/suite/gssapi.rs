@@ -13,12 +13,12 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
+use amqp_adapter::amqp_engine::messaging::{
+    ConnectOptions, ConnectionHandle, Event, ListenOptions, MessagingHandler, Url,
+};
 use amqp_adapter::amqp_engine::sasl::{SaslServerConfig, StaticUsers, GSSAPI};
 use amqp_adapter::amqp_proto::message::Message;
 use amqp_adapter::gssapi::{server_mechanism, KerberosServer};
-use amqp_adapter::messaging::{
-    ConnectOptions, ConnectionHandle, Event, ListenOptions, MessagingHandler, Url,
-};
 use amqp_adapter::{BlockOn, Runtime};
 
 use super::{body_number, join_within, Container, SAFETY};
@@ -126,7 +126,10 @@ impl MessagingHandler for Login {
     }
     fn on_transport_error(&mut self, e: &mut Event<'_>) {
         let conn = e.connection().expect("connection");
-        let mut text = e.transport_error().unwrap_or_default().to_owned();
+        let mut text = e
+            .transport_error()
+            .map(|t| format!("{t} {{{t:?}}}"))
+            .unwrap_or_default();
         if let Some(err) = e.error() {
             text.push_str(&format!(" [{err:?}]"));
         }

@@ -23,12 +23,12 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use amqp_adapter::amqp_engine::messaging::{
+    AcceptorHandle, Backoff, ConnectOptions, ConnectionHandle, Event, MessagingHandler,
+    ReconnectPolicy, TimerHandle, Tracker, TransportErrorKind, Url,
+};
 use amqp_adapter::amqp_proto::definitions::{condition, Error};
 use amqp_adapter::amqp_proto::message::Message;
-use amqp_adapter::messaging::{
-    AcceptorHandle, Backoff, ConnectOptions, ConnectionHandle, Event, MessagingHandler,
-    ReconnectPolicy, TimerHandle, Tracker, Url,
-};
 use amqp_adapter::{BlockOn, Runtime};
 
 #[macro_use]
@@ -50,6 +50,11 @@ macro_rules! adapter_suite {
         #[test]
         fn ten_thousand_messages_with_outcomes() {
             $crate::suite::many_messages::<$rt>(10_000);
+        }
+
+        #[test]
+        fn listen_on_ipv4_and_ipv6_any_on_one_port() {
+            $crate::suite::dual_listen::<$rt>();
         }
 
         #[test]
@@ -608,8 +613,11 @@ impl MessagingHandler for Failover {
         e.container().create_sender(c, "failover").expect("sender");
     }
     fn on_transport_error(&mut self, e: &mut Event<'_>) {
-        self.errors
-            .push(e.transport_error().unwrap_or_default().to_string());
+        self.errors.push(
+            e.transport_error()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        );
     }
     fn on_connection_opened(&mut self, e: &mut Event<'_>) {
         let c = e.connection().unwrap();
@@ -664,6 +672,7 @@ pub(crate) fn failover<R: Runtime + BlockOn + Default>() {
 struct NoReconnect {
     port: u16,
     errors: usize,
+    kinds: Vec<Option<TransportErrorKind>>,
     disconnected: usize,
     closed: usize,
     opened: usize,
@@ -678,8 +687,9 @@ impl MessagingHandler for NoReconnect {
             .expect("connect");
         e.container().create_sender(c, "nowhere").expect("sender");
     }
-    fn on_transport_error(&mut self, _e: &mut Event<'_>) {
+    fn on_transport_error(&mut self, e: &mut Event<'_>) {
         self.errors += 1;
+        self.kinds.push(e.transport_error().map(|t| t.kind()));
     }
     fn on_disconnected(&mut self, _e: &mut Event<'_>) {
         self.disconnected += 1;
@@ -703,6 +713,7 @@ pub(crate) fn no_reconnect<R: Runtime + BlockOn + Default>() {
     let t = thread::spawn(move || Container::<NoReconnect, R>::with_id(h, "no-reconnect").run());
     let h = join_within(t, Duration::from_secs(10), "the container");
     assert_eq!(h.errors, 1, "exactly one transport error");
+    assert_eq!(h.kinds, [Some(TransportErrorKind::Refused)]);
     assert_eq!(h.opened, 0);
     assert!(h.closed <= 1);
     eprintln!(
@@ -746,6 +757,55 @@ impl MessagingHandler for CloseAcceptor {
             Ok(_) => {}
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `0.0.0.0:P` and `[::0]:P` together (both in Proton's guide); a third listen on the port fails
+// with a typed error.
+
+#[derive(Default)]
+struct DualListen {
+    port: u16,
+    urls: Vec<String>,
+    errors: Vec<TransportErrorKind>,
+}
+
+impl MessagingHandler for DualListen {
+    fn on_start(&mut self, e: &mut Event<'_>) {
+        e.container().listen("0.0.0.0:0").expect("listen");
+        e.container().schedule(SAFETY);
+    }
+    fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
+        let a = e.acceptor().unwrap();
+        let url = e.container().acceptor_url(a).unwrap().clone();
+        self.urls.push(url.host_port());
+        if self.urls.len() == 1 {
+            self.port = url.port();
+            let v6 = format!("[::0]:{}", self.port);
+            e.container().listen(&v6).expect("listen");
+        } else {
+            let v4 = format!("0.0.0.0:{}", self.port);
+            e.container().listen(&v4).expect("listen");
+        }
+    }
+    fn on_acceptor_error(&mut self, e: &mut Event<'_>) {
+        let kind = e.transport_error().map(|t| t.kind());
+        self.errors.push(kind.unwrap_or(TransportErrorKind::Io));
+        e.container().stop();
+    }
+    fn on_timer_task(&mut self, e: &mut Event<'_>) {
+        e.container().stop();
+    }
+}
+
+pub(crate) fn dual_listen<R: Runtime + BlockOn + Default>() {
+    let t = thread::spawn(move || {
+        Container::<DualListen, R>::with_id(DualListen::default(), "dual-listen").run()
+    });
+    let h = join_within(t, Duration::from_secs(10), "the container");
+    let p = h.port;
+    assert_eq!(h.urls, [format!("0.0.0.0:{p}"), format!("[::]:{p}")]);
+    assert_eq!(h.errors, [TransportErrorKind::AddressInUse]);
 }
 
 pub(crate) fn close_acceptor<R: Runtime + BlockOn + Default>() {

@@ -11,10 +11,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use amqp_tokio::amqp_proto::message::Message;
-use amqp_tokio::messaging::{
-    ConnectOptions, ConnectionHandle, Event, ListenOptions, MessagingHandler, Url,
-};
 use amqp_tokio::Container;
+use amqp_tokio::{
+    ConnectOptions, ConnectionHandle, Event, ListenOptions, MessagingHandler, TransportErrorKind,
+    Url,
+};
 
 /// Builds a client's options, given the listener's port.
 pub type MakeOptions = Box<dyn Fn(u16) -> ConnectOptions + Send>;
@@ -30,6 +31,8 @@ pub struct ClientRun {
     pub accepted: usize,
     /// `on_transport_error` texts.
     pub transport_errors: Vec<String>,
+    /// `on_transport_error` kinds.
+    pub transport_error_kinds: Vec<TransportErrorKind>,
     /// `on_connection_error` conditions and descriptions.
     pub connection_errors: Vec<String>,
     /// `on_disconnected` texts.
@@ -254,7 +257,10 @@ impl MessagingHandler for Pair {
     }
 
     fn on_acceptor_error(&mut self, e: &mut Event<'_>) {
-        self.out.acceptor_error = Some(e.transport_error().unwrap_or("?").to_string());
+        self.out.acceptor_error = Some(
+            e.transport_error()
+                .map_or_else(|| "?".to_string(), ToString::to_string),
+        );
         e.container().stop();
     }
 
@@ -327,11 +333,16 @@ impl MessagingHandler for Pair {
     }
 
     fn on_transport_error(&mut self, e: &mut Event<'_>) {
-        let text = e.transport_error().unwrap_or("").to_string();
+        let text = e
+            .transport_error()
+            .map_or_else(|| "".to_string(), ToString::to_string);
+        let kind = e.transport_error().map(|t| t.kind());
         if self.is_server(e) {
             self.out.server_errors.push(text);
         } else if self.is_client(e) {
-            self.client().transport_errors.push(text);
+            let c = self.client();
+            c.transport_errors.push(text);
+            c.transport_error_kinds.extend(kind);
         }
     }
 
@@ -345,7 +356,9 @@ impl MessagingHandler for Pair {
     }
 
     fn on_disconnected(&mut self, e: &mut Event<'_>) {
-        let text = e.transport_error().unwrap_or("").to_string();
+        let text = e
+            .transport_error()
+            .map_or_else(|| "".to_string(), ToString::to_string);
         if self.is_client(e) {
             self.client().disconnects.push(text);
         } else {

@@ -1,5 +1,5 @@
-//! Messages (`messaging.xml` §3.2): the sections and the [`Message`] a user builds, sends and
-//! receives.
+//! Messages (`messaging.xml` §3.2): the sections, the [`Message`] a user builds and sends, and
+//! the [`ReceivedMessage`] a receiver gets (its bytes, each section decoded on first access).
 //!
 //! ```
 //! use amqp_proto::message::{Message, Body};
@@ -17,7 +17,7 @@
 //! assert_eq!(back, msg);
 //! ```
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 
 use crate::codec::{self, Decode, Decoder, Encode};
@@ -25,6 +25,9 @@ use crate::composite;
 use crate::definitions::{Milliseconds, SequenceNo};
 use crate::error::{DecodeError, DecodeErrorKind};
 use crate::value::{Descriptor, OrderedMap, Symbol, Timestamp, Uuid, Value};
+
+mod received;
+pub use received::{ReceivedMessage, Rewrite};
 
 composite! {
     /// `header`: transport headers for a message.
@@ -662,25 +665,29 @@ impl Message {
     }
 }
 
+impl Message {
+    /// The encoded length of each section kind in wire order (header, delivery-annotations,
+    /// message-annotations, properties, application-properties, body, footer); 0 when absent.
+    fn section_lens(&self) -> [usize; 7] {
+        let d = codec::descriptor_code_len(section_code::DATA);
+        let map = |a: &Option<Annotations>| a.as_ref().map_or(0, |a| d + a.encoded_len());
+        [
+            self.header.as_ref().map_or(0, Encode::encoded_len),
+            map(&self.delivery_annotations),
+            map(&self.message_annotations),
+            self.properties.as_ref().map_or(0, Encode::encoded_len),
+            self.application_properties
+                .as_ref()
+                .map_or(0, |a| d + a.encoded_len()),
+            self.body.encoded_len(),
+            map(&self.footer),
+        ]
+    }
+}
+
 impl Encode for Message {
     fn encoded_len(&self) -> usize {
-        let d = codec::descriptor_code_len(section_code::DATA);
-        self.header.as_ref().map_or(0, Encode::encoded_len)
-            + self
-                .delivery_annotations
-                .as_ref()
-                .map_or(0, |a| d + a.encoded_len())
-            + self
-                .message_annotations
-                .as_ref()
-                .map_or(0, |a| d + a.encoded_len())
-            + self.properties.as_ref().map_or(0, Encode::encoded_len)
-            + self
-                .application_properties
-                .as_ref()
-                .map_or(0, |a| d + a.encoded_len())
-            + self.body.encoded_len()
-            + self.footer.as_ref().map_or(0, |a| d + a.encoded_len())
+        self.section_lens().iter().sum()
     }
 
     fn encode(&self, buf: &mut BytesMut) {
@@ -853,9 +860,4 @@ impl MessageBuilder {
 pub fn encode_message(msg: &Message, buf: &mut BytesMut) {
     buf.reserve(msg.encoded_len());
     msg.encode(buf);
-}
-
-#[allow(dead_code)]
-fn _unused(b: &mut BytesMut) {
-    b.put_u8(0);
 }

@@ -1,0 +1,385 @@
+//! Engine events of one connection, translated into handler events: one method per engine
+//! event.
+
+use amqp_proto::definitions::{condition, Error, Role};
+use amqp_proto::message::ReceivedMessage;
+use amqp_proto::messaging::{DeliveryState, Rejected};
+
+use super::error::TransportError;
+use super::handler::{EventContext, EventType};
+use super::handles::{DeliveryHandle, LinkHandle, SessionHandle, Tracker};
+use super::managed::LinkRec;
+use super::reactor::ContainerContext;
+use crate::connection::{EndpointState, LinkConfig};
+use crate::error::{ConnectionError, ErrorKind};
+use crate::event::{Event as EngineEvent, IncomingDelivery};
+use crate::ids::{DeliveryId, Key, LinkId, SessionId};
+use crate::sasl::SaslError;
+
+/// Where an engine event happened: the connection's key and its transport generation.
+#[derive(Clone, Copy)]
+struct At {
+    conn: Key,
+    gen: u32,
+}
+
+impl ContainerContext {
+    /// Translates the engine's events of one connection into handler events.
+    pub(super) fn process_engine(&mut self, ck: Key) {
+        loop {
+            let Some(c) = self.conns.get_mut(ck) else {
+                return;
+            };
+            let at = At {
+                conn: ck,
+                gen: c.gen,
+            };
+            let Some(ev) = c.engine.as_mut().and_then(|e| e.poll_event()) else {
+                return;
+            };
+            c.dirty = true;
+            match ev {
+                EngineEvent::Authenticated { .. } => {}
+                EngineEvent::ConnectionOpened => self.on_engine_opened(at),
+                EngineEvent::ConnectionClosed { error } => self.on_engine_closed(at, error),
+                EngineEvent::SessionOpened {
+                    session,
+                    remote_initiated,
+                } => {
+                    let kind = if remote_initiated {
+                        EventType::SessionOpening
+                    } else {
+                        EventType::SessionOpened
+                    };
+                    let ctx = self.session_ctx(at, session);
+                    self.push(kind, ctx);
+                }
+                EngineEvent::SessionEnded { session, error } => {
+                    let mut ctx = self.session_ctx(at, session);
+                    ctx.error = error;
+                    if ctx.error.is_some() {
+                        self.push(EventType::SessionError, ctx.clone());
+                    }
+                    self.push(EventType::SessionClosed, ctx);
+                }
+                EngineEvent::SessionError { session, error } => {
+                    let mut ctx = self.session_ctx(at, session);
+                    ctx.error = Some(error);
+                    self.push(EventType::SessionError, ctx);
+                }
+                EngineEvent::LinkOpened {
+                    link,
+                    remote_initiated,
+                } => self.on_link_opened(at, link, remote_initiated),
+                EngineEvent::LinkClosed { link, error, .. } => self.on_link_closed(at, link, error),
+                EngineEvent::LinkError { link, error } => {
+                    self.push_link_event(at, link, EventType::LinkError, Some(error));
+                }
+                EngineEvent::LinkFlow { link, credit, .. } if credit > 0 => {
+                    self.push_link_event(at, link, EventType::Sendable, None);
+                }
+                EngineEvent::LinkFlow { .. } => {}
+                EngineEvent::LinkDrained { link } => {
+                    self.push_link_event(at, link, EventType::Drained, None);
+                }
+                EngineEvent::Delivery(d) => self.on_delivery(at, d),
+                EngineEvent::Disposition {
+                    delivery,
+                    state,
+                    settled,
+                } => self.on_disposition(at, delivery, state, settled),
+                EngineEvent::Aborted { delivery } => {
+                    let Some(lh) = self.link_handle(ck, delivery.link) else {
+                        continue;
+                    };
+                    let mut ctx = self.ctx_conn(ck);
+                    ctx.link = Some(lh);
+                    ctx.delivery = Some(delivery_handle(at, lh, delivery));
+                    self.push(EventType::Aborted, ctx);
+                }
+                EngineEvent::Error(err) => self.on_engine_error(at, err),
+                EngineEvent::Finished => {
+                    self.transport_done(ck, None);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn session_ctx(&self, at: At, session: SessionId) -> EventContext {
+        let mut ctx = self.ctx_conn(at.conn);
+        ctx.session = Some(SessionHandle {
+            conn: at.conn,
+            gen: at.gen,
+            session,
+        });
+        ctx
+    }
+
+    /// Pushes a link event with an optional error, if the link is one we know.
+    fn push_link_event(&mut self, at: At, link: LinkId, kind: EventType, error: Option<Error>) {
+        let Some(lh) = self.link_handle(at.conn, link) else {
+            return;
+        };
+        let mut ctx = self.ctx_conn(at.conn);
+        ctx.link = Some(lh);
+        ctx.error = error;
+        self.push(kind, ctx);
+    }
+
+    /// The peer's open arrived: opened (we opened first) or opening (the peer did).
+    fn on_engine_opened(&mut self, at: At) {
+        let Some(c) = self.conns.get_mut(at.conn) else {
+            return;
+        };
+        let local_open = c
+            .engine
+            .as_ref()
+            .is_some_and(|e| e.state().0 != EndpointState::Uninit);
+        if let Some(o) = c.outgoing.as_mut() {
+            o.failover.reset();
+            o.process_started = None;
+        }
+        let kind = if local_open {
+            EventType::ConnectionOpened
+        } else {
+            EventType::ConnectionOpening
+        };
+        let ctx = self.ctx_conn(at.conn);
+        self.push(kind, ctx);
+    }
+
+    /// The peer closed the connection. `amqp:connection:forced` on a connection that can
+    /// reconnect is a lost transport (reconnect follows); anything else ends it.
+    fn on_engine_closed(&mut self, at: At, error: Option<Error>) {
+        let stopping = self.stopping;
+        let Some(c) = self.conns.get_mut(at.conn) else {
+            return;
+        };
+        let forced = error
+            .as_ref()
+            .is_some_and(|e| e.condition == condition::CONNECTION_FORCED);
+        let can_reconnect = c
+            .outgoing
+            .as_ref()
+            .is_some_and(|o| !o.failover.urls().is_empty());
+        if forced && can_reconnect && !c.app_closed && !stopping {
+            return;
+        }
+        if error
+            .as_ref()
+            .is_some_and(|e| e.condition == condition::UNAUTHORIZED_ACCESS)
+        {
+            c.auth_failed = true;
+        }
+        let app_closed = std::mem::replace(&mut c.app_closed, true); // the peer closed: no reconnect
+        let mut ctx = self.ctx_conn(at.conn);
+        ctx.error = error;
+        if ctx.error.is_some() {
+            self.push(EventType::ConnectionError, ctx.clone());
+        }
+        if !app_closed {
+            self.push(EventType::ConnectionClosing, ctx.clone());
+        }
+        self.push(EventType::ConnectionClosed, ctx);
+    }
+
+    /// A link attached: ours (opened), or the peer's (opening; a record is made for it).
+    fn on_link_opened(&mut self, at: At, link: LinkId, remote_initiated: bool) {
+        let lh = if remote_initiated {
+            match self.add_peer_link(at.conn, link) {
+                Some(lh) => lh,
+                None => return,
+            }
+        } else {
+            match self.link_handle(at.conn, link) {
+                Some(lh) => lh,
+                None => return,
+            }
+        };
+        let mut ctx = self.ctx_conn(at.conn);
+        ctx.link = Some(lh);
+        let kind = if remote_initiated {
+            EventType::LinkOpening
+        } else {
+            EventType::LinkOpened
+        };
+        self.push(kind, ctx);
+    }
+
+    /// A record for a link the peer is attaching (not re-attached after a reconnect).
+    fn add_peer_link(&mut self, ck: Key, link: LinkId) -> Option<LinkHandle> {
+        let prefetch = self.handler_options.prefetch;
+        let c = self.conns.get_mut(ck)?;
+        let e = c.engine.as_ref()?;
+        let role = e.link_role(link).unwrap_or(Role::Sender);
+        let name = e.link_name(link).unwrap_or_default().to_string();
+        let lk = c.links.insert(LinkRec {
+            role,
+            config: LinkConfig {
+                name,
+                ..LinkConfig::default()
+            },
+            engine: Some(link),
+            app_closed: false,
+            handler_closed: false,
+            prefetch,
+            persistent: false,
+            close_error: None,
+        });
+        c.by_engine.insert(link, lk);
+        Some(LinkHandle { conn: ck, link: lk })
+    }
+
+    /// The link detached: error (if any), closing (if the peer started it), closed.
+    fn on_link_closed(&mut self, at: At, link: LinkId, error: Option<Error>) {
+        let Some(lh) = self.link_handle(at.conn, link) else {
+            return;
+        };
+        let mut ctx = self.ctx_conn(at.conn);
+        ctx.link = Some(lh);
+        ctx.error = error;
+        if ctx.error.is_some() {
+            self.push(EventType::LinkError, ctx.clone());
+        }
+        let record = self
+            .conns
+            .get_mut(at.conn)
+            .and_then(|c| c.links.get_mut(lh.link));
+        // Detached by the peer: the link is over (not re-attached later).
+        let app_closed = record.is_some_and(|l| std::mem::replace(&mut l.app_closed, true));
+        if !app_closed {
+            self.push(EventType::LinkClosing, ctx.clone());
+        }
+        self.push(EventType::LinkClosed, ctx);
+    }
+
+    /// A message arrived: decoded and handed to the handler; released if the application closed
+    /// the link, rejected if it cannot be decoded.
+    fn on_delivery(&mut self, at: At, d: IncomingDelivery) {
+        let Some(lh) = self.link_handle(at.conn, d.link) else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(at.conn) else {
+            return;
+        };
+        let closed = c.links.get(lh.link).is_none_or(|l| l.app_closed);
+        let Some(e) = c.engine.as_mut() else { return };
+        let message = if closed {
+            Err(DeliveryState::released())
+        } else {
+            ReceivedMessage::decode(d.payload).map_err(|err| {
+                let error = Error::new(condition::DECODE_ERROR, err.to_string());
+                DeliveryState::Rejected(Rejected { error: Some(error) })
+            })
+        };
+        match message {
+            Ok(m) => {
+                let mut ctx = self.ctx_conn(at.conn);
+                ctx.link = Some(lh);
+                ctx.delivery = Some(delivery_handle(at, lh, d.delivery));
+                ctx.message = Some(Box::new(m));
+                ctx.state = d.state;
+                self.push(EventType::Message, ctx);
+            }
+            Err(_) if d.settled => {}
+            Err(state) => {
+                // The delivery is the engine's own and unsettled: the disposition cannot fail.
+                let _ = e.disposition(d.delivery, Some(state), true);
+            }
+        }
+    }
+
+    /// The peer updated or settled a delivery: outcomes for a sender (auto-settled when the
+    /// handler options say so), settled for a receiver.
+    fn on_disposition(
+        &mut self,
+        at: At,
+        delivery: DeliveryId,
+        state: Option<DeliveryState>,
+        settled: bool,
+    ) {
+        let Some(lh) = self.link_handle(at.conn, delivery.link) else {
+            return;
+        };
+        let role = self
+            .conns
+            .get(at.conn)
+            .and_then(|c| c.links.get(lh.link))
+            .map(|l| l.role);
+        let mut ctx = self.ctx_conn(at.conn);
+        ctx.link = Some(lh);
+        ctx.state = state.clone();
+        match role {
+            Some(Role::Sender) => {
+                ctx.tracker = Some(Tracker {
+                    conn: at.conn,
+                    gen: at.gen,
+                    link: lh,
+                    id: delivery,
+                });
+                self.push_outcome(&ctx, state.as_ref());
+                if settled {
+                    self.push(EventType::Settled, ctx);
+                } else if self.handler_options.auto_settle
+                    && state.as_ref().is_some_and(DeliveryState::is_terminal)
+                {
+                    if let Some(e) = self.conns.get_mut(at.conn).and_then(|c| c.engine.as_mut()) {
+                        // An outcome for a delivery the engine tracks: settling cannot fail.
+                        let _ = e.settle(delivery);
+                    }
+                }
+            }
+            Some(Role::Receiver) if settled => {
+                ctx.delivery = Some(delivery_handle(at, lh, delivery));
+                self.push(EventType::Settled, ctx);
+            }
+            _ => {}
+        }
+    }
+
+    /// `on_accepted`, `on_rejected` (with the rejection's error) or `on_released`.
+    fn push_outcome(&mut self, ctx: &EventContext, state: Option<&DeliveryState>) {
+        let (kind, error) = match state {
+            Some(DeliveryState::Accepted(_)) => (EventType::Accepted, None),
+            Some(DeliveryState::Rejected(r)) => (EventType::Rejected, r.error.clone()),
+            Some(DeliveryState::Released(_) | DeliveryState::Modified(_)) => {
+                (EventType::Released, None)
+            }
+            _ => return,
+        };
+        let mut ctx = ctx.clone();
+        if error.is_some() {
+            ctx.error = error;
+        }
+        self.push(kind, ctx);
+    }
+
+    /// The engine failed: a transport error for the handler (unless the peer closed or the
+    /// transport simply ended); failed authentication stops reconnecting.
+    fn on_engine_error(&mut self, at: At, err: ConnectionError) {
+        let no_mechanism = matches!(err.kind, ErrorKind::Sasl(SaslError::NoMechanism(_)));
+        // Retrying cannot make wrong credentials or mechanisms right.
+        if err.is_auth_failure() || no_mechanism {
+            if let Some(c) = self.conns.get_mut(at.conn) {
+                c.auth_failed = true;
+            }
+        }
+        if matches!(err.kind, ErrorKind::RemoteClose | ErrorKind::TransportEnded) {
+            return;
+        }
+        let mut ctx = self.ctx_conn(at.conn);
+        ctx.transport_error = Some(TransportError::from(&err));
+        ctx.error = Some(err.error);
+        self.push(EventType::TransportError, ctx);
+    }
+}
+
+fn delivery_handle(at: At, link: LinkHandle, id: DeliveryId) -> DeliveryHandle {
+    DeliveryHandle {
+        conn: at.conn,
+        gen: at.gen,
+        link,
+        id,
+    }
+}
