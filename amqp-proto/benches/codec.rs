@@ -11,6 +11,7 @@
 
 use std::hint::black_box;
 
+use amqp_proto::frame::transfer::TransferFields;
 use amqp_proto::frame::{
     encode_frame, put_frame_header, FrameBody, FrameDecoder, FRAME_HEADER_SIZE, FRAME_TYPE_AMQP,
 };
@@ -129,6 +130,18 @@ fn bench_size(c: &mut Criterion, label: &str, body_len: usize) {
                 }
                 _ => unreachable!(),
             }
+        })
+    });
+    // The engine's receive path: the transfer's common shape read by the fast path (the frame
+    // header is 8 bytes, the descriptor 3), then the message scanned.
+    let transfer_at = FRAME_HEADER_SIZE + 3;
+    assert!(TransferFields::decode_common(&wire, transfer_at).is_some());
+    g.bench_function("decode_transfer_fast_path_and_received_message", |b| {
+        b.iter(|| {
+            let wire = black_box(&wire);
+            let (fields, at) = TransferFields::decode_common(wire, transfer_at).unwrap();
+            black_box(fields);
+            black_box(ReceivedMessage::decode(wire.slice(at..)).unwrap())
         })
     });
     // The same, then reading what a typical receiver reads: the body and one property.

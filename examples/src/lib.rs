@@ -10,8 +10,8 @@
 //! |---|---|---|
 //! | `helloworld` | Sends `Hello World!` to a queue and receives it. With no `-a`, starts the example broker in-process on a free loopback port first, so it works with no broker around. | `-a/--address URL` (none: in-process broker; Proton's is `localhost:5672/examples`) |
 //! | `helloworld_direct` | Listens, connects to itself, sends and receives `Hello World!` with no broker. | `-a/--address` (`localhost:8888/examples`) |
-//! | `simple_send` | Sends `-m` messages `{'sequence': n}` at least once: resends what was unconfirmed when the connection drops. | `-a/--address` (`localhost:5672/examples`), `-m/--messages` (100) |
-//! | `simple_recv` | Receives and prints `-m` messages (0: forever), ignoring duplicates. | `-a/--address` (`localhost:5672/examples`), `-m/--messages` (100) |
+//! | `simple_send` | Sends `-m` messages `{'sequence': n}` at least once: resends what was unconfirmed when the connection drops. | `-a/--address` (`localhost:5672/examples`), `-m/--messages` (100), `--durable` (durable messages and target, ours: a broker keeps them across a restart) |
+//! | `simple_recv` | Receives and prints `-m` messages (0: forever), ignoring duplicates. | `-a/--address` (`localhost:5672/examples`), `-m/--messages` (100), `--durable` (a durable source, ours) |
 //! | `direct_send` | Listens; sends `-m` messages to a receiver that connects. | `-a/--address` (`localhost:5672/examples`), `-m/--messages` (100) |
 //! | `direct_recv` | Listens; receives `-m` messages from a sender that connects. | `-a/--address` (`localhost:5672/examples`), `-m/--messages` (100) |
 //! | `client` | Sends requests (the arguments, or four lines of Jabberwocky) with a dynamic reply queue as `reply_to`; prints `request => response`. | `-a/--address` (`localhost:5672/examples`), `[REQUEST ...]` |

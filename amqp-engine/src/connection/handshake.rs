@@ -65,12 +65,6 @@ impl Handshake {
             _ => false,
         }
     }
-
-    /// True if frames from the peer may be AMQP frames now or once its header arrives, and
-    /// our header is out: a failure can be told with an AMQP `close`.
-    pub(super) fn can_close(&self, side: Side) -> bool {
-        self.amqp_header_sent(side)
-    }
 }
 
 impl Connection {

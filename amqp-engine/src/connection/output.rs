@@ -146,7 +146,8 @@ impl Connection {
         self.error = Some(e.clone());
         self.events.push_back(Event::Error(e.clone()));
         // A header mismatch means the peer does not speak our protocol: no frames follow.
-        let can_close = self.handshake.can_close(self.side)
+        // An AMQP close needs our AMQP header out (so SASL is over, or there is none).
+        let can_close = self.handshake.amqp_header_sent(self.side)
             && e.kind != ErrorKind::ProtocolHeader
             && self.local != EndpointState::Closed;
         if can_close {

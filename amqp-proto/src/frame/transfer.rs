@@ -76,22 +76,26 @@ pub struct TransferLayout {
 
 impl TransferLayout {
     /// The bytes of the performative (descriptor and field list).
+    #[inline]
     pub fn performative_len(&self) -> usize {
         self.performative
     }
 
     /// The size of a whole frame carrying `payload` bytes after the performative.
+    #[inline]
     pub fn frame_len(&self, payload: usize) -> usize {
         FRAME_HEADER_SIZE + self.performative + payload
     }
 }
 
 impl TransferHead<'_> {
+    #[inline]
     fn format_present(&self) -> bool {
         self.delivery_id.is_some() || self.message_format != 0
     }
 
     /// Sizes the encoding of these fields.
+    #[inline]
     pub fn layout(&self) -> TransferLayout {
         let lens = [
             self.handle.encoded_len(),
@@ -126,6 +130,7 @@ impl TransferHead<'_> {
     /// Appends the frame header and the transfer performative of a frame on `channel` whose
     /// payload (`payload` bytes, appended by the caller) follows. `layout` is this head's
     /// [`layout`](Self::layout).
+    #[inline]
     pub fn write_frame_header(
         &self,
         buf: &mut BytesMut,
@@ -180,6 +185,7 @@ pub struct TransferFields {
 
 impl TransferFields {
     /// Splits a decoded [`Transfer`] into its fields and its delivery state.
+    #[inline]
     pub fn from_transfer(t: Transfer) -> (TransferFields, Option<DeliveryState>) {
         let fields = TransferFields {
             handle: t.handle,
@@ -199,6 +205,7 @@ impl TransferFields {
     /// each null or in its smallest encodings. Anything else (other encodings, later fields, a
     /// missing handle, malformed bytes) returns `None`: decode it with the general decoder,
     /// which accepts every encoding and reports errors. The tag is a slice of `frame`.
+    #[inline]
     pub fn decode_common(frame: &Bytes, start: usize) -> Option<(TransferFields, usize)> {
         let body = frame.get(start..)?;
         let [code::LIST8, size, count, ..] = *body else {
@@ -254,7 +261,7 @@ struct SliceReader<'a> {
 }
 
 impl SliceReader<'_> {
-    #[inline]
+    #[inline(always)]
     fn u8(&mut self) -> Option<u8> {
         let b = *self.buf.get(self.pos)?;
         self.pos += 1;
@@ -262,7 +269,7 @@ impl SliceReader<'_> {
     }
 
     /// A `uint` (uint0, smalluint or uint), or null.
-    #[inline]
+    #[inline(always)]
     fn uint(&mut self) -> Option<Option<u32>> {
         Some(match self.u8()? {
             code::NULL => None,
@@ -278,7 +285,7 @@ impl SliceReader<'_> {
     }
 
     /// A `boolean` (true or false), or null.
-    #[inline]
+    #[inline(always)]
     fn bool(&mut self) -> Option<Option<bool>> {
         Some(match self.u8()? {
             code::NULL => None,

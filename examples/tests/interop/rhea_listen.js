@@ -4,7 +4,7 @@
 //   node rhea_listen.js --port P [--timeout 60]
 //
 // Listens on 127.0.0.1:P and prints "listening" once it does. Every message that arrives is
-// accepted and printed as "id I" (its message-id). A receiver link that asks for a dynamic
+// accepted and printed as "id I" (its message-id). A receiver of ours that asks for a dynamic
 // node gets one ("dynamic-N"); a message sent to "requests" is answered, upper-cased, on a
 // sender to its reply-to address (a tiny request/response server). rhea sends heartbeats at
 // half the idle-timeout its peer asks for. Exits after --timeout seconds (the test kills it by
@@ -16,17 +16,7 @@ const a = parseArgs(process.argv.slice(2), { port: 5672, timeout: 60 });
 const rhea = loadRhea();
 const container = rhea.create_container({ id: 'rhea-listen' });
 let dynamic = 0;
-const replyTo = new Map(); // address -> sender on the connection that owns it
-
-container.on('receiver_open', (context) => {
-  const source = context.receiver.remote.attach.source;
-  if (source && source.dynamic) {
-    dynamic += 1;
-    const address = 'dynamic-' + dynamic;
-    context.receiver.set_source({ address });
-    replyTo.set(address, context.receiver);
-  }
-});
+const replyTo = new Map(); // address -> our sender to the receiver attached from it
 
 container.on('sender_open', (context) => {
   // Our side receives from this link: remember it by its source address.

@@ -1,12 +1,18 @@
-//! The interop suite: the example binaries and the example broker against AMQP 1.0 peers we did
-//! not write.
+//! The interop suite: our example binaries, example broker and a small probe client against
+//! AMQP 1.0 peers we did not write, one module per peer, each filling its column of the
+//! interop matrix (`common/matrix.rs`: peer × scenario → PASS / FAIL / n/a, written to
+//! `target/interop-matrix.md` and printed when the last peer is done; `docs/INTEROP.md` keeps
+//! the last table).
 //!
 //! | Peer | What runs | Installed by |
 //! |---|---|---|
-//! | `proton-c` | Qpid Proton C 0.37's `send`, `receive`, `broker`, `direct` examples | `scripts/proton-c-examples.sh` |
-//! | `rabbitmq` | RabbitMQ 3.10 with its AMQP 1.0 plugin, on loopback | `scripts/rabbitmq.sh` (Debian's `rabbitmq-server`) |
-//! | `rhea` | `tests/interop/rhea_send.js` / `rhea_recv.js` on rhea 3 (npm) | `scripts/rhea.sh` |
-//! | `python-proton` | `tests/python/proton_client.py` on python-qpid-proton | `pip install python-qpid-proton` |
+//! | `proton-c` ([`proton_c`]) | Qpid Proton C 0.37's `send`, `receive`, `broker`, `direct` examples | `scripts/proton-c-examples.sh` |
+//! | `rabbitmq` ([`rabbitmq`]) | RabbitMQ 3.10 with its AMQP 1.0 plugin, plain and TLS listeners on loopback | `scripts/rabbitmq.sh` (Debian's `rabbitmq-server`) |
+//! | `rhea` ([`rhea`]) | `tests/interop/rhea_send.js`, `rhea_recv.js`, `rhea_listen.js` on rhea 3 (npm) | `scripts/rhea.sh` |
+//! | `python-proton` ([`python`]) | `tests/python/proton_client.py`, `proton_listener.py` on python-qpid-proton | `pip install python-qpid-proton` |
+//!
+//! `tests/broker_python.rs` (more Python Proton cells) and `amqp-tokio`'s `tests/sasl_cyrus.rs`
+//! (the `cyrus-proton` column) record their cells in the same matrix.
 //!
 //! Each scenario prints one line, `interop <peer> <scenario>: PASS|FAIL (details)`, straight
 //! to stderr (so it shows even when the test harness captures output), and any failure fails
@@ -27,9 +33,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use common::matrix::{self, Cell};
 use common::{Proc, LIMIT};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The peer tests in this binary; the last one to finish prints the matrix.
 const PEER_TESTS: usize = 4;

@@ -126,8 +126,35 @@ impl Probe {
     }
 }
 
+/// Message `i` of the big-message scenarios: a data body of `size` bytes, [`pattern`]`(i)`.
+pub(crate) fn big(i: usize, size: usize) -> Message {
+    Message::new(Body::data(pattern(i, size)))
+}
+
+/// Checks a probe that sent and received `n` [`big`] messages: every one accepted, every one
+/// received in order and byte-identical.
+pub(crate) fn check_big(p: &Probe, n: usize, size: usize) -> Result<(), String> {
+    if p.outcomes != vec!["accepted"; n] {
+        return Err(format!("outcomes {:?}; errors {:?}", p.outcomes, p.errors));
+    }
+    if p.received.len() != n {
+        return Err(format!(
+            "received {}; errors {:?}",
+            p.received.len(),
+            p.errors
+        ));
+    }
+    for (i, m) in p.received.iter().enumerate() {
+        let got = data_bytes(m);
+        if got != pattern(i, size) {
+            return Err(format!("message {i}: {} bytes, not the pattern", got.len()));
+        }
+    }
+    Ok(())
+}
+
 /// The bytes of a message's data sections.
-pub(crate) fn data_bytes(m: &Message) -> Vec<u8> {
+fn data_bytes(m: &Message) -> Vec<u8> {
     match &m.body {
         Body::Data(parts) => parts.iter().flat_map(|b| b.iter().copied()).collect(),
         _ => Vec::new(),
@@ -135,7 +162,7 @@ pub(crate) fn data_bytes(m: &Message) -> Vec<u8> {
 }
 
 /// `size` bytes that depend on `i`: byte k is (i + k) % 251.
-pub(crate) fn pattern(i: usize, size: usize) -> Vec<u8> {
+fn pattern(i: usize, size: usize) -> Vec<u8> {
     (0..size).map(|k| ((i + k) % 251) as u8).collect()
 }
 
@@ -184,11 +211,10 @@ impl MessagingHandler for Probe {
     fn on_link_opened(&mut self, e: &mut Event<'_>) {
         if self.drain && e.link() == self.receiver {
             if let Some(l) = self.receiver {
-                let r = match e.container().flow(l, self.credit) {
-                    Ok(()) => e.container().drain(l),
-                    Err(err) => Err(err),
-                };
-                if let Err(err) = r {
+                if let Err(err) = e.container().flow(l, self.credit) {
+                    self.errors.push(format!("flow: {err}"));
+                }
+                if let Err(err) = e.container().drain(l) {
                     self.errors.push(format!("drain: {err}"));
                 }
             }

@@ -9,11 +9,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use amqp_examples::pyfmt;
-use amqp_tokio::amqp_proto::message::{Body, Message};
 use amqp_tokio::{ConnectOptions, TlsOptions, Url, VerifyMode};
 
 use crate::common::{self, broker, free_port, sequence_lines, Proc, LIMIT};
-use crate::probe::{data_bytes, pattern, Probe};
+use crate::probe::{big, check_big, Probe};
 use crate::python::frozen_peer_idle_timeout;
 use crate::{check, check_lines, example, install, run_ok, tail, write_pki, Suite};
 
@@ -267,23 +266,9 @@ fn interop_proton_c() {
         let (_b, port, certs) = c_tls_broker(&dir)?;
         let size = 1 << 20;
         let mut p = Probe::new(c_tls_opts(&certs, port), "big", Duration::from_secs(40));
-        p.to_send = (0..3)
-            .map(|i| Message::new(Body::data(pattern(i, size))))
-            .collect();
+        p.to_send = (0..3).map(|i| big(i, size)).collect();
         p.expect = 3;
-        let p = p.run();
-        check(p.outcomes == ["accepted"; 3], || {
-            format!("outcomes {:?}; errors {:?}", p.outcomes, p.errors)
-        })?;
-        check(p.received.len() == 3, || format!("errors {:?}", p.errors))?;
-        for (i, m) in p.received.iter().enumerate() {
-            check(data_bytes(m) == pattern(i, size), || {
-                format!(
-                    "message {i}: {} bytes, not the pattern",
-                    data_bytes(m).len()
-                )
-            })?;
-        }
+        check_big(&p.run(), 3, size)?;
         Ok((
             6,
             "amqps to Proton C's broker (OpenSSL), its certificate verified (test CA, name \

@@ -148,55 +148,17 @@ fn interop_python_proton() {
     // killed after the first 500 and started again on the same port: simple_send reconnects,
     // resends what was in doubt, and the two listeners together saw every message.
     suite.run(scenarios[4], &["reconnect"], || {
-        let total = 3000usize;
         let port = free_port();
         let args = ["sink", "--port", &port.to_string()];
-        let mut first = listener(&args)?;
-        let s = Proc::example(
-            "simple_send",
-            &[
-                "-a",
-                &format!("127.0.0.1:{port}/sink"),
-                "-m",
-                &total.to_string(),
-            ],
-        );
-        let hit = first.wait_line(Duration::from_secs(30), |l| l == "id 500");
-        check(hit.is_some(), || {
-            "the first listener never got message 500".into()
-        })?;
-        first.kill();
-        let before = ids_seen(&first.stdout());
-        let second = listener(&args)?;
-        let o = s.wait(LIMIT);
-        check(o.stdout == ["all messages confirmed"], || {
-            format!(
-                "simple_send said {:?}; stderr {:?}",
-                tail(&o.stdout, 3),
-                tail(&o.stderr, 3)
-            )
-        })?;
-        let after = ids_seen(&second.stdout());
-        let all: BTreeSet<u64> = before.iter().chain(after.iter()).copied().collect();
-        check(all == (1..=total as u64).collect(), || {
-            format!(
-                "{} distinct ids seen ({} before, {} after the restart)",
-                all.len(),
-                before.len(),
-                after.len()
-            )
-        })?;
-        check(!after.is_empty(), || "nothing after the restart".into())?;
-        let dups = before.len() + after.len() - all.len();
+        let (total, before, after, dups) =
+            simple_send_across_listener_restart(port, || listener(&args))?;
         Ok((
             total as u64,
             format!(
                 "Proton listener killed after message 500 and restarted on the same port: \
                  simple_send still prints `all messages confirmed`; the two listeners \
-                 together saw every id 1..={total} ({} before, {} after, {dups} resent \
-                 duplicates)",
-                before.len(),
-                after.len()
+                 together saw every id 1..={total} ({before} before, {after} after, {dups} resent \
+                 duplicates)"
             ),
         ))
     });
@@ -259,8 +221,58 @@ pub(crate) fn frozen_peer_idle_timeout(
     Ok((after, err))
 }
 
+/// simple_send (at least once, reconnect on) sends 3000 messages to the listener `start`
+/// starts on `port` (it prints `id N` for each message); the listener is killed after message
+/// 500 and started again on the same port. simple_send must still print `all messages
+/// confirmed`, and the two listeners together must have seen every id. Returns the total, the
+/// ids seen before and after the restart, and the duplicates (resent in-doubt messages).
+pub(crate) fn simple_send_across_listener_restart(
+    port: u16,
+    start: impl Fn() -> Result<Proc, String>,
+) -> Result<(usize, usize, usize, usize), String> {
+    let total = 3000usize;
+    let mut first = start()?;
+    let s = Proc::example(
+        "simple_send",
+        &[
+            "-a",
+            &format!("127.0.0.1:{port}/sink"),
+            "-m",
+            &total.to_string(),
+        ],
+    );
+    let hit = first.wait_line(Duration::from_secs(30), |l| l == "id 500");
+    check(hit.is_some(), || {
+        "the first listener never got message 500".into()
+    })?;
+    first.kill();
+    let before = ids_seen(&first.stdout());
+    let second = start()?;
+    let o = s.wait(LIMIT);
+    check(o.stdout == ["all messages confirmed"], || {
+        format!(
+            "simple_send said {:?}; stderr {:?}",
+            tail(&o.stdout, 3),
+            tail(&o.stderr, 3)
+        )
+    })?;
+    let after = ids_seen(&second.stdout());
+    let all: BTreeSet<u64> = before.iter().chain(after.iter()).copied().collect();
+    check(all == (1..=total as u64).collect(), || {
+        format!(
+            "{} distinct ids seen ({} before, {} after the restart)",
+            all.len(),
+            before.len(),
+            after.len()
+        )
+    })?;
+    check(!after.is_empty(), || "nothing after the restart".into())?;
+    let dups = before.len() + after.len() - all.len();
+    Ok((total, before.len(), after.len(), dups))
+}
+
 /// The ids a sink printed (`id N` lines).
-pub(crate) fn ids_seen(lines: &[String]) -> Vec<u64> {
+fn ids_seen(lines: &[String]) -> Vec<u64> {
     lines
         .iter()
         .filter_map(|l| l.strip_prefix("id ")?.parse().ok())

@@ -9,11 +9,11 @@ use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use amqp_tokio::amqp_proto::message::{Body, Message};
+use amqp_tokio::amqp_proto::message::Message;
 use amqp_tokio::{ConnectOptions, TlsOptions, Url, VerifyMode};
 
 use crate::common::{sequence_lines, Proc, LIMIT};
-use crate::probe::{data_bytes, pattern, Probe, Then};
+use crate::probe::{big, check_big, Probe, Then};
 use crate::{check, check_lines, example, root, shorten, tail, write_pki, Suite};
 
 /// Messages in the bulk scenario.
@@ -406,23 +406,9 @@ fn interop_rabbitmq() {
         let q = "/queue/amqp-rs-interop-big";
         let size = 1 << 20;
         let mut p = Probe::new(node.opts(), q, Duration::from_secs(30));
-        p.to_send = (0..2)
-            .map(|i| Message::new(Body::data(pattern(i, size))))
-            .collect();
+        p.to_send = (0..2).map(|i| big(i, size)).collect();
         p.expect = 2;
-        let p = p.run();
-        check(p.outcomes == ["accepted"; 2], || {
-            format!("{:?} {:?}", p.outcomes, p.errors)
-        })?;
-        check(p.received.len() == 2, || format!("{:?}", p.errors))?;
-        for (i, m) in p.received.iter().enumerate() {
-            check(data_bytes(m) == pattern(i, size), || {
-                format!(
-                    "message {i}: {} bytes, not the pattern",
-                    data_bytes(m).len()
-                )
-            })?;
-        }
+        check_big(&p.run(), 2, size)?;
         Ok((
             4,
             "2 × 1 MiB data bodies accepted and received byte-identical, in order".into(),

@@ -26,11 +26,9 @@ class Listener(MessagingHandler):
         super().__init__(prefetch=100, auto_accept=True)
         self.a = a
         self.sent = 0
-        self.drained = 0
-        self.received = 0
 
     def on_start(self, event):
-        self.acceptor = event.container.listen("127.0.0.1:%d" % self.a.port)
+        event.container.listen("127.0.0.1:%d" % self.a.port)
         print("listening", flush=True)
         event.container.schedule(self.a.timeout, self)
 
@@ -55,11 +53,9 @@ class Listener(MessagingHandler):
         # give the rest of the credit back (the flow frame then says drain, credit 0).
         if s.drain_mode and s.credit > 0 and self.sent >= self.a.count:
             n = s.drained()
-            self.drained += n
             print("drained %d" % n, flush=True)
 
     def on_message(self, event):
-        self.received += 1
         print("id %s" % event.message.id, flush=True)
 
 
@@ -70,6 +66,8 @@ def main():
     p.add_argument("--count", type=int, default=0)
     p.add_argument("--timeout", type=float, default=30.0)
     a = p.parse_args()
+    if a.mode == "sink":
+        a.count = 0
     Container(Listener(a)).run()
 
 
