@@ -36,11 +36,14 @@ if ! python3 -c 'import proton' 2>/dev/null; then
   python3 -m pip install -q python-qpid-proton
 fi
 
+log "Kerberos: MIT KDC, krb5 headers, libclang (GSSAPI feature and its test realms)"
+scripts/krb5-realm.sh install
+
 log "interop peers: Proton C examples (Debian), rhea (npm)"
 scripts/proton-c-examples.sh >/dev/null
 scripts/rhea.sh >/dev/null
 
-log "python-qpid-proton built against Cyrus SASL (SCRAM interop tests)"
+log "python-qpid-proton built against Cyrus SASL (SCRAM and GSSAPI interop tests)"
 PROTON_CYRUS_PYTHON=$(scripts/proton-cyrus.sh)
 export PROTON_CYRUS_PYTHON
 

@@ -454,10 +454,7 @@ impl<R: Runtime> Client<R> {
             local: Local::default(),
         };
         let mut core = Core::with_id(handler, crate::new_uuid(), Instant::now());
-        core.set_entropy(crate::os_random);
-        if let Some(cfg) = crate::read_connect_config() {
-            core.set_connect_config(Some(cfg));
-        }
+        crate::prepare(&mut core);
         let conn = core.context().connect_with(options)?;
         core.handler_mut().local.conn = Some(conn);
         let rt2 = rt.clone();
