@@ -54,8 +54,10 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "cargo clippy"
-# Libraries, binaries and examples: every lint, including missing docs.
+# Libraries, binaries and examples: every lint, including missing docs, with and without the
+# optional features (gssapi, fuzzing, sim).
 cargo clippy --workspace --lib --bins --examples -q -- -D warnings
+cargo clippy --workspace --all-features --lib --bins --examples -q -- -D warnings
 # Tests and benches: the same, except docs and pub-visibility lints that only make sense for APIs.
 cargo clippy --workspace --tests --benches -q -- -D warnings -A missing_docs -A unreachable_pub
 

@@ -19,12 +19,24 @@ use std::sync::Arc;
 
 use amqp_engine::messaging::{ListenOptions, PemSource, TlsListen};
 use amqp_engine::sasl::{
-    SaslServerConfig, StaticUsers, ANONYMOUS, GSSAPI, PLAIN, SCRAM_SHA_1, SCRAM_SHA_256,
+    SaslServerConfig, StaticUsers, ANONYMOUS, PLAIN, SCRAM_SHA_1, SCRAM_SHA_256,
 };
 use amqp_examples::args::{Parser, HELP_TEMPLATE};
 use amqp_examples::broker::{Broker, BrokerConfig};
-use amqp_tokio::gssapi::{server_mechanism, KerberosServer};
+#[cfg(feature = "gssapi")]
+use amqp_tokio::gssapi::{server_mechanism, KerberosServer, GSSAPI};
 use amqp_tokio::Container;
+
+/// Adds the Kerberos (GSSAPI) mechanism, with the keys of `keytab` or of `KRB5_KTNAME`.
+#[cfg(feature = "gssapi")]
+fn with_kerberos(mut sasl: SaslServerConfig, keytab: Option<&str>) -> SaslServerConfig {
+    let kerberos = match keytab {
+        Some(path) => KerberosServer::with_keytab(path),
+        None => KerberosServer::new(),
+    };
+    sasl.extra_mechanisms.push(server_mechanism(kerberos));
+    sasl
+}
 
 /// SCRAM iterations for the users' derived credentials.
 const ITERATIONS: u32 = 4096;
@@ -124,10 +136,18 @@ fn main() {
     if let Some(path) = m.users.as_deref() {
         n_users += read_users(path, &mut users);
     }
+    if m.gssapi && !cfg!(feature = "gssapi") {
+        eprintln!(
+            "broker: --gssapi needs Kerberos support: build with \
+             `cargo run -p amqp-examples --features gssapi --bin broker`"
+        );
+        std::process::exit(2);
+    }
     if n_users > 0 || m.gssapi {
         let anonymous = m.allow_anonymous;
         users.set_allow_anonymous(anonymous);
         let mut mechs = Vec::new();
+        #[cfg(feature = "gssapi")]
         if m.gssapi {
             mechs.push(GSSAPI);
         }
@@ -137,14 +157,13 @@ fn main() {
         if anonymous {
             mechs.push(ANONYMOUS);
         }
-        let mut sasl = SaslServerConfig::new(&mechs, Arc::new(users));
-        if m.gssapi {
-            let kerberos = match &m.keytab {
-                Some(path) => KerberosServer::with_keytab(path),
-                None => KerberosServer::new(),
-            };
-            sasl.extra_mechanisms.push(server_mechanism(kerberos));
-        }
+        let sasl = SaslServerConfig::new(&mechs, Arc::new(users));
+        #[cfg(feature = "gssapi")]
+        let sasl = if m.gssapi {
+            with_kerberos(sasl, m.keytab.as_deref())
+        } else {
+            sasl
+        };
         listen.sasl = Some(sasl);
     }
 
