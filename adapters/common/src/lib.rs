@@ -116,7 +116,7 @@ pub struct Container<H: MessagingHandler, R: Runtime> {
 }
 
 impl<H: MessagingHandler + Send + 'static, R: Runtime + Default> Container<H, R> {
-    /// A container with a generated UUID v4 id (seed §5.1.2).
+    /// A container with a generated UUID v4 id (as Proton's `Container()` does).
     pub fn new(handler: H) -> Self {
         Self::with_id(handler, new_uuid())
     }

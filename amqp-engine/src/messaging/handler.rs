@@ -71,7 +71,7 @@ pub enum EventType {
     Stop,
 }
 
-/// What an event concerns. Fields that do not apply to an event are `None` (seed §5.1.1).
+/// What an event concerns. Fields that do not apply to an event are `None`, as in Proton.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct EventContext {
     pub(crate) connection: Option<ConnectionHandle>,
