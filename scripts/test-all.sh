@@ -36,9 +36,10 @@ if ! python3 -c 'import proton' 2>/dev/null; then
   python3 -m pip install -q python-qpid-proton
 fi
 
-log "interop peers: Proton C examples (Debian), rhea (npm)"
+log "interop peers: Proton C examples (Debian), rhea (npm), fe2o3-amqp (crates.io)"
 scripts/proton-c-examples.sh >/dev/null
 scripts/rhea.sh >/dev/null
+scripts/fe2o3.sh >/dev/null
 
 log "python-qpid-proton built against Cyrus SASL (SCRAM interop tests)"
 PROTON_CYRUS_PYTHON=$(scripts/proton-cyrus.sh)
