@@ -140,7 +140,10 @@ impl Listener for TokioListener {
         Box::pin(async move {
             let (s, a) = self.0.accept().await?;
             s.set_nodelay(true)?;
-            Ok((Box::new(quick_ack::QuickAck(s).compat()) as BoxStream, a))
+            Ok((
+                Box::new(quick_ack::QuickAck::new(s).compat()) as BoxStream,
+                a,
+            ))
         })
     }
     fn local_addr(&self) -> io::Result<SocketAddr> {

@@ -4,7 +4,8 @@
 //! peer's next small segment (~40 ms) hoping to piggyback it on a reply. A peer with Nagle's
 //! algorithm on (fe2o3-amqp's default) then holds every further small write (one disposition
 //! per message, the flow that grants the next credit) until that ACK: each credit batch through
-//! the broker stalled ~40 ms. Setting `TCP_QUICKACK` after every read sends the ACK now.
+//! the broker stalled ~40 ms. Setting `TCP_QUICKACK` when we have read and have nothing to
+//! answer sends the ACK now.
 
 use std::io;
 use std::pin::Pin;
@@ -13,9 +14,31 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// A [`TcpStream`] that sets `TCP_QUICKACK` after each read that returned bytes (Linux; a
-/// plain pass-through elsewhere).
-pub(crate) struct QuickAck(pub(crate) TcpStream);
+/// A [`TcpStream`] that sets `TCP_QUICKACK` (Linux; a plain pass-through elsewhere) when it
+/// goes idle with bytes read and nothing written since: the only case where the kernel would
+/// hold the ACK. When we answer before polling the read again, the ACK rides on the answer
+/// and no extra segment is sent (today's driver polls the read to `Pending` first, so an
+/// answered read costs one `setsockopt` and one bare ACK).
+pub(crate) struct QuickAck {
+    stream: TcpStream,
+    /// Bytes were read and nothing has been written since.
+    unanswered: bool,
+}
+
+impl QuickAck {
+    pub(crate) fn new(stream: TcpStream) -> Self {
+        QuickAck {
+            stream,
+            unanswered: false,
+        }
+    }
+
+    fn answered(&mut self, polled: &Poll<io::Result<usize>>) {
+        if matches!(polled, Poll::Ready(Ok(n)) if *n > 0) {
+            self.unanswered = false;
+        }
+    }
+}
 
 impl AsyncRead for QuickAck {
     fn poll_read(
@@ -23,13 +46,20 @@ impl AsyncRead for QuickAck {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        #[cfg(target_os = "linux")]
         let before = buf.filled().len();
-        let polled = Pin::new(&mut self.0).poll_read(cx, buf);
-        #[cfg(target_os = "linux")]
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            // A hint to the kernel: when it fails the ACK is only late, so the error is dropped.
-            socket2::SockRef::from(&self.0).set_tcp_quickack(true).ok();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        match polled {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => self.unanswered = true,
+            Poll::Pending if self.unanswered => {
+                self.unanswered = false;
+                // A hint to the kernel: when it fails the ACK is only late, so the error is
+                // dropped.
+                #[cfg(target_os = "linux")]
+                socket2::SockRef::from(&self.stream)
+                    .set_tcp_quickack(true)
+                    .ok();
+            }
+            _ => {}
         }
         polled
     }
@@ -41,7 +71,9 @@ impl AsyncWrite for QuickAck {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.answered(&polled);
+        polled
     }
 
     fn poll_write_vectored(
@@ -49,19 +81,21 @@ impl AsyncWrite for QuickAck {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.answered(&polled);
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
+        self.stream.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.stream).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
@@ -103,7 +137,7 @@ mod tests {
         let mut peer = std::net::TcpStream::connect(addr).unwrap();
         let (accepted, _) = listener.accept().await.unwrap();
         accepted.set_nodelay(true).unwrap();
-        let mut ours = QuickAck(accepted);
+        let mut ours = QuickAck::new(accepted);
         // The best of a few rounds: a loaded machine may delay one, a delayed ACK delays all.
         let mut best = Duration::MAX;
         for _ in 0..5 {
