@@ -39,7 +39,10 @@ fn fe2o3_sender_to_fe2o3_receiver_through_the_broker_in_order() {
         "fe2o3 send",
         Command::new(&peer).args(["send", &url, "fe2o3-q", n, "100"]),
     );
-    for (name, out) in [("send", sender.wait(LIMIT)), ("receive", receiver.wait(LIMIT))] {
+    for (name, out) in [
+        ("send", sender.wait(LIMIT)),
+        ("receive", receiver.wait(LIMIT)),
+    ] {
         assert!(
             out.status.success(),
             "fe2o3 {name} failed: {:?}; stderr: {:?}",
