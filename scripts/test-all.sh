@@ -39,9 +39,10 @@ fi
 log "Kerberos: MIT KDC, krb5 headers, libclang (GSSAPI feature and its test realms)"
 scripts/krb5-realm.sh install
 
-log "interop peers: Proton C examples (Debian), rhea (npm)"
+log "interop peers: Proton C examples (Debian), rhea (npm), fe2o3-amqp (crates.io)"
 scripts/proton-c-examples.sh >/dev/null
 scripts/rhea.sh >/dev/null
+scripts/fe2o3.sh >/dev/null
 
 log "python-qpid-proton built against Cyrus SASL (SCRAM and GSSAPI interop tests)"
 PROTON_CYRUS_PYTHON=$(scripts/proton-cyrus.sh)

@@ -47,6 +47,8 @@
 //! # }
 //! ```
 
+mod quick_ack;
+
 use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -143,7 +145,10 @@ impl Listener for TokioListener {
         Box::pin(async move {
             let (s, a) = self.0.accept().await?;
             s.set_nodelay(true)?;
-            Ok((Box::new(s.compat()) as BoxStream, a))
+            Ok((
+                Box::new(quick_ack::QuickAck::new(s).compat()) as BoxStream,
+                a,
+            ))
         })
     }
     fn local_addr(&self) -> io::Result<SocketAddr> {
