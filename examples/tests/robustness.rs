@@ -380,6 +380,50 @@ fn a_queue_flood_pauses_the_producer_and_bounds_memory() {
     );
 }
 
+/// The broker-wide bytes in a `producer paused` line (`… (broker: N bytes): producer paused`).
+fn broker_bytes(line: &str) -> u64 {
+    line.split("(broker: ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no broker bytes in {line:?}"))
+}
+
+#[test]
+fn the_memory_budget_is_shared_by_all_queues() {
+    const BUDGET: u64 = 200_000;
+    let (b, port) = broker(&["--memory-budget", &BUDGET.to_string()]);
+    let first = Proc::example(
+        "simple_send",
+        &["-a", &format!("127.0.0.1:{port}/budget1"), "-m", "20000"],
+    );
+    let paused = b
+        .wait_line(Duration::from_secs(30), |l| {
+            l.contains("budget1:") && l.contains("producer paused")
+        })
+        .expect("the first producer was never paused");
+    let held = broker_bytes(&paused);
+    // A producer to another, empty queue is paused too: the budget is the broker's.
+    let mut second = Proc::example(
+        "simple_send",
+        &["-a", &format!("127.0.0.1:{port}/budget2"), "-m", "10"],
+    );
+    let paused2 = b.wait_line(Duration::from_secs(20), |l| {
+        l.contains("budget2:") && l.contains("producer paused")
+    });
+    println!("budget {BUDGET}: first producer paused at {held} bytes held; second: {paused2:?}");
+    assert!(
+        (BUDGET * 8 / 10..=BUDGET).contains(&held),
+        "paused at {held} bytes, budget {BUDGET}"
+    );
+    assert!(paused2.is_some(), "the second producer was not paused");
+    assert!(
+        second.is_running(),
+        "the second producer finished despite the budget"
+    );
+    drop(first);
+}
+
 #[test]
 fn messages_past_a_hard_limit_are_rejected_with_resource_limit_exceeded() {
     // Credit (100) beyond the queue's limit (10): what does not fit is rejected.

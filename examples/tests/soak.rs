@@ -3,12 +3,16 @@
 //! random moments. Messages carry sequence numbers; the test counts cuts, lost messages (must
 //! be 0) and duplicates (allowed for at-least-once, dropped by the receiver by message-id).
 //! Rounds of [`MESSAGES`] run until [`MIN_CUTS`] cuts are made, bounded by [`SOAK_LIMIT`].
+//! The same soak runs against a RabbitMQ node (`scripts/rabbitmq.sh`, loopback only) when
+//! RabbitMQ is installed, as the test command installs it.
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -109,18 +113,19 @@ struct Round {
     confirmed: bool,
 }
 
-/// Sends [`MESSAGES`] through the proxies to queue `queue` while cutting connections; stops
-/// cutting when both clients are done or at `deadline`.
-fn round(to: &Proxy, from: &Proxy, queue: &str, seed: &mut u64, deadline: Instant) -> Round {
-    let n = MESSAGES.to_string();
-    let mut send = Proc::example(
-        "simple_send",
-        &["-a", &format!("127.0.0.1:{}/{queue}", to.port), "-m", &n],
-    );
-    let mut recv = Proc::example(
-        "simple_recv",
-        &["-a", &format!("127.0.0.1:{}/{queue}", from.port), "-m", &n],
-    );
+/// Sends `messages` through the proxies to the node `path` (after `host:port/`) while
+/// cutting connections; stops cutting when both clients are done or at `deadline`.
+fn round(
+    (to, from): (&Proxy, &Proxy),
+    (userinfo, path): (&str, &str),
+    messages: u64,
+    seed: &mut u64,
+    deadline: Instant,
+) -> Round {
+    let n = messages.to_string();
+    let url = |p: &Proxy| format!("amqp://{userinfo}127.0.0.1:{}/{path}", p.port);
+    let mut send = Proc::example("simple_send", &["-a", &url(to), "-m", &n]);
+    let mut recv = Proc::example("simple_recv", &["-a", &url(from), "-m", &n]);
     let mut cuts = 0;
     while Instant::now() < deadline && (send.is_running() || recv.is_running()) {
         std::thread::sleep(Duration::from_millis(20 + next_random(seed) % 150));
@@ -139,7 +144,7 @@ fn round(to: &Proxy, from: &Proxy, queue: &str, seed: &mut u64, deadline: Instan
         .collect();
     Round {
         cuts,
-        lost: (1..=MESSAGES).filter(|i| !seen.contains(i)).count(),
+        lost: (1..=messages).filter(|i| !seen.contains(i)).count(),
         duplicates: r
             .stdout
             .iter()
@@ -149,12 +154,11 @@ fn round(to: &Proxy, from: &Proxy, queue: &str, seed: &mut u64, deadline: Instan
     }
 }
 
-#[test]
-fn at_least_once_through_random_connection_cuts_loses_nothing() {
-    // A high redelivery limit: a message may be cut in flight to the receiver many times.
-    let (_b, port) = broker(&["-l", "1000000"]);
-    let to_broker = Proxy::start(port);
-    let from_broker = Proxy::start(port);
+/// Soaks the node behind `upstream` in rounds of `messages` until `min_cuts` cuts, asserting
+/// that no round loses a message; prints the totals.
+fn soak(upstream: u16, userinfo: &str, queue_prefix: &str, messages: u64, min_cuts: u64) {
+    let to_broker = Proxy::start(upstream);
+    let from_broker = Proxy::start(upstream);
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64)
@@ -164,12 +168,12 @@ fn at_least_once_through_random_connection_cuts_loses_nothing() {
     let deadline = start + SOAK_LIMIT;
     let (mut cuts, mut sent, mut duplicates) = (0, 0, 0);
     let mut rounds = 0;
-    while cuts < MIN_CUTS && Instant::now() < deadline {
+    while cuts < min_cuts && Instant::now() < deadline {
         rounds += 1;
         let r = round(
-            &to_broker,
-            &from_broker,
-            &format!("soak{rounds}"),
+            (&to_broker, &from_broker),
+            (userinfo, &format!("{queue_prefix}{rounds}")),
+            messages,
             &mut seed,
             deadline,
         );
@@ -184,11 +188,59 @@ fn at_least_once_through_random_connection_cuts_loses_nothing() {
         );
         cuts += r.cuts;
         duplicates += r.duplicates;
-        sent += MESSAGES;
+        sent += messages;
     }
     println!(
         "soak: {sent} messages in {:?}, {cuts} cuts, 0 lost, {duplicates} duplicates",
         start.elapsed()
     );
-    assert!(cuts >= MIN_CUTS, "only {cuts} cuts in {SOAK_LIMIT:?}");
+    assert!(cuts >= min_cuts, "only {cuts} cuts in {SOAK_LIMIT:?}");
+}
+
+#[test]
+fn at_least_once_through_random_connection_cuts_loses_nothing() {
+    // A high redelivery limit: a message may be cut in flight to the receiver many times.
+    let (_b, port) = broker(&["-l", "1000000"]);
+    soak(port, "", "soak", MESSAGES, MIN_CUTS);
+}
+
+/// A RabbitMQ node started by `scripts/rabbitmq.sh` (loopback only), stopped on drop.
+struct Rabbit(PathBuf);
+
+impl Drop for Rabbit {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).arg("stop").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/rabbitmq.sh")
+}
+
+#[test]
+fn the_same_soak_against_rabbitmq_loses_nothing() {
+    if !Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server").exists() {
+        println!("RabbitMQ is not installed (scripts/test-all.sh installs it): soak skipped");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("amqp-rs-soak-rabbitmq-{}", std::process::id()));
+    let node = Rabbit(dir);
+    let out = Command::new(script())
+        .arg("start")
+        .arg(&node.0)
+        .output()
+        .expect("run scripts/rabbitmq.sh");
+    assert!(
+        out.status.success(),
+        "cannot start RabbitMQ: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port: u16 = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("scripts/rabbitmq.sh prints the port");
+    // RabbitMQ 3.10 names queues `/queue/NAME` (the URL path after the authority's `/`).
+    soak(port, "guest:guest@", "/queue/soak", 5_000, 50);
 }

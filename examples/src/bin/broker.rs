@@ -29,7 +29,7 @@ use amqp_engine::sasl::{
     SaslServerConfig, StaticUsers, ANONYMOUS, PLAIN, SCRAM_SHA_1, SCRAM_SHA_256,
 };
 use amqp_examples::args::{Parser, HELP_TEMPLATE};
-use amqp_examples::broker::{Broker, BrokerConfig};
+use amqp_examples::broker::{Broker, BrokerConfig, DEFAULT_IDLE_TIMEOUT};
 use amqp_examples::limits::Limits;
 use amqp_tokio::Container;
 
@@ -126,7 +126,7 @@ struct Args {
     max_message_size: u64,
     /// disconnect a peer that sends nothing for this many seconds (half of it is advertised
     /// in open, so the peer's heartbeats arrive in time); 0 disables
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs())]
     idle_timeout: u64,
 }
 
