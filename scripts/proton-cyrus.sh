@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds (once) a Python venv holding python-qpid-proton compiled from source against Cyrus
-# SASL, for the SCRAM/PLAIN interop tests (adapters/tokio/tests/sasl_cyrus.rs); prints the
-# venv's python path on stdout, and nothing else on stdout.
+# SASL, for the SCRAM/PLAIN and GSSAPI interop tests (adapters/tokio/tests/sasl_cyrus.rs,
+# sasl_cyrus_gssapi.rs); prints the venv's python path on stdout, and nothing else on stdout.
 #
 #   scripts/proton-cyrus.sh            -> /root/.cache/amqp-rs/proton-cyrus-0.40.0/bin/python
 #   PROTON_CYRUS_PYTHON=$(scripts/proton-cyrus.sh) cargo test -p amqp-tokio --test sasl_cyrus
@@ -9,8 +9,9 @@
 # The wheel on PyPI is built without Cyrus (proton.SASL.extended() is False: only ANONYMOUS,
 # EXTERNAL and client PLAIN), so the sdist is compiled here; its build (cffi, bundled
 # proton-c) picks up Cyrus through `pkg-config libsasl2`. Needs: libsasl2-dev (headers and
-# .pc), libsasl2-modules (PLAIN, SCRAM plugins), libsasl2-modules-db (sasldb auxprop),
-# sasl2-bin (saslpasswd2), a C compiler, pkg-config, libssl-dev, Python headers.
+# .pc), libsasl2-modules (PLAIN, SCRAM plugins), libsasl2-modules-gssapi-mit (GSSAPI plugin),
+# libsasl2-modules-db (sasldb auxprop), sasl2-bin (saslpasswd2), a C compiler, pkg-config,
+# libssl-dev, Python headers.
 #
 # Idempotent: once the venv exists and answers proton.SASL.extended() == True (recorded in a
 # stamp file), a run only checks the stamp and prints the path (well under a second).
@@ -30,7 +31,7 @@ if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
 
 # --- Debian packages --------------------------------------------------------------------------
 need=()
-for p in libsasl2-dev libsasl2-modules libsasl2-modules-db sasl2-bin build-essential pkg-config libssl-dev; do
+for p in libsasl2-dev libsasl2-modules libsasl2-modules-db libsasl2-modules-gssapi-mit sasl2-bin build-essential pkg-config libssl-dev; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 BASE_PY=${PROTON_CYRUS_BASE_PYTHON:-python3}

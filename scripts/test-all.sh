@@ -36,11 +36,14 @@ if ! python3 -c 'import proton' 2>/dev/null; then
   python3 -m pip install -q python-qpid-proton
 fi
 
+log "Kerberos: MIT KDC, krb5 headers, libclang (GSSAPI feature and its test realms)"
+scripts/krb5-realm.sh install
+
 log "interop peers: Proton C examples (Debian), rhea (npm)"
 scripts/proton-c-examples.sh >/dev/null
 scripts/rhea.sh >/dev/null
 
-log "python-qpid-proton built against Cyrus SASL (SCRAM interop tests)"
+log "python-qpid-proton built against Cyrus SASL (SCRAM and GSSAPI interop tests)"
 PROTON_CYRUS_PYTHON=$(scripts/proton-cyrus.sh)
 export PROTON_CYRUS_PYTHON
 
@@ -51,8 +54,10 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "cargo clippy"
-# Libraries, binaries and examples: every lint, including missing docs.
+# Libraries, binaries and examples: every lint, including missing docs, with and without the
+# optional features (gssapi, fuzzing, sim).
 cargo clippy --workspace --lib --bins --examples -q -- -D warnings
+cargo clippy --workspace --all-features --lib --bins --examples -q -- -D warnings
 # Tests and benches: the same, except docs and pub-visibility lints that only make sense for APIs.
 cargo clippy --workspace --tests --benches -q -- -D warnings -A missing_docs -A unreachable_pub
 

@@ -42,6 +42,11 @@ use amqp_adapter::{AsyncIo, Executor};
 
 amqp_adapter::reexport_user_api!();
 
+/// Kerberos: the GSSAPI SASL mechanism (`KerberosServer` for listeners; clients use it
+/// without configuration when a server offers it and a ticket is available).
+#[cfg(feature = "gssapi")]
+pub use amqp_adapter::gssapi;
+
 /// Proton's `Container` on async-std.
 pub type Container<H> = amqp_adapter::Container<H, AsyncStd>;
 

@@ -11,6 +11,9 @@
 //! * [`Container`] — Proton's `Container::new(handler).run()` over any runtime;
 //! * [`Client`] — the idiomatic async API (`Client::open(url).await`, `sender.send(msg).await`,
 //!   `receiver.recv().await`) over any runtime.
+//! * `gssapi` (cargo feature `gssapi`) — Kerberos: the `amqp-gssapi` crate; with the feature
+//!   every container offers the GSSAPI client mechanism to its connections (preferred when a
+//!   server offers it, `allowed_mechs` permits it and a ticket is in the ccache);
 //! * `async_io_glue` (cargo feature `async-io-glue`) — TCP, timers and DNS over `async-io`,
 //!   shared by `amqp-smol` and `amqp-async-std`, which differ only in how they spawn and block.
 
@@ -30,6 +33,8 @@ use amqp_engine::messaging::{
 };
 
 pub use amqp_engine;
+#[cfg(feature = "gssapi")]
+pub use amqp_gssapi as gssapi;
 pub use amqp_proto;
 #[cfg(feature = "async-io-glue")]
 pub use async_io_glue::{AsyncIo, Executor};
@@ -82,6 +87,17 @@ pub fn os_random(buf: &mut [u8]) {
     }
 }
 
+/// Prepares a new container core: OS randomness, Proton's connect config file, and the
+/// client mechanisms of enabled features (GSSAPI).
+fn prepare<H: MessagingHandler>(core: &mut Core<H>) {
+    core.set_entropy(os_random);
+    if let Some(cfg) = read_connect_config() {
+        core.set_connect_config(Some(cfg));
+    }
+    #[cfg(feature = "gssapi")]
+    core.add_client_mechanism(amqp_gssapi::client_mechanism());
+}
+
 /// A UUID v4 from operating-system randomness (the default container id).
 pub fn new_uuid() -> String {
     let mut b = [0u8; 16];
@@ -115,10 +131,7 @@ impl<H: MessagingHandler + Send + 'static, R: Runtime> Container<H, R> {
     /// A container on a given runtime instance.
     pub fn with_runtime(handler: H, id: impl Into<String>, rt: R) -> Self {
         let mut core = Core::with_id(handler, id, Instant::now());
-        core.set_entropy(os_random);
-        if let Some(cfg) = read_connect_config() {
-            core.set_connect_config(Some(cfg));
-        }
+        prepare(&mut core);
         Container {
             core,
             rt,

@@ -56,6 +56,11 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 
 amqp_adapter::reexport_user_api!();
 
+/// Kerberos: the GSSAPI SASL mechanism (`KerberosServer` for listeners; clients use it
+/// without configuration when a server offers it and a ticket is available).
+#[cfg(feature = "gssapi")]
+pub use amqp_adapter::gssapi;
+
 /// Proton's `Container` on tokio: `Container::new(handler).run()` runs the handler until
 /// nothing is left to do.
 ///

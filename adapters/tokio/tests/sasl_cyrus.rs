@@ -51,8 +51,6 @@ const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/interop/proton_sasl_peer.py"
 );
-/// The python-qpid-proton version the script builds (and the other interop tests use).
-const PROTON_VERSION: &str = "0.40.0";
 const USER: &str = "user";
 const PASSWORD: &str = "secret-pw";
 /// A name SCRAM must escape (`=` → `=3D`, `,` → `=2C` in `n=`).
@@ -73,29 +71,7 @@ fn s(v: &str) -> String {
 
 /// The Cyrus-enabled python, or why there is none.
 fn find_cyrus_python() -> Result<String, String> {
-    let py = match std::env::var("PROTON_CYRUS_PYTHON") {
-        Ok(p) if !p.is_empty() => p,
-        _ => {
-            let cache = std::env::var("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".cache")))
-                .map_err(|_| "neither PROTON_CYRUS_PYTHON nor HOME is set".to_string())?;
-            cache
-                .join(format!("amqp-rs/proton-cyrus-{PROTON_VERSION}/bin/python"))
-                .display()
-                .to_string()
-        }
-    };
-    let out = Command::new(&py)
-        .args(["-c", "import proton; print(proton.SASL.extended())"])
-        .stderr(Stdio::null())
-        .output()
-        .map_err(|e| format!("{py}: {e}"))?;
-    if String::from_utf8_lossy(&out.stdout).trim() != "True" {
-        return Err(format!(
-            "{py}: proton is missing or built without Cyrus SASL (SASL.extended() is not True)"
-        ));
-    }
+    let py = common::cyrus::cyrus_python()?;
     let saslpasswd2 = Command::new("saslpasswd2")
         .arg("-v")
         .stdout(Stdio::null())

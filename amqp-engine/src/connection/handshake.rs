@@ -150,12 +150,18 @@ impl Connection {
 
     /// Reads one SASL frame and steps the client or server machine with it.
     pub(super) fn read_sasl(&mut self) -> Result<bool, ConnectionError> {
-        // Before any negotiation, frames are limited to MIN-MAX-FRAME-SIZE (2.4.1, 5.3.1).
+        // Before any negotiation, frames are limited to MIN-MAX-FRAME-SIZE (2.4.1, 5.3.1),
+        // unless a mechanism with larger tokens (GSSAPI) is in play: see `sasl_frame_limit`.
+        let limit = match &self.handshake {
+            Handshake::SaslClient(c) => c.sasl_frame_limit(),
+            Handshake::SaslServer(s) => s.sasl_frame_limit(),
+            _ => MIN_MAX_FRAME_SIZE,
+        };
         if let Some(&[a, b, c, d]) = self.input.get(..4) {
             let size = u32::from_be_bytes([a, b, c, d]);
-            if size > MIN_MAX_FRAME_SIZE {
+            if size > limit {
                 return Err(framing(format!(
-                    "SASL frame of {size} bytes exceeds {MIN_MAX_FRAME_SIZE}, the limit before negotiation"
+                    "SASL frame of {size} bytes exceeds {limit}, the limit before negotiation"
                 )));
             }
         }

@@ -1,6 +1,7 @@
 //! [`SansIoContainer`]: Proton's `Container` as a state machine, and its drive API.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::error::TransportError;
@@ -9,6 +10,7 @@ use super::handles::{AcceptorHandle, TimerHandle, TransportId};
 use super::io::{IoRequest, TransportInfo};
 use super::reactor::{ContainerContext, TimerKind};
 use crate::connection::EndpointState;
+use crate::sasl::ClientMechanismFactory;
 
 /// Proton's `Container` as a sans-IO state machine: a [`MessagingHandler`] plus the
 /// [`ContainerContext`] state. It dispatches events to the handler and asks its driver for
@@ -64,6 +66,13 @@ impl<H: MessagingHandler> SansIoContainer<H> {
     /// when no URL is given.
     pub fn set_connect_config(&mut self, json: Option<String>) {
         self.reactor.config_file = json;
+    }
+
+    /// Adds a SASL client mechanism beyond the built-in ones (GSSAPI) to every outgoing
+    /// connection; such mechanisms are preferred when the server offers them and the
+    /// connection's `allowed_mechs` permits them (see [`crate::sasl::SaslClientConfig`]).
+    pub fn add_client_mechanism(&mut self, mechanism: Arc<dyn ClientMechanismFactory>) {
+        self.reactor.client_mechanisms.push(mechanism);
     }
 
     /// The handler.

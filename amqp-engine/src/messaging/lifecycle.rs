@@ -52,9 +52,12 @@ impl ContainerContext {
         let Some(c) = self.conns.get_mut(t.conn) else {
             return;
         };
-        let Some(cfg) = c.client_config(id, &info, nonce) else {
+        let Some(mut cfg) = c.client_config(id, &info, nonce) else {
             return;
         };
+        if let SaslMode::Client(s) = &mut cfg.sasl {
+            s.extra_mechanisms.clone_from(&self.client_mechanisms);
+        }
         c.install_engine(Connection::new(Side::Client, cfg, now));
     }
 

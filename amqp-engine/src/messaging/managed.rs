@@ -178,6 +178,7 @@ impl ManagedConnection {
                 password: opts.effective_password(url).map(str::to_owned),
                 allow_insecure_mechs: opts.allow_insecure_mechs,
                 nonce,
+                service: opts.sasl_service.clone(),
                 ..SaslClientConfig::default()
             };
             if let Some(m) = &opts.allowed_mechs {

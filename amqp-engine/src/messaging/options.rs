@@ -321,6 +321,10 @@ pub struct ConnectOptions {
     pub sasl_enabled: bool,
     /// AMQP `open.hostname` to send; the URL host when unset.
     pub virtual_host: Option<String>,
+    /// Service name of host-based SASL mechanisms (Proton's and Cyrus's `sasl_service`):
+    /// GSSAPI authenticates to `SERVICE@HOST`, HOST being `virtual_host` or the URL host.
+    /// `amqp` when unset.
+    pub sasl_service: Option<String>,
     /// TLS server name indication; `virtual_host`, else the URL host, when unset.
     pub sni: Option<String>,
     /// Idle timeout to offer (Proton's `heartbeat`); `None` or zero means none.
@@ -353,6 +357,7 @@ impl Default for ConnectOptions {
             allow_insecure_mechs: true,
             sasl_enabled: true,
             virtual_host: None,
+            sasl_service: None,
             sni: None,
             heartbeat: None,
             max_frame_size: None,
@@ -446,6 +451,13 @@ impl ConnectOptions {
     #[must_use]
     pub fn virtual_host(mut self, host: impl Into<String>) -> ConnectOptions {
         self.virtual_host = Some(host.into());
+        self
+    }
+
+    /// Sets the SASL service name (GSSAPI's `SERVICE@HOST`; `amqp` by default).
+    #[must_use]
+    pub fn sasl_service(mut self, service: impl Into<String>) -> ConnectOptions {
+        self.sasl_service = Some(service.into());
         self
     }
 
@@ -604,6 +616,7 @@ impl fmt::Debug for ConnectOptions {
             .field("allow_insecure_mechs", &self.allow_insecure_mechs)
             .field("sasl_enabled", &self.sasl_enabled)
             .field("virtual_host", &self.virtual_host)
+            .field("sasl_service", &self.sasl_service)
             .field("sni", &self.sni)
             .field("heartbeat", &self.heartbeat)
             .field("max_frame_size", &self.max_frame_size)

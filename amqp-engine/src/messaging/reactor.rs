@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amqp_proto::definitions::{Error, Role};
@@ -23,6 +24,7 @@ use super::reconnect::Failover;
 use super::url::Url;
 use crate::connection::{Connection, LinkConfig, SendOptions};
 use crate::ids::{Key, LinkId, Slab};
+use crate::sasl::ClientMechanismFactory;
 
 /// A close asked for inside a callback, carried out after Proton's default actions for the
 /// event (so an `on_message` that closes its link or connection still gets its delivery
@@ -90,6 +92,8 @@ pub struct ContainerContext {
     pub(super) name_seq: u64,
     pub(super) entropy: Entropy,
     pub(super) config_file: Option<String>,
+    /// Pluggable SASL client mechanisms (GSSAPI) given to every outgoing connection.
+    pub(super) client_mechanisms: Vec<Arc<dyn ClientMechanismFactory>>,
     pub(super) in_callback: bool,
     pub(super) deferred_closes: Vec<DeferredClose>,
 }
@@ -155,6 +159,7 @@ impl ContainerContext {
             name_seq: 0,
             entropy: seeded_entropy(seed),
             config_file: None,
+            client_mechanisms: Vec::new(),
             in_callback: false,
             deferred_closes: Vec::new(),
         }

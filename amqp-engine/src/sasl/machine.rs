@@ -13,6 +13,11 @@ use bytes::Bytes;
 use super::mechanism::*;
 use super::scram::{nonce_from_bytes, ScramClient, ScramHash, ScramServer};
 
+/// The largest SASL frame read before `open` negotiates a frame size when a pluggable
+/// mechanism (GSSAPI) is configured: Kerberos tickets do not fit in MIN-MAX-FRAME-SIZE (512
+/// bytes, the limit otherwise), and Active Directory's can reach 48 KiB.
+pub const EXTENDED_SASL_FRAME_SIZE: u32 = 64 * 1024;
+
 /// Client-side SASL settings (Proton's `user`, `password`, `allowed_mechs`,
 /// `allow_insecure_mechs`).
 #[derive(Clone, Default)]
@@ -29,6 +34,9 @@ pub struct SaslClientConfig {
     pub allow_insecure_mechs: bool,
     /// Random bytes for the SCRAM client nonce (at least 18 recommended). Injected so runs replay.
     pub nonce: Vec<u8>,
+    /// The service name of host-based mechanisms (GSSAPI's `SERVICE@HOST`, Proton's and
+    /// Cyrus's `sasl_service`); `amqp` when unset.
+    pub service: Option<String>,
     /// Extra client mechanisms (e.g. GSSAPI), tried in the order given before the built-ins.
     pub extra_mechanisms: Vec<Arc<dyn ClientMechanismFactory>>,
 }
@@ -48,6 +56,7 @@ impl fmt::Debug for SaslClientConfig {
             .field("authzid", &self.authzid)
             .field("allowed_mechs", &self.allowed_mechs)
             .field("allow_insecure_mechs", &self.allow_insecure_mechs)
+            .field("service", &self.service)
             .finish_non_exhaustive()
     }
 }
@@ -58,8 +67,10 @@ pub trait ClientMechanismFactory: Send + Sync {
     fn name(&self) -> &str;
     /// Whether it can be used with this configuration.
     fn usable(&self, config: &SaslClientConfig) -> bool;
-    /// A new mechanism instance for one exchange.
-    fn create(&self, config: &SaslClientConfig) -> Box<dyn ClientMechanism>;
+    /// A new mechanism instance for one exchange with the server named `hostname` (the
+    /// connection's `virtual_host` or URL host, as sent in `sasl-init`).
+    fn create(&self, config: &SaslClientConfig, hostname: Option<&str>)
+        -> Box<dyn ClientMechanism>;
 }
 
 /// Creates a server mechanism the built-in set does not cover.
@@ -166,6 +177,16 @@ impl SaslClient {
         self.mech.as_ref().map(|m| m.name())
     }
 
+    /// The largest SASL frame accepted from the server: 512 bytes, or
+    /// [`EXTENDED_SASL_FRAME_SIZE`] with pluggable mechanisms configured.
+    pub(crate) fn sasl_frame_limit(&self) -> u32 {
+        if self.config.extra_mechanisms.is_empty() {
+            amqp_proto::frame::MIN_MAX_FRAME_SIZE
+        } else {
+            EXTENDED_SASL_FRAME_SIZE
+        }
+    }
+
     fn create(&self, name: &str) -> Option<Box<dyn ClientMechanism>> {
         let c = &self.config;
         let user = c.user.clone().unwrap_or_default();
@@ -210,31 +231,40 @@ impl SaslClient {
                     .allowed_mechs
                     .as_ref()
                     .map(|v| v.iter().map(String::as_str).collect());
-                // Extra (pluggable) mechanisms first, if offered and allowed.
+                // Extra (pluggable) mechanisms first, if offered, allowed and usable. One that
+                // is offered and allowed but unusable (GSSAPI without a ticket) is the last
+                // resort, so that its own error names the cause.
+                let have_credentials = self.config.user.is_some() && self.config.password.is_some();
+                let builtin = choose_mechanism(
+                    &offered,
+                    allowed.as_deref(),
+                    have_credentials,
+                    self.encrypted,
+                    self.config.allow_insecure_mechs,
+                    self.external_identity,
+                );
                 let mut mech: Option<Box<dyn ClientMechanism>> = None;
+                let mut unusable = None;
                 for f in &self.config.extra_mechanisms {
                     let name = f.name();
                     let ok_offer = offered.iter().any(|o| o.eq_ignore_ascii_case(name));
                     let ok_allow = allowed
                         .as_ref()
                         .is_none_or(|a| a.iter().any(|o| o.eq_ignore_ascii_case(name)));
-                    if ok_offer && ok_allow && f.usable(&self.config) {
-                        mech = Some(f.create(&self.config));
+                    if !(ok_offer && ok_allow) {
+                        continue;
+                    }
+                    if f.usable(&self.config) {
+                        mech = Some(f.create(&self.config, self.hostname.as_deref()));
                         break;
                     }
+                    unusable = unusable.or(Some(f));
+                }
+                if let (None, None, Some(f)) = (&mech, builtin, unusable) {
+                    mech = Some(f.create(&self.config, self.hostname.as_deref()));
                 }
                 if mech.is_none() {
-                    let have_credentials =
-                        self.config.user.is_some() && self.config.password.is_some();
-                    let name = choose_mechanism(
-                        &offered,
-                        allowed.as_deref(),
-                        have_credentials,
-                        self.encrypted,
-                        self.config.allow_insecure_mechs,
-                        self.external_identity,
-                    )
-                    .ok_or_else(|| {
+                    let name = builtin.ok_or_else(|| {
                         let plain_refused = offered.contains(&PLAIN)
                             && have_credentials
                             && !self.encrypted
@@ -331,6 +361,23 @@ impl SaslServer {
     /// The mechanism the client chose, once its `sasl-init` has arrived.
     pub(crate) fn mechanism(&self) -> Option<&'static str> {
         self.mech.as_ref().map(|m| m.name())
+    }
+
+    /// The largest SASL frame accepted from the client: 512 bytes, or
+    /// [`EXTENDED_SASL_FRAME_SIZE`] when a pluggable mechanism (GSSAPI) is offered.
+    pub(crate) fn sasl_frame_limit(&self) -> u32 {
+        let offered = |f: &Arc<dyn ServerMechanismFactory>| {
+            let name = f.name();
+            self.config
+                .mechanisms
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(name))
+        };
+        if self.config.extra_mechanisms.iter().any(offered) {
+            EXTENDED_SASL_FRAME_SIZE
+        } else {
+            amqp_proto::frame::MIN_MAX_FRAME_SIZE
+        }
     }
 
     pub(crate) fn mechanisms_frame(&self) -> SaslFrame {

@@ -15,10 +15,15 @@
 //! * `EXTERNAL` (RFC 4422 appendix A): [`ExternalClient`], [`ExternalServer`]
 //! * `SCRAM-SHA-1` and `SCRAM-SHA-256` (RFC 5802, RFC 7677):
 //!   [`ScramClient`], [`ScramServer`]
+//! * `GSSAPI` (RFC 4752, Kerberos), with the `gssapi` feature: [`GssapiClient`],
+//!   [`GssapiServer`] over the GSS-API calls of [`GssInitiator`] and [`GssAcceptor`],
+//!   which `amqp-gssapi` implements
 //!
 //! [`choose_mechanism`] picks the strongest mechanism a client can use from the
-//! list a server offers.
+//! list a server offers; extra mechanisms (GSSAPI) come before it, see [`gssapi`].
 
+#[cfg(feature = "gssapi")]
+pub mod gssapi;
 pub mod mechanism;
 pub mod scram;
 
@@ -32,6 +37,13 @@ pub use scram::{
     nonce_from_bytes, ScramClient, ScramCredentials, ScramHash, ScramServer, DEFAULT_MAX_ITERATIONS,
 };
 pub mod machine;
+#[cfg(feature = "gssapi")]
+pub use gssapi::{
+    GssAcceptor, GssClientProvider, GssError, GssErrorKind, GssInitiator, GssServerProvider,
+    GssStep, GssapiClient, GssapiClientFactory, GssapiServer, GssapiServerFactory, DEFAULT_SERVICE,
+    GSSAPI, MAX_TOKEN_ROUNDS,
+};
 pub use machine::{
     ClientMechanismFactory, SaslClientConfig, SaslServerConfig, ServerMechanismFactory,
+    EXTENDED_SASL_FRAME_SIZE,
 };

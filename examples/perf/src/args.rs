@@ -46,6 +46,24 @@ pub(crate) enum Settle {
     Presettled,
 }
 
+/// Which API the sender uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Api {
+    /// A `MessagingHandler` in a container.
+    Handler,
+    /// The async `Client`.
+    Async,
+}
+
+impl Api {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Api::Handler => "handler",
+            Api::Async => "async",
+        }
+    }
+}
+
 /// Which tokio runtime each container runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum RuntimeKind {
@@ -65,6 +83,7 @@ pub(crate) struct Config {
     pub(crate) settle: Settle,
     pub(crate) duration_max: Duration,
     pub(crate) runtime: RuntimeKind,
+    pub(crate) api: Api,
 }
 
 impl Mode {
@@ -151,6 +170,10 @@ struct Cli {
     /// sender, receiver, or both (in one process)
     #[arg(long, value_name = "ROLE", value_enum, default_value_t = Role::Both)]
     role: Role,
+    /// handler (MessagingHandler containers) or async (the sender is an amqp_tokio::Client:
+    /// send_nowait, --credit outcomes outstanding; the receiver stays a handler)
+    #[arg(long, value_name = "API", value_enum, default_value_t = Api::Handler)]
+    api: Api,
     /// amqp://host:port[/address]
     #[arg(long, value_name = "URL")]
     url: Option<String>,
@@ -203,6 +226,7 @@ where
         settle: cli.settle_mode,
         duration_max: Duration::from_secs_f64(cli.duration_max),
         runtime: cli.runtime,
+        api: cli.api,
     })
 }
 
@@ -250,6 +274,7 @@ mod tests {
         assert_eq!(c.settle, Settle::Presettled);
         assert_eq!(c.duration_max, Duration::from_millis(2500));
         assert_eq!(c.runtime, RuntimeKind::MultiThread);
+        assert_eq!(run(&["--api", "async"]).unwrap().api, Api::Async);
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub(crate) enum Clock {
 
 impl Clock {
     /// The time `at` (taken just before) as nanoseconds on this clock.
-    fn ns(self, at: Instant) -> u64 {
+    pub(crate) fn ns(self, at: Instant) -> u64 {
         match self {
             Clock::Mono(epoch) => at.saturating_duration_since(epoch).as_nanos() as u64,
             Clock::Wall => SystemTime::now()
@@ -52,6 +52,32 @@ pub(crate) enum Ready {
 fn connect_options(url: &str) -> Result<ConnectOptions, String> {
     let u = Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
     Ok(ConnectOptions::new().url(u).reconnect(Reconnect::Disabled))
+}
+
+/// What a sender (handler or async) did.
+#[derive(Default)]
+pub(crate) struct SenderReport {
+    pub(crate) sent: u64,
+    pub(crate) accepted: u64,
+    pub(crate) not_accepted: u64,
+    pub(crate) start: Option<Instant>,
+    pub(crate) end: Option<Instant>,
+    pub(crate) error: Option<String>,
+    pub(crate) timed_out: bool,
+}
+
+impl From<&SenderHandler> for SenderReport {
+    fn from(s: &SenderHandler) -> SenderReport {
+        SenderReport {
+            sent: s.sent,
+            accepted: s.accepted,
+            not_accepted: s.not_accepted,
+            start: s.start,
+            end: s.end,
+            error: s.error.clone(),
+            timed_out: s.timed_out,
+        }
+    }
 }
 
 /// Sends `count` messages as fast as credit allows; counts outcomes.

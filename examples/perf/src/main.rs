@@ -24,6 +24,7 @@
 //! [`MessagingHandler`]: amqp_tokio::MessagingHandler
 
 mod args;
+mod async_sender;
 mod handlers;
 mod hist;
 
@@ -35,8 +36,8 @@ use std::time::{Duration, Instant};
 use amqp_tokio::{Container, Tokio};
 use amqp_tokio::{MessagingHandler, Url};
 
-use args::{Config, Mode, Role, RuntimeKind, Settle};
-use handlers::{Clock, Ready, ReceiverHandler, SenderHandler, Source};
+use args::{Api, Config, Mode, Role, RuntimeKind, Settle};
+use handlers::{Clock, Ready, ReceiverHandler, SenderHandler, SenderReport, Source};
 use hist::Histogram;
 
 /// Extra time the main thread allows past `--duration-max` (the containers' own stop and flush
@@ -124,7 +125,7 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn add_sender(&mut self, s: &SenderHandler) {
+    fn add_sender(&mut self, s: &SenderReport) {
         self.sent = s.sent;
         self.accepted = s.accepted;
         self.not_accepted = s.not_accepted;
@@ -139,6 +140,53 @@ impl Outcome {
         self.errors.extend(r.error);
         self.latency = Some(r.latency);
     }
+}
+
+/// Spawns the sender of `--api`: a handler in a container, or the async client.
+fn spawn_sender(
+    cfg: &Config,
+    url: String,
+    address: String,
+    clock: Clock,
+    done: mpsc::Sender<()>,
+) -> thread::JoinHandle<Result<SenderReport, String>> {
+    let id = format!("amqp-perf-sender-{}", std::process::id());
+    let kind = cfg.runtime;
+    let run: Box<dyn FnOnce() -> Result<SenderReport, String> + Send> = match cfg.api {
+        Api::Handler => {
+            let sender = SenderHandler::new(
+                url,
+                address,
+                cfg.count,
+                cfg.body_size,
+                cfg.settle,
+                clock,
+                cfg.duration_max,
+            );
+            let id = id.clone();
+            Box::new(move || run_container(sender, &id, kind).map(|s| SenderReport::from(&s)))
+        }
+        Api::Async => {
+            let job = async_sender::AsyncSend {
+                url,
+                address,
+                count: cfg.count,
+                body_size: cfg.body_size,
+                window: cfg.credit as usize,
+                clock,
+                duration_max: cfg.duration_max,
+            };
+            Box::new(move || async_sender::run(job, kind))
+        }
+    };
+    thread::Builder::new()
+        .name(id)
+        .spawn(move || {
+            let r = run();
+            let _ = done.send(());
+            r
+        })
+        .expect("spawn a thread")
 }
 
 fn join<H>(h: thread::JoinHandle<Result<H, String>>) -> Result<H, String> {
@@ -203,21 +251,7 @@ fn run_both(cfg: &Config) -> Result<Outcome, String> {
                 .unwrap_or_else(|| "the receiver never became ready".into()));
         }
     };
-    let sender = SenderHandler::new(
-        sender_url,
-        address,
-        cfg.count,
-        cfg.body_size,
-        cfg.settle,
-        clock,
-        cfg.duration_max,
-    );
-    let sh = spawn_container(
-        sender,
-        format!("amqp-perf-sender-{pid}"),
-        cfg.runtime,
-        done_tx,
-    );
+    let sh = spawn_sender(cfg, sender_url, address, clock, done_tx);
     wait_for(&done_rx, 2, deadline);
     let s = join(sh)?;
     let r = join(rh)?;
@@ -237,17 +271,7 @@ fn run_sender(cfg: &Config) -> Result<Outcome, String> {
     let (_, address) = split_url(&url)?;
     let (done_tx, done_rx) = mpsc::channel();
     let deadline = Instant::now() + cfg.duration_max + WATCHDOG_GRACE;
-    let sender = SenderHandler::new(
-        url,
-        address,
-        cfg.count,
-        cfg.body_size,
-        cfg.settle,
-        Clock::Wall,
-        cfg.duration_max,
-    );
-    let id = format!("amqp-perf-sender-{}", std::process::id());
-    let sh = spawn_container(sender, id, cfg.runtime, done_tx);
+    let sh = spawn_sender(cfg, url, address, Clock::Wall, done_tx);
     wait_for(&done_rx, 1, deadline);
     let s = join(sh)?;
     let mut o = Outcome::default();
@@ -347,12 +371,13 @@ fn report(cfg: &Config, o: &Outcome) -> bool {
         ),
     };
     println!(
-        "amqp-perf: {path}; {} messages, body {} B, credit {}, {}, {} runtime",
+        "amqp-perf: {path}; {} messages, body {} B, credit {}, {}, {} runtime, {} API",
         cfg.count,
         cfg.body_size,
         cfg.credit,
         cfg.settle.name(),
-        cfg.runtime.name()
+        cfg.runtime.name(),
+        cfg.api.name()
     );
     println!(
         "  sent {}  accepted {}  not accepted {}  received {}",
@@ -402,7 +427,7 @@ fn report(cfg: &Config, o: &Outcome) -> bool {
     };
     let errors: Vec<String> = o.errors.iter().map(|e| json_str(e)).collect();
     println!(
-        "{{\"tool\":\"amqp-perf\",\"mode\":{},\"role\":{},\"url\":{},\"count\":{},\"body_size\":{},\"credit\":{},\"settle_mode\":{},\"runtime\":{},\"sent\":{},\"accepted\":{},\"not_accepted\":{},\"received\":{},\"duration_s\":{:.6},\"msg_per_s\":{:.1},\"mb_per_s\":{:.3},\"latency_ms\":{},\"max_rss_kib\":{},\"timed_out\":{},\"complete\":{},\"errors\":[{}]}}",
+        "{{\"tool\":\"amqp-perf\",\"mode\":{},\"role\":{},\"url\":{},\"count\":{},\"body_size\":{},\"credit\":{},\"settle_mode\":{},\"runtime\":{},\"api\":{},\"sent\":{},\"accepted\":{},\"not_accepted\":{},\"received\":{},\"duration_s\":{:.6},\"msg_per_s\":{:.1},\"mb_per_s\":{:.3},\"latency_ms\":{},\"max_rss_kib\":{},\"timed_out\":{},\"complete\":{},\"errors\":[{}]}}",
         json_str(cfg.mode.name()),
         json_str(cfg.role.name()),
         cfg.url.as_deref().map_or("null".into(), json_str),
@@ -411,6 +436,7 @@ fn report(cfg: &Config, o: &Outcome) -> bool {
         cfg.credit,
         json_str(cfg.settle.name()),
         json_str(cfg.runtime.name()),
+        json_str(cfg.api.name()),
         o.sent,
         o.accepted,
         o.not_accepted,
@@ -432,6 +458,10 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
+    if cfg.api == Api::Async && (cfg.settle != Settle::Unsettled || cfg.role == Role::Receiver) {
+        eprintln!("amqp-perf: --api async measures an unsettled sender");
+        return ExitCode::from(2);
+    }
     let r = match cfg.role {
         Role::Both => run_both(&cfg),
         Role::Sender => run_sender(&cfg),
@@ -487,6 +517,7 @@ mod tests {
                 settle,
                 duration_max: Duration::from_secs(20),
                 runtime: RuntimeKind::CurrentThread,
+                api: Api::Handler,
             };
             let o = run_both(&cfg).unwrap();
             assert!(o.errors.is_empty(), "{:?}", o.errors);
@@ -498,5 +529,27 @@ mod tests {
             }
             assert_eq!(o.latency.as_ref().unwrap().len(), 2000);
         }
+    }
+
+    /// The async sender (`--api async`) against a handler receiver, over loopback.
+    #[test]
+    fn peer_loopback_async_sender() {
+        let cfg = Config {
+            mode: Mode::Peer,
+            role: Role::Both,
+            url: None,
+            count: 2000,
+            body_size: 100,
+            credit: 100,
+            settle: Settle::Unsettled,
+            duration_max: Duration::from_secs(20),
+            runtime: RuntimeKind::CurrentThread,
+            api: Api::Async,
+        };
+        let o = run_both(&cfg).unwrap();
+        assert!(o.errors.is_empty(), "{:?}", o.errors);
+        assert!(!o.timed_out);
+        assert_eq!((o.sent, o.accepted, o.received), (2000, 2000, 2000));
+        assert_eq!(o.latency.as_ref().unwrap().len(), 2000);
     }
 }

@@ -2,7 +2,7 @@
 //! demand, competing consumers with credit-respecting round-robin, redelivery of what a
 //! consumer leaves unsettled (with a redelivery limit), temporary queues for dynamic
 //! receivers, browsing (`copy`), JMS selectors, SASL (ANONYMOUS, or PLAIN and SCRAM with
-//! users) and TLS. See the `amqp_examples::broker` module for the details and
+//! users, and Kerberos with GSSAPI) and TLS. See the `amqp_examples::broker` module for the details and
 //! `amqp_examples::selector` for the selector syntax.
 //!
 //! ```text
@@ -10,6 +10,7 @@
 //! broker -a 0.0.0.0:5672 --user alice --password secret         # SASL PLAIN / SCRAM
 //! broker --users users.txt                                        # lines of user:password
 //! broker -a amqps://0.0.0.0:5671 --tls-cert cert.pem --tls-key key.pem
+//! broker -a broker.example.com:5672 --gssapi --keytab amqp.keytab  # Kerberos: amqp/HOST key
 //! ```
 //!
 //! It prints `Listening on URL` (with the port it got) to stderr once listening, and a line
@@ -31,7 +32,20 @@ use amqp_engine::sasl::{
 use amqp_examples::args::{Parser, HELP_TEMPLATE};
 use amqp_examples::broker::{Broker, BrokerConfig, DEFAULT_IDLE_TIMEOUT};
 use amqp_examples::limits::Limits;
+#[cfg(feature = "gssapi")]
+use amqp_tokio::gssapi::{server_mechanism, KerberosServer, GSSAPI};
 use amqp_tokio::Container;
+
+/// Adds the Kerberos (GSSAPI) mechanism, with the keys of `keytab` or of `KRB5_KTNAME`.
+#[cfg(feature = "gssapi")]
+fn with_kerberos(mut sasl: SaslServerConfig, keytab: Option<&str>) -> SaslServerConfig {
+    let kerberos = match keytab {
+        Some(path) => KerberosServer::with_keytab(path),
+        None => KerberosServer::new(),
+    };
+    sasl.extra_mechanisms.push(server_mechanism(kerberos));
+    sasl
+}
 
 /// SCRAM iterations for the users' derived credentials.
 const ITERATIONS: u32 = 4096;
@@ -72,8 +86,8 @@ fn read_users(path: &str, users: &mut StaticUsers) -> usize {
 /// A small AMQP 1.0 message broker.
 #[derive(Parser)]
 #[command(name = "broker", help_template = HELP_TEMPLATE,
-    after_help = "Without --user/--users, clients are let in with SASL ANONYMOUS (or no SASL). \
-                  PLAIN sends the password in the clear: use it with TLS, or tell the client to \
+    after_help = "Without --user/--users/--gssapi, clients are let in with SASL ANONYMOUS (or no \
+                  SASL). PLAIN sends the password in the clear: use it with TLS, or tell the client to \
                   allow insecure mechanisms.")]
 struct Args {
     /// enable verbose output
@@ -97,9 +111,15 @@ struct Args {
     /// require SASL authentication by the users in FILE (lines of user:password)
     #[arg(long, value_name = "FILE")]
     users: Option<String>,
-    /// with --user or --users, also let ANONYMOUS clients in
+    /// with --user, --users or --gssapi, also let ANONYMOUS clients in
     #[arg(long)]
     allow_anonymous: bool,
+    /// offer Kerberos (SASL GSSAPI) with the keys of the keytab (KRB5_KTNAME or --keytab)
+    #[arg(long)]
+    gssapi: bool,
+    /// with --gssapi, the keytab holding the amqp/HOST key
+    #[arg(long, value_name = "FILE", requires = "gssapi")]
+    keytab: Option<String>,
     /// TLS certificate chain (PEM); listens on amqps
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<String>,
@@ -147,14 +167,35 @@ fn main() {
     if let Some(path) = m.users.as_deref() {
         n_users += read_users(path, &mut users);
     }
-    if n_users > 0 {
+    if m.gssapi && !cfg!(feature = "gssapi") {
+        eprintln!(
+            "broker: --gssapi needs Kerberos support: build with \
+             `cargo run -p amqp-examples --features gssapi --bin broker`"
+        );
+        std::process::exit(2);
+    }
+    if n_users > 0 || m.gssapi {
         let anonymous = m.allow_anonymous;
         users.set_allow_anonymous(anonymous);
-        let mut mechs = vec![SCRAM_SHA_256, SCRAM_SHA_1, PLAIN];
+        let mut mechs = Vec::new();
+        #[cfg(feature = "gssapi")]
+        if m.gssapi {
+            mechs.push(GSSAPI);
+        }
+        if n_users > 0 {
+            mechs.extend([SCRAM_SHA_256, SCRAM_SHA_1, PLAIN]);
+        }
         if anonymous {
             mechs.push(ANONYMOUS);
         }
-        listen.sasl = Some(SaslServerConfig::new(&mechs, Arc::new(users)));
+        let sasl = SaslServerConfig::new(&mechs, Arc::new(users));
+        #[cfg(feature = "gssapi")]
+        let sasl = if m.gssapi {
+            with_kerberos(sasl, m.keytab.as_deref())
+        } else {
+            sasl
+        };
+        listen.sasl = Some(sasl);
     }
 
     let mut address = m.address;

@@ -31,6 +31,9 @@ use amqp_adapter::amqp_proto::definitions::{condition, Error};
 use amqp_adapter::amqp_proto::message::Message;
 use amqp_adapter::{BlockOn, Runtime};
 
+#[macro_use]
+pub(crate) mod gssapi;
+
 /// Generates one `#[test]` per scenario for runtime `$rt`.
 macro_rules! adapter_suite {
     ($rt:ty) => {

@@ -124,6 +124,8 @@ class Peer(MessagingHandler):
             kw["user"] = self.a.user
         if self.a.password is not None:
             kw["password"] = self.a.password
+        if getattr(self.a, "virtual_host", None):
+            kw["virtual_host"] = self.a.virtual_host
         self.conn = c.connect(self.a.connect, **kw)
         c.create_receiver(self.conn, source="in", name="proton-rx")
         c.create_sender(self.conn, target="out", name="proton-tx")

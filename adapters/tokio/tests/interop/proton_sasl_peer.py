@@ -12,7 +12,7 @@ bounds) without TLS, with SASL settings for each side:
   variable ``PN_SASL_CONFIG_PATH``, else Cyrus's built-in directory). ``--mechs`` narrows the
   offered mechanisms further; cleartext mechanisms (PLAIN) are allowed without TLS.
 * ``--connect URL``: a client using Cyrus for the mechanisms in ``--mechs`` with ``--user`` and
-  ``--password``.
+  ``--password``; ``--virtual-host`` sets the connection's host name (GSSAPI's ``amqp@HOST``).
 
 The summary also reports the SASL outcome (``sasl_outcome``: 0 ok, 1 auth, ...), the
 mechanism and the authenticated user, on both sides, including after a failed exchange.
@@ -82,6 +82,7 @@ def main():
     p.add_argument("--user")
     p.add_argument("--password")
     p.add_argument("--mechs")
+    p.add_argument("--virtual-host")
     p.add_argument("--sasl-config-name")
     p.add_argument("--sasl-config-path")
     p.add_argument("--timeout", type=float, default=20.0)
