@@ -27,11 +27,17 @@
 //!   broker's source (so the client can tell they are not in force).
 //! * **At-most-once consumers** (sender-settle-mode `settled`) get pre-settled messages.
 //! * Transactions (a coordinator target) are refused with `amqp:not-implemented`.
+//! * **Limits** ([`Limits`]): each queue holds at most so many messages and bytes, the broker
+//!   so many bytes in all; producers of a nearly full queue get no more credit until it
+//!   drains, and a message past a limit is rejected with `amqp:resource-limit-exceeded`. Every
+//!   producer's link advertises the largest message accepted (`max-message-size`), and the
+//!   listener an idle time-out (60 s by default) so that dead peers are reaped.
 //!
 //! SASL and TLS are the listener's business: see [`BrokerConfig::listen`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
 
 use amqp_engine::messaging::{
     uuid_from_bytes, ContainerContext, Event, HandlerOptions, LinkHandle, ListenOptions,
@@ -42,6 +48,7 @@ use amqp_proto::message::{Annotations, Header, ReceivedMessage, Rewrite};
 use amqp_proto::messaging::{distribution_mode, DeliveryState, FilterSet, TargetKind};
 use amqp_proto::{Descriptor, Value};
 
+use crate::limits::{Holdings, Limits};
 use crate::selector::Selector;
 
 /// The descriptor code of the JMS selector filter (`apache.org:selector-filter:string`).
@@ -68,7 +75,14 @@ pub struct BrokerConfig {
     pub prefetch: u32,
     /// Print `Listening on URL` to stderr once listening.
     pub announce: bool,
+    /// How much the queues and the broker may hold, and the largest message.
+    pub limits: Limits,
 }
+
+/// The idle time-out the broker's listener uses unless told otherwise: a peer silent for
+/// this long is disconnected (half of it is advertised in `open`, so the peer's heartbeats
+/// arrive in time).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Default for BrokerConfig {
     fn default() -> Self {
@@ -77,9 +91,13 @@ impl Default for BrokerConfig {
             verbose: false,
             redelivery_limit: 5,
             dead_letter_queue: None,
-            listen: ListenOptions::default(),
+            listen: ListenOptions {
+                idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+                ..ListenOptions::default()
+            },
             prefetch: 100,
             announce: true,
+            limits: Limits::default(),
         }
     }
 }
@@ -99,6 +117,8 @@ pub struct BrokerStats {
     pub requeued: u64,
     /// Messages dropped or dead-lettered.
     pub dead: u64,
+    /// Messages rejected with `amqp:resource-limit-exceeded` (a queue or the budget was full).
+    pub refused: u64,
 }
 
 /// A queued message: the bytes it was received with, forwarded unchanged; only a redelivery
@@ -122,6 +142,11 @@ impl Stored {
             annotations: None,
             excluded: Vec::new(),
         }
+    }
+
+    /// What the message counts for against the limits.
+    fn size(&self) -> u64 {
+        self.msg.as_bytes().len() as u64
     }
 
     fn delivery_count(&self) -> u32 {
@@ -218,6 +243,10 @@ pub struct Broker {
     error: Option<String>,
     port: Option<u16>,
     stats: BrokerStats,
+    /// What each queue and the broker hold, against `cfg.limits`.
+    holdings: Holdings,
+    /// Producers whose credit is not topped up until their queue (and the budget) drain.
+    paused: HashSet<LinkHandle>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -267,6 +296,8 @@ impl Broker {
             error: None,
             port: None,
             stats: BrokerStats::default(),
+            holdings: Holdings::default(),
+            paused: HashSet::new(),
         }
     }
 
@@ -297,6 +328,12 @@ impl Broker {
         self.queues.get(queue).map_or(0, |q| q.messages.len())
     }
 
+    /// What the broker holds against its memory budget (messages queued or out with
+    /// consumers).
+    pub fn held(&self) -> crate::limits::Held {
+        self.holdings.total()
+    }
+
     fn log(&self, what: std::fmt::Arguments<'_>) {
         if self.cfg.verbose {
             println!("{what}");
@@ -321,11 +358,13 @@ impl Broker {
     ) {
         let seq = self.next_seq;
         self.next_seq += 1;
+        let stored = Stored::new(msg.into());
+        self.holdings.add(queue, stored.size());
         self.queues
             .entry(queue.to_string())
             .or_default()
             .messages
-            .insert(seq, Stored::new(msg.into()));
+            .insert(seq, stored);
         self.dispatch(r, queue);
     }
 
@@ -337,6 +376,7 @@ impl Broker {
             unacked,
             stats,
             cfg,
+            holdings,
             ..
         } = self;
         let Some(q) = queues.get_mut(name) else {
@@ -383,19 +423,18 @@ impl Broker {
                         continue;
                     };
                     match r.send(link, &s.outgoing()) {
+                        Ok(_) if c.presettled => holdings.remove(name, s.size()),
                         Ok(t) => {
-                            if !c.presettled {
-                                unacked.insert(
-                                    t,
-                                    Unacked {
-                                        queue: name.to_string(),
-                                        seq,
-                                        stored: s,
-                                        link,
-                                        dynamic: q.owner.is_some(),
-                                    },
-                                );
-                            }
+                            unacked.insert(
+                                t,
+                                Unacked {
+                                    queue: name.to_string(),
+                                    seq,
+                                    stored: s,
+                                    link,
+                                    dynamic: q.owner.is_some(),
+                                },
+                            );
                         }
                         Err(e) => {
                             if cfg.verbose {
@@ -445,6 +484,7 @@ impl Broker {
             None if dynamic => {
                 // Its temporary queue is gone.
                 self.stats.dead += 1;
+                self.holdings.remove(&queue, stored.size());
                 return None;
             }
             None => self.queues.entry(queue.clone()).or_default(),
@@ -465,6 +505,7 @@ impl Broker {
 
     fn dead_letter(&mut self, from: &str, stored: Stored) {
         self.stats.dead += 1;
+        self.holdings.remove(from, stored.size());
         let Some(dlq) = self.cfg.dead_letter_queue.clone() else {
             return;
         };
@@ -477,6 +518,7 @@ impl Broker {
             excluded: Vec::new(),
             ..stored
         };
+        self.holdings.add(&dlq, stored.size());
         self.queues
             .entry(dlq)
             .or_default()
@@ -499,7 +541,9 @@ impl Broker {
         };
         let Role::Consumer(c) = role else {
             // A producer whose dynamic target made a queue.
+            self.paused.remove(&link);
             self.drop_owned_queue(link);
+            self.resume(r);
             return;
         };
         let mut mine: Vec<Tracker> = self
@@ -533,6 +577,7 @@ impl Broker {
         for q in touched {
             self.dispatch(r, &q);
         }
+        self.resume(r);
     }
 
     fn drop_owned_queue(&mut self, link: LinkHandle) {
@@ -545,6 +590,9 @@ impl Broker {
         for name in owned {
             if let Some(q) = self.queues.remove(&name) {
                 self.stats.dead += q.messages.len() as u64;
+                for s in q.messages.values() {
+                    self.holdings.remove(&name, s.size());
+                }
                 self.log(format_args!("{name}: temporary queue deleted"));
             }
         }
@@ -564,6 +612,81 @@ impl Broker {
         // Requeued messages keep their place in the queue, whatever the order here.
         for l in gone {
             self.link_gone(r, l);
+        }
+    }
+
+    /// A consumer settled a message (accepted it, or settled with no outcome we act on): it is
+    /// gone.
+    fn settled(&mut self, e: &mut Event<'_>) {
+        let Some(u) = e.tracker().and_then(|t| self.unacked.remove(&t)) else {
+            return;
+        };
+        self.stats.accepted += 1;
+        self.holdings.remove(&u.queue, u.stored.size());
+        self.resume(e.container());
+    }
+
+    /// The queue a producer's messages go to (`None`: the anonymous relay).
+    fn producer_queue(&self, link: LinkHandle) -> Option<Option<&str>> {
+        match self.links.get(&link) {
+            Some(Role::Producer(q)) => Some(q.as_deref()),
+            _ => None,
+        }
+    }
+
+    /// Tops a producer's credit up to the prefetch once half of it is used, unless its queue
+    /// or the broker is above the high-water mark: then the producer is paused.
+    fn top_up(&mut self, r: &mut ContainerContext, link: LinkHandle) {
+        let Some(queue) = self.producer_queue(link) else {
+            return;
+        };
+        if self.paused.contains(&link) || r.credit(link) > self.cfg.prefetch / 2 {
+            return;
+        }
+        let limits = &self.cfg.limits;
+        let total = self.holdings.total().bytes;
+        let full = limits.budget_high(total)
+            || queue.is_some_and(|q| limits.queue_high(self.holdings.queue(q)));
+        if !full {
+            // An attached receiver: granting credit does not fail.
+            let _ = r.flow(link, self.cfg.prefetch);
+            return;
+        }
+        let held = queue.map_or(self.holdings.total(), |q| self.holdings.queue(q));
+        eprintln!(
+            "broker: {}: {} messages, {} bytes held (broker: {total} bytes): producer paused",
+            queue.unwrap_or("(anonymous relay)"),
+            held.messages,
+            held.bytes,
+        );
+        self.paused.insert(link);
+    }
+
+    /// Gives paused producers credit again once their queue and the broker are below the
+    /// low-water mark.
+    fn resume(&mut self, r: &mut ContainerContext) {
+        if self.paused.is_empty() {
+            return;
+        }
+        let limits = &self.cfg.limits;
+        if !limits.budget_low(self.holdings.total().bytes) {
+            return;
+        }
+        let ready: Vec<LinkHandle> = self
+            .paused
+            .iter()
+            .filter(|l| {
+                self.producer_queue(**l)
+                    .is_none_or(|q| q.is_none_or(|q| limits.queue_low(self.holdings.queue(q))))
+            })
+            .copied()
+            .collect();
+        for link in ready {
+            self.paused.remove(&link);
+            if self.producer_queue(link).is_some() {
+                eprintln!("broker: {link:?}: producer resumed");
+                self.top_up(r, link);
+            }
         }
     }
 
@@ -655,6 +778,10 @@ impl Broker {
         let Some(attach) = r.remote_attach(link).cloned() else {
             return;
         };
+        if let Some(cfg) = r.link_config_mut(link) {
+            // Advertised in our attach; the engine enforces it on what arrives.
+            cfg.max_message_size = Some(self.cfg.limits.max_message_size);
+        }
         match attach.target {
             Some(TargetKind::Coordinator(_)) => {
                 Self::refuse(
@@ -697,7 +824,8 @@ impl Broker {
 impl MessagingHandler for Broker {
     fn options(&self) -> HandlerOptions {
         HandlerOptions {
-            prefetch: self.cfg.prefetch,
+            // Producers' credit is the broker's flow control: granted by `top_up`.
+            prefetch: 0,
             auto_accept: false,
             auto_settle: true,
         }
@@ -744,9 +872,13 @@ impl MessagingHandler for Broker {
 
     fn on_link_opened(&mut self, e: &mut Event<'_>) {
         let Some(link) = e.link() else { return };
-        if let Some(Role::Consumer(c)) = self.links.get(&link) {
-            let q = c.queue.clone();
-            self.dispatch(e.container(), &q);
+        match self.links.get(&link) {
+            Some(Role::Consumer(c)) => {
+                let q = c.queue.clone();
+                self.dispatch(e.container(), &q);
+            }
+            Some(Role::Producer(_)) => self.top_up(e.container(), link),
+            None => {}
         }
     }
 
@@ -755,6 +887,8 @@ impl MessagingHandler for Broker {
         if let Some(Role::Consumer(c)) = self.links.get(&link) {
             let q = c.queue.clone();
             self.dispatch(e.container(), &q);
+            // Pre-settled deliveries leave the queue for good as they go.
+            self.resume(e.container());
         }
     }
 
@@ -776,22 +910,34 @@ impl MessagingHandler for Broker {
             let _ = e.reject(Some(err));
             return;
         };
+        let size = msg.as_bytes().len() as u64;
+        let admitted = self.cfg.limits.admits(
+            self.holdings.queue(&address),
+            self.holdings.total().bytes,
+            size,
+        );
+        if let Err(why) = admitted {
+            self.stats.refused += 1;
+            self.log(format_args!("{address}: message refused: {why}"));
+            let _ = e.reject(Some(Error::new(
+                condition::RESOURCE_LIMIT_EXCEEDED,
+                why.to_string(),
+            )));
+            self.top_up(e.container(), link);
+            return;
+        }
         self.stats.received += 1;
         self.log(format_args!(
-            "{address}: message {} queued ({} bytes)",
+            "{address}: message {} queued ({size} bytes)",
             self.next_seq,
-            msg.as_bytes().len()
         ));
         self.publish(e.container(), &address, msg);
         let _ = e.accept();
+        self.top_up(e.container(), link);
     }
 
     fn on_accepted(&mut self, e: &mut Event<'_>) {
-        if let Some(t) = e.tracker() {
-            if self.unacked.remove(&t).is_some() {
-                self.stats.accepted += 1;
-            }
-        }
+        self.settled(e);
     }
 
     fn on_rejected(&mut self, e: &mut Event<'_>) {
@@ -800,6 +946,7 @@ impl MessagingHandler for Broker {
             self.stats.rejected += 1;
             self.log(format_args!("{}: message {} rejected", u.queue, u.seq));
             self.dead_letter_and_dispatch(e.container(), &u.queue.clone(), u.stored);
+            self.resume(e.container());
         }
     }
 
@@ -829,16 +976,13 @@ impl MessagingHandler for Broker {
         } else if let Some(dlq) = self.cfg.dead_letter_queue.clone() {
             self.dispatch(e.container(), &dlq);
         }
+        self.resume(e.container());
     }
 
     fn on_settled(&mut self, e: &mut Event<'_>) {
         // Settled without an outcome we acted on (no state, or a non-terminal one): the
         // consumer is done with it.
-        if let Some(t) = e.tracker() {
-            if self.unacked.remove(&t).is_some() {
-                self.stats.accepted += 1;
-            }
-        }
+        self.settled(e);
     }
 
     fn on_in_doubt(&mut self, e: &mut Event<'_>) {
@@ -849,6 +993,7 @@ impl MessagingHandler for Broker {
             if let Some(q) = self.give_back(u, Back::Failed, false) {
                 self.dispatch(e.container(), &q);
             }
+            self.resume(e.container());
         }
     }
 

@@ -21,14 +21,15 @@
 //! | `selected_recv` | Receives only `colour = 'green'` messages (a JMS selector filter). | `-a/--address` (`localhost:5672/examples`), `-m/--messages` (0: forever) |
 //! | `queue_browser` | Browses a queue (distribution mode `copy`): prints its messages, leaves them there. | `-a/--address` (`localhost:5672/examples`) |
 //! | `recurring_timer` | Prints `Tick...` every period. | `-p/--period` (1.0 s), `-t/--timeout` (0: forever) |
-//! | `broker` | A small broker: see [`broker`]. | `-a/--address` (`localhost:5672`), `-v/--verbose`, `-l/--redelivery-limit` (5), `--dead-letter-queue`, `--user`/`--password`, `--users FILE`, `--tls-cert`/`--tls-key`, `--prefetch` (100) |
+//! | `broker` | A small broker: see [`broker`]. | `-a/--address` (`localhost:5672`), `-v/--verbose`, `-l/--redelivery-limit` (5), `--dead-letter-queue`, `--user`/`--password`, `--users FILE`, `--tls-cert`/`--tls-key`, `--prefetch` (100), `--max-queue-messages` (100000), `--max-queue-bytes` (256 MiB), `--memory-budget` (1 GiB), `--max-message-size` (32 MiB), `--idle-timeout` (60 s) |
 //!
 //! The library part holds what the binaries share: the [`args`] help layout,
-//! clap-derived command lines, Python-style printing ([`pyfmt`]), the [`broker`] handler and its JMS [`selector`]
+//! clap-derived command lines, Python-style printing ([`pyfmt`]), the [`broker`] handler, its [`limits`] and its JMS [`selector`]
 //! evaluator.
 
 pub mod args;
 pub mod broker;
+pub mod limits;
 pub mod pyfmt;
 pub mod selector;
 

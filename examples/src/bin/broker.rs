@@ -13,16 +13,25 @@
 //! broker -a broker.example.com:5672 --gssapi --keytab amqp.keytab  # Kerberos: amqp/HOST key
 //! ```
 //!
-//! It prints `Listening on URL` (with the port it got) to stderr once listening.
+//! It prints `Listening on URL` (with the port it got) to stderr once listening, and a line
+//! to stderr whenever a full queue pauses a producer or a drained one resumes it.
+//!
+//! Limits (all in `--help`): each queue holds at most `--max-queue-messages` messages and
+//! `--max-queue-bytes` bytes, all queues together `--memory-budget` bytes; producers of a queue
+//! at 80 % of a limit get no more credit until it drains below 50 %, and a message past a
+//! limit is rejected with `amqp:resource-limit-exceeded`. Producers' links advertise
+//! `--max-message-size`; a peer silent for `--idle-timeout` seconds is disconnected.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use amqp_engine::messaging::{ListenOptions, PemSource, TlsListen};
 use amqp_engine::sasl::{
     SaslServerConfig, StaticUsers, ANONYMOUS, PLAIN, SCRAM_SHA_1, SCRAM_SHA_256,
 };
 use amqp_examples::args::{Parser, HELP_TEMPLATE};
-use amqp_examples::broker::{Broker, BrokerConfig};
+use amqp_examples::broker::{Broker, BrokerConfig, DEFAULT_IDLE_TIMEOUT};
+use amqp_examples::limits::Limits;
 #[cfg(feature = "gssapi")]
 use amqp_tokio::gssapi::{server_mechanism, KerberosServer, GSSAPI};
 use amqp_tokio::Container;
@@ -120,12 +129,34 @@ struct Args {
     /// credit granted to each producer
     #[arg(long, value_name = "CREDIT", default_value_t = 100)]
     prefetch: u32,
+    /// messages one queue may hold (producers are paused at 80 %, resumed below 50 %; past
+    /// it, messages are rejected with amqp:resource-limit-exceeded)
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_queue_messages)]
+    max_queue_messages: u64,
+    /// message bytes one queue may hold (paused at 80 %, resumed below 50 %, rejected past it)
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_queue_bytes)]
+    max_queue_bytes: u64,
+    /// message bytes the whole broker may hold, all queues together (paused at 80 %, resumed
+    /// below 50 %, rejected past it)
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().memory_budget)]
+    memory_budget: u64,
+    /// largest message accepted, advertised in each producer's attach (larger ones close the
+    /// link with amqp:link:message-size-exceeded)
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_message_size)]
+    max_message_size: u64,
+    /// disconnect a peer that sends nothing for this many seconds (half of it is advertised
+    /// in open, so the peer's heartbeats arrive in time); 0 disables
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs())]
+    idle_timeout: u64,
 }
 
 fn main() {
     let m = Args::parse();
 
-    let mut listen = ListenOptions::default();
+    let mut listen = ListenOptions {
+        idle_timeout: (m.idle_timeout > 0).then(|| Duration::from_secs(m.idle_timeout)),
+        ..ListenOptions::default()
+    };
     let mut users = StaticUsers::new();
     let mut n_users = 0;
     // clap enforces that --user comes with --password.
@@ -188,6 +219,12 @@ fn main() {
         listen,
         prefetch: m.prefetch,
         announce: true,
+        limits: Limits {
+            max_queue_messages: m.max_queue_messages,
+            max_queue_bytes: m.max_queue_bytes,
+            memory_budget: m.memory_budget,
+            max_message_size: m.max_message_size,
+        },
     };
     let broker = Container::new(Broker::new(cfg)).run();
     if broker.error().is_some() {

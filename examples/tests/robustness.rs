@@ -1,0 +1,494 @@
+//! The example broker under abuse, as an attacker or a careless client would try it: raw
+//! `std::net` sockets and the example clients against the `broker` binary on loopback, every
+//! loop bounded in count and time. Each test asserts figures (times, counts, resident memory
+//! read from `/proc/PID/status`) and prints them; targets the broker does not meet yet are
+//! `#[ignore]`d tests that say so.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use amqp_engine::messaging::{Event, MessagingHandler};
+use amqp_tokio::Container;
+use common::{broker, Proc};
+
+const HEADER: &[u8] = b"AMQP\x00\x01\x00\x00";
+
+/// A frame on `channel` with this performative body.
+fn frame(channel: u16, body: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(8 + body.len());
+    f.extend_from_slice(&(8 + body.len() as u32).to_be_bytes());
+    f.extend_from_slice(&[2, 0]);
+    f.extend_from_slice(&channel.to_be_bytes());
+    f.extend_from_slice(body);
+    f
+}
+
+/// `open(container-id "r", max-frame-size 65536, channel-max 65535)`.
+fn open_frame() -> Vec<u8> {
+    frame(
+        0,
+        &[
+            0x00, 0x53, 0x10, 0xc0, 0x0d, 0x04, 0xa1, 0x01, b'r', 0x40, 0x70, 0x00, 0x01, 0x00,
+            0x00, 0x60, 0xff, 0xff,
+        ],
+    )
+}
+
+/// `begin(next-outgoing-id 0, incoming-window 100, outgoing-window 100)`.
+fn begin_frame(channel: u16) -> Vec<u8> {
+    frame(
+        channel,
+        &[
+            0x00, 0x53, 0x11, 0xc0, 0x07, 0x04, 0x40, 0x43, 0x52, 0x64, 0x52, 0x64,
+        ],
+    )
+}
+
+/// Reads the protocol header and then frames, calling `f` with each performative's code
+/// (0x10 open, 0x11 begin, 0x18 close, …) until it returns false, EOF or `limit` passes.
+/// Returns whether `f` asked to stop.
+fn read_frames(s: &mut TcpStream, limit: Duration, mut f: impl FnMut(u8) -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 64 * 1024];
+    let mut pos = 0;
+    let mut header_seen = false;
+    loop {
+        if !header_seen && buf.len() >= 8 {
+            header_seen = true;
+            pos = 8;
+        }
+        while header_seen && buf.len() >= pos + 8 {
+            let size = u32::from_be_bytes([buf[pos], buf[pos + 1], buf[pos + 2], buf[pos + 3]]);
+            let size = size as usize;
+            if buf.len() < pos + size {
+                break;
+            }
+            let doff = buf[pos + 4] as usize * 4;
+            let body = &buf[pos + doff..pos + size];
+            if body.len() >= 3 && body[0] == 0 && body[1] == 0x53 && !f(body[2]) {
+                return true;
+            }
+            pos += size;
+        }
+        if pos > 1 << 20 {
+            buf.drain(..pos);
+            pos = 0;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        s.set_read_timeout(Some(left)).expect("read timeout");
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// A connection that sent the header and `open` and got the broker's `open` back.
+fn open_connection(port: u16) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut hello = HEADER.to_vec();
+    hello.extend_from_slice(&open_frame());
+    s.write_all(&hello).expect("send open");
+    assert!(
+        read_frames(&mut s, Duration::from_secs(10), |code| code != 0x10),
+        "no open from the broker"
+    );
+    s
+}
+
+/// Waits until the broker closes the socket (EOF or reset); how long that took.
+fn time_to_close(mut s: TcpStream, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    let mut b = [0u8; 4096];
+    s.set_read_timeout(Some(Duration::from_millis(200))).ok()?;
+    while start.elapsed() < limit {
+        match s.read(&mut b) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+    None
+}
+
+/// The broker's resident and peak resident memory, in KiB.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The soft limit on open files of this process (the broker inherits it).
+fn open_files_limit() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(1024)
+}
+
+#[test]
+fn silent_and_slow_loris_connections_are_closed_by_the_handshake_deadline() {
+    let (_b, port) = broker(&[]);
+    let silent = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut loris = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    loris.write_all(HEADER).expect("header");
+    let mut dribble = loris.try_clone().expect("clone");
+    let open = open_frame();
+    // One byte of `open` every second: never done before the deadline.
+    std::thread::spawn(move || {
+        for b in open.iter().take(20) {
+            std::thread::sleep(Duration::from_secs(1));
+            if dribble.write_all(&[*b]).is_err() {
+                return;
+            }
+        }
+    });
+    let t_silent = std::thread::spawn(move || time_to_close(silent, Duration::from_secs(20)));
+    let t_loris = time_to_close(loris, Duration::from_secs(20));
+    let t_silent = t_silent.join().expect("silent thread");
+    println!("handshake deadline: silent closed after {t_silent:?}, slow-loris after {t_loris:?}");
+    for (what, t) in [("silent", t_silent), ("slow-loris", t_loris)] {
+        let t = t.unwrap_or_else(|| panic!("the {what} connection was still open after 20 s"));
+        assert!(
+            (Duration::from_secs(8)..=Duration::from_secs(14)).contains(&t),
+            "the {what} connection closed after {t:?}, not at the 10 s deadline"
+        );
+    }
+}
+
+#[test]
+fn thirty_thousand_begins_are_answered_quickly_while_another_client_is_served() {
+    const N: u16 = 30_000;
+    let (_b, port) = broker(&[]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut w = s.try_clone().expect("clone");
+    let writer = std::thread::spawn(move || {
+        let mut out = HEADER.to_vec();
+        out.extend_from_slice(&open_frame());
+        for ch in 0..N {
+            out.extend_from_slice(&begin_frame(ch));
+        }
+        w.write_all(&out).is_ok()
+    });
+    let start = Instant::now();
+    let other = Proc::example(
+        "simple_send",
+        &["-a", &format!("127.0.0.1:{port}/other"), "-m", "100"],
+    );
+    let mut begins = 0u32;
+    read_frames(&mut s, Duration::from_secs(30), |code| {
+        begins += u32::from(code == 0x11);
+        begins < u32::from(N)
+    });
+    let answered = start.elapsed();
+    let o = other.wait(Duration::from_secs(30));
+    assert!(writer.join().expect("writer"), "could not send the begins");
+    println!(
+        "{begins} begins answered in {answered:?}; another client's 100 messages in {:?}",
+        o.elapsed
+    );
+    assert_eq!(begins, u32::from(N), "not every begin was answered");
+    assert!(
+        answered < Duration::from_secs(5),
+        "{N} begins took {answered:?}"
+    );
+    assert!(
+        o.status.success(),
+        "the other client failed: {:?}",
+        o.stderr
+    );
+    assert!(
+        o.elapsed < Duration::from_secs(10),
+        "the other client took {:?}",
+        o.elapsed
+    );
+}
+
+/// Opens `n` idle connections, then closes them, `rounds` times; the broker's RSS (KiB)
+/// before, with each round open, and after each round closed.
+fn idle_rounds(pid: u32, port: u16, n: usize, rounds: usize) -> (u64, Vec<(u64, u64)>) {
+    // Warm up: the first connection allocates what every later one shares.
+    drop(open_connection(port));
+    std::thread::sleep(Duration::from_millis(300));
+    let before = rss_kib(pid).0;
+    let mut figures = Vec::new();
+    for _ in 0..rounds {
+        let conns: Vec<TcpStream> = (0..n).map(|_| open_connection(port)).collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let open = rss_kib(pid).0;
+        drop(conns);
+        std::thread::sleep(Duration::from_millis(1000));
+        figures.push((open, rss_kib(pid).0));
+    }
+    (before, figures)
+}
+
+/// How many idle connections the descriptor limit lets this test open (0: too few).
+fn idle_size(wanted: usize) -> usize {
+    let limit = open_files_limit() as usize;
+    if limit < wanted + 256 {
+        println!("open-files limit {limit}: skipping {wanted} connections");
+        return 0;
+    }
+    wanted
+}
+
+#[test]
+fn idle_connections_cost_bounded_memory_and_churn_leaves_the_broker_serving() {
+    let n = idle_size(2000);
+    if n == 0 {
+        return;
+    }
+    let (b, port) = broker(&[]);
+    let (before, rounds) = idle_rounds(b.pid(), port, n, 2);
+    let per_conn = |open: u64| open.saturating_sub(before) as f64 / n as f64;
+    for (i, (open, closed)) in rounds.iter().enumerate() {
+        println!(
+            "round {}: RSS {before} KiB before, {open} KiB with {n} idle connections ({:.1} KiB each), {closed} KiB after they closed",
+            i + 1,
+            per_conn(*open)
+        );
+    }
+    let (open1, _) = rounds[0];
+    assert!(
+        per_conn(open1) <= 64.0,
+        "{:.1} KiB per idle connection",
+        per_conn(open1)
+    );
+    // After the churn the broker still answers at once.
+    let start = Instant::now();
+    drop(open_connection(port));
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+#[ignore = "target not met yet: an idle open connection costs ~37 KiB in the broker (2,000 connections: 9 -> 83 MiB); needs per-connection buffers allocated on demand in adapters/"]
+fn idle_connections_cost_at_most_16_kib_each() {
+    let n = idle_size(2000);
+    if n == 0 {
+        return;
+    }
+    let (b, port) = broker(&[]);
+    let (before, rounds) = idle_rounds(b.pid(), port, n, 1);
+    let per_conn = rounds[0].0.saturating_sub(before) / n as u64;
+    assert!(per_conn <= 16, "{per_conn} KiB per idle connection");
+}
+
+#[test]
+#[ignore = "target not met yet: RSS does not come down when connections close and grows with each round of 2,000 (9 MiB -> 83 -> 196 -> 212 -> 224 MiB; worse with MALLOC_ARENA_MAX=1), so something per connection outlives it in the library; needs a fix in amqp-engine/adapters"]
+fn rss_returns_within_10_percent_after_churn() {
+    let n = idle_size(2000);
+    if n == 0 {
+        return;
+    }
+    let (b, port) = broker(&[]);
+    let (before, rounds) = idle_rounds(b.pid(), port, n, 5);
+    let (_, after) = rounds[rounds.len() - 1];
+    assert!(
+        after <= before + before / 10,
+        "RSS {before} KiB before, {after} KiB after churn"
+    );
+}
+
+#[test]
+fn a_queue_flood_pauses_the_producer_and_bounds_memory() {
+    const LIMIT: u64 = 2000;
+    const SENT: &str = "20000";
+    let (b, port) = broker(&["--max-queue-messages", &LIMIT.to_string()]);
+    let addr = format!("127.0.0.1:{port}/flood");
+    let mut send = Proc::example("simple_send", &["-a", &addr, "-m", SENT]);
+    let paused = b
+        .wait_line(Duration::from_secs(30), |l| l.contains("producer paused"))
+        .expect("the producer was never paused");
+    // `broker: flood: N messages, … held …`
+    let held: u64 = paused
+        .split(": ")
+        .nth(2)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {paused:?}"));
+    std::thread::sleep(Duration::from_secs(2));
+    let (rss, hwm) = rss_kib(b.pid());
+    println!(
+        "flood: producer paused with {held} messages held; broker RSS {rss} KiB, peak {hwm} KiB"
+    );
+    assert!(
+        send.is_running(),
+        "the producer finished despite the full queue"
+    );
+    assert!(
+        (LIMIT * 8 / 10..=LIMIT).contains(&held),
+        "paused at {held} messages, limit {LIMIT}"
+    );
+    assert!(
+        hwm < 128 * 1024,
+        "broker peak RSS {hwm} KiB while throttled"
+    );
+    // A consumer drains the queue: the producer resumes and everything arrives.
+    let recv = Proc::example("simple_recv", &["-a", &addr, "-m", SENT]);
+    let r = recv.wait(Duration::from_secs(120));
+    assert!(r.status.success(), "simple_recv: {:?}", r.stderr);
+    let s = send.wait(Duration::from_secs(30));
+    assert!(
+        s.stdout.iter().any(|l| l == "all messages confirmed"),
+        "simple_send: {:?} {:?}",
+        s.stdout,
+        s.stderr
+    );
+    let got = r
+        .stdout
+        .iter()
+        .filter(|l| l.starts_with("{'sequence'"))
+        .count();
+    assert_eq!(got, 20_000);
+    assert!(
+        b.stderr().iter().any(|l| l.contains("producer resumed")),
+        "the producer was never resumed"
+    );
+    assert!(
+        !s.stderr.iter().any(|l| l.contains("rejected")),
+        "a credit-respecting producer was rejected: {:?}",
+        s.stderr
+    );
+}
+
+/// The broker-wide bytes in a `producer paused` line (`… (broker: N bytes): producer paused`).
+fn broker_bytes(line: &str) -> u64 {
+    line.split("(broker: ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no broker bytes in {line:?}"))
+}
+
+#[test]
+fn the_memory_budget_is_shared_by_all_queues() {
+    const BUDGET: u64 = 200_000;
+    let (b, port) = broker(&["--memory-budget", &BUDGET.to_string()]);
+    let first = Proc::example(
+        "simple_send",
+        &["-a", &format!("127.0.0.1:{port}/budget1"), "-m", "20000"],
+    );
+    let paused = b
+        .wait_line(Duration::from_secs(30), |l| {
+            l.contains("budget1:") && l.contains("producer paused")
+        })
+        .expect("the first producer was never paused");
+    let held = broker_bytes(&paused);
+    // A producer to another, empty queue is paused too: the budget is the broker's.
+    let mut second = Proc::example(
+        "simple_send",
+        &["-a", &format!("127.0.0.1:{port}/budget2"), "-m", "10"],
+    );
+    let paused2 = b.wait_line(Duration::from_secs(20), |l| {
+        l.contains("budget2:") && l.contains("producer paused")
+    });
+    println!("budget {BUDGET}: first producer paused at {held} bytes held; second: {paused2:?}");
+    assert!(
+        (BUDGET * 8 / 10..=BUDGET).contains(&held),
+        "paused at {held} bytes, budget {BUDGET}"
+    );
+    assert!(paused2.is_some(), "the second producer was not paused");
+    assert!(
+        second.is_running(),
+        "the second producer finished despite the budget"
+    );
+    drop(first);
+}
+
+#[test]
+fn messages_past_a_hard_limit_are_rejected_with_resource_limit_exceeded() {
+    // Credit (100) beyond the queue's limit (10): what does not fit is rejected.
+    let (_b, port) = broker(&["--max-queue-messages", "10", "--prefetch", "100"]);
+    let addr = format!("127.0.0.1:{port}/small");
+    let s = Proc::example("simple_send", &["-a", &addr, "-m", "30"]).wait(Duration::from_secs(30));
+    let rejected: Vec<&String> = s.stderr.iter().filter(|l| l.contains("rejected")).collect();
+    println!("{} of 30 rejected: {:?}", rejected.len(), rejected.first());
+    assert_eq!(rejected.len(), 20, "stderr: {:?}", s.stderr);
+    assert!(
+        rejected
+            .iter()
+            .all(|l| l.contains("amqp:resource-limit-exceeded")),
+        "{rejected:?}"
+    );
+}
+
+/// Attaches a sender and records the broker's attach.
+struct AttachProbe {
+    url: String,
+    max_message_size: Option<u64>,
+}
+
+impl MessagingHandler for AttachProbe {
+    fn on_start(&mut self, e: &mut Event<'_>) {
+        if e.container().create_sender_url(&self.url).is_err() {
+            e.container().stop();
+        }
+    }
+
+    fn on_link_opened(&mut self, e: &mut Event<'_>) {
+        let Some(link) = e.link() else { return };
+        let r = e.container();
+        self.max_message_size = r.remote_attach(link).and_then(|a| a.max_message_size);
+        if let Some(c) = e.connection() {
+            e.container().close_connection(c, None);
+        }
+    }
+}
+
+#[test]
+fn max_message_size_is_advertised_in_attach() {
+    let (_b, port) = broker(&["--max-message-size", "123456"]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let url = format!("127.0.0.1:{port}/probe");
+    std::thread::spawn(move || {
+        let h = Container::new(AttachProbe {
+            url,
+            max_message_size: None,
+        })
+        .run();
+        let _ = tx.send(h.max_message_size);
+    });
+    let mms = rx.recv_timeout(Duration::from_secs(30)).expect("probe");
+    assert_eq!(mms, Some(123_456));
+}
+
+#[test]
+fn a_peer_silent_after_open_is_reaped_by_the_idle_time_out() {
+    let (_b, port) = broker(&["--idle-timeout", "2"]);
+    let s = open_connection(port);
+    let t = time_to_close(s, Duration::from_secs(15)).expect("still open after 15 s");
+    println!("idle peer closed after {t:?} (idle time-out 2 s)");
+    assert!(
+        (Duration::from_millis(1500)..=Duration::from_secs(5)).contains(&t),
+        "closed after {t:?}"
+    );
+}
