@@ -214,8 +214,8 @@ impl ContainerContext {
             ResolvedTargets::Urls(u) => u,
             ResolvedTargets::UseConfig => {
                 let cfg = match &self.config_file {
-                    Some(json) => super::options::parse_connect_config(json)?,
-                    None => super::options::ConnectConfig::default(),
+                    Some(json) => super::connect_config::parse_connect_config(json)?,
+                    None => super::connect_config::ConnectConfig::default(),
                 };
                 cfg.apply(&mut options);
                 match options.validate()? {
