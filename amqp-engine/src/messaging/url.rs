@@ -1073,18 +1073,12 @@ mod tests {
         let alphabet: Vec<char> = "amqps:/@[]%0123456789abcdefABCDEF.:?#\\ \u{e9}xyz-_~"
             .chars()
             .collect();
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut rng = crate::rng::Rng::new(0x9E37_79B9_7F4A_7C15);
         for _ in 0..20_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let len = (state % 24) as usize;
-            let mut s = String::new();
-            let mut x = state;
-            for _ in 0..len {
-                s.push(alphabet[(x % alphabet.len() as u64) as usize]);
-                x = x.rotate_left(7).wrapping_mul(0x2545_F491_4F6C_DD1D);
-            }
+            let len = (rng.next_u64() % 24) as usize;
+            let s: String = (0..len)
+                .map(|_| alphabet[(rng.next_u64() % alphabet.len() as u64) as usize])
+                .collect();
             fuzz_url(s.as_bytes());
         }
     }
