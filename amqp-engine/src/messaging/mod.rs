@@ -67,6 +67,5 @@ pub use options::{
 pub use reactor::{uuid_from_bytes, ContainerContext};
 pub use reconnect::{Backoff, Failover, Reconnect, ReconnectLimits, ReconnectPolicy};
 pub use url::{
-    fuzz_url, Scheme, Url, UrlError, AMQPS_PORT, AMQP_PORT, DEFAULT_CONNECT_HOST,
-    DEFAULT_LISTEN_HOST,
+    Scheme, Url, UrlError, AMQPS_PORT, AMQP_PORT, DEFAULT_CONNECT_HOST, DEFAULT_LISTEN_HOST,
 };

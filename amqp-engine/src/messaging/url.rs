@@ -676,61 +676,10 @@ fn write_percent_encoded(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result 
     Ok(())
 }
 
-/// Fuzz entry point: parses `data` (when it is UTF-8) as a connect and as a listen URL and
-/// checks the invariants of every URL that parses:
-///
-/// * its [`Display`](fmt::Display) output parses again to the same URL, except that the
-///   password reads `***` (it is masked),
-/// * [`host_port`](Url::host_port) parses again to the same host and port,
-/// * `Debug` and `Display` output do not depend on the password's value (so they cannot
-///   leak it).
-///
-/// Never panics on its own account for any input: a panic means a broken invariant (a bug).
-/// Also runs in normal tests, so the fuzz target stays a thin wrapper.
-pub fn fuzz_url(data: &[u8]) {
-    let Ok(text) = core::str::from_utf8(data) else {
-        return;
-    };
-    for url in [Url::parse(text), Url::parse_listen(text)]
-        .into_iter()
-        .flatten()
-    {
-        let shown = url.to_string();
-        let debug = format!("{url:?}");
-        let again = match Url::parse(&shown) {
-            Ok(again) => again,
-            Err(e) => panic!("Display output {shown:?} does not re-parse: {e}"),
-        };
-        let expected = Url {
-            password: url.password.as_ref().map(|_| "***".to_owned()),
-            ..url.clone()
-        };
-        assert_eq!(
-            again, expected,
-            "Display output {shown:?} re-parses differently"
-        );
-
-        match Url::parse(&url.host_port()) {
-            Ok(hp) => {
-                assert_eq!(hp.host(), url.host(), "host_port host");
-                assert_eq!(hp.port(), url.port(), "host_port port");
-            }
-            Err(e) => panic!("host_port {:?} does not re-parse: {e}", url.host_port()),
-        }
-
-        // The output must not depend on the password's value at all.
-        let other = Url {
-            password: url.password.as_ref().map(|_| "other".to_owned()),
-            ..url.clone()
-        };
-        assert_eq!(shown, other.to_string(), "Display depends on the password");
-        assert_eq!(debug, format!("{other:?}"), "Debug depends on the password");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fuzzing::fuzz_url;
 
     fn url(s: &str) -> Url {
         match Url::parse(s) {
@@ -1085,6 +1034,7 @@ mod tests {
 
     mod prop {
         use super::super::*;
+        use crate::fuzzing::fuzz_url;
         use proptest::prelude::*;
 
         proptest! {
