@@ -1,6 +1,7 @@
-//! Bodies of the engine's fuzz targets, callable from tests so CI exercises them on a seed
-//! corpus without a nightly toolchain. Each must never panic, whatever the input; the
-//! assertions inside are the invariants a crash report means were broken.
+//! Bodies of the engine's fuzz targets (the connection engine, SASL, and the connect-URL
+//! parser), callable from tests so CI exercises them on a seed corpus without a nightly
+//! toolchain. Each must never panic, whatever the input; the assertions inside are the
+//! invariants a crash report means were broken.
 //!
 //! The engine reads no clock, so the caller passes the base time (`Instant::now()` in a fuzz
 //! target); everything after it is virtual.
@@ -18,6 +19,7 @@ use crate::connection::{Connection, EndpointState, LinkConfig, SendOptions, Sess
 use crate::error::{ErrorKind, Origin};
 use crate::event::Event;
 use crate::ids::{DeliveryId, LinkId, SessionId};
+use crate::messaging::Url;
 use crate::sasl::{SaslServerConfig, StaticUsers};
 
 /// Limits that keep one fuzz input's memory small.
@@ -683,4 +685,56 @@ pub fn fuzz_pair_ops(data: &[u8], now: Instant) -> PairOpsReport {
         }
     }
     p.report
+}
+
+/// Fuzz entry point: parses `data` (when it is UTF-8) as a connect and as a listen URL and
+/// checks the invariants of every URL that parses:
+///
+/// * its [`Display`](core::fmt::Display) output parses again to the same URL, except that the
+///   password reads `***` (it is masked),
+/// * [`host_port`](crate::messaging::Url::host_port) parses again to the same host and port,
+/// * `Debug` and `Display` output do not depend on the password's value (so they cannot
+///   leak it).
+///
+/// Never panics on its own account for any input: a panic means a broken invariant (a bug).
+/// Also runs in normal tests, so the fuzz target stays a thin wrapper.
+pub fn fuzz_url(data: &[u8]) {
+    let Ok(text) = core::str::from_utf8(data) else {
+        return;
+    };
+    for url in [Url::parse(text), Url::parse_listen(text)]
+        .into_iter()
+        .flatten()
+    {
+        let shown = url.to_string();
+        let debug = format!("{url:?}");
+        let again = match Url::parse(&shown) {
+            Ok(again) => again,
+            Err(e) => panic!("Display output {shown:?} does not re-parse: {e}"),
+        };
+        let expected = match url.password() {
+            Some(_) => url.clone().with_password("***"),
+            None => url.clone(),
+        };
+        assert_eq!(
+            again, expected,
+            "Display output {shown:?} re-parses differently"
+        );
+
+        match Url::parse(&url.host_port()) {
+            Ok(hp) => {
+                assert_eq!(hp.host(), url.host(), "host_port host");
+                assert_eq!(hp.port(), url.port(), "host_port port");
+            }
+            Err(e) => panic!("host_port {:?} does not re-parse: {e}", url.host_port()),
+        }
+
+        // The output must not depend on the password's value at all.
+        let other = match url.password() {
+            Some(_) => url.clone().with_password("other"),
+            None => url.clone(),
+        };
+        assert_eq!(shown, other.to_string(), "Display depends on the password");
+        assert_eq!(debug, format!("{other:?}"), "Debug depends on the password");
+    }
 }

@@ -123,6 +123,7 @@ pub mod event;
 pub mod fuzzing;
 mod ids;
 pub mod messaging;
+mod rng;
 pub mod sasl;
 
 pub use config::{ConnectionConfig, SaslMode, Side};

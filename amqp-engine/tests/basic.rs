@@ -316,3 +316,50 @@ fn a_second_link_of_the_same_name_and_role_is_refused() {
         )
         .is_ok());
 }
+
+/// The client's `LinkOpened` events for links it attached itself (the peer's answers).
+fn answered(events: &[Event]) -> Vec<LinkId> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::LinkOpened {
+                link,
+                remote_initiated: false,
+            } => Some(*link),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn ending_a_session_frees_only_its_links_and_names_match_by_role() {
+    let mut p = Pair::default_pair();
+    p.client.open().unwrap();
+    let s1 = p.client.begin_session(SessionConfig::default()).unwrap();
+    let s2 = p.client.begin_session(SessionConfig::default()).unwrap();
+    // A sender and a receiver of the same name on one session: each answer finds its own.
+    let a_out = p.client.attach_sender(s1, sender_cfg("a")).unwrap();
+    let a_in = p.client.attach_receiver(s1, receiver_cfg("a")).unwrap();
+    let c = p.client.attach_sender(s2, sender_cfg("c")).unwrap();
+    let (cev, _) = p.run_auto(5);
+    let mut opened = answered(&cev);
+    opened.sort();
+    let mut want = vec![a_out, a_in, c];
+    want.sort();
+    assert_eq!(opened, want);
+    assert_eq!(p.client.links().len(), 3);
+    assert_eq!(p.server.links().len(), 3);
+
+    p.client.end_session(s1, None).unwrap();
+    p.run_auto(5);
+    assert_eq!(p.client.links(), vec![c]);
+    assert_eq!(p.server.links().len(), 1);
+    assert_eq!(p.client.sessions(), vec![s2]);
+
+    // The name "a" is free again, and an answer on the other session finds the new link.
+    let a2 = p.client.attach_sender(s2, sender_cfg("a")).unwrap();
+    let (cev, _) = p.run_auto(5);
+    assert_eq!(answered(&cev), vec![a2]);
+    assert_eq!(p.client.link_credit(a2), Some(5));
+    assert_eq!(p.client.links().len(), 2);
+}

@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| amqp_engine::messaging::fuzz_url(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| amqp_engine::fuzzing::fuzz_url(data));

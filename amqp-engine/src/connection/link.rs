@@ -213,11 +213,15 @@ impl Connection {
             Role::Sender => Role::Receiver,
             Role::Receiver => Role::Sender,
         };
-        let existing = s.local_handles.values().copied().find(|l| {
-            self.links.get(l.0).is_some_and(|l| {
-                l.name == a.name && l.role == our_role && l.remote == EndpointState::Uninit
-            })
-        });
+        let existing = s
+            .awaiting_attach
+            .get(&(a.name.clone(), our_role))
+            .copied()
+            .filter(|l| {
+                self.links
+                    .get(l.0)
+                    .is_some_and(|l| l.remote == EndpointState::Uninit)
+            });
         let (lid, remote_initiated) = match existing {
             Some(l) => (l, false),
             None => {
@@ -226,10 +230,15 @@ impl Connection {
                     ..LinkConfig::default()
                 };
                 let link = Link::new(sid, our_role, config, self.config.max_message_size);
-                (LinkId(self.links.insert(link)), true)
+                let lid = LinkId(self.links.insert(link));
+                if let Some(s) = self.sessions.get_mut(sid.0) {
+                    s.links.insert(lid);
+                }
+                (lid, true)
             }
         };
         let handle = a.handle;
+        let a_name = a.name.clone();
         let Some(l) = self.links.get_mut(lid.0) else {
             return Ok(());
         };
@@ -241,6 +250,9 @@ impl Connection {
         l.remote_attach = Some(a);
         if let Some(s) = self.sessions.get_mut(sid.0) {
             s.remote_handles.insert(handle, lid);
+            if !remote_initiated {
+                s.awaiting_attach.remove(&(a_name, our_role));
+            }
         }
         self.events.push_back(Event::LinkOpened {
             link: lid,
@@ -395,6 +407,10 @@ impl Connection {
                 if s.local_handles.remove(&handle).is_some() {
                     s.handles.release(handle);
                 }
+                s.links.remove(&lid);
+                if s.awaiting_attach.get(&(l.name.clone(), l.role)) == Some(&lid) {
+                    s.awaiting_attach.remove(&(l.name.clone(), l.role));
+                }
                 // Deliveries of a gone link cannot be settled any more.
                 s.in_unsettled.retain(|e| e.link != lid);
                 s.out_unsettled.retain(|e| e.link != lid);
@@ -436,6 +452,9 @@ impl Connection {
         s.local_handles.insert(handle, lid);
         let ch = s.channel;
         let l = self.links.get_mut(lid.0).ok_or(OpError::UnknownHandle)?;
+        if l.remote == EndpointState::Uninit {
+            s.awaiting_attach.insert((l.name.clone(), l.role), lid);
+        }
         l.handle = handle;
         l.local = EndpointState::Active;
         let c = &l.config;
@@ -489,6 +508,9 @@ impl Connection {
         if let Err(e) = self.write_attach(lid) {
             self.links.remove(lid.0);
             return Err(e);
+        }
+        if let Some(s) = self.sessions.get_mut(sid.0) {
+            s.links.insert(lid);
         }
         Ok(lid)
     }

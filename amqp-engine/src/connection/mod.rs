@@ -17,7 +17,7 @@
 //!
 //! See the [crate documentation](crate) for the drive loop and the map of the whole engine.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use amqp_proto::codec::{self, Encode};
@@ -30,6 +30,7 @@ use amqp_proto::messaging::{DeliveryState, Source, TargetKind};
 use amqp_proto::performatives::*;
 use amqp_proto::Symbol;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytestring::ByteString;
 
 use crate::config::{ConnectionConfig, SaslMode, Side};
 use crate::error::{framing, ConnectionError, ErrorKind, OpError, Origin};

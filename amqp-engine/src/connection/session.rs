@@ -19,6 +19,12 @@ pub(super) struct Session {
     pub(super) remote_outgoing_window: u32,
     pub(super) remote_handle_max: u32,
     pub(super) local_handles: IdMap<u32, LinkId>,
+    /// Every link of this session, whatever its state, so ending the session frees only its
+    /// own links.
+    pub(super) links: HashSet<LinkId>,
+    /// Our links attached and still waiting for the peer's attach, by name and our role: the
+    /// peer's attach finds its link here without a scan.
+    pub(super) awaiting_attach: HashMap<(ByteString, Role), LinkId>,
     /// The handles of ours: the lowest free one for each attach.
     pub(super) handles: IdPool,
     pub(super) remote_handles: IdMap<u32, LinkId>,
@@ -48,6 +54,8 @@ impl Session {
             remote_outgoing_window: 0,
             remote_handle_max: u32::MAX,
             local_handles: IdMap::default(),
+            links: HashSet::new(),
+            awaiting_attach: HashMap::new(),
             handles: IdPool::default(),
             remote_handles: IdMap::default(),
             next_delivery_id: SequenceNo::default(),
@@ -246,12 +254,6 @@ impl Connection {
                 return;
             };
             let ch = s.channel;
-            let links: Vec<LinkId> = s
-                .local_handles
-                .values()
-                .chain(s.remote_handles.values())
-                .copied()
-                .collect();
             if let Some(rc) = s.remote_channel {
                 if self.remote_channels.get(&rc) == Some(&sid) {
                     self.remote_channels.remove(&rc);
@@ -261,13 +263,10 @@ impl Connection {
                 self.local_channels.remove(&ch);
                 self.channels.release(ch.into());
             }
-            for l in links {
-                self.links.remove(l.0);
-            }
-            // Remote-initiated links never answered are not in local_handles; sweep them.
-            for k in self.links.keys() {
-                if self.links.get(k).is_some_and(|l| l.session == sid) {
-                    self.links.remove(k);
+            // Only this session's links: attached ones and peer-initiated ones never answered.
+            if let Some(s) = self.sessions.get(sid.0) {
+                for l in &s.links {
+                    self.links.remove(l.0);
                 }
             }
             self.sessions.remove(sid.0);

@@ -29,6 +29,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod connect_config;
 mod container;
 mod defaults;
 mod engine_events;
@@ -46,6 +47,10 @@ mod reconnect;
 pub mod sim;
 mod url;
 
+pub use connect_config::{
+    connect_config_search_paths, parse_connect_config, strip_json_comments, ConnectConfig,
+    SaslConfig,
+};
 pub use container::SansIoContainer;
 pub use error::{MessagingError, TransportError, TransportErrorKind};
 pub use handler::{Event, EventType, HandlerOptions, MessagingHandler};
@@ -56,13 +61,11 @@ pub use handles::{
 pub use io::{IoRequest, ListenOptions, TlsConnect, TlsListen, TransportInfo};
 pub use link_options::{LinkOption, LinkOptions, SELECTOR_FILTER_CODE};
 pub use options::{
-    connect_config_search_paths, parse_connect_config, strip_json_comments, ConnectConfig,
-    ConnectOptions, OptionsError, PemSource, ResolvedTargets, SaslConfig, TlsOptions, VerifyMode,
+    ConnectOptions, OptionsError, PemSource, ResolvedTargets, TlsOptions, VerifyMode,
     MIN_MAX_FRAME_SIZE,
 };
 pub use reactor::{uuid_from_bytes, ContainerContext};
 pub use reconnect::{Backoff, Failover, Reconnect, ReconnectLimits, ReconnectPolicy};
 pub use url::{
-    fuzz_url, Scheme, Url, UrlError, AMQPS_PORT, AMQP_PORT, DEFAULT_CONNECT_HOST,
-    DEFAULT_LISTEN_HOST,
+    Scheme, Url, UrlError, AMQPS_PORT, AMQP_PORT, DEFAULT_CONNECT_HOST, DEFAULT_LISTEN_HOST,
 };

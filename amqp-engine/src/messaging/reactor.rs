@@ -24,6 +24,7 @@ use super::reconnect::Failover;
 use super::url::Url;
 use crate::connection::{Connection, LinkConfig, SendOptions};
 use crate::ids::{Key, LinkId, Slab};
+use crate::rng::Rng;
 use crate::sasl::ClientMechanismFactory;
 
 /// A close asked for inside a callback, carried out after Proton's default actions for the
@@ -112,20 +113,10 @@ impl fmt::Debug for ContainerContext {
 /// A source of random bytes.
 pub(super) type Entropy = Box<dyn FnMut(&mut [u8]) + Send>;
 
-/// A deterministic entropy source (splitmix64) for when the driver supplies none.
+/// A deterministic entropy source (the crate's [`Rng`]) for when the driver supplies none.
 pub(super) fn seeded_entropy(seed: u64) -> Entropy {
-    let mut state = seed;
-    Box::new(move |buf: &mut [u8]| {
-        for chunk in buf.chunks_mut(8) {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            let b = z.to_le_bytes();
-            chunk.copy_from_slice(&b[..chunk.len()]);
-        }
-    })
+    let mut rng = Rng::new(seed);
+    Box::new(move |buf: &mut [u8]| rng.fill(buf))
 }
 
 /// A version-4 UUID string from 16 random bytes.
@@ -214,8 +205,8 @@ impl ContainerContext {
             ResolvedTargets::Urls(u) => u,
             ResolvedTargets::UseConfig => {
                 let cfg = match &self.config_file {
-                    Some(json) => super::options::parse_connect_config(json)?,
-                    None => super::options::ConnectConfig::default(),
+                    Some(json) => super::connect_config::parse_connect_config(json)?,
+                    None => super::connect_config::ConnectConfig::default(),
                 };
                 cfg.apply(&mut options);
                 match options.validate()? {

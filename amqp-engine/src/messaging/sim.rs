@@ -41,6 +41,7 @@ use super::error::{TransportError, TransportErrorKind};
 use super::handler::MessagingHandler;
 use super::handles::{AcceptorHandle, TransportId};
 use super::io::{IoRequest, TransportInfo};
+use crate::rng::Rng;
 
 /// A container as the simulated network sees it.
 pub trait Node {
@@ -188,7 +189,7 @@ pub struct World {
     queue: BTreeMap<(Instant, u64), Action>,
     seq: u64,
     next_port: u16,
-    rng: u64,
+    rng: Rng,
     /// One-way latency of every transport.
     pub latency: Duration,
     /// Every connect attempt, in order.
@@ -210,7 +211,7 @@ impl World {
             queue: BTreeMap::new(),
             seq: 0,
             next_port: 40000,
-            rng: seed.max(1),
+            rng: Rng::new(seed),
             latency: Duration::from_millis(1),
             attempts: Vec::new(),
             bytes: 0,
@@ -255,14 +256,9 @@ impl World {
             .downcast_mut::<SansIoContainer<H>>()
     }
 
-    /// A pseudo-random number (xorshift64*), for tests that inject faults.
+    /// A pseudo-random number (the crate's splitmix64), for tests that inject faults.
     pub fn random(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.rng.next_u64()
     }
 
     fn at(&mut self, t: Instant, a: Action) {

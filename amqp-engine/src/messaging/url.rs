@@ -676,61 +676,10 @@ fn write_percent_encoded(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result 
     Ok(())
 }
 
-/// Fuzz entry point: parses `data` (when it is UTF-8) as a connect and as a listen URL and
-/// checks the invariants of every URL that parses:
-///
-/// * its [`Display`](fmt::Display) output parses again to the same URL, except that the
-///   password reads `***` (it is masked),
-/// * [`host_port`](Url::host_port) parses again to the same host and port,
-/// * `Debug` and `Display` output do not depend on the password's value (so they cannot
-///   leak it).
-///
-/// Never panics on its own account for any input: a panic means a broken invariant (a bug).
-/// Also runs in normal tests, so the fuzz target stays a thin wrapper.
-pub fn fuzz_url(data: &[u8]) {
-    let Ok(text) = core::str::from_utf8(data) else {
-        return;
-    };
-    for url in [Url::parse(text), Url::parse_listen(text)]
-        .into_iter()
-        .flatten()
-    {
-        let shown = url.to_string();
-        let debug = format!("{url:?}");
-        let again = match Url::parse(&shown) {
-            Ok(again) => again,
-            Err(e) => panic!("Display output {shown:?} does not re-parse: {e}"),
-        };
-        let expected = Url {
-            password: url.password.as_ref().map(|_| "***".to_owned()),
-            ..url.clone()
-        };
-        assert_eq!(
-            again, expected,
-            "Display output {shown:?} re-parses differently"
-        );
-
-        match Url::parse(&url.host_port()) {
-            Ok(hp) => {
-                assert_eq!(hp.host(), url.host(), "host_port host");
-                assert_eq!(hp.port(), url.port(), "host_port port");
-            }
-            Err(e) => panic!("host_port {:?} does not re-parse: {e}", url.host_port()),
-        }
-
-        // The output must not depend on the password's value at all.
-        let other = Url {
-            password: url.password.as_ref().map(|_| "other".to_owned()),
-            ..url.clone()
-        };
-        assert_eq!(shown, other.to_string(), "Display depends on the password");
-        assert_eq!(debug, format!("{other:?}"), "Debug depends on the password");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fuzzing::fuzz_url;
 
     fn url(s: &str) -> Url {
         match Url::parse(s) {
@@ -1073,24 +1022,19 @@ mod tests {
         let alphabet: Vec<char> = "amqps:/@[]%0123456789abcdefABCDEF.:?#\\ \u{e9}xyz-_~"
             .chars()
             .collect();
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut rng = crate::rng::Rng::new(0x9E37_79B9_7F4A_7C15);
         for _ in 0..20_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let len = (state % 24) as usize;
-            let mut s = String::new();
-            let mut x = state;
-            for _ in 0..len {
-                s.push(alphabet[(x % alphabet.len() as u64) as usize]);
-                x = x.rotate_left(7).wrapping_mul(0x2545_F491_4F6C_DD1D);
-            }
+            let len = (rng.next_u64() % 24) as usize;
+            let s: String = (0..len)
+                .map(|_| alphabet[(rng.next_u64() % alphabet.len() as u64) as usize])
+                .collect();
             fuzz_url(s.as_bytes());
         }
     }
 
     mod prop {
         use super::super::*;
+        use crate::fuzzing::fuzz_url;
         use proptest::prelude::*;
 
         proptest! {
