@@ -44,8 +44,8 @@ impl<H: MessagingHandler> fmt::Debug for SansIoContainer<H> {
 }
 
 impl<H: MessagingHandler> SansIoContainer<H> {
-    /// A container with this id. Drivers generate a UUID v4 when the user sets none (seed
-    /// §5.1.2); see [`uuid_from_bytes`](super::uuid_from_bytes).
+    /// A container with this id. Drivers generate a UUID v4 when the user sets none, as
+    /// Proton does; see [`uuid_from_bytes`](super::uuid_from_bytes).
     pub fn with_id(handler: H, id: impl Into<String>, now: Instant) -> Self {
         let id: String = id.into();
         let seed = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
