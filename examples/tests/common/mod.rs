@@ -204,9 +204,22 @@ impl Proc {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Kills the process (by PID) and reaps it.
+    /// Kills the process (by PID), reaps it, and waits (at most 2 s) until its output is read
+    /// to the end, so `stdout()` then holds every line it wrote before it died.
     pub fn kill(&mut self) {
+        self.stop();
+        let (m, cv) = &*self.lines;
+        let mut g = m.lock().unwrap();
+        let end = Instant::now() + Duration::from_secs(2);
+        while g.closed < 2 && Instant::now() < end {
+            g = cv.wait_timeout(g, Duration::from_millis(20)).unwrap().0;
+        }
+    }
+
+    /// Kills the process (by PID) and reaps it.
+    fn stop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
+            // Already gone is fine: the point is that it no longer runs.
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
@@ -219,7 +232,7 @@ fn tail(v: &[String]) -> Vec<String> {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        self.kill();
+        self.stop();
     }
 }
 
