@@ -334,7 +334,9 @@ impl<'a> Decoder<'a> {
         Ok(a)
     }
 
-    pub(super) fn array_body(&mut self, c: u8) -> Result<Array, DecodeError> {
+    /// Reads the size and count of an array (`c` is `array8` or `array32`) and returns the count
+    /// and a decoder, one level deeper, over the rest of its body (constructor and elements).
+    fn array_header(&mut self, c: u8) -> Result<(u32, Decoder<'a>), DecodeError> {
         let (size, count_width) = if c == code::ARRAY8 {
             (self.u8()? as usize, 1)
         } else {
@@ -351,6 +353,11 @@ impl<'a> Decoder<'a> {
         } else {
             d.run(be_u32)?
         };
+        Ok((count, d))
+    }
+
+    pub(super) fn array_body(&mut self, c: u8) -> Result<Array, DecodeError> {
+        let (count, mut d) = self.array_header(c)?;
         let mut ctor = d.u8()?;
         let descriptor = if ctor == code::DESCRIBED {
             let desc = d.read_descriptor()?;
@@ -402,22 +409,7 @@ impl<'a> Decoder<'a> {
     /// `expected` (undescribed), returning its count and a decoder over the element bodies and the
     /// element constructor.
     pub(super) fn typed_array(&mut self, c: u8) -> Result<(u32, u8, Decoder<'a>), DecodeError> {
-        let (size, count_width) = if c == code::ARRAY8 {
-            (self.u8()? as usize, 1)
-        } else {
-            (self.run(be_u32)? as usize, 4)
-        };
-        if size < count_width {
-            return Err(DecodeErrorKind::SizeMismatch.into());
-        }
-        let body = self.take(size)?;
-        let depth = self.enter()?;
-        let mut d = self.sub(body, depth);
-        let count = if count_width == 1 {
-            d.u8()? as u32
-        } else {
-            d.run(be_u32)?
-        };
+        let (count, mut d) = self.array_header(c)?;
         let ctor = d.u8()?;
         if count as usize > d.remaining() {
             return Err(DecodeErrorKind::CountExceedsSize {
