@@ -1,4 +1,4 @@
-//! The driver: one task that owns the sans-IO [`Container`](amqp_engine::messaging::Container),
+//! The driver: one task that owns a sans-IO core ([`IoCore`], e.g. the Proton container),
 //! carries out its [`IoRequest`]s on a [`Runtime`], and feeds it what the sockets and timers
 //! produce. Each transport has a reader task (reads into a reused buffer) and a writer task
 //! (writes whole coalesced buffers); they talk to the driver over channels.
@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amqp_engine::messaging::{
-    AcceptorHandle, IoRequest, MessagingHandler, SansIoContainer as Core, TlsConnect,
-    TransportError, TransportErrorKind, TransportId, TransportInfo,
+    AcceptorHandle, IoCore, IoRequest, TlsConnect, TransportError, TransportErrorKind, TransportId,
+    TransportInfo,
 };
 use bytes::{Bytes, BytesMut};
 use event_listener::Event as Notify;
@@ -155,23 +155,16 @@ pub(crate) fn wake_channel() -> (
 
 /// Runs a container to completion on a runtime: returns it when it is done (stopped, or
 /// nothing left to do).
-pub(crate) async fn drive<H: MessagingHandler + Send + 'static, R: Runtime>(
-    mut core: Core<H>,
-    rt: R,
-) -> Core<H> {
+pub(crate) async fn drive<C: IoCore, R: Runtime>(mut core: C, rt: R) -> C {
     let (tx, mut rx) = mpsc::unbounded::<IoEventBox>();
-    drive_with(&mut core, rt, tx, &mut rx, None::<fn(&mut Core<H>)>).await;
+    drive_with(&mut core, rt, tx, &mut rx, None::<fn(&mut C)>).await;
     core
 }
 
 /// The driver loop with a hook called after each batch of events (used by the async API to
 /// move work between its shared state and the container).
-pub(crate) async fn drive_with<
-    H: MessagingHandler + Send + 'static,
-    R: Runtime,
-    F: FnMut(&mut Core<H>),
->(
-    core: &mut Core<H>,
+pub(crate) async fn drive_with<C: IoCore, R: Runtime, F: FnMut(&mut C)>(
+    core: &mut C,
     rt: R,
     tx: mpsc::UnboundedSender<IoEventBox>,
     rx: &mut mpsc::UnboundedReceiver<IoEventBox>,
@@ -235,9 +228,9 @@ pub(crate) async fn drive_with<
     }
 }
 
-fn handle<H: MessagingHandler + Send + 'static, R: Runtime>(
+fn handle<C: IoCore, R: Runtime>(
     ev: IoEvent,
-    core: &mut Core<H>,
+    core: &mut C,
     rt: &R,
     tx: &mpsc::UnboundedSender<IoEventBox>,
     transports: &mut Transports,
@@ -290,9 +283,9 @@ fn handle<H: MessagingHandler + Send + 'static, R: Runtime>(
     }
 }
 
-fn carry_out<H: MessagingHandler + Send + 'static, R: Runtime>(
+fn carry_out<C: IoCore, R: Runtime>(
     req: IoRequest,
-    core: &mut Core<H>,
+    core: &mut C,
     rt: &R,
     tx: &mpsc::UnboundedSender<IoEventBox>,
     transports: &mut Transports,

@@ -1,10 +1,11 @@
 //! What the container asks its driver to do ([`IoRequest`]) and what the driver tells it about
 //! transports and listeners.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::error::TransportError;
 use super::handles::{AcceptorHandle, TransportId};
 use super::options::TlsOptions;
 use super::url::Url;
@@ -111,4 +112,49 @@ pub struct ListenOptions {
 pub(super) struct Acceptor {
     pub(super) url: Url,
     pub(super) options: ListenOptions,
+}
+
+/// The I/O side of a sans-IO core, as a driver sees it: the requests it must carry out and
+/// the calls through which it reports what sockets, listeners and the clock did.
+///
+/// [`SansIoContainer`](super::SansIoContainer) implements it; a driver written against this
+/// trait (the async adapters' driver, a `mio` loop, a test's simulated network) runs any
+/// core that does. Time is always an argument: a core never reads a clock.
+pub trait IoCore {
+    /// Starts the core (the container calls `on_start`).
+    fn start(&mut self, now: Instant);
+    /// The next I/O request, if any.
+    fn poll_io(&mut self) -> Option<IoRequest>;
+    /// When to call [`handle_timeout`](Self::handle_timeout) next.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// True when the core has nothing left to do: the driver's loop ends.
+    fn is_done(&self) -> bool;
+    /// Time passed.
+    fn handle_timeout(&mut self, now: Instant);
+    /// True while `t` is still wanted. A connect that completes for a transport that is no
+    /// longer wanted must be closed by the driver.
+    fn is_transport_live(&self, t: TransportId) -> bool;
+    /// A transport came up.
+    fn handle_connected(&mut self, t: TransportId, info: TransportInfo, now: Instant);
+    /// A connect attempt failed.
+    fn handle_connect_failed(&mut self, t: TransportId, reason: TransportError, now: Instant);
+    /// Bytes arrived on a transport.
+    fn handle_read(&mut self, t: TransportId, data: &[u8], now: Instant);
+    /// The transport closed (EOF, or an error).
+    fn handle_disconnected(&mut self, t: TransportId, reason: Option<TransportError>, now: Instant);
+    /// A listener is bound (`Ok(port)`) or failed.
+    fn handle_listening(
+        &mut self,
+        acceptor: AcceptorHandle,
+        result: Result<u16, TransportError>,
+        now: Instant,
+    );
+    /// A listener accepted a transport: returns its id for later calls, or `None` when the
+    /// core refuses it (the driver drops the socket).
+    fn handle_accepted(
+        &mut self,
+        acceptor: AcceptorHandle,
+        info: TransportInfo,
+        now: Instant,
+    ) -> Option<TransportId>;
 }

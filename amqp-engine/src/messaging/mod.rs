@@ -58,7 +58,7 @@ pub use handles::{
     AcceptorHandle, ConnectionHandle, DeliveryHandle, LinkHandle, SessionHandle, TimerHandle,
     Tracker, TransportId,
 };
-pub use io::{IoRequest, ListenOptions, TlsConnect, TlsListen, TransportInfo};
+pub use io::{IoCore, IoRequest, ListenOptions, TlsConnect, TlsListen, TransportInfo};
 pub use link_options::{LinkOption, LinkOptions, SELECTOR_FILTER_CODE};
 pub use options::{
     ConnectOptions, OptionsError, PemSource, ResolvedTargets, TlsOptions, VerifyMode,

@@ -53,7 +53,7 @@ pub(super) enum TimerKind {
 /// ```
 /// use std::time::{Duration, Instant};
 /// use amqp_engine::messaging::sim::World;
-/// use amqp_engine::messaging::{Event, MessagingHandler, SansIoContainer};
+/// use amqp_engine::messaging::{Event, IoCore, MessagingHandler, SansIoContainer};
 ///
 /// #[derive(Default)]
 /// struct Recurring { ticks: u32 }

@@ -40,96 +40,17 @@ use super::container::SansIoContainer;
 use super::error::{TransportError, TransportErrorKind};
 use super::handler::MessagingHandler;
 use super::handles::{AcceptorHandle, TransportId};
-use super::io::{IoRequest, TransportInfo};
+use super::io::{IoCore, IoRequest, TransportInfo};
 use crate::rng::Rng;
 
-/// A container as the simulated network sees it.
-pub trait Node {
-    /// See [`SansIoContainer::start`].
-    fn start(&mut self, now: Instant);
-    /// See [`SansIoContainer::poll_io`].
-    fn poll_io(&mut self) -> Option<IoRequest>;
-    /// See [`SansIoContainer::poll_timeout`].
-    fn poll_timeout(&self) -> Option<Instant>;
-    /// See [`SansIoContainer::handle_timeout`].
-    fn handle_timeout(&mut self, now: Instant);
-    /// See [`SansIoContainer::handle_connected`].
-    fn handle_connected(&mut self, t: TransportId, info: TransportInfo, now: Instant);
-    /// See [`SansIoContainer::handle_connect_failed`].
-    fn handle_connect_failed(&mut self, t: TransportId, reason: TransportError, now: Instant);
-    /// See [`SansIoContainer::handle_read`].
-    fn handle_read(&mut self, t: TransportId, data: &[u8], now: Instant);
-    /// See [`SansIoContainer::handle_disconnected`].
-    fn handle_disconnected(&mut self, t: TransportId, reason: Option<TransportError>, now: Instant);
-    /// See [`SansIoContainer::handle_listening`].
-    fn handle_listening(
-        &mut self,
-        a: AcceptorHandle,
-        result: Result<u16, TransportError>,
-        now: Instant,
-    );
-    /// See [`SansIoContainer::handle_accepted`].
-    fn handle_accepted(
-        &mut self,
-        a: AcceptorHandle,
-        info: TransportInfo,
-        now: Instant,
-    ) -> Option<TransportId>;
-    /// See [`SansIoContainer::is_done`].
-    fn is_done(&self) -> bool;
-    /// The node as `Any`, to reach the handler.
+/// A node of the simulated network: any sans-IO core, reachable as `Any` to get at its
+/// handler or state after a run.
+pub trait Node: IoCore {
+    /// The node as `Any`.
     fn as_any(&mut self) -> &mut dyn std::any::Any;
 }
 
-impl<H: MessagingHandler + 'static> Node for SansIoContainer<H> {
-    fn start(&mut self, now: Instant) {
-        SansIoContainer::start(self, now)
-    }
-    fn poll_io(&mut self) -> Option<IoRequest> {
-        SansIoContainer::poll_io(self)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        SansIoContainer::poll_timeout(self)
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        SansIoContainer::handle_timeout(self, now)
-    }
-    fn handle_connected(&mut self, t: TransportId, info: TransportInfo, now: Instant) {
-        SansIoContainer::handle_connected(self, t, info, now)
-    }
-    fn handle_connect_failed(&mut self, t: TransportId, reason: TransportError, now: Instant) {
-        SansIoContainer::handle_connect_failed(self, t, reason, now)
-    }
-    fn handle_read(&mut self, t: TransportId, data: &[u8], now: Instant) {
-        SansIoContainer::handle_read(self, t, data, now)
-    }
-    fn handle_disconnected(
-        &mut self,
-        t: TransportId,
-        reason: Option<TransportError>,
-        now: Instant,
-    ) {
-        SansIoContainer::handle_disconnected(self, t, reason, now)
-    }
-    fn handle_listening(
-        &mut self,
-        a: AcceptorHandle,
-        result: Result<u16, TransportError>,
-        now: Instant,
-    ) {
-        SansIoContainer::handle_listening(self, a, result, now)
-    }
-    fn handle_accepted(
-        &mut self,
-        a: AcceptorHandle,
-        info: TransportInfo,
-        now: Instant,
-    ) -> Option<TransportId> {
-        SansIoContainer::handle_accepted(self, a, info, now)
-    }
-    fn is_done(&self) -> bool {
-        SansIoContainer::is_done(self)
-    }
+impl<T: IoCore + 'static> Node for T {
     fn as_any(&mut self) -> &mut dyn std::any::Any {
         self
     }
