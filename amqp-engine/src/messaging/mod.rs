@@ -29,9 +29,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod client_core;
 mod connect_config;
 mod container;
 mod defaults;
+mod drive;
 mod engine_events;
 mod error;
 mod handler;
@@ -47,6 +49,7 @@ mod reconnect;
 pub mod sim;
 mod url;
 
+pub use client_core::{ClientCore, ClientEvent};
 pub use connect_config::{
     connect_config_search_paths, parse_connect_config, strip_json_comments, ConnectConfig,
     SaslConfig,
