@@ -136,14 +136,14 @@ pub(crate) struct Waker {
 pub(crate) struct IoEventBox(IoEvent);
 
 impl Waker {
-    /// Makes the driver poll the container again (its hook runs before the next wait).
+    /// Makes the driver poll the core again.
     pub(crate) fn wake(&self) {
         let _ = self.tx.unbounded_send(IoEventBox(IoEvent::Wake));
     }
 }
 
-/// The event channel of [`drive_with`] and a [`Waker`] feeding it: a task that shares state
-/// with the driver's hook calls [`Waker::wake`] after changing it.
+/// The event channel of [`drive_with`] and a [`Waker`] feeding it: a task that shares the
+/// core with the driver calls [`Waker::wake`] after changing it.
 pub(crate) fn wake_channel() -> (
     Waker,
     mpsc::UnboundedSender<IoEventBox>,
@@ -157,27 +157,23 @@ pub(crate) fn wake_channel() -> (
 /// nothing left to do).
 pub(crate) async fn drive<C: IoCore, R: Runtime>(mut core: C, rt: R) -> C {
     let (tx, mut rx) = mpsc::unbounded::<IoEventBox>();
-    drive_with(&mut core, rt, tx, &mut rx, None::<fn(&mut C)>).await;
+    drive_with(&mut core, rt, tx, &mut rx).await;
     core
 }
 
-/// The driver loop with a hook called after each batch of events (used by the async API to
-/// move work between its shared state and the container).
-pub(crate) async fn drive_with<C: IoCore, R: Runtime, F: FnMut(&mut C)>(
+/// The driver loop, with the event channel given (the async API keeps a [`Waker`] feeding
+/// it, to be polled again after a handle changed the core).
+pub(crate) async fn drive_with<C: IoCore, R: Runtime>(
     core: &mut C,
     rt: R,
     tx: mpsc::UnboundedSender<IoEventBox>,
     rx: &mut mpsc::UnboundedReceiver<IoEventBox>,
-    mut hook: Option<F>,
 ) {
     let mut transports = Transports::default();
     let mut listeners: HashMap<AcceptorHandle, Listening> = HashMap::new();
     let trace = crate::trace::enabled();
     core.start(Instant::now());
     loop {
-        if let Some(h) = hook.as_mut() {
-            h(core);
-        }
         while let Some(req) = core.poll_io() {
             carry_out(req, core, &rt, &tx, &mut transports, &mut listeners, trace);
         }

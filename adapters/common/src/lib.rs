@@ -29,8 +29,10 @@ use std::marker::PhantomData;
 use std::time::Instant;
 
 use amqp_engine::messaging::{
-    uuid_from_bytes, ContainerContext, MessagingHandler, SansIoContainer as Core,
+    uuid_from_bytes, ClientCore, ContainerContext, MessagingHandler, SansIoContainer as Core,
 };
+#[cfg(feature = "gssapi")]
+use amqp_engine::sasl::ClientMechanismFactory;
 
 pub use amqp_engine;
 #[cfg(feature = "gssapi")]
@@ -87,9 +89,37 @@ pub fn os_random(buf: &mut [u8]) {
     }
 }
 
-/// Prepares a new container core: OS randomness, Proton's connect config file, and the
+/// What [`prepare`] sets on a sans-IO core (the container's or the client's).
+trait CoreSetup {
+    fn set_entropy(&mut self, f: fn(&mut [u8]));
+    fn set_connect_config(&mut self, json: Option<String>);
+    #[cfg(feature = "gssapi")]
+    fn add_client_mechanism(&mut self, m: std::sync::Arc<dyn ClientMechanismFactory>);
+}
+
+/// Implements [`CoreSetup`] by forwarding to the core's own methods of the same names.
+macro_rules! core_setup {
+    ($t:ty $(, $g:ident: $b:path)?) => {
+        impl$(<$g: $b>)? CoreSetup for $t {
+            fn set_entropy(&mut self, f: fn(&mut [u8])) {
+                <$t>::set_entropy(self, f);
+            }
+            fn set_connect_config(&mut self, json: Option<String>) {
+                <$t>::set_connect_config(self, json);
+            }
+            #[cfg(feature = "gssapi")]
+            fn add_client_mechanism(&mut self, m: std::sync::Arc<dyn ClientMechanismFactory>) {
+                <$t>::add_client_mechanism(self, m);
+            }
+        }
+    };
+}
+core_setup!(Core<H>, H: MessagingHandler);
+core_setup!(ClientCore);
+
+/// Prepares a new sans-IO core: OS randomness, Proton's connect config file, and the
 /// client mechanisms of enabled features (GSSAPI).
-fn prepare<H: MessagingHandler>(core: &mut Core<H>) {
+fn prepare(core: &mut impl CoreSetup) {
     core.set_entropy(os_random);
     if let Some(cfg) = read_connect_config() {
         core.set_connect_config(Some(cfg));
