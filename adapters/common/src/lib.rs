@@ -97,25 +97,31 @@ trait CoreSetup {
     fn add_client_mechanism(&mut self, m: std::sync::Arc<dyn ClientMechanismFactory>);
 }
 
-/// Implements [`CoreSetup`] by forwarding to the core's own methods of the same names.
-macro_rules! core_setup {
-    ($t:ty $(, $g:ident: $b:path)?) => {
-        impl$(<$g: $b>)? CoreSetup for $t {
-            fn set_entropy(&mut self, f: fn(&mut [u8])) {
-                <$t>::set_entropy(self, f);
-            }
-            fn set_connect_config(&mut self, json: Option<String>) {
-                <$t>::set_connect_config(self, json);
-            }
-            #[cfg(feature = "gssapi")]
-            fn add_client_mechanism(&mut self, m: std::sync::Arc<dyn ClientMechanismFactory>) {
-                <$t>::add_client_mechanism(self, m);
-            }
-        }
-    };
+impl<H: MessagingHandler> CoreSetup for Core<H> {
+    fn set_entropy(&mut self, f: fn(&mut [u8])) {
+        Core::set_entropy(self, f);
+    }
+    fn set_connect_config(&mut self, json: Option<String>) {
+        Core::set_connect_config(self, json);
+    }
+    #[cfg(feature = "gssapi")]
+    fn add_client_mechanism(&mut self, m: std::sync::Arc<dyn ClientMechanismFactory>) {
+        Core::add_client_mechanism(self, m);
+    }
 }
-core_setup!(Core<H>, H: MessagingHandler);
-core_setup!(ClientCore);
+
+impl CoreSetup for ClientCore {
+    fn set_entropy(&mut self, f: fn(&mut [u8])) {
+        ClientCore::set_entropy(self, f);
+    }
+    fn set_connect_config(&mut self, json: Option<String>) {
+        ClientCore::set_connect_config(self, json);
+    }
+    #[cfg(feature = "gssapi")]
+    fn add_client_mechanism(&mut self, m: std::sync::Arc<dyn ClientMechanismFactory>) {
+        ClientCore::add_client_mechanism(self, m);
+    }
+}
 
 /// Prepares a new sans-IO core: OS randomness, Proton's connect config file, and the
 /// client mechanisms of enabled features (GSSAPI).

@@ -46,7 +46,8 @@ pub(super) struct LinkRec {
 /// generation number tells transports apart), the reconnect and failover state of an outgoing
 /// connection, the link records re-attached after a reconnect, and what is in doubt when a
 /// transport ends. The [`ContainerContext`](super::ContainerContext) owns many and turns their engine events
-/// into handler events.
+/// into events, which the [`SansIoContainer`](super::SansIoContainer) dispatches to its handler and the
+/// [`ClientCore`](super::ClientCore) reports as [`ClientEvent`](super::ClientEvent)s.
 pub(super) struct ManagedConnection {
     /// The current transport's generation: I/O results for older ones are ignored.
     pub(super) gen: u32,

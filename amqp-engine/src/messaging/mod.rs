@@ -3,6 +3,9 @@
 //! `create_sender`, `send`, `schedule`, …); [`SansIoContainer`], the state machine an adapter
 //! drives (one managed connection per logical connection: its transport, reconnect and
 //! failover state, link records re-attached after a reconnect, in-doubt deliveries);
+//! [`ClientCore`], its sibling under the async API: the same managed connections driven by
+//! direct calls (send, settle, credit, close) that reports [`ClientEvent`]s instead of
+//! calling a handler; [`IoCore`], the driver's view of either;
 //! connection [`Url`]s, [`ConnectOptions`] and Proton's `connect.json`, reconnect policies
 //! ([`Backoff`], any [`ReconnectPolicy`]) and [`Failover`]; typed errors
 //! ([`MessagingError`], [`TransportError`]). With the `sim` feature, `messaging::sim` runs containers
