@@ -1,6 +1,6 @@
 //! The async API: [`Client`] and its connection, senders, receivers and deliveries.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::marker::PhantomData;

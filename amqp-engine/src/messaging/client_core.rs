@@ -333,10 +333,14 @@ impl ClientCore {
                 }),
                 _ => None,
             },
-            EventType::Accepted
-            | EventType::Rejected
-            | EventType::Released
-            | EventType::Settled => ctx
+            EventType::Accepted | EventType::Rejected | EventType::Released => ctx
+                .tracker
+                .map(|t| ClientEvent::Outcome(t, ctx.state.clone())),
+            // Settled with a terminal state: its outcome was just reported.
+            EventType::Settled if ctx.state.as_ref().is_some_and(DeliveryState::is_terminal) => {
+                None
+            }
+            EventType::Settled => ctx
                 .tracker
                 .map(|t| ClientEvent::Outcome(t, ctx.state.clone())),
             EventType::InDoubt => ctx.tracker.map(ClientEvent::InDoubt),

@@ -3,6 +3,8 @@
 
 use super::*;
 
+use rustc_hash::FxHashMap;
+
 /// Wakers of tasks waiting for a state change (several tasks may wait on one link).
 #[derive(Default)]
 pub(super) struct Waiters(Vec<Waker>);
@@ -148,11 +150,11 @@ pub(super) struct State {
     pub(super) peer_error: Option<AmqpError>,
     pub(super) transport_error: Option<TransportError>,
     pub(super) waiters: Waiters,
-    pub(super) links: HashMap<LinkHandle, LinkState>,
+    pub(super) links: FxHashMap<LinkHandle, LinkState>,
     /// The outcome of every message sent or queued, by ticket.
-    pub(super) outcomes: HashMap<u64, Slot>,
+    pub(super) outcomes: FxHashMap<u64, Slot>,
     /// The ticket of every message the core sent whose outcome is still awaited.
-    pub(super) trackers: HashMap<Tracker, u64>,
+    pub(super) trackers: FxHashMap<Tracker, u64>,
     pub(super) next_ticket: u64,
 }
 
@@ -169,9 +171,9 @@ impl State {
             peer_error: None,
             transport_error: None,
             waiters: Waiters::default(),
-            links: HashMap::new(),
-            outcomes: HashMap::new(),
-            trackers: HashMap::new(),
+            links: FxHashMap::default(),
+            outcomes: FxHashMap::default(),
+            trackers: FxHashMap::default(),
             next_ticket: 0,
         }
     }
@@ -200,18 +202,21 @@ impl State {
     }
 
     pub(super) fn complete(&mut self, ticket: u64, r: Result<Outcome, ClientError>) {
-        match self.outcomes.get_mut(&ticket) {
-            Some(Slot::Pending(w)) => {
+        let Some(slot) = self.outcomes.get_mut(&ticket) else {
+            return;
+        };
+        match slot {
+            Slot::Pending(w) => {
                 let w = w.take();
-                self.outcomes.insert(ticket, Slot::Done(r));
+                *slot = Slot::Done(r);
                 if let Some(w) = w {
                     w.wake();
                 }
             }
-            Some(Slot::Detached) => {
+            Slot::Detached => {
                 self.outcomes.remove(&ticket);
             }
-            _ => {}
+            Slot::Done(_) => {}
         }
     }
 
