@@ -63,6 +63,14 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// The link is closed, by us.
+    fn closed_here() -> ClientError {
+        ClientError::LinkClosed {
+            remote: false,
+            error: None,
+        }
+    }
+
     /// The peer's AMQP error condition, if the peer gave one.
     pub fn condition(&self) -> Option<&AmqpError> {
         match self {
@@ -546,18 +554,12 @@ impl Connection {
         poll_fn(|cx| {
             let mut st = shared.lock();
             let Some(l) = st.links.get_mut(&id) else {
-                return Poll::Ready(Err(ClientError::LinkClosed {
-                    remote: false,
-                    error: None,
-                }));
+                return Poll::Ready(Err(ClientError::closed_here()));
             };
             match l.phase {
                 Phase::Open => Poll::Ready(Ok(())),
                 Phase::Closed => {
-                    Poll::Ready(Err(l.closed_error().unwrap_or(ClientError::LinkClosed {
-                        remote: false,
-                        error: None,
-                    })))
+                    Poll::Ready(Err(l.closed_error().unwrap_or(ClientError::closed_here())))
                 }
                 Phase::Attaching => {
                     l.waiters.register(cx.waker());

@@ -315,10 +315,7 @@ impl State {
                 l.phase = Phase::Closed;
                 l.error = conn_err.clone();
                 if !l.close_requested {
-                    l.close_result = Err(conn_err.clone().unwrap_or(ClientError::LinkClosed {
-                        remote: false,
-                        error: None,
-                    }));
+                    l.close_result = Err(conn_err.clone().unwrap_or(ClientError::closed_here()));
                 }
             }
             failed.extend(l.unsent.drain(..).map(|(_, t)| t));

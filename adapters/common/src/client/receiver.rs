@@ -182,10 +182,7 @@ impl Receiver {
             }
             let State { core, links, .. } = st;
             let Some(l) = links.get_mut(&lh) else {
-                let e = ClientError::LinkClosed {
-                    remote: false,
-                    error: None,
-                };
+                let e = ClientError::closed_here();
                 return (Err(e), false);
             };
             if let Some(e) = l.closed_error() {
@@ -207,10 +204,7 @@ impl Receiver {
             let mut st = shared.lock();
             let conn_err = st.conn_error();
             let Some(l) = st.links.get_mut(&lh) else {
-                return Poll::Ready(Err(ClientError::LinkClosed {
-                    remote: false,
-                    error: None,
-                }));
+                return Poll::Ready(Err(ClientError::closed_here()));
             };
             if l.drains_done >= ticket {
                 return Poll::Ready(Ok(()));

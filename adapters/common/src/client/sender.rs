@@ -87,10 +87,7 @@ impl Sender {
         }
         let credit = st.core.credit(self.link.id);
         let Some(l) = st.links.get_mut(&self.link.id) else {
-            return Poll::Ready(Err(ClientError::LinkClosed {
-                remote: false,
-                error: None,
-            }));
+            return Poll::Ready(Err(ClientError::closed_here()));
         };
         if let Some(e) = l.closed_error() {
             return Poll::Ready(Err(e));
@@ -116,10 +113,7 @@ impl Sender {
             }
             let credit = st.core.credit(lh);
             let Some(l) = st.links.get_mut(&lh) else {
-                let e = ClientError::LinkClosed {
-                    remote: false,
-                    error: None,
-                };
+                let e = ClientError::closed_here();
                 return (Err(TrySendError::Closed(Box::new(msg), e)), false);
             };
             if let Some(e) = l.closed_error() {

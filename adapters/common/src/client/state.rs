@@ -104,12 +104,8 @@ impl LinkState {
     }
 
     pub(super) fn closed_error(&self) -> Option<ClientError> {
-        (self.phase == Phase::Closed).then(|| {
-            self.error.clone().unwrap_or(ClientError::LinkClosed {
-                remote: false,
-                error: None,
-            })
-        })
+        (self.phase == Phase::Closed)
+            .then(|| self.error.clone().unwrap_or(ClientError::closed_here()))
     }
 
     /// Room for `send` (the credit covers it).
