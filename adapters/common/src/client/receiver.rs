@@ -249,8 +249,8 @@ impl futures::Stream for Receiver {
 /// A received message, to settle with [`accept`](Self::accept), [`reject`](Self::reject),
 /// [`release`](Self::release) or [`modify`](Self::modify).
 ///
-/// Settling is synchronous: it queues the disposition for the driver (which batches
-/// dispositions into ranges) and never waits; it fails only if the delivery is already
+/// Settling is synchronous: it hands the disposition to the engine (which batches
+/// dispositions into ranges) and wakes the driver to write it; it never waits; it fails only if the delivery is already
 /// settled or the connection is closed. A delivery dropped unsettled is accepted, as Proton's
 /// `auto_accept` does after `on_message`, unless its receiver's
 /// [`set_auto_accept(false)`](Receiver::set_auto_accept) turned that off;
