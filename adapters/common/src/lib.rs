@@ -42,9 +42,13 @@ pub use client::{
     Client, ClientError, ConnectTarget, Connection, Delivery, Outcome, Receiver, SendFuture,
     Sender, TrySendError, DEFAULT_PREFETCH, DEFAULT_SEND_BUFFER,
 };
-pub use driver::{FLUSH_GRACE, READ_CHUNK, TLS_HANDSHAKE_TIMEOUT, WRITE_HIGH_WATER};
+pub use driver::{
+    ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, FLUSH_GRACE, READ_CHUNK, TLS_HANDSHAKE_TIMEOUT,
+    WRITE_HIGH_WATER,
+};
 pub use runtime::{
-    bind_tcp_listener, AcceptFuture, AsyncStream, BlockOn, BoxFuture, BoxStream, Listener, Runtime,
+    bind_tcp_listener, AcceptFuture, AsyncStream, BlockOn, BoxFuture, BoxStream, BoxTimer,
+    Listener, Runtime, Timer,
 };
 
 /// Re-exports, at a runtime crate's root, everything a user of that crate needs: the

@@ -49,11 +49,12 @@
 
 mod quick_ack;
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use amqp_adapter::{BlockOn, BoxFuture, BoxStream, Listener, Runtime};
+use amqp_adapter::{BlockOn, BoxFuture, BoxStream, BoxTimer, Listener, Runtime, Timer};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 amqp_adapter::reexport_user_api!();
@@ -134,6 +135,22 @@ impl Tokio {
     }
 }
 
+/// tokio's `Sleep`, re-armed in place by [`Timer::reset`].
+struct TokioTimer(std::pin::Pin<Box<tokio::time::Sleep>>);
+
+impl Timer for TokioTimer {
+    fn reset(mut self: std::pin::Pin<&mut Self>, deadline: Instant) {
+        self.0.as_mut().reset(deadline.into());
+    }
+
+    fn poll_expired(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
 struct TokioListener(tokio::net::TcpListener);
 
 impl Listener for TokioListener {
@@ -163,6 +180,12 @@ impl Runtime for Tokio {
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
         Box::pin(tokio::time::sleep_until(deadline.into()))
+    }
+
+    fn timer(&self, deadline: Instant) -> BoxTimer {
+        Box::pin(TokioTimer(Box::pin(tokio::time::sleep_until(
+            deadline.into(),
+        ))))
     }
 
     fn connect(&self, addr: SocketAddr) -> BoxFuture<io::Result<BoxStream>> {

@@ -4,6 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::BytesMut;
+
 use super::error::TransportError;
 use super::handler::{Event, EventContext, EventType, MessagingHandler};
 use super::handles::{AcceptorHandle, TimerHandle, TransportId};
@@ -98,6 +100,28 @@ impl<H: MessagingHandler> SansIoContainer<H> {
     /// The container id.
     pub fn id(&self) -> &str {
         &self.reactor.id
+    }
+
+    /// Hands what a transport read to its connection's engine, then runs the handler.
+    fn feed(
+        &mut self,
+        t: TransportId,
+        now: Instant,
+        input: impl FnOnce(&mut crate::Connection) -> Result<(), crate::ConnectionError>,
+    ) {
+        self.reactor.now = now;
+        if !self.reactor.valid(t) {
+            return;
+        }
+        if let Some(c) = self.reactor.conns.get_mut(t.conn) {
+            if let Some(e) = c.engine.as_mut() {
+                // A fatal error also comes out as an engine event, handled there.
+                let _ = input(e);
+                c.dirty = true;
+            }
+        }
+        self.reactor.process_engine(t.conn);
+        self.pump();
     }
 
     /// Dispatches pending events to the handler and flushes output, until quiet.
@@ -312,19 +336,12 @@ impl<H: MessagingHandler> IoCore for SansIoContainer<H> {
 
     /// Bytes arrived on a transport.
     fn handle_read(&mut self, t: TransportId, data: &[u8], now: Instant) {
-        self.reactor.now = now;
-        if !self.reactor.valid(t) {
-            return;
-        }
-        if let Some(c) = self.reactor.conns.get_mut(t.conn) {
-            if let Some(e) = c.engine.as_mut() {
-                // A fatal error also comes out as an engine event, handled there.
-                let _ = e.handle_input(data, now);
-                c.dirty = true;
-            }
-        }
-        self.reactor.process_engine(t.conn);
-        self.pump();
+        self.feed(t, now, |e| e.handle_input(data, now));
+    }
+
+    /// Bytes arrived on a transport, in a buffer the engine takes over (no copy).
+    fn handle_read_owned(&mut self, t: TransportId, data: BytesMut, now: Instant) {
+        self.feed(t, now, |e| e.handle_input_owned(data, now));
     }
 
     /// The transport closed (EOF or error).
@@ -393,6 +410,27 @@ impl<H: MessagingHandler> IoCore for SansIoContainer<H> {
                 self.reactor.push(EventType::AcceptorError, ctx);
             }
         }
+        self.pump();
+    }
+
+    /// A connection a listener accepted failed before it became a transport (its TLS
+    /// handshake): the handler's `on_transport_error`, with the listener and the typed error.
+    fn handle_accept_failed(
+        &mut self,
+        acceptor: AcceptorHandle,
+        error: TransportError,
+        now: Instant,
+    ) {
+        self.reactor.now = now;
+        if self.reactor.acceptors.get(acceptor.0).is_none() {
+            return;
+        }
+        let ctx = EventContext {
+            acceptor: Some(acceptor),
+            transport_error: Some(error),
+            ..EventContext::default()
+        };
+        self.reactor.push(EventType::TransportError, ctx);
         self.pump();
     }
 

@@ -243,7 +243,7 @@ impl ContainerContext {
         };
         let host = url.host().to_string();
         let port = url.port();
-        let key = self.acceptors.insert(Acceptor { url, options });
+        let key = self.acceptors.insert(Acceptor::new(url, options));
         let acceptor = AcceptorHandle(key);
         self.io.push_back(IoRequest::Listen {
             acceptor,
