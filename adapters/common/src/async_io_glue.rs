@@ -70,6 +70,8 @@ impl Listener for AsyncNetListener {
         Box::pin(async move {
             let (s, a) = self.0.accept().await?;
             s.set_nodelay(true)?;
+            #[cfg(unix)]
+            let s = crate::QuickAck::new(s, |s| crate::set_quickack(s));
             Ok((Box::new(s) as BoxStream, a))
         })
     }

@@ -47,8 +47,6 @@
 //! # }
 //! ```
 
-mod quick_ack;
-
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -162,10 +160,13 @@ impl Listener for TokioListener {
         Box::pin(async move {
             let (s, a) = self.0.accept().await?;
             s.set_nodelay(true)?;
-            Ok((
-                Box::new(quick_ack::QuickAck::new(s).compat()) as BoxStream,
-                a,
-            ))
+            #[cfg(unix)]
+            let s = amqp_adapter::QuickAck::new(s.compat(), |s| {
+                amqp_adapter::set_quickack(s.get_ref())
+            });
+            #[cfg(not(unix))]
+            let s = s.compat();
+            Ok((Box::new(s) as BoxStream, a))
         })
     }
     fn local_addr(&self) -> io::Result<SocketAddr> {

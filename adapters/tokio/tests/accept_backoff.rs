@@ -36,7 +36,9 @@ fn cpu_time(proc_stat: &mut std::fs::File) -> Duration {
     use std::io::Seek;
     let mut stat = String::new();
     proc_stat.rewind().expect("rewind");
-    proc_stat.read_to_string(&mut stat).expect("/proc/self/stat");
+    proc_stat
+        .read_to_string(&mut stat)
+        .expect("/proc/self/stat");
     // The fields after the command name (which is in parentheses and may hold spaces).
     let rest = &stat[stat.rfind(')').expect("comm") + 2..];
     let f: Vec<u64> = rest

@@ -81,9 +81,9 @@ impl ContainerContext {
         sasl.nonce = self.random_bytes(24);
         cfg.sasl = SaslMode::Server(sasl);
         let engine = Connection::new(Side::Server, cfg, self.now);
-        let ck = self
-            .conns
-            .insert(ManagedConnection::accepted(engine, acceptor, admission));
+        let ck = self.conns.insert(Box::new(ManagedConnection::accepted(
+            engine, acceptor, admission,
+        )));
         Some(TransportId { conn: ck, gen: 1 })
     }
 
