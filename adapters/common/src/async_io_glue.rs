@@ -71,7 +71,7 @@ impl Listener for AsyncNetListener {
             let (s, a) = self.0.accept().await?;
             s.set_nodelay(true)?;
             #[cfg(unix)]
-            let s = crate::QuickAck::new(s, |s| crate::set_quickack(s));
+            let s = crate::QuickAck::new(s, crate::set_quickack);
             Ok((Box::new(s) as BoxStream, a))
         })
     }

@@ -438,7 +438,7 @@ impl<R: Runtime, C: IoCore> Driver<R, C> {
             Transport {
                 writer: wtx,
                 pending: pending.clone(),
-                tracer: self.trace.then(|| Tracer::new()),
+                tracer: self.trace.then(Tracer::new),
             },
         );
         let writers = transport::writer_started(&self.writers);
