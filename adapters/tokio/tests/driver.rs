@@ -333,3 +333,58 @@ fn a_listener_past_max_connections_refuses_with_resource_limit_exceeded() {
     );
     assert!(h.took.unwrap() < Duration::from_secs(2), "{:?}", h.took);
 }
+
+/// Listens with the given options, sends its port, and stops after `for_`.
+struct ListenFor {
+    options: ListenOptions,
+    for_: Duration,
+    port: std::sync::mpsc::Sender<u16>,
+}
+
+impl MessagingHandler for ListenFor {
+    fn on_start(&mut self, e: &mut Event<'_>) {
+        e.container().schedule(self.for_);
+        e.container()
+            .listen_with("127.0.0.1:0", self.options.clone())
+            .unwrap();
+    }
+    fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
+        let a = e.acceptor().unwrap();
+        let _ = self.port.send(e.container().acceptor_port(a).unwrap());
+    }
+    fn on_timer_task(&mut self, e: &mut Event<'_>) {
+        e.container().stop();
+    }
+}
+
+/// A listener's `handshake_timeout` closes a client that connects and says nothing after
+/// that time, not the engine's default 10 s.
+#[test]
+fn a_listeners_handshake_timeout_closes_a_silent_client() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        Container::new(ListenFor {
+            options: ListenOptions {
+                handshake_timeout: Some(Duration::from_millis(300)),
+                ..ListenOptions::default()
+            },
+            for_: Duration::from_secs(5),
+            port: tx,
+        })
+        .run()
+    });
+    let port = rx.recv_timeout(Duration::from_secs(10)).expect("port");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let r = std::io::Read::read(&mut s, &mut buf);
+    let took = started.elapsed();
+    let _ = server.join();
+    println!("silent client closed after {took:?} ({r:?})");
+    assert!(matches!(r, Ok(0)) || r.is_err(), "{r:?}");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+}
