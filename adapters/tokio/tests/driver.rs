@@ -126,7 +126,9 @@ fn the_driver_re_arms_one_timer_instead_of_a_sleep_per_turn() {
     println!("200 round trips: {timers} timer(s) made, {sleeps} sleeps");
     assert_eq!(handler.received, 200);
     assert_eq!(timers, 1, "the driver made {timers} timers");
-    assert!(sleeps <= 2, "the driver made {sleeps} sleeps");
+    // Only the wait for the writers' last flush at shutdown sleeps (one per writer that
+    // exits meanwhile); the loop's turns, 200 round trips' worth, made one sleep each.
+    assert!(sleeps < 10, "the driver made {sleeps} sleeps");
 }
 
 /// Records the transport errors it sees, and stops at the first one or after `limit`.
