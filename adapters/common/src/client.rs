@@ -442,15 +442,15 @@ impl<R: Runtime> Client<R> {
         let mut core = ClientCore::new(crate::new_uuid(), Instant::now());
         crate::prepare(&mut core);
         let conn = core.connect(options)?;
-        let (waker, tx, mut rx) = driver::wake_channel();
+        let (waker, tx, rx) = driver::wake_channel();
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(core, conn)),
             driver: waker,
         });
-        let mut driven = Driven(shared.clone());
+        let driven = Driven(shared.clone());
         let rt2 = rt.clone();
         rt.spawn(Box::pin(async move {
-            driver::drive_with(&mut driven, rt2, tx, &mut rx).await;
+            let driven = driver::drive_with(driven, rt2, tx, rx).await;
             let mut st = driven.0.lock();
             st.finish(None);
             st.waiters.wake_all();

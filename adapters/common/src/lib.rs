@@ -7,7 +7,9 @@
 //! * the driver — the loop that carries out the container's I/O requests (connect, listen,
 //!   write, close), feeds it reads, disconnects and timer expiries, with back-pressure;
 //! * TLS — rustls client and server configuration from the engine's plain-data options;
-//! * tracing — `AMQP_TRACE_FRM=1` / `PN_TRACE_FRM=1` frame tracing;
+//! * tracing — `AMQP_TRACE_FRM=1` / `PN_TRACE_FRM=1` frame tracing, in Proton's notation;
+//! * [`QuickAck`] — accepted sockets that do not delay their ACKs (each runtime wraps its
+//!   listener's sockets in it);
 //! * [`Container`] — Proton's `Container::new(handler).run()` over any runtime;
 //! * [`Client`] — the idiomatic async API (`Client::open(url).await`, `sender.send(msg).await`,
 //!   `receiver.recv().await`) over any runtime.
@@ -21,6 +23,7 @@
 mod async_io_glue;
 mod client;
 mod driver;
+mod quick_ack;
 mod runtime;
 mod tls;
 mod trace;
@@ -44,9 +47,16 @@ pub use client::{
     Client, ClientError, ConnectTarget, Connection, Delivery, Outcome, Receiver, SendFuture,
     Sender, TrySendError, DEFAULT_PREFETCH, DEFAULT_SEND_BUFFER,
 };
-pub use driver::{FLUSH_GRACE, READ_CHUNK, TLS_HANDSHAKE_TIMEOUT, WRITE_HIGH_WATER};
+pub use driver::{
+    ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, FLUSH_GRACE, READ_CHUNK, TLS_HANDSHAKE_TIMEOUT,
+    WRITE_HIGH_WATER,
+};
+#[cfg(unix)]
+pub use quick_ack::set_quickack;
+pub use quick_ack::QuickAck;
 pub use runtime::{
-    bind_tcp_listener, AcceptFuture, AsyncStream, BlockOn, BoxFuture, BoxStream, Listener, Runtime,
+    bind_tcp_listener, AcceptFuture, AsyncStream, BlockOn, BoxFuture, BoxStream, BoxTimer,
+    Listener, Runtime, Timer,
 };
 
 /// Re-exports, at a runtime crate's root, everything a user of that crate needs: the

@@ -15,6 +15,7 @@ use amqp_proto::definitions::{Error, Role};
 use amqp_proto::message::ReceivedMessage;
 use amqp_proto::messaging::DeliveryState;
 use amqp_proto::Encode;
+use bytes::BytesMut;
 
 use super::error::{MessagingError, TransportError};
 use super::handler::{EventContext, EventType, HandlerOptions};
@@ -405,7 +406,12 @@ impl IoCore for ClientCore {
     }
 
     fn handle_read(&mut self, t: TransportId, data: &[u8], now: Instant) {
-        self.reactor.input_read(t, data, now);
+        self.reactor.input_with(t, now, |e| e.handle_input(data, now));
+        self.pump();
+    }
+
+    fn handle_read_owned(&mut self, t: TransportId, data: BytesMut, now: Instant) {
+        self.reactor.input_with(t, now, |e| e.handle_input_owned(data, now));
         self.pump();
     }
 

@@ -4,6 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::BytesMut;
+
 use super::error::TransportError;
 use super::handler::{Event, EventContext, EventType, MessagingHandler};
 use super::handles::{AcceptorHandle, TransportId};
@@ -225,7 +227,13 @@ impl<H: MessagingHandler> IoCore for SansIoContainer<H> {
 
     /// Bytes arrived on a transport.
     fn handle_read(&mut self, t: TransportId, data: &[u8], now: Instant) {
-        self.reactor.input_read(t, data, now);
+        self.reactor.input_with(t, now, |e| e.handle_input(data, now));
+        self.pump();
+    }
+
+    /// Bytes arrived on a transport, in a buffer the engine takes over (no copy).
+    fn handle_read_owned(&mut self, t: TransportId, data: BytesMut, now: Instant) {
+        self.reactor.input_with(t, now, |e| e.handle_input_owned(data, now));
         self.pump();
     }
 
@@ -248,6 +256,27 @@ impl<H: MessagingHandler> IoCore for SansIoContainer<H> {
         now: Instant,
     ) {
         self.reactor.input_listening(acceptor, result, now);
+        self.pump();
+    }
+
+    /// A connection a listener accepted failed before it became a transport (its TLS
+    /// handshake): the handler's `on_transport_error`, with the listener and the typed error.
+    fn handle_accept_failed(
+        &mut self,
+        acceptor: AcceptorHandle,
+        error: TransportError,
+        now: Instant,
+    ) {
+        self.reactor.now = now;
+        if self.reactor.acceptors.get(acceptor.0).is_none() {
+            return;
+        }
+        let ctx = EventContext {
+            acceptor: Some(acceptor),
+            transport_error: Some(error),
+            ..EventContext::default()
+        };
+        self.reactor.push(EventType::TransportError, ctx);
         self.pump();
     }
 

@@ -14,7 +14,8 @@ use super::handler::{EventContext, EventType};
 use super::handles::{AcceptorHandle, TimerHandle, TransportId};
 use super::io::IoRequest;
 use super::reactor::{ContainerContext, TimerKind};
-use crate::connection::EndpointState;
+use crate::connection::{Connection, EndpointState};
+use crate::error::ConnectionError;
 
 impl ContainerContext {
     /// Starts the reactor once (queues `Start`).
@@ -135,8 +136,14 @@ impl ContainerContext {
         self.transport_done(t.conn, Some(reason));
     }
 
-    /// Bytes arrived on a transport.
-    pub(super) fn input_read(&mut self, t: TransportId, data: &[u8], now: Instant) {
+    /// Bytes arrived on a transport: `input` hands them to its connection's engine (copied or
+    /// taken over).
+    pub(super) fn input_with(
+        &mut self,
+        t: TransportId,
+        now: Instant,
+        input: impl FnOnce(&mut Connection) -> Result<(), ConnectionError>,
+    ) {
         self.now = now;
         if !self.valid(t) {
             return;
@@ -144,7 +151,7 @@ impl ContainerContext {
         if let Some(c) = self.conns.get_mut(t.conn) {
             if let Some(e) = c.engine.as_mut() {
                 // A fatal error also comes out as an engine event, handled there.
-                let _ = e.handle_input(data, now);
+                let _ = input(e);
                 c.dirty = true;
             }
         }
