@@ -5,7 +5,9 @@
 //!
 //! Back-pressure: each transport counts the bytes queued for writing; while more than
 //! [`WRITE_HIGH_WATER`] are queued, its reader stops reading, so a slow peer slows the traffic
-//! that makes us write to it instead of growing memory.
+//! that makes us write to it instead of growing memory. Writers report what they wrote
+//! ([`IoCore::handle_written`], every [`WRITTEN_REPORT`] bytes), so the core can stop
+//! producing output for a peer that does not read.
 
 use std::collections::HashMap;
 use std::io;
@@ -31,6 +33,8 @@ use crate::trace::Tracer;
 
 /// Stop reading from a transport while this many bytes wait to be written to it.
 pub const WRITE_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// A writer reports what it wrote to the core each time this many bytes went out.
+pub(crate) const WRITTEN_REPORT: usize = 64 * 1024;
 /// Size of each read buffer: a read takes at most this much.
 pub const READ_CHUNK: usize = 64 * 1024;
 /// A read buffer with less room than this left is replaced by a fresh one.
@@ -47,6 +51,7 @@ enum IoEvent {
     Connected(TransportId, BoxStream, TransportInfo),
     ConnectFailed(TransportId, TransportError),
     Read(TransportId, Bytes),
+    Written(TransportId, usize),
     Closed(TransportId, Option<TransportError>),
     Listening(
         AcceptorHandle,
@@ -246,6 +251,8 @@ fn handle<C: IoCore, R: Runtime>(
                 return;
             }
             start_transport(t, stream, rt, tx, transports, trace);
+            // Writes are reported from the first byte on.
+            core.handle_written(t, 0, now);
             core.handle_connected(t, info, now);
         }
         IoEvent::ConnectFailed(t, reason) => core.handle_connect_failed(t, reason, now),
@@ -257,6 +264,7 @@ fn handle<C: IoCore, R: Runtime>(
             }
             core.handle_read(t, &data, now)
         }
+        IoEvent::Written(t, n) => core.handle_written(t, n, now),
         IoEvent::Closed(t, reason) => {
             transports.remove(&t);
             core.handle_disconnected(t, reason, now)
@@ -274,6 +282,7 @@ fn handle<C: IoCore, R: Runtime>(
         IoEvent::Accepted(a, stream, info) => {
             if let Some(t) = core.handle_accepted(a, info, now) {
                 start_transport(t, stream, rt, tx, transports, trace);
+                core.handle_written(t, 0, now);
             }
         }
         IoEvent::AcceptFailed(a, e) => {
@@ -576,6 +585,7 @@ fn start_transport<R: Runtime>(
     let guard = WriterGuard(transports.writers.clone());
     rt.spawn(Box::pin(async move {
         let _guard = guard;
+        let mut unreported = 0;
         while let Some(data) = wrx.next().await {
             if let Err(e) = writer.write_all(&data).await {
                 let reason = io_error(&e, "write");
@@ -584,6 +594,11 @@ fn start_transport<R: Runtime>(
             }
             p2.queued.fetch_sub(data.len(), Ordering::AcqRel);
             p2.drained.notify(usize::MAX);
+            unreported += data.len();
+            if unreported >= WRITTEN_REPORT {
+                let _ = txw.unbounded_send(IoEventBox(IoEvent::Written(t, unreported)));
+                unreported = 0;
+            }
         }
         let _ = writer.flush().await;
         let _ = writer.close().await;

@@ -435,6 +435,12 @@ impl Connection {
         self.out.split().freeze()
     }
 
+    /// How many bytes are encoded and waiting for [`poll_transmit`](Self::poll_transmit)
+    /// (frames held back by a closed session window are not counted).
+    pub fn pending_transmit_len(&self) -> usize {
+        self.out.len()
+    }
+
     /// True if [`poll_transmit`](Self::poll_transmit) has bytes to give.
     pub fn has_transmit(&self) -> bool {
         !self.out.is_empty()

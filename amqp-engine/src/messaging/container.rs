@@ -327,6 +327,14 @@ impl<H: MessagingHandler> IoCore for SansIoContainer<H> {
         self.pump();
     }
 
+    /// The driver wrote output of a transport: see [`IoCore::handle_written`].
+    fn handle_written(&mut self, t: TransportId, bytes: usize, now: Instant) {
+        self.reactor.now = now;
+        if self.reactor.output_written(t, bytes) {
+            self.pump();
+        }
+    }
+
     /// The transport closed (EOF or error).
     fn handle_disconnected(
         &mut self,

@@ -29,6 +29,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod backlog;
 mod connect_config;
 mod container;
 mod defaults;
@@ -47,6 +48,7 @@ mod reconnect;
 pub mod sim;
 mod url;
 
+pub use backlog::{OUTPUT_HIGH_WATER, OUTPUT_LOW_WATER};
 pub use connect_config::{
     connect_config_search_paths, parse_connect_config, strip_json_comments, ConnectConfig,
     SaslConfig,
