@@ -602,14 +602,14 @@ impl MessagingHandler for Drainer {
     }
 }
 
-/// A raw consumer of `queue`: open, begin and attach with a large session window, then
-/// `credit` on the link; it never reads its socket.
-fn stalled_consumer(port: u16, queue: &str, credit: u32) -> TcpStream {
+/// A raw consumer of `queue`: open, begin and attach with session incoming-window `window`,
+/// then `credit` on the link; it never reads its socket.
+fn stalled_consumer(port: u16, queue: &str, credit: u32, window: u32) -> TcpStream {
     let mut s = open_connection(port);
     let mut b = BytesMut::new();
     let begin = Begin {
         next_outgoing_id: 0,
-        incoming_window: u32::MAX,
+        incoming_window: window,
         outgoing_window: 100,
         ..Begin::default()
     };
@@ -627,7 +627,7 @@ fn stalled_consumer(port: u16, queue: &str, credit: u32) -> TcpStream {
     encode_frame(&mut b, 0, &attach.into(), &[]);
     let flow = Flow {
         next_incoming_id: Some(0),
-        incoming_window: u32::MAX,
+        incoming_window: window,
         next_outgoing_id: 0,
         outgoing_window: 100,
         handle: Some(0),
@@ -642,12 +642,26 @@ fn stalled_consumer(port: u16, queue: &str, credit: u32) -> TcpStream {
 
 #[test]
 fn a_consumer_that_never_reads_costs_at_most_its_output_limit() {
+    stalled_consumer_is_bounded(u32::MAX);
+}
+
+#[test]
+fn a_consumer_whose_session_window_stays_shut_costs_at_most_its_output_limit() {
+    // The broker's frames then wait inside its engine, not in the socket.
+    stalled_consumer_is_bounded(0);
+}
+
+/// 2,000 messages of 32 KiB to a queue whose first consumer grants credit 100,000 and never
+/// reads (with session incoming-window `window`): at most its output limit (plus what the
+/// loopback socket buffers take) goes its way, the rest to a second consumer, and the
+/// broker's memory stays near what the queue holds.
+fn stalled_consumer_is_bounded(window: u32) {
     const N: usize = 2000;
     const SIZE: usize = 32 * 1024;
     let (b, port) = broker(&[]);
     let (rss0, _) = rss_kib(b.pid());
     // The stalled consumer comes first, with credit for everything and more.
-    let stalled = stalled_consumer(port, "stall", 100_000);
+    let stalled = stalled_consumer(port, "stall", 100_000, window);
     std::thread::sleep(Duration::from_millis(300));
     let p = run_client(
         Producer::new(format!("127.0.0.1:{port}/stall"), N, SIZE),
@@ -672,7 +686,7 @@ fn a_consumer_that_never_reads_costs_at_most_its_output_limit() {
     let queued_kib = (N * SIZE / 1024) as u64;
     let stalled_got = N - d.got;
     println!(
-        "stalled consumer (credit 100000, never reads): {stalled_got} of {N} x {SIZE} B \
+        "stalled consumer (credit 100000, session window {window}, never reads): {stalled_got} of {N} x {SIZE} B \
          messages went its way (kernel socket buffers + the broker's {} KiB output limit), \
          {} to the other consumer; broker RSS {rss0} KiB at start, {rss1} KiB with the queue \
          full ({queued_kib} KiB of messages), peak {hwm1} KiB; after draining {rss2} KiB, \

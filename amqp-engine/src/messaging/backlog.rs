@@ -1,6 +1,6 @@
 //! Output back-pressure per connection: the bytes a connection has produced that have not yet
-//! reached its transport (encoded in the engine, or handed to the driver and not reported
-//! written), and whether they are above the high-water mark. An application that feeds many
+//! reached its transport (encoded in the engine or held there behind the peer's session
+//! window, or handed to the driver and not reported written), and whether they are above the high-water mark. An application that feeds many
 //! receivers (a broker) stops sending to a connection whose output is blocked and resumes on
 //! the `on_sendable` that follows when it drains, so a peer that grants credit and never reads
 //! costs at most about [`OUTPUT_HIGH_WATER`] bytes.
@@ -55,7 +55,7 @@ impl Backlog {
 
 impl ContainerContext {
     /// Bytes the connection has produced that have not reached its transport yet: encoded
-    /// and not yet handed to the driver, plus (when the driver reports writes, as the
+    /// and not yet handed to the driver (or held behind the peer's session window), plus (when the driver reports writes, as the
     /// adapters do) handed to the driver and not yet written to the socket.
     pub fn unsent_bytes(&self, conn: ConnectionHandle) -> usize {
         let Some(c) = self.conns.get(conn.0) else {
@@ -81,10 +81,12 @@ impl ContainerContext {
         let Some(c) = self.conns.get_mut(ck) else {
             return;
         };
+        // What is left in the engine: frames held back by the peer's session window.
+        let held = c.engine.as_ref().map_or(0, |e| e.pending_transmit_len());
         let b = c.backlog.current(c.gen);
         if b.tracked {
             b.unwritten = b.unwritten.saturating_add(n);
-            b.blocked |= b.unwritten > OUTPUT_HIGH_WATER;
+            b.blocked |= b.unwritten.saturating_add(held) > OUTPUT_HIGH_WATER;
         }
     }
 
