@@ -1,6 +1,6 @@
 //! Bodies of the engine's fuzz targets (the connection engine, SASL, the connect-URL parser,
-//! and the messaging layer in the simulated world: [`fuzz_messaging`]), callable from tests so CI exercises them on a seed corpus without a nightly
-//! toolchain. Each must never panic, whatever the input; the assertions inside are the
+//! and the messaging layer in the simulated world: [`fuzz_messaging`]), callable from tests
+//! so CI exercises them on a seed corpus without a nightly toolchain. Each must never panic, whatever the input; the assertions inside are the
 //! invariants a crash report means were broken.
 //!
 //! The engine reads no clock, so the caller passes the base time (`Instant::now()` in a fuzz

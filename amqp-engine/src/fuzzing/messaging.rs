@@ -1,6 +1,6 @@
 //! The messaging layer's fuzz body: bytes decoded into a script of handler actions (connect,
 //! listen, create links, send, grant credit, settle, close, stop) and network events (cut a
-//! transport, block a port, let time pass) on containers in the simulated world. It checks,
+//! transport, block a port, stall a node's reading, let time pass) on containers in the simulated world. It checks,
 //! after every step, that nothing is delivered that was not sent, and at the end that every
 //! container stops once asked to.
 
@@ -171,6 +171,7 @@ pub fn fuzz_messaging(data: &[u8], now: Instant) -> MessagingReport {
     let mut sent_seq: u64 = 0;
     let mut next_seq: u64 = 1;
     let mut blocked = Vec::new();
+    let mut stalled = [false; NODES];
     for _ in 0..MAX_STEPS {
         if s.0.is_empty() {
             break;
@@ -308,6 +309,11 @@ pub fn fuzz_messaging(data: &[u8], now: Instant) -> MessagingReport {
                     world.restore_listener("127.0.0.1", p, l);
                 }
             }
+            22 => {
+                // The node stops (or starts again) reading: its peers' output backs up.
+                stalled[i] = !stalled[i];
+                world.set_stalled(i, stalled[i]);
+            }
             21 => {
                 let to = usize::from(s.byte()) % NODES;
                 let _ = c.context().connect(&format!(
@@ -332,6 +338,11 @@ pub fn fuzz_messaging(data: &[u8], now: Instant) -> MessagingReport {
     }
     for (p, l) in blocked.drain(..) {
         world.restore_listener("127.0.0.1", p, l);
+    }
+    for (i, &stall) in stalled.iter().enumerate() {
+        if stall {
+            world.set_stalled(i, false);
+        }
     }
     world.run_for(Duration::from_secs(5));
     check_counts(&mut world, sent_seq);
