@@ -277,6 +277,16 @@ fn messaging_corpus() {
     let r = fuzz_messaging(&script, now);
     assert_eq!((r.sent, r.received, r.outcomes), (8, 8, 8), "{r:?}");
 
+    // The fuzz target's checked-in seeds (these scripts among them).
+    let seeds =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/seed_messaging_ops");
+    let mut n = 0;
+    for entry in std::fs::read_dir(seeds).unwrap() {
+        fuzz_messaging(&std::fs::read(entry.unwrap().path()).unwrap(), now);
+        n += 1;
+    }
+    assert!(n >= 3);
+
     let mut x: u64 = 0x0bad_cafe_f00d_d00d;
     let mut total = MessagingReport::default();
     for _ in 0..150 {
