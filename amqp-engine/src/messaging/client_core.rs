@@ -406,12 +406,14 @@ impl IoCore for ClientCore {
     }
 
     fn handle_read(&mut self, t: TransportId, data: &[u8], now: Instant) {
-        self.reactor.input_with(t, now, |e| e.handle_input(data, now));
+        self.reactor
+            .input_with(t, now, |e| e.handle_input(data, now));
         self.pump();
     }
 
     fn handle_read_owned(&mut self, t: TransportId, data: BytesMut, now: Instant) {
-        self.reactor.input_with(t, now, |e| e.handle_input_owned(data, now));
+        self.reactor
+            .input_with(t, now, |e| e.handle_input_owned(data, now));
         self.pump();
     }
 

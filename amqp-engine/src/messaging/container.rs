@@ -227,14 +227,24 @@ impl<H: MessagingHandler> IoCore for SansIoContainer<H> {
 
     /// Bytes arrived on a transport.
     fn handle_read(&mut self, t: TransportId, data: &[u8], now: Instant) {
-        self.reactor.input_with(t, now, |e| e.handle_input(data, now));
+        self.reactor
+            .input_with(t, now, |e| e.handle_input(data, now));
         self.pump();
     }
 
     /// Bytes arrived on a transport, in a buffer the engine takes over (no copy).
     fn handle_read_owned(&mut self, t: TransportId, data: BytesMut, now: Instant) {
-        self.reactor.input_with(t, now, |e| e.handle_input_owned(data, now));
+        self.reactor
+            .input_with(t, now, |e| e.handle_input_owned(data, now));
         self.pump();
+    }
+
+    /// The driver wrote output of a transport: see [`IoCore::handle_written`].
+    fn handle_written(&mut self, t: TransportId, bytes: usize, now: Instant) {
+        self.reactor.now = now;
+        if self.reactor.output_written(t, bytes) {
+            self.pump();
+        }
     }
 
     /// The transport closed (EOF or error).
