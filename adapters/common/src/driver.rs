@@ -173,6 +173,10 @@ pub(crate) async fn drive_with<C: IoCore, R: Runtime, F: FnMut(&mut C)>(
     let mut transports = Transports::default();
     let mut listeners: HashMap<AcceptorHandle, Listening> = HashMap::new();
     let trace = crate::trace::enabled();
+    let wake = tx.clone();
+    core.set_waker(Arc::new(move || {
+        let _ = wake.unbounded_send(IoEventBox(IoEvent::Wake));
+    }));
     core.start(Instant::now());
     loop {
         if let Some(h) = hook.as_mut() {

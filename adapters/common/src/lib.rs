@@ -6,8 +6,9 @@
 //!
 //! * the driver — the loop that carries out the container's I/O requests (connect, listen,
 //!   write, close), feeds it reads, disconnects and timer expiries, with back-pressure;
-//! * TLS — rustls client and server configuration from the engine's plain-data options;
-//! * tracing — `AMQP_TRACE_FRM=1` / `PN_TRACE_FRM=1` frame tracing;
+//! * [`tls`] — rustls client and server configuration from the engine's plain-data options;
+//! * [`trace`] — `AMQP_TRACE_FRM=1` / `PN_TRACE_FRM=1` frame tracing (both public for
+//!   adapters that drive their sockets themselves, as `amqp-mio` does);
 //! * [`Container`] — Proton's `Container::new(handler).run()` over any runtime;
 //! * [`Client`] — the idiomatic async API (`Client::open(url).await`, `sender.send(msg).await`,
 //!   `receiver.recv().await`) over any runtime.
@@ -22,8 +23,8 @@ mod async_io_glue;
 mod client;
 mod driver;
 mod runtime;
-mod tls;
-mod trace;
+pub mod tls;
+pub mod trace;
 
 use std::marker::PhantomData;
 use std::time::Instant;
@@ -47,25 +48,38 @@ pub use runtime::{
     bind_tcp_listener, AcceptFuture, AsyncStream, BlockOn, BoxFuture, BoxStream, Listener, Runtime,
 };
 
-/// Re-exports, at a runtime crate's root, everything a user of that crate needs: the
-/// async API's types, the messaging types (handler, events, options, URLs, errors), the SASL
-/// server types a listener takes, and the `amqp_proto` crate (messages). A runtime crate
-/// invokes it once and adds its own `Container` and `Client` aliases, so a user depends on
-/// that one crate and finds every type at one path.
+/// Re-exports, at a runtime crate's root, the messaging types every runtime crate shares:
+/// handler, events, options, URLs, errors, the cross-thread [`Injector`], the SASL server
+/// types a listener takes, and the `amqp_proto` crate (messages). [`reexport_user_api!`]
+/// invokes it; a crate without the async API (`amqp-mio`) invokes it alone.
+///
+/// [`Injector`]: amqp_engine::messaging::Injector
 #[macro_export]
-macro_rules! reexport_user_api {
+macro_rules! reexport_messaging_api {
     () => {
         pub use $crate::amqp_engine::messaging::{
             AcceptorHandle, Backoff, ConnectOptions, ConnectionHandle, ContainerContext,
-            DeliveryHandle, Event, EventType, HandlerOptions, LinkHandle, LinkOption, LinkOptions,
-            ListenOptions, MessagingError, MessagingHandler, OptionsError, PemSource, Reconnect,
-            ReconnectLimits, ReconnectPolicy, Scheme, SessionHandle, TimerHandle, TlsListen,
-            TlsOptions, Tracker, TransportError, TransportErrorKind, Url, UrlError, VerifyMode,
+            DeliveryHandle, Event, EventType, HandlerOptions, InjectError, Injector, LinkHandle,
+            LinkOption, LinkOptions, ListenOptions, MessagingError, MessagingHandler, OptionsError,
+            Payload, PemSource, Reconnect, ReconnectLimits, ReconnectPolicy, Scheme, SessionHandle,
+            TimerHandle, TlsListen, TlsOptions, Tracker, TransportError, TransportErrorKind, Url,
+            UrlError, VerifyMode,
         };
         pub use $crate::amqp_engine::sasl::{
             Authenticator, SaslServerConfig, ScramCredentials, ScramHash, StaticUsers,
         };
         pub use $crate::amqp_proto;
+    };
+}
+
+/// Re-exports, at a runtime crate's root, everything a user of that crate needs: the
+/// async API's types and everything [`reexport_messaging_api!`] re-exports. A runtime crate
+/// invokes it once and adds its own `Container` and `Client` aliases, so a user depends on
+/// that one crate and finds every type at one path.
+#[macro_export]
+macro_rules! reexport_user_api {
+    () => {
+        $crate::reexport_messaging_api!();
         pub use $crate::{
             ClientError, ConnectTarget, Connection, Delivery, Outcome, Receiver, SendFuture,
             Sender, TrySendError, DEFAULT_PREFETCH, DEFAULT_SEND_BUFFER,
@@ -88,8 +102,9 @@ pub fn os_random(buf: &mut [u8]) {
 }
 
 /// Prepares a new container core: OS randomness, Proton's connect config file, and the
-/// client mechanisms of enabled features (GSSAPI).
-fn prepare<H: MessagingHandler>(core: &mut Core<H>) {
+/// client mechanisms of enabled features (GSSAPI). Every adapter's container calls it
+/// (`amqp-mio`'s too).
+pub fn prepare<H: MessagingHandler>(core: &mut Core<H>) {
     core.set_entropy(os_random);
     if let Some(cfg) = read_connect_config() {
         core.set_connect_config(Some(cfg));

@@ -9,7 +9,7 @@ use amqp_proto::frame::{Decoded, FrameBody, FrameDecoder, ProtocolHeader};
 use bytes::BytesMut;
 
 /// True if frame tracing is switched on by the environment.
-pub(crate) fn enabled() -> bool {
+pub fn enabled() -> bool {
     ["AMQP_TRACE_FRM", "PN_TRACE_FRM"]
         .iter()
         .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty() && s != "0"))
@@ -91,14 +91,15 @@ fn emit(t: TransportId, arrow: &str, text: &str) {
 }
 
 /// Decodes copies of the bytes a transport reads and writes, and logs each frame.
-pub(crate) struct Tracer {
+pub struct Tracer {
     t: TransportId,
     incoming: Direction,
     outgoing: Direction,
 }
 
 impl Tracer {
-    pub(crate) fn new(t: TransportId) -> Self {
+    /// A tracer for the frames of transport `t`.
+    pub fn new(t: TransportId) -> Self {
         Tracer {
             t,
             incoming: Direction::new(),
@@ -106,13 +107,15 @@ impl Tracer {
         }
     }
 
-    pub(crate) fn incoming(&mut self, data: &[u8]) {
+    /// Bytes read from the transport: logs each frame they complete.
+    pub fn incoming(&mut self, data: &[u8]) {
         for line in self.incoming.feed(data) {
             emit(self.t, "<-", &line);
         }
     }
 
-    pub(crate) fn outgoing(&mut self, data: &[u8]) {
+    /// Bytes written to the transport: logs each frame they complete.
+    pub fn outgoing(&mut self, data: &[u8]) {
         for line in self.outgoing.feed(data) {
             emit(self.t, "->", &line);
         }
