@@ -35,6 +35,7 @@ use amqp_adapter::amqp_proto::message::Message;
 
 #[macro_use]
 pub(crate) mod gssapi;
+pub(crate) mod inject;
 
 /// Generates one `#[test]` per scenario for runtime `$rt`.
 macro_rules! adapter_suite {
@@ -93,6 +94,11 @@ macro_rules! adapter_suite {
         #[test]
         fn failover_to_second_url() {
             $crate::suite::failover::<$rt>();
+        }
+
+        #[test]
+        fn ten_thousand_injected_events_all_accepted() {
+            $crate::suite::inject::injected_messages::<$rt>(10_000);
         }
 
         #[test]
