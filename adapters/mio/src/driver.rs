@@ -97,6 +97,11 @@ impl Driver {
         })
     }
 
+    /// Wakes the loop from another thread (its poll returns).
+    pub(crate) fn waker(&self) -> Arc<Waker> {
+        self.waker.clone()
+    }
+
     /// Installs the wake function (for injectors) and starts the core.
     pub(crate) fn start<C: IoCore>(&mut self, core: &mut C) {
         let waker = self.waker.clone();

@@ -31,10 +31,14 @@
 //! Container::new(HelloWorld).run();
 //! ```
 //!
+//! [`BlockingConnection`] is Proton's blocking API on the same loop:
+//! `BlockingConnection::open(url)?.sender("queue")?.send(&message)?` returns the outcome.
+//!
 //! Other threads reach a running container through an [`Injector`]
 //! (`container.context().injector()`), whose payloads arrive in
 //! [`MessagingHandler::on_application_event`].
 
+mod blocking;
 mod conn;
 mod driver;
 
@@ -44,6 +48,11 @@ use std::time::Instant;
 use amqp_adapter::amqp_engine::messaging::SansIoContainer;
 
 amqp_adapter::reexport_messaging_api!();
+
+pub use blocking::{
+    BlockingConnection, BlockingError, BlockingReceiver, BlockingSender, Delivery, Outcome,
+    DEFAULT_TIMEOUT,
+};
 
 /// Kerberos: the GSSAPI SASL mechanism (`KerberosServer` for listeners; clients use it
 /// without configuration when a server offers it and a ticket is available).
@@ -150,7 +159,10 @@ impl<H: MessagingHandler> Container<H> {
 }
 
 /// A container core prepared as every adapter's is ([`amqp_adapter::prepare`]).
-fn new_core<H: MessagingHandler>(handler: H, id: impl Into<String>) -> SansIoContainer<H> {
+pub(crate) fn new_core<H: MessagingHandler>(
+    handler: H,
+    id: impl Into<String>,
+) -> SansIoContainer<H> {
     let mut core = SansIoContainer::with_id(handler, id, Instant::now());
     amqp_adapter::prepare(&mut core);
     core
