@@ -5,7 +5,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use amqp_adapter::amqp_engine::messaging::{MessagingError, TransportError};
+use amqp_adapter::amqp_engine::messaging::{MessagingError, TransportError, UrlError};
 use amqp_adapter::amqp_proto::definitions::Error as AmqpError;
 use amqp_adapter::amqp_proto::messaging::{DeliveryState, Modified};
 
@@ -101,6 +101,12 @@ impl std::error::Error for BlockingError {
 impl From<MessagingError> for BlockingError {
     fn from(e: MessagingError) -> Self {
         BlockingError::Messaging(Box::new(e))
+    }
+}
+
+impl From<UrlError> for BlockingError {
+    fn from(e: UrlError) -> Self {
+        BlockingError::from(MessagingError::from(e))
     }
 }
 

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use amqp_adapter::amqp_engine::messaging::{
-    ConnectOptions, ConnectionHandle, LinkHandle, LinkOptions, MessagingError, SansIoContainer, Url,
+    ConnectOptions, ConnectionHandle, LinkHandle, LinkOptions, SansIoContainer, Url,
 };
 use mio::Waker;
 
@@ -213,7 +213,7 @@ impl BlockingConnection {
     /// (reconnect on) and blocks until the peer's `open` arrives, for at most
     /// [`DEFAULT_TIMEOUT`].
     pub fn open(url: &str) -> Result<BlockingConnection, BlockingError> {
-        let url = Url::parse(url).map_err(|e| BlockingError::from(MessagingError::from(e)))?;
+        let url = Url::parse(url)?;
         Self::open_with(ConnectOptions::new().url(url), Some(DEFAULT_TIMEOUT))
     }
 
