@@ -1,4 +1,4 @@
-//! The blocking API's value types: [`BlockingError`] and a sent message's [`Outcome`].
+//! The blocking API's error, [`BlockingError`].
 
 use std::fmt;
 use std::io;
@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use amqp_adapter::amqp_engine::messaging::{MessagingError, TransportError, UrlError};
 use amqp_adapter::amqp_proto::definitions::Error as AmqpError;
-use amqp_adapter::amqp_proto::messaging::{DeliveryState, Modified};
 
 /// Errors of the blocking API. They say who caused them (`remote`) and carry the peer's AMQP
 /// error condition when there is one.
@@ -113,41 +112,5 @@ impl From<UrlError> for BlockingError {
 impl From<io::Error> for BlockingError {
     fn from(e: io::Error) -> Self {
         BlockingError::Io(Arc::new(e))
-    }
-}
-
-/// The fate of a sent message.
-#[non_exhaustive]
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
-    /// The peer accepted it.
-    Accepted,
-    /// The peer rejected it (invalid, not to be redelivered), with its reason.
-    Rejected(Option<AmqpError>),
-    /// The peer released it: not processed, may be redelivered.
-    Released,
-    /// The peer did not process it and asks for modifications for redelivery.
-    Modified(Modified),
-    /// Settled by the peer without a terminal outcome.
-    Settled,
-    /// The transport was lost, or the link or connection closed, before the outcome arrived:
-    /// the peer may or may not have it. Resend for at-least-once delivery.
-    InDoubt,
-}
-
-impl Outcome {
-    /// True for [`Outcome::Accepted`].
-    pub fn is_accepted(&self) -> bool {
-        matches!(self, Outcome::Accepted)
-    }
-
-    pub(crate) fn from_state(state: Option<&DeliveryState>) -> Outcome {
-        match state {
-            Some(DeliveryState::Accepted(_)) => Outcome::Accepted,
-            Some(DeliveryState::Rejected(r)) => Outcome::Rejected(r.error.clone()),
-            Some(DeliveryState::Released(_)) => Outcome::Released,
-            Some(DeliveryState::Modified(m)) => Outcome::Modified(m.clone()),
-            _ => Outcome::Settled,
-        }
     }
 }

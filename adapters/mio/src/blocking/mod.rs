@@ -22,7 +22,8 @@ use amqp_adapter::amqp_engine::messaging::{
 };
 use mio::Waker;
 
-pub use error::{BlockingError, Outcome};
+pub use amqp_adapter::Outcome;
+pub use error::BlockingError;
 pub use link::{BlockingReceiver, BlockingSender, Delivery};
 use state::{BlockingHandler, LinkState};
 

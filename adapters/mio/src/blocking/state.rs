@@ -10,7 +10,7 @@ use amqp_adapter::amqp_engine::messaging::{
 use amqp_adapter::amqp_proto::definitions::Error as AmqpError;
 use amqp_adapter::amqp_proto::message::ReceivedMessage;
 
-use super::error::{BlockingError, Outcome};
+use super::{BlockingError, Outcome};
 
 /// One link's state.
 #[derive(Default)]
