@@ -149,13 +149,13 @@ impl Conn {
                 if self.out.is_empty() {
                     return Ok(());
                 }
-                let slices: Vec<IoSlice<'_>> = self
-                    .out
-                    .iter()
-                    .take(MAX_IOVECS)
-                    .map(|b| IoSlice::new(b))
-                    .collect();
-                match self.stream.write_vectored(&slices) {
+                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                let mut n = 0;
+                for (slot, chunk) in slices.iter_mut().zip(&self.out) {
+                    *slot = IoSlice::new(chunk);
+                    n += 1;
+                }
+                match self.stream.write_vectored(&slices[..n]) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(n) => self.consume(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,

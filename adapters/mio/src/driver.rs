@@ -67,8 +67,12 @@ pub(crate) struct Driver {
     dns_rx: mpsc::Receiver<Resolved>,
     /// Handshake and drain deadlines (checked against the connection's own on expiry).
     deadlines: BinaryHeap<Reverse<(Instant, Token)>>,
-    /// Connections with data left to read after their turn's budget.
+    /// Connections with data left to read after their turn's budget (a token may appear
+    /// twice: serving a connection again is harmless).
     hot: Vec<Token>,
+    /// This turn's ready tokens, and the connections written to (reused buffers).
+    ready: Vec<Token>,
+    dirty: Vec<Token>,
     buf: Vec<u8>,
     trace: bool,
 }
@@ -92,6 +96,8 @@ impl Driver {
             dns_rx,
             deadlines: BinaryHeap::new(),
             hot: Vec::new(),
+            ready: Vec::new(),
+            dirty: Vec::new(),
             buf: vec![0; READ_CHUNK],
             trace: amqp_adapter::trace::enabled(),
         })
@@ -148,7 +154,9 @@ impl Driver {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
-        let mut ready: Vec<Token> = std::mem::take(&mut self.hot);
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        ready.append(&mut self.hot);
         let mut woken = false;
         for ev in self.events.iter() {
             let token = ev.token();
@@ -165,20 +173,19 @@ impl Driver {
                     c.writable = true;
                 }
             }
-            if !ready.contains(&token) {
-                ready.push(token);
-            }
+            ready.push(token);
         }
         if woken {
             self.take_resolutions(core);
         }
-        for token in ready {
+        for &token in &ready {
             match self.slots.get(&token) {
                 Some(Slot::Listener(_)) => self.accept(token, core),
                 Some(Slot::Conn(_)) => self.service(token, core),
                 None => {}
             }
         }
+        self.ready = ready;
         self.expire_deadlines(core);
         let now = Instant::now();
         if core.poll_timeout().is_some_and(|t| t <= now) {
@@ -236,7 +243,7 @@ impl Driver {
     }
 
     fn carry_out_requests<C: IoCore>(&mut self, core: &mut C) {
-        let mut dirty: Vec<Token> = Vec::new();
+        let mut dirty = std::mem::take(&mut self.dirty);
         while let Some(req) = core.poll_io() {
             match req {
                 IoRequest::Connect {
@@ -253,10 +260,11 @@ impl Driver {
                 IoRequest::Write { transport, data } => {
                     if let Some(&token) = self.transports.get(&transport) {
                         if let Some(Slot::Conn(c)) = self.slots.get_mut(&token) {
-                            c.queue(data);
-                            if !dirty.contains(&token) {
+                            if c.queued == 0 && !c.closing {
+                                // Its first bytes this turn: flush it after the requests.
                                 dirty.push(token);
                             }
+                            c.queue(data);
                         }
                     }
                 }
@@ -267,9 +275,7 @@ impl Driver {
                             match c.phase {
                                 Phase::Open => {
                                     c.closing = true;
-                                    if !dirty.contains(&token) {
-                                        dirty.push(token);
-                                    }
+                                    dirty.push(token);
                                 }
                                 _ => {
                                     self.slots.remove(&token);
@@ -315,9 +321,11 @@ impl Driver {
                 _ => {}
             }
         }
-        for token in dirty {
+        for &token in &dirty {
             self.flush_or_fail(token, core);
         }
+        dirty.clear();
+        self.dirty = dirty;
     }
 
     /// Addresses for `host:port` now when `host` is an address; otherwise `None`, and a

@@ -233,7 +233,7 @@ impl Driver {
             }
         }
         if let Some(Slot::Conn(c)) = self.slots.get(&token) {
-            if c.readable && !self.hot.contains(&token) {
+            if c.readable {
                 self.hot.push(token);
             }
         }
@@ -385,9 +385,7 @@ impl Driver {
                 }
             }
         }
-        if !self.hot.contains(&token) {
-            self.hot.push(token);
-        }
+        self.hot.push(token);
     }
 
     /// Handshakes and drains past their deadline.
