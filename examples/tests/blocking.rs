@@ -60,7 +60,14 @@ fn send_then_receive_with_outcomes_and_timeouts() {
     assert!(none.is_none(), "the queue is empty");
     assert!(t.elapsed() >= Duration::from_millis(200));
     sender.close().expect("close sender");
+    let clone = receiver.clone();
     receiver.close().expect("close receiver");
+    let t = Instant::now();
+    assert!(matches!(
+        clone.receive(WAIT),
+        Err(BlockingError::LinkClosed { remote: false, .. })
+    ));
+    assert!(t.elapsed() < Duration::from_secs(1), "fails at once");
     conn.close().expect("close");
     conn.close().expect("closing twice is fine");
     assert!(matches!(

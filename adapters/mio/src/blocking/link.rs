@@ -129,13 +129,17 @@ impl BlockingReceiver {
     pub fn receive(&self, timeout: Option<Duration>) -> Result<Option<Delivery>, BlockingError> {
         let link = self.link;
         let r = self.conn.shared().wait(timeout, |g| {
-            let h = g.handler();
-            let l = h.links.get_mut(&link)?;
-            let Some((handle, message)) = l.queue.pop_front() else {
+            let Some((handle, message)) = g
+                .handler()
+                .links
+                .get_mut(&link)
+                .and_then(|l| l.queue.pop_front())
+            else {
                 return link_closed(g, link).map(Err);
             };
             // Keep the window open: grant again once half of it is used.
-            let capacity = l.capacity;
+            let h = g.handler();
+            let capacity = h.links.get(&link).map_or(0, |l| l.capacity);
             let want = h.wanted_credit(link).unwrap_or(0);
             if g.core.context().credit(link) <= capacity / 2 {
                 // Refused only when the link is gone, which the next call reports.
@@ -260,12 +264,17 @@ enum Settle {
     },
 }
 
-/// Why `link` cannot be used, if it cannot.
+/// Why `link` cannot be used, if it cannot: closed (by either side), or its connection is.
 fn link_closed(g: &mut Inner, link: LinkHandle) -> Option<BlockingError> {
     let h = g.handler();
     match h.links.get(&link) {
         Some(l) => l.closed.clone(),
-        None => Some(h.closed_error()),
+        None if h.closed.is_some() => Some(h.closed_error()),
+        // Closed here, and forgotten.
+        None => Some(BlockingError::LinkClosed {
+            remote: false,
+            error: None,
+        }),
     }
 }
 
