@@ -32,7 +32,7 @@ mod service;
 
 const WAKE: Token = Token(0);
 /// Reads from one connection per turn before others get theirs.
-const READS_PER_TURN: usize = 16;
+const READS_PER_TURN: usize = 4;
 
 enum Resolved {
     Connect(TransportId, io::Result<Vec<SocketAddr>>),
