@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use amqp_adapter::amqp_engine::messaging::{
     AcceptorHandle, IoCore, IoRequest, TlsConnect, TransportError, TransportErrorKind, TransportId,
 };
-use amqp_adapter::{tls, FLUSH_GRACE, READ_CHUNK};
+use amqp_adapter::{tls, FLUSH_GRACE};
+use bytes::BytesMut;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
@@ -67,13 +68,22 @@ pub(crate) struct Driver {
     dns_rx: mpsc::Receiver<Resolved>,
     /// Handshake and drain deadlines (checked against the connection's own on expiry).
     deadlines: BinaryHeap<Reverse<(Instant, Token)>>,
+    /// Connect time-outs (resolving, connecting and the TLS handshake together): deadlines
+    /// by sequence number, and each one's transport and limit. One whose transport is up by
+    /// then is dropped.
+    connect_deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    connect_limits: HashMap<u64, (TransportId, Duration)>,
+    connect_seq: u64,
     /// Connections with data left to read after their turn's budget (a token may appear
     /// twice: serving a connection again is harmless).
     hot: Vec<Token>,
     /// This turn's ready tokens, and the connections written to (reused buffers).
     ready: Vec<Token>,
     dirty: Vec<Token>,
-    buf: Vec<u8>,
+    /// Reads go into the unused tail of this buffer and are split off it, so the core keeps
+    /// them without a copy ([`IoCore::handle_read_owned`]); a fresh one is made when little
+    /// room is left.
+    buf: BytesMut,
     trace: bool,
 }
 
@@ -95,10 +105,13 @@ impl Driver {
             dns_tx,
             dns_rx,
             deadlines: BinaryHeap::new(),
+            connect_deadlines: BinaryHeap::new(),
+            connect_limits: HashMap::new(),
+            connect_seq: 0,
             hot: Vec::new(),
             ready: Vec::new(),
             dirty: Vec::new(),
-            buf: vec![0; READ_CHUNK],
+            buf: BytesMut::new(),
             trace: amqp_adapter::trace::enabled(),
         })
     }
@@ -138,9 +151,13 @@ impl Driver {
         }
         let now = Instant::now();
         let mut wake_at = core.poll_timeout();
-        for d in [self.deadlines.peek().map(|Reverse((t, _))| *t), until]
-            .into_iter()
-            .flatten()
+        for d in [
+            self.deadlines.peek().map(|Reverse((t, _))| *t),
+            self.connect_deadlines.peek().map(|Reverse((t, ..))| *t),
+            until,
+        ]
+        .into_iter()
+        .flatten()
         {
             wake_at = Some(wake_at.map_or(d, |w| w.min(d)));
         }
@@ -251,12 +268,22 @@ impl Driver {
                     host,
                     port,
                     tls,
-                } => match self.resolve(&host, port, move |r| Resolved::Connect(transport, r)) {
-                    Some(r) => self.connect(transport, r, tls, core),
-                    None => {
-                        self.resolving_connects.insert(transport, tls);
+                    timeout,
+                } => {
+                    if let Some(limit) = timeout {
+                        self.connect_seq += 1;
+                        let at = Instant::now() + limit;
+                        self.connect_deadlines.push(Reverse((at, self.connect_seq)));
+                        self.connect_limits
+                            .insert(self.connect_seq, (transport, limit));
                     }
-                },
+                    match self.resolve(&host, port, move |r| Resolved::Connect(transport, r)) {
+                        Some(r) => self.connect(transport, r, tls, core),
+                        None => {
+                            self.resolving_connects.insert(transport, tls);
+                        }
+                    }
+                }
                 IoRequest::Write { transport, data } => {
                     if let Some(&token) = self.transports.get(&transport) {
                         if let Some(Slot::Conn(c)) = self.slots.get_mut(&token) {

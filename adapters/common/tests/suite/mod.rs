@@ -33,11 +33,13 @@ use amqp_adapter::amqp_engine::messaging::{
 use amqp_adapter::amqp_proto::definitions::{condition, Error};
 use amqp_adapter::amqp_proto::message::Message;
 
+pub(crate) mod async_client;
 #[macro_use]
 pub(crate) mod gssapi;
 pub(crate) mod inject;
 
-/// Generates one `#[test]` per scenario for runtime `$rt`.
+/// Generates one `#[test]` per scenario for runtime `$rt`; with `runner T` (a crate with its
+/// own container, such as `amqp-mio`), all but the async client's.
 macro_rules! adapter_suite {
     ($rt:ty) => {
         impl $crate::suite::RunContainer for $rt {
@@ -49,6 +51,21 @@ macro_rules! adapter_suite {
             }
         }
         adapter_suite!(runner $rt);
+
+        #[test]
+        fn async_client_pipelined_sends_and_receive() {
+            $crate::suite::async_client::round_trip::<$rt>();
+        }
+
+        #[test]
+        fn async_client_reconnects_and_resolves_every_send() {
+            $crate::suite::async_client::reconnect::<$rt>();
+        }
+
+        #[test]
+        fn async_client_refused_without_reconnect() {
+            $crate::suite::async_client::refused::<$rt>();
+        }
     };
     (runner $rt:ty) => {
         #[test]
@@ -105,6 +122,7 @@ macro_rules! adapter_suite {
         fn no_reconnect_fails_once_and_finishes() {
             $crate::suite::no_reconnect::<$rt>();
         }
+
     };
 }
 

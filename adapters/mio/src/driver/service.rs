@@ -4,11 +4,14 @@
 
 use std::cmp::Reverse;
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use amqp_adapter::amqp_engine::messaging::{IoCore, TransportError, TransportErrorKind};
+use amqp_adapter::amqp_engine::messaging::{
+    IoCore, TransportError, TransportErrorKind, TransportId,
+};
 use amqp_adapter::trace::Tracer;
-use amqp_adapter::{tls, FLUSH_GRACE, TLS_HANDSHAKE_TIMEOUT, WRITE_HIGH_WATER};
+use amqp_adapter::{tls, FLUSH_GRACE, READ_CHUNK, TLS_HANDSHAKE_TIMEOUT, WRITE_HIGH_WATER};
+use bytes::BytesMut;
 use mio::{Interest, Token};
 
 use super::{Driver, Slot, READS_PER_TURN};
@@ -16,6 +19,16 @@ use crate::conn::{io_error, Conn, Phase, ReadStep, Side};
 
 /// Most connections taken from a listener's backlog per turn.
 const ACCEPTS_PER_TURN: usize = 256;
+/// A read buffer with less room than this left is replaced by a fresh one.
+const READ_MIN: usize = READ_CHUNK / 4;
+
+/// Makes sure the read buffer has room for a read: zeroing a fresh one costs about one byte
+/// per byte read, not a whole [`READ_CHUNK`] per read.
+fn room(buf: &mut BytesMut) {
+    if buf.len() < READ_MIN {
+        *buf = BytesMut::zeroed(READ_CHUNK);
+    }
+}
 
 impl Driver {
     /// Serves a connection the poll reported ready (or left with data to read).
@@ -96,7 +109,7 @@ impl Driver {
         }
         c.readable = true;
         c.writable = true;
-        c.tracer = self.trace.then(|| Tracer::new(t));
+        c.tracer = self.trace.then(|| Tracer::new());
         let Some(tc) = tls else {
             c.phase = Phase::Open;
             let info = c.info.clone();
@@ -184,7 +197,7 @@ impl Driver {
                 None => match core.handle_accepted(acceptor, conn.info.clone(), now) {
                     Some(t) => {
                         conn.side = Side::Server(acceptor, Some(t));
-                        conn.tracer = self.trace.then(|| Tracer::new(t));
+                        conn.tracer = self.trace.then(|| Tracer::new());
                         self.transports.insert(t, conn_token);
                     }
                     None => continue,
@@ -198,6 +211,26 @@ impl Driver {
         self.hot.push(token);
     }
 
+    /// A connect's time is up: fails it, unless its transport is up (or gone) by now.
+    fn connect_timed_out<C: IoCore>(&mut self, t: TransportId, limit: Duration, core: &mut C) {
+        let connecting = match self.transports.get(&t).and_then(|k| self.slots.get(k)) {
+            Some(Slot::Conn(c)) => matches!(c.phase, Phase::Connecting { .. } | Phase::Handshaking),
+            _ => self.resolving_connects.contains_key(&t),
+        };
+        if !connecting {
+            return;
+        }
+        self.resolving_connects.remove(&t);
+        if let Some(token) = self.transports.remove(&t) {
+            self.slots.remove(&token);
+        }
+        let reason = TransportError::new(
+            TransportErrorKind::Timeout,
+            format!("no connection within {} ms", limit.as_millis()),
+        );
+        core.handle_connect_failed(t, reason, Instant::now());
+    }
+
     /// Reads what a connection has (up to a budget), feeding the core.
     fn read<C: IoCore>(&mut self, token: Token, core: &mut C) {
         for _ in 0..READS_PER_TURN {
@@ -207,14 +240,15 @@ impl Driver {
             if !c.readable || c.queued > WRITE_HIGH_WATER {
                 return;
             }
-            match c.read_socket(&mut self.buf) {
+            room(&mut self.buf);
+            match c.read_socket(&mut self.buf[..]) {
                 Ok(ReadStep::Plain(n)) => {
-                    let data = &self.buf[..n];
+                    let data = self.buf.split_to(n);
                     if let Some(tracer) = c.tracer.as_mut() {
-                        tracer.incoming(data);
+                        tracer.incoming(&data);
                     }
                     if let Some(t) = c.transport() {
-                        core.handle_read(t, data, Instant::now());
+                        core.handle_read_owned(t, data, Instant::now());
                     }
                 }
                 Ok(ReadStep::Tls) => {
@@ -261,7 +295,7 @@ impl Driver {
                     match core.handle_accepted(acceptor, c.info.clone(), now) {
                         Some(t) => {
                             c.side = Side::Server(acceptor, Some(t));
-                            c.tracer = self.trace.then(|| Tracer::new(t));
+                            c.tracer = self.trace.then(|| Tracer::new());
                             self.transports.insert(t, token);
                         }
                         None => {
@@ -276,15 +310,16 @@ impl Driver {
             let Some(Slot::Conn(c)) = self.slots.get_mut(&token) else {
                 return false;
             };
-            match c.plaintext(&mut self.buf) {
+            room(&mut self.buf);
+            match c.plaintext(&mut self.buf[..]) {
                 Ok(0) => return true,
                 Ok(n) => {
-                    let data = &self.buf[..n];
+                    let data = self.buf.split_to(n);
                     if let Some(tracer) = c.tracer.as_mut() {
-                        tracer.incoming(data);
+                        tracer.incoming(&data);
                     }
                     if let (Some(t), Phase::Open) = (c.transport(), &c.phase) {
-                        core.handle_read(t, data, Instant::now());
+                        core.handle_read_owned(t, data, Instant::now());
                     }
                 }
                 Err(e) => {
@@ -313,10 +348,14 @@ impl Driver {
                 });
                 core.handle_connect_failed(t, reason, now);
             }
-            (Phase::Handshaking, Side::Server(..)) => {
+            (Phase::Handshaking, Side::Server(acceptor, _)) => {
                 let peer = c.info.peer_addr.as_deref().unwrap_or("?");
-                let why = reason.map_or_else(|| "closed".to_string(), |r| r.to_string());
-                tracing::warn!(target: "amqp", "TLS handshake with {peer}: {why}");
+                let (kind, why) = reason.map_or_else(
+                    || (TransportErrorKind::Tls, "closed".to_string()),
+                    |r| (r.kind(), r.to_string()),
+                );
+                let error = TransportError::new(kind, format!("TLS handshake with {peer}: {why}"));
+                core.handle_accept_failed(acceptor, error, now);
             }
             (Phase::Open, _) if !c.closing => {
                 if let Some(t) = c.transport() {
@@ -388,9 +427,18 @@ impl Driver {
         self.hot.push(token);
     }
 
-    /// Handshakes and drains past their deadline.
+    /// Handshakes, drains and connects past their deadline.
     pub(super) fn expire_deadlines<C: IoCore>(&mut self, core: &mut C) {
         let now = Instant::now();
+        while let Some(&Reverse((at, seq))) = self.connect_deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.connect_deadlines.pop();
+            if let Some((t, limit)) = self.connect_limits.remove(&seq) {
+                self.connect_timed_out(t, limit, core);
+            }
+        }
         while let Some(&Reverse((at, token))) = self.deadlines.peek() {
             if at > now {
                 return;
