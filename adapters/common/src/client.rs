@@ -200,7 +200,9 @@ impl Outcome {
         matches!(self, Outcome::Accepted)
     }
 
-    fn from_state(state: Option<&DeliveryState>) -> Outcome {
+    /// The outcome a peer's delivery state stands for (no state, or a non-terminal one:
+    /// [`Outcome::Settled`]).
+    pub fn from_state(state: Option<&DeliveryState>) -> Outcome {
         match state {
             Some(DeliveryState::Accepted(_)) => Outcome::Accepted,
             Some(DeliveryState::Rejected(r)) => Outcome::Rejected(r.error.clone()),

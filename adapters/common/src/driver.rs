@@ -190,6 +190,11 @@ impl<R: Runtime, C: IoCore> Driver<R, C> {
     /// Runs until the core is done. Then stops the listeners and gives the writers [`FLUSH_GRACE`] to send what the core
     /// wrote last.
     pub(crate) async fn run(&mut self) {
+        // Injectors wake the driver through its own channel.
+        let wake = self.tx.clone();
+        self.core.set_waker(Arc::new(move || {
+            let _ = wake.unbounded_send(IoEventBox(IoEvent::Wake));
+        }));
         self.core.start(Instant::now());
         loop {
             while let Some(req) = self.core.poll_io() {

@@ -9,6 +9,7 @@ use bytes::BytesMut;
 use super::error::TransportError;
 use super::handler::{Event, EventContext, EventType, MessagingHandler};
 use super::handles::{AcceptorHandle, TransportId};
+use super::inject::WakeFn;
 use super::io::{IoCore, IoRequest, TransportInfo};
 use super::reactor::ContainerContext;
 use crate::sasl::ClientMechanismFactory;
@@ -103,6 +104,11 @@ impl<H: MessagingHandler> SansIoContainer<H> {
 
     /// Dispatches pending events to the handler and flushes output, until quiet.
     fn pump(&mut self) {
+        for payload in self.reactor.inbox.take() {
+            self.reactor.app_payloads.push_back(payload);
+            self.reactor
+                .push(EventType::ApplicationEvent, EventContext::default());
+        }
         for _ in 0..1_000_000 {
             if let Some((kind, ctx)) = self.reactor.pending.pop_front() {
                 self.dispatch(kind, ctx);
@@ -163,6 +169,11 @@ impl<H: MessagingHandler> SansIoContainer<H> {
             EventType::AcceptorOpened => h.on_acceptor_opened(&mut e),
             EventType::AcceptorError => h.on_acceptor_error(&mut e),
             EventType::Stop => h.on_stop(&mut e),
+            EventType::ApplicationEvent => {
+                if let Some(payload) = e.reactor.app_payloads.pop_front() {
+                    h.on_application_event(&mut e, payload);
+                }
+            }
         }
         let ctx = e.ctx;
         self.reactor.in_callback = false;
@@ -172,6 +183,11 @@ impl<H: MessagingHandler> SansIoContainer<H> {
 }
 
 impl<H: MessagingHandler> IoCore for SansIoContainer<H> {
+    /// Installs the driver's wake function, called by every [`Injector`](super::Injector).
+    fn set_waker(&mut self, wake: WakeFn) {
+        self.reactor.inbox.set_wake(wake);
+    }
+
     /// Starts: calls `on_start`.
     fn start(&mut self, now: Instant) {
         self.reactor.input_start(now);

@@ -185,6 +185,10 @@ impl Drop for Admission {
 /// trait (the async adapters' driver, a `mio` loop, a test's simulated network) runs any
 /// core that does. Time is always an argument: a core never reads a clock.
 pub trait IoCore {
+    /// Installs the function that wakes this core's driver from another thread (called by
+    /// [`Injector::inject`](super::Injector::inject)); the driver calls it once, before
+    /// [`start`](Self::start). A core without injectors ignores it.
+    fn set_waker(&mut self, _wake: super::WakeFn) {}
     /// Starts the core (the container calls `on_start`).
     fn start(&mut self, now: Instant);
     /// The next I/O request, if any.

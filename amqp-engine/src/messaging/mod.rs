@@ -8,7 +8,8 @@
 //! calling a handler; [`IoCore`], the driver's view of either;
 //! connection [`Url`]s, [`ConnectOptions`] and Proton's `connect.json`, reconnect policies
 //! ([`Backoff`], any [`ReconnectPolicy`]) and [`Failover`]; typed errors
-//! ([`MessagingError`], [`TransportError`]). With the `sim` feature, `messaging::sim` runs containers
+//! ([`MessagingError`], [`TransportError`]); [`Injector`], which hands application events to a
+//! running container from other threads. With the `sim` feature, `messaging::sim` runs containers
 //! on a simulated network.
 //!
 //! Everything here is pure: no I/O, no clock reads. Whoever drives the engine reads files,
@@ -42,6 +43,7 @@ mod engine_events;
 mod error;
 mod handler;
 mod handles;
+mod inject;
 mod io;
 mod lifecycle;
 mod link_options;
@@ -66,6 +68,7 @@ pub use handles::{
     AcceptorHandle, ConnectionHandle, DeliveryHandle, LinkHandle, SessionHandle, TimerHandle,
     Tracker, TransportId,
 };
+pub use inject::{InjectError, Injector, Payload, WakeFn};
 pub use io::{IoCore, IoRequest, ListenOptions, TlsConnect, TlsListen, TransportInfo};
 pub use link_options::{LinkOption, LinkOptions, SELECTOR_FILTER_CODE};
 pub use options::{

@@ -16,6 +16,7 @@ use super::handler::{EventContext, EventType, HandlerOptions};
 use super::handles::{
     AcceptorHandle, ConnectionHandle, DeliveryHandle, LinkHandle, TimerHandle, Tracker, TransportId,
 };
+use super::inject::{Inbox, Injector, Payload};
 use super::io::{Acceptor, IoRequest, ListenOptions};
 use super::link_options::LinkOptions;
 use super::managed::{LinkRec, ManagedConnection};
@@ -99,6 +100,10 @@ pub struct ContainerContext {
     pub(super) client_mechanisms: Vec<Arc<dyn ClientMechanismFactory>>,
     pub(super) in_callback: bool,
     pub(super) deferred_closes: Vec<DeferredClose>,
+    /// What [`Injector`]s queued from other threads, and the driver's wake function.
+    pub(super) inbox: Arc<Inbox>,
+    /// Payloads of the application events in `pending`, in the same order.
+    pub(super) app_payloads: VecDeque<Payload>,
 }
 
 impl fmt::Debug for ContainerContext {
@@ -155,12 +160,20 @@ impl ContainerContext {
             client_mechanisms: Vec::new(),
             in_callback: false,
             deferred_closes: Vec::new(),
+            inbox: Arc::default(),
+            app_payloads: VecDeque::new(),
         }
     }
 
     /// The container id (sent as `container-id` in `open`).
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// A handle that delivers application events to this container's handler from other
+    /// threads (Proton's `EventInjector`); see [`Injector`].
+    pub fn injector(&self) -> Injector {
+        Injector::new(&self.inbox)
     }
 
     /// The current time (as last given by the driver).

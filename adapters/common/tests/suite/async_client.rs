@@ -5,7 +5,7 @@
 
 use super::*;
 
-use amqp_adapter::{Client, ClientError, Outcome};
+use amqp_adapter::{BlockOn, Client, ClientError, Outcome, Runtime};
 
 /// Accepts what it receives; sends `to_send` numbered messages on each link it sends on;
 /// with `kill_after`, drops the first connection (amqp:connection:forced) after that many
@@ -77,7 +77,7 @@ fn peer<R: Runtime + BlockOn + Default>(
     let (tx, rx) = mpsc::channel();
     let p = Peer::new(tx, to_send, kill_after);
     let received = p.received.clone();
-    let h = thread::spawn(move || Container::<Peer, R>::with_id(p, "peer").run());
+    let h = thread::spawn(move || amqp_adapter::Container::<Peer, R>::with_id(p, "peer").run());
     let port = rx.recv_timeout(SAFETY).expect("the peer listens");
     (format!("amqp://127.0.0.1:{port}"), h, received)
 }
