@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amqp_proto::definitions::{Error, Role};
+use amqp_proto::message::ReceivedMessage;
 use amqp_proto::messaging::{DeliveryState, Modified, Rejected, TargetKind};
 use amqp_proto::Encode;
 use bytes::Bytes;
@@ -97,6 +98,9 @@ pub struct ContainerContext {
     pub(super) client_mechanisms: Vec<Arc<dyn ClientMechanismFactory>>,
     pub(super) in_callback: bool,
     pub(super) deferred_closes: Vec<DeferredClose>,
+    /// Message boxes handed back after `on_message`, reused for the next deliveries (at most
+    /// [`SPARE_MESSAGES`](super::engine_events::SPARE_MESSAGES), each reset to an empty message).
+    pub(super) spare_messages: Vec<Box<ReceivedMessage>>,
 }
 
 impl fmt::Debug for ContainerContext {
@@ -153,6 +157,7 @@ impl ContainerContext {
             client_mechanisms: Vec::new(),
             in_callback: false,
             deferred_closes: Vec::new(),
+            spare_messages: Vec::new(),
         }
     }
 
