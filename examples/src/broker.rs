@@ -37,6 +37,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
 
 use amqp_engine::messaging::{
@@ -212,7 +213,7 @@ struct Consumer {
 enum Role {
     Consumer(Consumer),
     /// A producer's target address; `None`: the anonymous relay (messages carry `to`).
-    Producer(Option<String>),
+    Producer(Option<Arc<str>>),
 }
 
 struct Unacked {
@@ -360,11 +361,13 @@ impl Broker {
         self.next_seq += 1;
         let stored = Stored::new(msg.into());
         self.holdings.add(queue, stored.size());
-        self.queues
-            .entry(queue.to_string())
-            .or_default()
-            .messages
-            .insert(seq, stored);
+        // Looked up by `&str` first: a queue's name is copied only when the queue is made.
+        if !self.queues.contains_key(queue) {
+            self.queues.insert(queue.to_string(), Queue::default());
+        }
+        if let Some(q) = self.queues.get_mut(queue) {
+            q.messages.insert(seq, stored);
+        }
         self.dispatch(r, queue);
     }
 
@@ -800,14 +803,15 @@ impl Broker {
                 }
                 self.queues.entry(name.clone()).or_default().owner = Some(link);
                 self.log(format_args!("{link:?}: publishing to {name} (temporary)"));
-                self.links.insert(link, Role::Producer(Some(name)));
+                self.links
+                    .insert(link, Role::Producer(Some(Arc::from(name))));
             }
             Some(TargetKind::Target(t)) => {
                 let addr = t
                     .address
                     .as_deref()
                     .filter(|a| !a.is_empty())
-                    .map(str::to_string);
+                    .map(Arc::<str>::from);
                 self.log(format_args!(
                     "{link:?}: publishing to {}",
                     addr.as_deref().unwrap_or("(anonymous relay)")
@@ -899,7 +903,8 @@ impl MessagingHandler for Broker {
             Some(Role::Producer(a)) => a.clone(),
             _ => None,
         };
-        let Some(address) = target.or_else(|| msg.address().map(str::to_string)) else {
+        // The link's address is shared, not copied: nothing here allocates per message.
+        let Some(address) = target.or_else(|| msg.address().map(Arc::from)) else {
             self.log(format_args!(
                 "{link:?}: message without an address rejected"
             ));
