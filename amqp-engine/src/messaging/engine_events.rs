@@ -21,6 +21,10 @@ use crate::sasl::SaslError;
 /// come back.
 pub(super) const SPARE_MESSAGES: usize = 1024;
 
+/// An emptied message box kept for the next delivery: the box's heap allocation is what is
+/// reused (events carry messages boxed, so a vector of messages would not spare it).
+pub(super) struct SpareMessage(Box<ReceivedMessage>);
+
 /// Where an engine event happened: the connection's key and its transport generation.
 #[derive(Clone, Copy)]
 struct At {
@@ -298,7 +302,7 @@ impl ContainerContext {
     /// `m` in a box: a spare one when there is one (no allocation per message in steady state).
     fn boxed_message(&mut self, m: ReceivedMessage) -> Box<ReceivedMessage> {
         match self.spare_messages.pop() {
-            Some(mut b) => {
+            Some(SpareMessage(mut b)) => {
                 *b = m;
                 b
             }
@@ -311,7 +315,7 @@ impl ContainerContext {
     pub(super) fn recycle_message(&mut self, mut b: Box<ReceivedMessage>) {
         if self.spare_messages.len() < SPARE_MESSAGES {
             *b = ReceivedMessage::default();
-            self.spare_messages.push(b);
+            self.spare_messages.push(SpareMessage(b));
         }
     }
 

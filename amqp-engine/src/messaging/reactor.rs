@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amqp_proto::definitions::{Error, Role};
-use amqp_proto::message::ReceivedMessage;
 use amqp_proto::messaging::{DeliveryState, Modified, Rejected, TargetKind};
 use amqp_proto::Encode;
 use bytes::Bytes;
 
+use super::engine_events::SpareMessage;
 use super::error::MessagingError;
 use super::handler::{EventContext, EventType, HandlerOptions};
 use super::handles::{
@@ -100,7 +100,7 @@ pub struct ContainerContext {
     pub(super) deferred_closes: Vec<DeferredClose>,
     /// Message boxes handed back after `on_message`, reused for the next deliveries (at most
     /// [`SPARE_MESSAGES`](super::engine_events::SPARE_MESSAGES), each reset to an empty message).
-    pub(super) spare_messages: Vec<Box<ReceivedMessage>>,
+    pub(super) spare_messages: Vec<SpareMessage>,
 }
 
 impl fmt::Debug for ContainerContext {
