@@ -106,6 +106,16 @@ wait_port() { # PORT PID: until PORT accepts connections (10 s at most)
   done
   echo "nothing listens on $1" >&2; return 1
 }
+wait_line() { # FILE PATTERN PID: until FILE has a line matching PATTERN (10 s at most); for
+  # single-connection listeners, which a probing connect would use up
+  local i
+  for i in $(seq 1 200); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    kill -0 "$3" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "no '$2' in $1" >&2; return 1
+}
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 rate() { echo "scale=1; $1 / ($3 - $2)" | bc; }
 child_cpu() { # VAR: user+sys seconds of this shell's waited-for children so far
@@ -164,7 +174,7 @@ pair() {
     proton) start_bg "$out.recv" "$work/direct-quiet" 127.0.0.1 "$port" perf "$n" ;;
   esac
   rpid=$BG
-  wait_port "$port" "$rpid" || { stop "$rpid"; echo "$FAIL"; return; }
+  wait_line "$out.recv" "listening on" "$rpid" || { stop "$rpid"; echo "$FAIL"; return; }
   child_cpu c0; t0=$(now)
   case "$send" in
     ours) timeout "$RUN_TIMEOUT" "$PERF" peer --role sender --url "amqp://127.0.0.1:$port" \
@@ -301,7 +311,8 @@ ratio() { # KEY BASE
     [ -n "$al" ] || al="-"
     w=$(med "${WALL[$k]}")
     [[ "$w" =~ ^[0-9.]+$ ]] && w=$(printf '%.0f' "$w")
-    echo "| ${LABEL[$k]} | $w | $(med "${OWN[$k]}") | $(med "${CPU[$k]}") | $lat | $al | $(echo ${WALL[$k]} | tr ' ' '/') |"
+    runs=$(for x in ${WALL[$k]}; do [[ "$x" =~ ^[0-9.]+$ ]] && printf '%.0f\n' "$x" || echo "$x"; done | paste -sd/)
+    echo "| ${LABEL[$k]} | $w | $(med "${OWN[$k]}") | $(med "${CPU[$k]}") | $lat | $al | $runs |"
   done
   if [ -n "$fe2o3_table" ]; then
     echo
