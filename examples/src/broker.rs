@@ -201,7 +201,7 @@ struct Queue {
 }
 
 struct Consumer {
-    queue: String,
+    queue: Arc<str>,
     selector: Option<Selector>,
     browse: bool,
     presettled: bool,
@@ -217,7 +217,7 @@ enum Role {
 }
 
 struct Unacked {
-    queue: String,
+    queue: Arc<str>,
     seq: u64,
     stored: Stored,
     link: LinkHandle,
@@ -431,7 +431,7 @@ impl Broker {
                             unacked.insert(
                                 t,
                                 Unacked {
-                                    queue: name.to_string(),
+                                    queue: Arc::clone(&c.queue),
                                     seq,
                                     stored: s,
                                     link,
@@ -482,7 +482,7 @@ impl Broker {
         if undeliverable_here {
             stored.excluded.push(link);
         }
-        let q = match self.queues.get_mut(&queue) {
+        let q = match self.queues.get_mut(&*queue) {
             Some(q) => q,
             None if dynamic => {
                 // Its temporary queue is gone.
@@ -490,7 +490,7 @@ impl Broker {
                 self.holdings.remove(&queue, stored.size());
                 return None;
             }
-            None => self.queues.entry(queue.clone()).or_default(),
+            None => self.queues.entry(queue.to_string()).or_default(),
         };
         q.messages.insert(seq, stored);
         // Messages below the consumers' cursors may now be for them again.
@@ -503,7 +503,7 @@ impl Broker {
         }
         self.stats.requeued += 1;
         self.log(format_args!("{queue}: message {seq} requeued"));
-        Some(queue)
+        Some(queue.to_string())
     }
 
     fn dead_letter(&mut self, from: &str, stored: Stored) {
@@ -564,15 +564,15 @@ impl Broker {
                 }
             }
         }
-        if let Some(q) = self.queues.get_mut(&c.queue) {
+        if let Some(q) = self.queues.get_mut(&*c.queue) {
             q.consumers.retain(|l| *l != link);
             q.next = 0;
         }
         self.log(format_args!("{link:?}: unsubscribed from {}", c.queue));
         self.drop_owned_queue(link);
-        if let Some(q) = self.queues.get(&c.queue) {
+        if let Some(q) = self.queues.get(&*c.queue) {
             if q.consumers.is_empty() && q.messages.is_empty() && q.owner.is_none() {
-                self.queues.remove(&c.queue);
+                self.queues.remove(&*c.queue);
             }
         }
         touched.sort();
@@ -767,7 +767,7 @@ impl Broker {
         self.links.insert(
             link,
             Role::Consumer(Consumer {
-                queue: name,
+                queue: Arc::from(name),
                 selector,
                 browse,
                 presettled,
