@@ -69,21 +69,6 @@ pub(crate) struct SenderReport {
     pub(crate) allocs: AllocWindow,
 }
 
-impl From<&SenderHandler> for SenderReport {
-    fn from(s: &SenderHandler) -> SenderReport {
-        SenderReport {
-            sent: s.sent,
-            accepted: s.accepted,
-            not_accepted: s.not_accepted,
-            start: s.start,
-            end: s.end,
-            error: s.error.clone(),
-            timed_out: s.timed_out,
-            allocs: s.allocs,
-        }
-    }
-}
-
 /// What a sender is asked to do.
 #[derive(Clone, Debug)]
 pub(crate) struct SenderConfig {
@@ -112,14 +97,8 @@ pub(crate) struct SenderHandler {
     links: Vec<LinkHandle>,
     /// The link a paced round starts from (round robin).
     next_link: usize,
-    pub(crate) sent: u64,
-    pub(crate) accepted: u64,
-    pub(crate) not_accepted: u64,
-    pub(crate) start: Option<Instant>,
-    pub(crate) end: Option<Instant>,
-    pub(crate) error: Option<String>,
-    pub(crate) timed_out: bool,
-    pub(crate) allocs: AllocWindow,
+    /// What it did so far.
+    pub(crate) report: SenderReport,
 }
 
 impl SenderHandler {
@@ -133,42 +112,35 @@ impl SenderHandler {
             tick: None,
             links: Vec::new(),
             next_link: 0,
-            sent: 0,
-            accepted: 0,
-            not_accepted: 0,
-            start: None,
-            end: None,
-            error: None,
-            timed_out: false,
-            allocs: AllocWindow::default(),
+            report: SenderReport::default(),
         }
     }
 
     /// True once every message is sent and (unsettled) every outcome is in.
     pub(crate) fn complete(&self) -> bool {
         match self.cfg.settle {
-            Settle::Presettled => self.sent == self.cfg.count,
-            Settle::Unsettled => self.accepted + self.not_accepted == self.cfg.count,
+            Settle::Presettled => self.report.sent == self.cfg.count,
+            Settle::Unsettled => self.report.accepted + self.report.not_accepted == self.cfg.count,
         }
     }
 
     fn fail(&mut self, e: &mut Event<'_>, what: String) {
-        if !self.complete() && self.error.is_none() {
-            self.error = Some(what);
+        if !self.complete() && self.report.error.is_none() {
+            self.report.error = Some(what);
         }
         e.container().stop();
     }
 
     fn outcome(&mut self, e: &mut Event<'_>, accepted: bool) {
         if accepted {
-            self.accepted += 1;
+            self.report.accepted += 1;
         } else {
-            self.not_accepted += 1;
+            self.report.not_accepted += 1;
         }
-        let outcomes = self.accepted + self.not_accepted;
-        self.allocs.observe(outcomes, self.cfg.count);
-        if self.complete() && self.end.is_none() {
-            self.end = Some(Instant::now());
+        let outcomes = self.report.accepted + self.report.not_accepted;
+        self.report.allocs.observe(outcomes, self.cfg.count);
+        if self.complete() && self.report.end.is_none() {
+            self.report.end = Some(Instant::now());
             e.container().stop();
         }
     }
@@ -185,9 +157,9 @@ impl SenderHandler {
                 self.fail(e, format!("send: {err}"));
                 return false;
             }
-            self.sent += 1;
+            self.report.sent += 1;
             if self.cfg.settle == Settle::Presettled {
-                self.allocs.observe(self.sent, self.cfg.count);
+                self.report.allocs.observe(self.report.sent, self.cfg.count);
             }
         }
         true
@@ -198,33 +170,33 @@ impl SenderHandler {
     /// `on_sendable` resumes then).
     fn pace(&mut self, e: &mut Event<'_>, rate: f64) {
         let now = Instant::now();
-        let start = *self.start.get_or_insert(now);
+        let start = *self.report.start.get_or_insert(now);
         let elapsed = now.saturating_duration_since(start).as_secs_f64();
         let due_by_now = ((elapsed * rate) as u64 + 1).min(self.cfg.count);
-        let mut due = due_by_now.saturating_sub(self.sent);
+        let mut due = due_by_now.saturating_sub(self.report.sent);
         let nl = self.links.len();
         for i in 0..nl {
             if due == 0 {
                 break;
             }
             let link = self.links[(self.next_link + i) % nl];
-            let before = self.sent;
+            let before = self.report.sent;
             if !self.send_on(e, link, due) {
                 return;
             }
-            due -= self.sent - before;
+            due -= self.report.sent - before;
         }
         self.next_link = (self.next_link + 1) % nl.max(1);
-        if self.sent < self.cfg.count && due == 0 && self.tick.is_none() {
-            let next_at = self.sent as f64 / rate;
+        if self.report.sent < self.cfg.count && due == 0 && self.tick.is_none() {
+            let next_at = self.report.sent as f64 / rate;
             let wait = Duration::from_secs_f64((next_at - elapsed).max(0.0));
             self.tick = Some(e.container().schedule(wait));
         }
     }
 
     fn after_send(&mut self, e: &mut Event<'_>) {
-        if self.cfg.settle == Settle::Presettled && self.complete() && self.end.is_none() {
-            self.end = Some(Instant::now());
+        if self.cfg.settle == Settle::Presettled && self.complete() && self.report.end.is_none() {
+            self.report.end = Some(Instant::now());
             // Stopping closes the connection after the transfers already written.
             e.container().stop();
         }
@@ -268,9 +240,9 @@ impl MessagingHandler for SenderHandler {
         match self.cfg.rate {
             Some(rate) => self.pace(e, rate),
             None => {
-                self.start.get_or_insert_with(Instant::now);
+                self.report.start.get_or_insert_with(Instant::now);
                 let Some(link) = e.sender() else { return };
-                let left = self.cfg.count - self.sent;
+                let left = self.cfg.count - self.report.sent;
                 if !self.send_on(e, link, left) {
                     return;
                 }
@@ -294,7 +266,7 @@ impl MessagingHandler for SenderHandler {
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
         let t = e.timer();
         if t == self.deadline {
-            self.timed_out = true;
+            self.report.timed_out = true;
             e.container().stop();
         } else if t.is_some() && t == self.tick {
             self.tick = None;
@@ -320,7 +292,10 @@ impl MessagingHandler for SenderHandler {
     }
 
     fn on_connection_closed(&mut self, e: &mut Event<'_>) {
-        let why = format!("sender: connection closed after {} outcomes", self.accepted);
+        let why = format!(
+            "sender: connection closed after {} outcomes",
+            self.report.accepted
+        );
         self.fail(e, why);
     }
 

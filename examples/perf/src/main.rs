@@ -178,7 +178,7 @@ fn spawn_sender(
                 links: cfg.links,
             });
             let id = id.clone();
-            Box::new(move || run_container(sender, &id, kind).map(|s| SenderReport::from(&s)))
+            Box::new(move || run_container(sender, &id, kind).map(|s| s.report))
         }
         Api::Async => {
             let job = async_sender::AsyncSend {
@@ -545,25 +545,30 @@ mod tests {
         assert_eq!(json_str("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
     }
 
+    /// 2,000 messages of 100 B peer-to-peer in one process, credit 100, unsettled, unpaced.
+    fn small() -> Config {
+        Config {
+            mode: Mode::Peer,
+            role: Role::Both,
+            url: None,
+            count: 2000,
+            body_size: 100,
+            credit: 100,
+            settle: Settle::Unsettled,
+            duration_max: Duration::from_secs(20),
+            runtime: RuntimeKind::CurrentThread,
+            api: Api::Handler,
+            rate: None,
+            connections: 1,
+            links: 1,
+        }
+    }
+
     /// A small end-to-end run over loopback, both settle modes.
     #[test]
     fn peer_loopback_small() {
         for settle in [Settle::Unsettled, Settle::Presettled] {
-            let cfg = Config {
-                mode: Mode::Peer,
-                role: Role::Both,
-                url: None,
-                count: 2000,
-                body_size: 100,
-                credit: 100,
-                settle,
-                duration_max: Duration::from_secs(20),
-                runtime: RuntimeKind::CurrentThread,
-                api: Api::Handler,
-                rate: None,
-                connections: 1,
-                links: 1,
-            };
+            let cfg = Config { settle, ..small() };
             let o = run_both(&cfg).unwrap();
             assert!(o.errors.is_empty(), "{:?}", o.errors);
             assert!(!o.timed_out);
@@ -581,19 +586,10 @@ mod tests {
     #[test]
     fn peer_loopback_paced_fan_in() {
         let cfg = Config {
-            mode: Mode::Peer,
-            role: Role::Both,
-            url: None,
-            count: 2000,
-            body_size: 100,
-            credit: 100,
-            settle: Settle::Unsettled,
-            duration_max: Duration::from_secs(20),
-            runtime: RuntimeKind::CurrentThread,
-            api: Api::Handler,
             rate: Some(20_000.0),
             connections: 2,
             links: 2,
+            ..small()
         };
         let o = run_both(&cfg).unwrap();
         assert!(o.errors.is_empty(), "{:?}", o.errors);
@@ -611,19 +607,8 @@ mod tests {
     #[test]
     fn peer_loopback_async_sender() {
         let cfg = Config {
-            mode: Mode::Peer,
-            role: Role::Both,
-            url: None,
-            count: 2000,
-            body_size: 100,
-            credit: 100,
-            settle: Settle::Unsettled,
-            duration_max: Duration::from_secs(20),
-            runtime: RuntimeKind::CurrentThread,
             api: Api::Async,
-            rate: None,
-            connections: 1,
-            links: 1,
+            ..small()
         };
         let o = run_both(&cfg).unwrap();
         assert!(o.errors.is_empty(), "{:?}", o.errors);
