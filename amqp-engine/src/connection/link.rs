@@ -501,7 +501,7 @@ impl Connection {
         }
         // Link names are unique per direction between two containers: a second link of the
         // same name and role would make the peer's attach ambiguous.
-        let in_use = self.links.keys().into_iter().any(|k| {
+        let in_use = self.links.keys().any(|k| {
             self.links
                 .get(k)
                 .is_some_and(|l| l.role == role && *l.name == *config.name)

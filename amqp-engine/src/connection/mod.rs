@@ -335,12 +335,12 @@ impl Connection {
 
     /// The sessions currently known.
     pub fn sessions(&self) -> Vec<SessionId> {
-        self.sessions.keys().into_iter().map(SessionId).collect()
+        self.sessions.keys().map(SessionId).collect()
     }
 
     /// The links currently known.
     pub fn links(&self) -> Vec<LinkId> {
-        self.links.keys().into_iter().map(LinkId).collect()
+        self.links.keys().map(LinkId).collect()
     }
 
     /// The buffer to read transport bytes into directly (zero-copy input); call

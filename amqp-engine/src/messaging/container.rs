@@ -175,7 +175,10 @@ impl<H: MessagingHandler> SansIoContainer<H> {
                 }
             }
         }
-        let ctx = e.ctx;
+        let mut ctx = e.ctx;
+        if let Some(m) = ctx.message.take() {
+            self.reactor.recycle_message(m);
+        }
         self.reactor.in_callback = false;
         self.reactor.after_callback(kind, ctx);
         self.reactor.run_deferred_closes();
