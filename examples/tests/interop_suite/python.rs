@@ -287,7 +287,7 @@ fn local(port: u16) -> ConnectOptions {
 }
 
 /// Sends `signal` (STOP, CONT) to a process we started.
-fn signal(pid: u32, signal: &str) -> Result<(), String> {
+pub(crate) fn signal(pid: u32, signal: &str) -> Result<(), String> {
     let st = Command::new("kill")
         .arg(format!("-{signal}"))
         .arg(pid.to_string())
