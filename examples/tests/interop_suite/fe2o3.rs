@@ -137,6 +137,7 @@ fn interop_fe2o3() {
         "receiver-reject-release-modify",
         "sender-sees-reject-release-modify",
         "drain-our-broker",
+        "our-drain-to-fe2o3-sender",
         "idle-timeout-frozen-fe2o3",
         "fe2o3-idle-timeout-frozen-broker",
         "dynamic-reply-to",
@@ -402,9 +403,48 @@ fn interop_fe2o3() {
         ))
     });
 
+    // Our receiver grants 10 credits with drain (one flow) to fe2o3's sender (its acceptor),
+    // whose application has 3 messages to send. fe2o3 answers the drain at once:
+    // delivery-count advanced by all 10, nothing sent (it counts as available only what the
+    // application has already handed to the link, and the credit is gone before its `send`
+    // sees it). Our side must report on_drained with no message and no error.
+    suite.run(scenarios[10], &["drain"], || {
+        let port = free_port();
+        let mut l = listener(bin, "source", port, &["--count", "3"])?;
+        let mut d = Probe::new(local(port), "src", Duration::from_secs(20));
+        d.drain = true;
+        d.credit = 10;
+        let d = d.run();
+        check(
+            d.drained && d.received.is_empty() && d.errors.is_empty(),
+            || {
+                format!(
+                    "drained {}, received {}, errors {:?}",
+                    d.drained,
+                    d.received.len(),
+                    d.errors
+                )
+            },
+        )?;
+        check(l.is_running() && l.stdout() == ["listening"], || {
+            format!(
+                "fe2o3 said {:?}; stderr {:?}",
+                l.stdout(),
+                tail(&l.stderr(), 3)
+            )
+        })?;
+        Ok((
+            0,
+            "our receiver: credit 10 + drain in one flow to fe2o3's sender, whose application \
+             has 3 to send: fe2o3 answers the drain at once with all 10 credits used and no \
+             message (see Findings); we report on_drained, no message, no error"
+                .into(),
+        ))
+    });
+
     // Idle-timeout 1 s: fe2o3's listener heartbeats keep the idle connection up for 4 s;
     // then the fe2o3 process is frozen (SIGSTOP) and our side must close within ~2 s.
-    suite.run(scenarios[10], &["idle-timeout"], || {
+    suite.run(scenarios[11], &["idle-timeout"], || {
         let port = free_port();
         let l = listener(bin, "sink", port, &[])?;
         let idle = Duration::from_secs(1);
@@ -422,7 +462,7 @@ fn interop_fe2o3() {
 
     // The other way: fe2o3 announces idle-timeout 1 s to our broker, which must heartbeat;
     // after 4 s quiet the broker is frozen and fe2o3 must end the connection.
-    suite.run(scenarios[11], &["idle-timeout"], || {
+    suite.run(scenarios[12], &["idle-timeout"], || {
         let (b, port) = broker(&[]);
         let p = Proc::spawn(
             "fe2o3-peer idle",
@@ -463,7 +503,7 @@ fn interop_fe2o3() {
 
     // fe2o3 asks our broker for a dynamic node, sends 3 requests with it as reply-to to our
     // `server` example, and gets the answers there.
-    suite.run(scenarios[12], &["dynamic-reply-to"], || {
+    suite.run(scenarios[13], &["dynamic-reply-to"], || {
         let (_b, port) = broker(&[]);
         let _server = Proc::example("server", &["-a", &format!("127.0.0.1:{port}/requests")]);
         let url = format!("amqp://127.0.0.1:{port}");
@@ -495,7 +535,7 @@ fn interop_fe2o3() {
         ))
     });
 
-    suite.run(scenarios[13], &["selector"], || {
+    suite.run(scenarios[14], &["selector"], || {
         let (_b, port) = broker(&[]);
         let url = format!("amqp://127.0.0.1:{port}");
         send(bin, &url, "colours", 10, 0, &["--colour"])?;
@@ -521,7 +561,7 @@ fn interop_fe2o3() {
 
     // simple_send (at least once, reconnect on) sends 3000 to fe2o3's listener, which is
     // killed after message 500 and started again on the same port.
-    suite.run(scenarios[14], &["reconnect"], || {
+    suite.run(scenarios[15], &["reconnect"], || {
         let port = free_port();
         let (total, before, after, dups) =
             simple_send_across_listener_restart(port, || listener(bin, "sink", port, &[]))?;
@@ -539,7 +579,7 @@ fn interop_fe2o3() {
     // fe2o3 has no reconnect of its own: the peer's send loop reconnects (for up to 20 s
     // after a failure) and sends again the message whose outcome it did not get. Our
     // direct_recv is killed after message 500 and started again on the same port.
-    suite.run(scenarios[15], &["reconnect"], || {
+    suite.run(scenarios[16], &["reconnect"], || {
         let port = free_port();
         let addr = format!("127.0.0.1:{port}/sink");
         let total = 3000usize;

@@ -111,8 +111,6 @@ pub(crate) fn outcome_name(o: &Outcome) -> &'static str {
         Outcome::Rejected(_) => "rejected",
         Outcome::Released(_) => "released",
         Outcome::Modified(_) => "modified",
-        #[allow(unreachable_patterns)]
-        _ => "other",
     }
 }
 
