@@ -9,12 +9,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use amqp_tokio::{ConnectOptions, Url};
 use serde_json::Value as Json;
 
 use crate::common::{broker, free_port, sequence_lines, Proc, LIMIT};
 use crate::probe::{Probe, Then};
-use crate::python::{frozen_peer_idle_timeout, signal, simple_send_across_listener_restart};
+use crate::python::{frozen_peer_idle_timeout, local, signal, simple_send_across_listener_restart};
 use crate::rhea::u64s;
 use crate::{check, check_lines, example, install, shorten, tail, write_pki, Suite};
 
@@ -96,7 +95,7 @@ fn ids_are(v: &Json, want: impl IntoIterator<Item = u64>) -> Result<(), String> 
     let want: Vec<u64> = want.into_iter().collect();
     check(u64s(v, "ids") == want, || {
         format!(
-            "ids {} , expected {}",
+            "ids {}, expected {}",
             shorten(&v["ids"].to_string(), 200),
             shorten(&format!("{want:?}"), 200)
         )
@@ -114,13 +113,6 @@ fn listener(bin: &Path, role: &str, port: u16, extra: &[&str]) -> Result<Proc, S
     p.wait_line(Duration::from_secs(15), |l| l == "listening")
         .ok_or_else(|| format!("fe2o3 listener did not listen: {:?}", tail(&p.stderr(), 5)))?;
     Ok(p)
-}
-
-/// Connect options for a listener on loopback `port`, no reconnect.
-fn local(port: u16) -> ConnectOptions {
-    ConnectOptions::new()
-        .url(Url::parse(&format!("amqp://127.0.0.1:{port}")).expect("url"))
-        .reconnect(false)
 }
 
 #[test]

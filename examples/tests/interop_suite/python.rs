@@ -279,8 +279,8 @@ fn ids_seen(lines: &[String]) -> Vec<u64> {
         .collect()
 }
 
-/// Connect options for a Proton listener on loopback `port`, no reconnect.
-fn local(port: u16) -> ConnectOptions {
+/// Connect options for a listener on loopback `port`, no reconnect.
+pub(crate) fn local(port: u16) -> ConnectOptions {
     ConnectOptions::new()
         .url(Url::parse(&format!("amqp://127.0.0.1:{port}")).expect("url"))
         .reconnect(false)
