@@ -15,7 +15,7 @@ use crate::common::{broker, free_port, sequence_lines, Proc, LIMIT};
 use crate::probe::{Probe, Then};
 use crate::python::{frozen_peer_idle_timeout, local, signal, simple_send_across_listener_restart};
 use crate::rhea::u64s;
-use crate::{check, check_lines, example, install, shorten, tail, write_pki, Suite};
+use crate::{check, check_lines, example, install, shorten, summary, tail, write_pki, Suite};
 
 /// Messages in the bulk scenarios.
 const N: usize = 10_000;
@@ -26,14 +26,7 @@ fn peer(bin: &Path, args: &[&str], refused: bool) -> Result<Json, String> {
     let mut cmd = Command::new(bin);
     cmd.args(args).arg("--json");
     let o = Proc::spawn("fe2o3-peer", &mut cmd).wait(LIMIT);
-    let last = o.stdout.last().cloned().unwrap_or_default();
-    let v: Json = serde_json::from_str(&last).map_err(|e| {
-        format!(
-            "fe2o3-peer {args:?}: no JSON summary ({e}); stdout {:?}; stderr {:?}",
-            tail(&o.stdout, 3),
-            tail(&o.stderr, 5)
-        )
-    })?;
+    let v = summary(&format!("fe2o3-peer {args:?}"), &o)?;
     let errors = v["errors"].as_array().map_or(0, Vec::len);
     if refused {
         check(!o.status.success() && errors > 0, || {
@@ -502,9 +495,7 @@ fn interop_fe2o3() {
         let mut cmd = Command::new(bin);
         cmd.args(["request", &url, "requests", "one", "Two", "three four"]);
         let o = Proc::spawn("fe2o3-peer request", &mut cmd).wait(LIMIT);
-        let last = o.stdout.last().cloned().unwrap_or_default();
-        let v: Json = serde_json::from_str(&last)
-            .map_err(|e| format!("no JSON ({e}): {:?} {:?}", o.stdout, tail(&o.stderr, 3)))?;
+        let v = summary("fe2o3-peer request", &o)?;
         check(o.status.success(), || format!("request failed: {v}"))?;
         let reply_to = v["reply_to"].as_str().unwrap_or("");
         check(!reply_to.is_empty(), || format!("no reply-to: {v}"))?;
@@ -598,8 +589,7 @@ fn interop_fe2o3() {
         let before = sequences(&first.stdout());
         let second = Proc::example("direct_recv", &["-a", &addr, "-m", "0"]);
         let o = s.wait(LIMIT);
-        let v: Json = serde_json::from_str(o.stdout.last().map_or("", String::as_str))
-            .map_err(|e| format!("no JSON ({e}): {:?}", tail(&o.stderr, 3)))?;
+        let v = summary("fe2o3-peer send --reconnect", &o)?;
         check(o.status.success() && v["accepted"] == total, || {
             format!("fe2o3 send: {}", shorten(&v.to_string(), 400))
         })?;

@@ -204,6 +204,18 @@ fn run_ok(name: &str, cmd: &mut Command) -> Result<common::Output, String> {
     }
 }
 
+/// The JSON summary a peer program printed as its last line of stdout.
+fn summary(who: &str, o: &common::Output) -> Result<serde_json::Value, String> {
+    let last = o.stdout.last().map_or("", String::as_str);
+    serde_json::from_str(last).map_err(|e| {
+        format!(
+            "{who}: no JSON summary ({e}); stdout {:?}; stderr {:?}",
+            tail(&o.stdout, 3),
+            tail(&o.stderr, 5)
+        )
+    })
+}
+
 /// Runs an example binary to completion within [`LIMIT`].
 fn example(name: &str, args: &[&str]) -> Result<common::Output, String> {
     run_ok(name, Command::new(common::bin(name)).args(args))
