@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use amqp_tokio::amqp_proto::message::Message;
 use serde_json::Value as Json;
 
 use crate::common::{broker, free_port, sequence_lines, Proc, LIMIT};
@@ -117,6 +118,7 @@ fn interop_fe2o3() {
         "simple_send->broker->receive",
         "sasl-anonymous",
         "sasl-plain",
+        "our-plain-client-to-fe2o3-listener",
         "tls",
         "1mib-messages",
         "receiver-reject-release-modify",
@@ -244,9 +246,73 @@ fn interop_fe2o3() {
         ))
     });
 
+    // The other way round: our probe authenticates with PLAIN to fe2o3's listener (its
+    // SaslPlainMechanism, alice:secret) and sends 100; a wrong password is refused.
+    suite.run(scenarios[5], &["sasl-plain"], || {
+        let port = free_port();
+        let creds = ["--user", "alice", "--password", "secret"];
+        let l = listener(bin, "sink", port, &creds)?;
+        let plain = |password: &str| {
+            local(port)
+                .user("alice")
+                .password(password)
+                .allowed_mechs("PLAIN")
+                .allow_insecure_mechs(true)
+        };
+        let mut p = Probe::new(plain("secret"), "sink", Duration::from_secs(30));
+        p.to_send = (1..=100u64)
+            .map(|i| {
+                Message::builder()
+                    .message_id(i)
+                    .body(format!("message {i}"))
+                    .build()
+            })
+            .collect();
+        let p = p.run();
+        check(p.outcomes == vec!["accepted"; 100], || {
+            format!("outcomes {:?}; errors {:?}", p.outcomes, p.errors)
+        })?;
+        let want: Vec<String> = (1..=100).map(|i| format!("id {i}")).collect();
+        let t = Instant::now();
+        while l.stdout().len() < 101 && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let got: Vec<String> = l
+            .stdout()
+            .into_iter()
+            .filter(|x| x.starts_with("id "))
+            .collect();
+        check(got == want, || {
+            format!("fe2o3 printed {}", shorten(&format!("{got:?}"), 300))
+        })?;
+        let mut bad = Probe::new(plain("wrong"), "sink", Duration::from_secs(30));
+        bad.to_send = vec![Message::builder().message_id(0u64).body("refused").build()];
+        let bad = bad.run();
+        let err = bad.errors.join("; ");
+        check(bad.outcomes.is_empty() && !bad.timed_out, || {
+            format!(
+                "wrong password: outcomes {:?}, timed out {}, errors {err}",
+                bad.outcomes, bad.timed_out
+            )
+        })?;
+        check(
+            err.contains("unauthorized") || err.to_lowercase().contains("auth"),
+            || format!("no authentication error: {err}"),
+        )?;
+        Ok((
+            100,
+            format!(
+                "our client PLAIN alice:secret to fe2o3's listener (SaslPlainMechanism): 100 \
+                 sent, all accepted, fe2o3 printed ids 1..=100 in order; alice:wrong is refused \
+                 ({})",
+                shorten(&err, 100)
+            ),
+        ))
+    });
+
     // Our broker on amqps, its certificate from the test's CA; fe2o3 (rustls) trusts only that
     // CA and checks the name `localhost`. A client trusting another CA fails the handshake.
-    suite.run(scenarios[5], &["tls"], || {
+    suite.run(scenarios[6], &["tls"], || {
         let dir =
             std::env::temp_dir().join(format!("amqp-rs-interop-fe2o3-tls-{}", std::process::id()));
         let other = dir.join("other");
@@ -279,7 +345,7 @@ fn interop_fe2o3() {
         ))
     });
 
-    suite.run(scenarios[6], &["1mib-message"], || {
+    suite.run(scenarios[7], &["1mib-message"], || {
         let (_b, port) = broker(&[]);
         let url = format!("amqp://127.0.0.1:{port}");
         let size = 1 << 20;
@@ -296,7 +362,7 @@ fn interop_fe2o3() {
 
     // Five messages; fe2o3 (credit 3, granted once) rejects 1, releases 2, modifies 3
     // (delivery-failed); the next receiver gets 2 (delivery-count 0), 3 (1), 4, 5.
-    suite.run(scenarios[7], &["outcomes"], || {
+    suite.run(scenarios[8], &["outcomes"], || {
         let (_b, port) = broker(&[]);
         let url = format!("amqp://127.0.0.1:{port}");
         send(bin, &url, "oc", 5, 0, &[])?;
@@ -319,7 +385,7 @@ fn interop_fe2o3() {
 
     // fe2o3's listener sends 4 on the link our probe attaches; the probe rejects 1, releases
     // 2, modifies 3, accepts 4; fe2o3 reports each outcome its send got.
-    suite.run(scenarios[8], &["outcomes"], || {
+    suite.run(scenarios[9], &["outcomes"], || {
         let port = free_port();
         let l = listener(bin, "source", port, &["--count", "4"])?;
         let mut p = Probe::new(local(port), "src", Duration::from_secs(20));
@@ -362,7 +428,7 @@ fn interop_fe2o3() {
     // the drain (credit used up). fe2o3 has no drained event, so the peer checks the effect: a
     // message sent afterwards does not come on the drained link within 1 s (without the drain
     // answer 7 credits would remain and it would), and comes once fe2o3 grants 1 credit.
-    suite.run(scenarios[9], &["drain"], || {
+    suite.run(scenarios[10], &["drain"], || {
         let (_b, port) = broker(&[]);
         let url = format!("amqp://127.0.0.1:{port}");
         send(bin, &url, "dr", 3, 0, &[])?;
@@ -393,7 +459,7 @@ fn interop_fe2o3() {
     // delivery-count advanced by all 10, nothing sent (it counts as available only what the
     // application has already handed to the link, and the credit is gone before its `send`
     // sees it). Our side must report on_drained with no message and no error.
-    suite.run(scenarios[10], &["drain"], || {
+    suite.run(scenarios[11], &["drain"], || {
         let port = free_port();
         let mut l = listener(bin, "source", port, &["--count", "3"])?;
         let mut d = Probe::new(local(port), "src", Duration::from_secs(20));
@@ -429,7 +495,7 @@ fn interop_fe2o3() {
 
     // Idle-timeout 1 s: fe2o3's listener heartbeats keep the idle connection up for 4 s;
     // then the fe2o3 process is frozen (SIGSTOP) and our side must close within ~2 s.
-    suite.run(scenarios[11], &["idle-timeout"], || {
+    suite.run(scenarios[12], &["idle-timeout"], || {
         let port = free_port();
         let l = listener(bin, "sink", port, &[])?;
         let idle = Duration::from_secs(1);
@@ -447,7 +513,7 @@ fn interop_fe2o3() {
 
     // The other way: fe2o3 announces idle-timeout 1 s to our broker, which must heartbeat;
     // after 4 s quiet the broker is frozen and fe2o3 must end the connection.
-    suite.run(scenarios[12], &["idle-timeout"], || {
+    suite.run(scenarios[13], &["idle-timeout"], || {
         let (b, port) = broker(&[]);
         let p = Proc::spawn(
             "fe2o3-peer idle",
@@ -488,7 +554,7 @@ fn interop_fe2o3() {
 
     // fe2o3 asks our broker for a dynamic node, sends 3 requests with it as reply-to to our
     // `server` example, and gets the answers there.
-    suite.run(scenarios[13], &["dynamic-reply-to"], || {
+    suite.run(scenarios[14], &["dynamic-reply-to"], || {
         let (_b, port) = broker(&[]);
         let _server = Proc::example("server", &["-a", &format!("127.0.0.1:{port}/requests")]);
         let url = format!("amqp://127.0.0.1:{port}");
@@ -518,7 +584,7 @@ fn interop_fe2o3() {
         ))
     });
 
-    suite.run(scenarios[14], &["selector"], || {
+    suite.run(scenarios[15], &["selector"], || {
         let (_b, port) = broker(&[]);
         let url = format!("amqp://127.0.0.1:{port}");
         send(bin, &url, "colours", 10, 0, &["--colour"])?;
@@ -544,7 +610,7 @@ fn interop_fe2o3() {
 
     // simple_send (at least once, reconnect on) sends 3000 to fe2o3's listener, which is
     // killed after message 500 and started again on the same port.
-    suite.run(scenarios[15], &["reconnect"], || {
+    suite.run(scenarios[16], &["reconnect"], || {
         let port = free_port();
         let (total, before, after, dups) =
             simple_send_across_listener_restart(port, || listener(bin, "sink", port, &[]))?;
@@ -562,7 +628,7 @@ fn interop_fe2o3() {
     // fe2o3 has no reconnect of its own: the peer's send loop reconnects (for up to 20 s
     // after a failure) and sends again the message whose outcome it did not get. Our
     // direct_recv is killed after message 500 and started again on the same port.
-    suite.run(scenarios[16], &["reconnect"], || {
+    suite.run(scenarios[17], &["reconnect"], || {
         let port = free_port();
         let addr = format!("127.0.0.1:{port}/sink");
         let total = 3000usize;

@@ -1,5 +1,5 @@
-//! The listener mode: fe2o3's acceptor (SASL ANONYMOUS) on 127.0.0.1:PORT, serving every
-//! connection, session and link a client opens.
+//! The listener mode: fe2o3's acceptor on 127.0.0.1:PORT (SASL ANONYMOUS, or PLAIN with
+//! `--user` and `--password`), serving every connection, session and link a client opens.
 //!
 //! * `sink`: each receiving link accepts every message and prints `id N` (its ulong
 //!   message-id) as it comes.
@@ -12,7 +12,8 @@
 use std::time::Duration;
 
 use fe2o3_amqp::acceptor::{
-    ConnectionAcceptor, LinkAcceptor, LinkEndpoint, SaslAnonymousMechanism, SessionAcceptor,
+    ConnectionAcceptor, LinkAcceptor, LinkEndpoint, SaslAnonymousMechanism, SaslPlainMechanism,
+    SessionAcceptor,
 };
 use fe2o3_amqp::link::{Receiver, Sender};
 use fe2o3_amqp::types::messaging::{Body, Message, MessageId, Properties};
@@ -36,6 +37,11 @@ pub(crate) struct ListenArgs {
     /// Messages each sending link sends (source).
     #[arg(long, default_value_t = 0)]
     count: u64,
+    /// SASL PLAIN with this user (and --password) instead of ANONYMOUS.
+    #[arg(long, requires = "password")]
+    user: Option<String>,
+    #[arg(long, requires = "user")]
+    password: Option<String>,
     /// Stop after this many seconds.
     #[arg(long, default_value_t = 120.0)]
     timeout: f64,
@@ -60,8 +66,9 @@ pub(crate) async fn listen(a: ListenArgs) -> i32 {
                 }
             };
             let (role, count) = (a.role, a.count);
+            let plain = a.user.clone().zip(a.password.clone());
             tokio::spawn(async move {
-                if let Err(e) = connection(stream, role, count).await {
+                if let Err(e) = connection(stream, role, count, plain).await {
                     eprintln!("connection: {e}");
                 }
             });
@@ -72,12 +79,23 @@ pub(crate) async fn listen(a: ListenArgs) -> i32 {
 }
 
 /// Serves one connection: every session, every link.
-async fn connection(stream: tokio::net::TcpStream, role: Role, count: u64) -> Result<(), Error> {
-    let acceptor = ConnectionAcceptor::builder()
-        .container_id("fe2o3-peer-listener")
-        .sasl_acceptor(SaslAnonymousMechanism::new())
-        .build();
-    let mut c = acceptor.accept(stream).await?;
+async fn connection(
+    stream: tokio::net::TcpStream,
+    role: Role,
+    count: u64,
+    plain: Option<(String, String)>,
+) -> Result<(), Error> {
+    let b = ConnectionAcceptor::builder().container_id("fe2o3-peer-listener");
+    let mut c = match plain {
+        Some((user, password)) => {
+            let sasl = SaslPlainMechanism::new(user, password);
+            b.sasl_acceptor(sasl).build().accept(stream).await?
+        }
+        None => {
+            let sasl = SaslAnonymousMechanism::new();
+            b.sasl_acceptor(sasl).build().accept(stream).await?
+        }
+    };
     let mut s = SessionAcceptor::new().accept(&mut c).await?;
     let links = LinkAcceptor::new();
     loop {
