@@ -119,6 +119,7 @@ fn interop_fe2o3() {
         "sasl-anonymous",
         "sasl-plain",
         "our-plain-client-to-fe2o3-listener",
+        "scram-sha256-to-our-broker",
         "tls",
         "1mib-messages",
         "receiver-reject-release-modify",
@@ -310,9 +311,40 @@ fn interop_fe2o3() {
         ))
     });
 
+    // fe2o3's SCRAM-SHA-256 client (its own implementation) against our broker's SCRAM
+    // server: 100 each way as alice:secret; alice:wrong refused.
+    suite.run(scenarios[6], &["peer-as-client"], || {
+        let (_b, port) = broker(&["--user", "alice", "--password", "secret"]);
+        let url = format!("amqp://127.0.0.1:{port}");
+        let scram = |pw| {
+            [
+                "--sasl",
+                "scram-sha256",
+                "--user",
+                "alice",
+                "--password",
+                pw,
+            ]
+        };
+        send(bin, &url, "scram", 100, 0, &scram("secret"))?;
+        let v = receive(bin, &url, "scram", 100, 0, &scram("secret"))?;
+        ids_are(&v, 1..=100)?;
+        let args = [&["send", &url, "refused", "1", "0"][..], &scram("wrong")].concat();
+        let v = peer(bin, &args, true)?;
+        check(v["accepted"] == 0, || format!("refused send: {v}"))?;
+        Ok((
+            200,
+            format!(
+                "fe2o3 SCRAM-SHA-256 alice:secret to broker --user alice: 100 sent (all \
+                 accepted), 1..=100 received in order; alice:wrong refused ({})",
+                shorten(&v["errors"].to_string(), 100)
+            ),
+        ))
+    });
+
     // Our broker on amqps, its certificate from the test's CA; fe2o3 (rustls) trusts only that
     // CA and checks the name `localhost`. A client trusting another CA fails the handshake.
-    suite.run(scenarios[6], &["tls"], || {
+    suite.run(scenarios[7], &["tls"], || {
         let dir =
             std::env::temp_dir().join(format!("amqp-rs-interop-fe2o3-tls-{}", std::process::id()));
         let other = dir.join("other");
@@ -345,7 +377,7 @@ fn interop_fe2o3() {
         ))
     });
 
-    suite.run(scenarios[7], &["1mib-message"], || {
+    suite.run(scenarios[8], &["1mib-message"], || {
         let (_b, port) = broker(&[]);
         let url = format!("amqp://127.0.0.1:{port}");
         let size = 1 << 20;
@@ -362,7 +394,7 @@ fn interop_fe2o3() {
 
     // Five messages; fe2o3 (credit 3, granted once) rejects 1, releases 2, modifies 3
     // (delivery-failed); the next receiver gets 2 (delivery-count 0), 3 (1), 4, 5.
-    suite.run(scenarios[8], &["outcomes"], || {
+    suite.run(scenarios[9], &["outcomes"], || {
         let (_b, port) = broker(&[]);
         let url = format!("amqp://127.0.0.1:{port}");
         send(bin, &url, "oc", 5, 0, &[])?;
@@ -385,7 +417,7 @@ fn interop_fe2o3() {
 
     // fe2o3's listener sends 4 on the link our probe attaches; the probe rejects 1, releases
     // 2, modifies 3, accepts 4; fe2o3 reports each outcome its send got.
-    suite.run(scenarios[9], &["outcomes"], || {
+    suite.run(scenarios[10], &["outcomes"], || {
         let port = free_port();
         let l = listener(bin, "source", port, &["--count", "4"])?;
         let mut p = Probe::new(local(port), "src", Duration::from_secs(20));
@@ -428,7 +460,7 @@ fn interop_fe2o3() {
     // the drain (credit used up). fe2o3 has no drained event, so the peer checks the effect: a
     // message sent afterwards does not come on the drained link within 1 s (without the drain
     // answer 7 credits would remain and it would), and comes once fe2o3 grants 1 credit.
-    suite.run(scenarios[10], &["drain"], || {
+    suite.run(scenarios[11], &["drain"], || {
         let (_b, port) = broker(&[]);
         let url = format!("amqp://127.0.0.1:{port}");
         send(bin, &url, "dr", 3, 0, &[])?;
@@ -459,7 +491,7 @@ fn interop_fe2o3() {
     // delivery-count advanced by all 10, nothing sent (it counts as available only what the
     // application has already handed to the link, and the credit is gone before its `send`
     // sees it). Our side must report on_drained with no message and no error.
-    suite.run(scenarios[11], &["drain"], || {
+    suite.run(scenarios[12], &["drain"], || {
         let port = free_port();
         let mut l = listener(bin, "source", port, &["--count", "3"])?;
         let mut d = Probe::new(local(port), "src", Duration::from_secs(20));
@@ -495,7 +527,7 @@ fn interop_fe2o3() {
 
     // Idle-timeout 1 s: fe2o3's listener heartbeats keep the idle connection up for 4 s;
     // then the fe2o3 process is frozen (SIGSTOP) and our side must close within ~2 s.
-    suite.run(scenarios[12], &["idle-timeout"], || {
+    suite.run(scenarios[13], &["idle-timeout"], || {
         let port = free_port();
         let l = listener(bin, "sink", port, &[])?;
         let idle = Duration::from_secs(1);
@@ -513,7 +545,7 @@ fn interop_fe2o3() {
 
     // The other way: fe2o3 announces idle-timeout 1 s to our broker, which must heartbeat;
     // after 4 s quiet the broker is frozen and fe2o3 must end the connection.
-    suite.run(scenarios[13], &["idle-timeout"], || {
+    suite.run(scenarios[14], &["idle-timeout"], || {
         let (b, port) = broker(&[]);
         let p = Proc::spawn(
             "fe2o3-peer idle",
@@ -554,7 +586,7 @@ fn interop_fe2o3() {
 
     // fe2o3 asks our broker for a dynamic node, sends 3 requests with it as reply-to to our
     // `server` example, and gets the answers there.
-    suite.run(scenarios[14], &["dynamic-reply-to"], || {
+    suite.run(scenarios[15], &["dynamic-reply-to"], || {
         let (_b, port) = broker(&[]);
         let _server = Proc::example("server", &["-a", &format!("127.0.0.1:{port}/requests")]);
         let url = format!("amqp://127.0.0.1:{port}");
@@ -584,7 +616,7 @@ fn interop_fe2o3() {
         ))
     });
 
-    suite.run(scenarios[15], &["selector"], || {
+    suite.run(scenarios[16], &["selector"], || {
         let (_b, port) = broker(&[]);
         let url = format!("amqp://127.0.0.1:{port}");
         send(bin, &url, "colours", 10, 0, &["--colour"])?;
@@ -610,7 +642,7 @@ fn interop_fe2o3() {
 
     // simple_send (at least once, reconnect on) sends 3000 to fe2o3's listener, which is
     // killed after message 500 and started again on the same port.
-    suite.run(scenarios[16], &["reconnect"], || {
+    suite.run(scenarios[17], &["reconnect"], || {
         let port = free_port();
         let (total, before, after, dups) =
             simple_send_across_listener_restart(port, || listener(bin, "sink", port, &[]))?;
@@ -628,7 +660,7 @@ fn interop_fe2o3() {
     // fe2o3 has no reconnect of its own: the peer's send loop reconnects (for up to 20 s
     // after a failure) and sends again the message whose outcome it did not get. Our
     // direct_recv is killed after message 500 and started again on the same port.
-    suite.run(scenarios[17], &["reconnect"], || {
+    suite.run(scenarios[18], &["reconnect"], || {
         let port = free_port();
         let addr = format!("127.0.0.1:{port}/sink");
         let total = 3000usize;

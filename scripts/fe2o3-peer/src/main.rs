@@ -11,7 +11,8 @@
 //! fe2o3-peer listen  sink|source --port PORT [--count N]
 //! ```
 //!
-//! Connection flags: `--sasl none|anonymous|plain` (`plain` with `--user` and `--password`),
+//! Connection flags: `--sasl none|anonymous|plain|scram-sha256` (the last two with `--user`
+//! and `--password`),
 //! `--ca FILE` (TLS with rustls for an `amqps://` URL, trusting only that CA; TLS starts at
 //! once, without fe2o3's default AMQP TLS protocol header exchange),
 //! `--idle-timeout-ms MS`.
@@ -33,7 +34,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use fe2o3_amqp::connection::ConnectionHandle;
-use fe2o3_amqp::sasl_profile::SaslProfile;
+use fe2o3_amqp::sasl_profile::{SaslProfile, SaslScramSha256};
 use fe2o3_amqp::Connection;
 
 /// Any error, as text.
@@ -66,6 +67,7 @@ pub(crate) enum Sasl {
     None,
     Anonymous,
     Plain,
+    ScramSha256,
 }
 
 /// How to connect.
@@ -94,13 +96,16 @@ impl ConnArgs {
         match self.sasl {
             Sasl::None => {}
             Sasl::Anonymous => b = b.sasl_profile(SaslProfile::Anonymous),
-            Sasl::Plain => {
+            Sasl::Plain | Sasl::ScramSha256 => {
                 let (Some(u), Some(p)) = (&self.user, &self.password) else {
-                    return Err("--sasl plain needs --user and --password".into());
+                    return Err("--sasl plain/scram-sha256 need --user and --password".into());
                 };
-                b = b.sasl_profile(SaslProfile::Plain {
-                    username: u.clone(),
-                    password: p.clone(),
+                b = b.sasl_profile(match self.sasl {
+                    Sasl::Plain => SaslProfile::Plain {
+                        username: u.clone(),
+                        password: p.clone(),
+                    },
+                    _ => SaslProfile::ScramSha256(SaslScramSha256::new(u, p)),
                 });
             }
         }
