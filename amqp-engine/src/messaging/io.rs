@@ -217,11 +217,10 @@ pub trait IoCore {
     /// the handler's `on_transport_error`.
     fn handle_accept_failed(
         &mut self,
-        acceptor: AcceptorHandle,
-        error: TransportError,
-        now: Instant,
+        _acceptor: AcceptorHandle,
+        _error: TransportError,
+        _now: Instant,
     ) {
-        let _ = (acceptor, error, now);
     }
     /// The transport closed (EOF, or an error).
     fn handle_disconnected(&mut self, t: TransportId, reason: Option<TransportError>, now: Instant);
