@@ -10,7 +10,9 @@
 //!
 //! Back-pressure: each transport counts the bytes queued for writing; while more than
 //! [`WRITE_HIGH_WATER`] are queued, its reader stops reading, so a slow peer slows the traffic
-//! that makes us write to it instead of growing memory.
+//! that makes us write to it instead of growing memory. Writers report what they wrote
+//! ([`IoCore::handle_written`], every [`WRITTEN_REPORT`](transport::WRITTEN_REPORT) bytes),
+//! so the core can stop producing output for a peer that does not read.
 
 mod accept;
 mod connect;
@@ -52,6 +54,7 @@ enum IoEvent {
     Connected(TransportId, BoxStream, TransportInfo),
     ConnectFailed(TransportId, TransportError),
     Read(TransportId, BytesMut),
+    Written(TransportId, usize),
     Closed(TransportId, Option<TransportError>),
     Listening(
         AcceptorHandle,
@@ -86,14 +89,14 @@ pub(crate) struct Waker {
 }
 
 impl Waker {
-    /// Makes the driver poll the container again (its hook runs before the next wait).
+    /// Makes the driver poll the core again.
     pub(crate) fn wake(&self) {
         let _ = self.tx.unbounded_send(IoEventBox(IoEvent::Wake));
     }
 }
 
-/// The event channel of [`drive_with`] and a [`Waker`] feeding it: a task that shares state
-/// with the driver's hook calls [`Waker::wake`] after changing it.
+/// The event channel of [`drive_with`] and a [`Waker`] feeding it: a task that shares the
+/// core with the driver calls [`Waker::wake`] after changing it.
 pub(crate) fn wake_channel() -> (
     Waker,
     mpsc::UnboundedSender<IoEventBox>,
@@ -107,28 +110,22 @@ pub(crate) fn wake_channel() -> (
 /// nothing left to do).
 pub(crate) async fn drive<C: IoCore, R: Runtime>(core: C, rt: R) -> C {
     let mut d = Driver::new(core, rt);
-    d.run(|_| {}).await;
+    d.run().await;
     d.into_core()
 }
 
-/// [`Driver::run`] on a borrowed core and event channel, with a hook called after each batch
-/// of events (used by the async API to move work between its shared state and the
-/// container).
-pub(crate) async fn drive_with<C: IoCore, R: Runtime, F: FnMut(&mut C)>(
-    core: &mut C,
+/// Runs a core to completion on a runtime with the event channel given (the async API keeps
+/// a [`Waker`] feeding it, to be polled again after a handle changed the core); returns the
+/// core when it is done.
+pub(crate) async fn drive_with<C: IoCore, R: Runtime>(
+    core: C,
     rt: R,
     tx: mpsc::UnboundedSender<IoEventBox>,
-    rx: &mut mpsc::UnboundedReceiver<IoEventBox>,
-    hook: Option<F>,
-) {
-    // The driver owns its receiver while it runs; the caller's is put back afterwards.
-    let events = std::mem::replace(rx, mpsc::unbounded().1);
-    let mut d = Driver::with_channel(core, rt, tx, events);
-    match hook {
-        Some(mut h) => d.run(|c: &mut &mut C| h(c)).await,
-        None => d.run(|_| {}).await,
-    }
-    *rx = d.events;
+    rx: mpsc::UnboundedReceiver<IoEventBox>,
+) -> C {
+    let mut d = Driver::with_channel(core, rt, tx, rx);
+    d.run().await;
+    d.into_core()
 }
 
 /// What woke the driver.
@@ -190,13 +187,16 @@ impl<R: Runtime, C: IoCore> Driver<R, C> {
         self.core
     }
 
-    /// Runs until the core is done, calling `hook` before each poll of the core's requests.
-    /// Then stops the listeners and gives the writers [`FLUSH_GRACE`] to send what the core
+    /// Runs until the core is done. Then stops the listeners and gives the writers [`FLUSH_GRACE`] to send what the core
     /// wrote last.
-    pub(crate) async fn run(&mut self, mut hook: impl FnMut(&mut C)) {
+    pub(crate) async fn run(&mut self) {
+        // Injectors wake the driver through its own channel.
+        let wake = self.tx.clone();
+        self.core.set_waker(Arc::new(move || {
+            let _ = wake.unbounded_send(IoEventBox(IoEvent::Wake));
+        }));
         self.core.start(Instant::now());
         loop {
-            hook(&mut self.core);
             while let Some(req) = self.core.poll_io() {
                 self.carry_out(req);
             }
@@ -286,9 +286,12 @@ impl<R: Runtime, C: IoCore> Driver<R, C> {
                     return;
                 }
                 self.start_transport(t, stream);
+                // Writes are reported from the first byte on.
+                self.core.handle_written(t, 0, now);
                 self.core.handle_connected(t, info, now);
             }
             IoEvent::ConnectFailed(t, reason) => self.core.handle_connect_failed(t, reason, now),
+            IoEvent::Written(t, n) => self.core.handle_written(t, n, now),
             IoEvent::Read(t, data) => {
                 if let Some(tracer) = self
                     .transports
@@ -323,6 +326,7 @@ impl<R: Runtime, C: IoCore> Driver<R, C> {
             IoEvent::Accepted(a, stream, info) => {
                 if let Some(t) = self.core.handle_accepted(a, info, now) {
                     self.start_transport(t, stream);
+                    self.core.handle_written(t, 0, now);
                 }
             }
             IoEvent::AcceptFailed(a, e) => self.core.handle_accept_failed(a, e, now),

@@ -23,7 +23,7 @@ use amqp_proto::value::Value;
 use bytes::{Bytes, BytesMut};
 
 /// True if frame tracing is switched on by the environment.
-pub(crate) fn enabled() -> bool {
+pub fn enabled() -> bool {
     ["AMQP_TRACE_FRM", "PN_TRACE_FRM"]
         .iter()
         .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty() && s != "0"))
@@ -134,7 +134,7 @@ fn emit(id: u64, line: &str) {
 }
 
 /// Decodes copies of the bytes a transport reads and writes, and logs each frame.
-pub(crate) struct Tracer {
+pub struct Tracer {
     /// The transport's short id in the trace.
     id: u64,
     incoming: Direction,
@@ -143,7 +143,7 @@ pub(crate) struct Tracer {
 
 impl Tracer {
     /// A tracer for a new transport, with the next short id.
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Tracer {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
@@ -152,13 +152,15 @@ impl Tracer {
         }
     }
 
-    pub(crate) fn incoming(&mut self, data: &[u8]) {
+    /// Bytes read from the transport: logs each frame they complete.
+    pub fn incoming(&mut self, data: &[u8]) {
         for line in self.incoming.feed(data, "<-") {
             emit(self.id, &line);
         }
     }
 
-    pub(crate) fn outgoing(&mut self, data: &[u8]) {
+    /// Bytes written to the transport: logs each frame they complete.
+    pub fn outgoing(&mut self, data: &[u8]) {
         for line in self.outgoing.feed(data, "->") {
             emit(self.id, &line);
         }

@@ -69,6 +69,8 @@ pub enum EventType {
     AcceptorOpened,
     AcceptorError,
     Stop,
+    /// An [`Injector`](super::Injector) delivered an application event.
+    ApplicationEvent,
 }
 
 /// What an event concerns. Fields that do not apply to an event are `None`, as in Proton.
@@ -222,9 +224,13 @@ impl<'a> Event<'a> {
         self.ctx.message.as_deref()
     }
 
-    /// Takes the received message out of the event (avoids a clone).
+    /// Takes the received message out of the event (avoids a clone; its box stays with the
+    /// container for the next delivery).
     pub fn take_message(&mut self) -> Option<ReceivedMessage> {
-        self.ctx.message.take().map(|m| *m)
+        let mut b = self.ctx.message.take()?;
+        let m = std::mem::take(&mut *b);
+        self.reactor.recycle_message(b);
+        Some(m)
     }
 
     /// The error condition (`on_*_error`, `on_rejected`).
@@ -429,4 +435,8 @@ pub trait MessagingHandler {
     fn on_acceptor_error(&mut self, e: &mut Event<'_>) {}
     /// The container is stopping: the last callback.
     fn on_stop(&mut self, e: &mut Event<'_>) {}
+    /// Another thread sent this payload through an [`Injector`](super::Injector) (Proton's
+    /// `EventInjector`); downcast it to the type you injected:
+    /// `if let Ok(cmd) = payload.downcast::<MyCommand>() { … }`.
+    fn on_application_event(&mut self, e: &mut Event<'_>, payload: super::Payload) {}
 }

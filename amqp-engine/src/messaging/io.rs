@@ -185,6 +185,10 @@ impl Drop for Admission {
 /// trait (the async adapters' driver, a `mio` loop, a test's simulated network) runs any
 /// core that does. Time is always an argument: a core never reads a clock.
 pub trait IoCore {
+    /// Installs the function that wakes this core's driver from another thread (called by
+    /// [`Injector::inject`](super::Injector::inject)); the driver calls it once, before
+    /// [`start`](Self::start). A core without injectors ignores it.
+    fn set_waker(&mut self, _wake: super::WakeFn) {}
     /// Starts the core (the container calls `on_start`).
     fn start(&mut self, now: Instant);
     /// The next I/O request, if any.
@@ -222,6 +226,14 @@ pub trait IoCore {
         _now: Instant,
     ) {
     }
+    /// `bytes` more of what the core asked to write on `t` reached the transport (the
+    /// socket, or the TLS layer over it). A driver that reports writes calls this with 0 as
+    /// soon as the transport is up (connected or accepted), then as it writes, at least once
+    /// per 64 KiB; the core then knows how much output a transport holds and can stop
+    /// producing for a peer that does not read (the container:
+    /// [`ContainerContext::is_output_blocked`](super::ContainerContext::is_output_blocked)).
+    /// The default does nothing.
+    fn handle_written(&mut self, _t: TransportId, _bytes: usize, _now: Instant) {}
     /// The transport closed (EOF, or an error).
     fn handle_disconnected(&mut self, t: TransportId, reason: Option<TransportError>, now: Instant);
     /// A listener is bound (`Ok(port)`) or failed.
@@ -272,6 +284,9 @@ impl<T: IoCore + ?Sized> IoCore for &mut T {
     }
     fn handle_read_owned(&mut self, t: TransportId, data: BytesMut, now: Instant) {
         (**self).handle_read_owned(t, data, now);
+    }
+    fn handle_written(&mut self, t: TransportId, bytes: usize, now: Instant) {
+        (**self).handle_written(t, bytes, now);
     }
     fn handle_accept_failed(
         &mut self,

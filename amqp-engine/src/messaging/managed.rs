@@ -9,6 +9,7 @@ use amqp_proto::definitions::{Error, Role};
 use amqp_proto::{Symbol, Value};
 use bytes::Bytes;
 
+use super::backlog::Backlog;
 use super::error::{MessagingError, TransportError};
 use super::handles::{AcceptorHandle, TimerHandle, TransportId};
 use super::io::{Admission, IoRequest, TlsConnect, TransportInfo};
@@ -46,7 +47,8 @@ pub(super) struct LinkRec {
 /// generation number tells transports apart), the reconnect and failover state of an outgoing
 /// connection, the link records re-attached after a reconnect, and what is in doubt when a
 /// transport ends. The [`ContainerContext`](super::ContainerContext) owns many and turns their engine events
-/// into handler events.
+/// into events, which the [`SansIoContainer`](super::SansIoContainer) dispatches to its handler and the
+/// [`ClientCore`](super::ClientCore) reports as [`ClientEvent`](super::ClientEvent)s.
 pub(super) struct ManagedConnection {
     /// The current transport's generation: I/O results for older ones are ignored.
     pub(super) gen: u32,
@@ -65,6 +67,8 @@ pub(super) struct ManagedConnection {
     pub(super) close_sent: bool,
     /// Why the last transport ended: reported when reconnecting gives up.
     pub(super) last_error: Option<TransportError>,
+    /// Output handed to the driver and not yet written.
+    pub(super) backlog: Backlog,
 }
 
 impl ManagedConnection {
@@ -84,6 +88,7 @@ impl ManagedConnection {
             auth_failed: false,
             close_sent: false,
             last_error: None,
+            backlog: Backlog::default(),
         }
     }
 

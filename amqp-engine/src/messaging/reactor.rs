@@ -11,11 +11,13 @@ use amqp_proto::messaging::{DeliveryState, Modified, Rejected, TargetKind};
 use amqp_proto::Encode;
 use bytes::Bytes;
 
+use super::engine_events::SpareMessage;
 use super::error::MessagingError;
 use super::handler::{EventContext, EventType, HandlerOptions};
 use super::handles::{
     AcceptorHandle, ConnectionHandle, DeliveryHandle, LinkHandle, TimerHandle, Tracker, TransportId,
 };
+use super::inject::{Inbox, Injector, Payload};
 use super::io::{Acceptor, IoRequest, ListenOptions};
 use super::link_options::LinkOptions;
 use super::managed::{LinkRec, ManagedConnection};
@@ -99,6 +101,13 @@ pub struct ContainerContext {
     pub(super) client_mechanisms: Vec<Arc<dyn ClientMechanismFactory>>,
     pub(super) in_callback: bool,
     pub(super) deferred_closes: Vec<DeferredClose>,
+    /// What [`Injector`]s queued from other threads, and the driver's wake function.
+    pub(super) inbox: Arc<Inbox>,
+    /// Payloads of the application events in `pending`, in the same order.
+    pub(super) app_payloads: VecDeque<Payload>,
+    /// Message boxes handed back after `on_message`, reused for the next deliveries (at most
+    /// [`SPARE_MESSAGES`](super::engine_events::SPARE_MESSAGES), each reset to an empty message).
+    pub(super) spare_messages: Vec<SpareMessage>,
 }
 
 impl fmt::Debug for ContainerContext {
@@ -155,12 +164,21 @@ impl ContainerContext {
             client_mechanisms: Vec::new(),
             in_callback: false,
             deferred_closes: Vec::new(),
+            inbox: Arc::default(),
+            app_payloads: VecDeque::new(),
+            spare_messages: Vec::new(),
         }
     }
 
     /// The container id (sent as `container-id` in `open`).
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// A handle that delivers application events to this container's handler from other
+    /// threads (Proton's `EventInjector`); see [`Injector`].
+    pub fn injector(&self) -> Injector {
+        Injector::new(&self.inbox)
     }
 
     /// The current time (as last given by the driver).

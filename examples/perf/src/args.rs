@@ -64,11 +64,12 @@ impl Api {
     }
 }
 
-/// Which tokio runtime each container runs on.
+/// Which runtime each container runs on: a tokio runtime, or amqp-mio's poll loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum RuntimeKind {
     CurrentThread,
     MultiThread,
+    Mio,
 }
 
 /// Everything the command line says.
@@ -84,6 +85,11 @@ pub(crate) struct Config {
     pub(crate) duration_max: Duration,
     pub(crate) runtime: RuntimeKind,
     pub(crate) api: Api,
+    /// Paced sending, messages per second over the run (`None`: as fast as credit allows).
+    pub(crate) rate: Option<f64>,
+    /// Sender connections, and sender links on each (fan-in into one receiver).
+    pub(crate) connections: u32,
+    pub(crate) links: u32,
 }
 
 impl Mode {
@@ -119,6 +125,7 @@ impl RuntimeKind {
         match self {
             RuntimeKind::CurrentThread => "current-thread",
             RuntimeKind::MultiThread => "multi-thread",
+            RuntimeKind::Mio => "mio",
         }
     }
 }
@@ -163,8 +170,9 @@ struct Cli {
     /// safety bound in seconds: stop and report as timed out
     #[arg(long, value_name = "S", default_value_t = 60.0)]
     duration_max: f64,
-    /// current-thread (one tokio thread per container) or multi-thread
-    /// (amqp_tokio::Container::run: 2 workers per container)
+    /// current-thread (one tokio thread per container), multi-thread
+    /// (amqp_tokio::Container::run: 2 workers per container), or mio (amqp_mio::Container:
+    /// a poll loop in the container's thread; handler API only)
     #[arg(long, value_name = "RT", value_enum, default_value_t = RuntimeKind::CurrentThread)]
     runtime: RuntimeKind,
     /// sender, receiver, or both (in one process)
@@ -177,6 +185,16 @@ struct Cli {
     /// amqp://host:port[/address]
     #[arg(long, value_name = "URL")]
     url: Option<String>,
+    /// paced sending at R messages per second over the whole run (what is due is sent at
+    /// each timer tick; latency then shows the path's delay at that load, not its queueing)
+    #[arg(long, value_name = "R", value_parser = parse_number)]
+    rate: Option<u64>,
+    /// sender connections (fan-in: all of them send to the one receiver)
+    #[arg(long, value_name = "N", default_value = "1", value_parser = parse_number)]
+    connections: u64,
+    /// sender links on each sender connection
+    #[arg(long, value_name = "N", default_value = "1", value_parser = parse_number)]
+    links: u64,
 }
 
 /// Parses the arguments (the program name first): the configuration, or clap's error, whose
@@ -216,6 +234,22 @@ where
     if count == 0 {
         return Err(invalid("--count must be at least 1"));
     }
+    let fan = |n: u64, what: &str| {
+        u32::try_from(n)
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| invalid(&format!("--{what}: between 1 and 1000")))
+    };
+    let connections = fan(cli.connections, "connections")?;
+    let links = fan(cli.links, "links")?;
+    if cli.rate == Some(0) {
+        return Err(invalid("--rate must be at least 1"));
+    }
+    if cli.api == Api::Async && (connections, links, cli.rate) != (1, 1, None) {
+        return Err(invalid(
+            "--api async sends on one link, unpaced: no --connections, --links or --rate",
+        ));
+    }
     Ok(Config {
         mode,
         role: cli.role,
@@ -227,6 +261,9 @@ where
         duration_max: Duration::from_secs_f64(cli.duration_max),
         runtime: cli.runtime,
         api: cli.api,
+        rate: cli.rate.map(|r| r as f64),
+        connections,
+        links,
     })
 }
 
@@ -275,6 +312,9 @@ mod tests {
         assert_eq!(c.duration_max, Duration::from_millis(2500));
         assert_eq!(c.runtime, RuntimeKind::MultiThread);
         assert_eq!(run(&["--api", "async"]).unwrap().api, Api::Async);
+        let c = run(&["--rate", "100k", "--connections", "4", "--links", "2"]).unwrap();
+        assert_eq!((c.rate, c.connections, c.links), (Some(100_000.0), 4, 2));
+        assert_eq!(run(&[]).unwrap().rate, None);
     }
 
     #[test]
@@ -286,6 +326,10 @@ mod tests {
         assert!(run(&["--bogus"]).is_err());
         assert!(run(&["--settle-mode", "sometimes"]).is_err());
         assert!(run(&["--duration-max", "0"]).is_err());
+        assert!(run(&["--rate", "0"]).is_err());
+        assert!(run(&["--connections", "0"]).is_err());
+        assert!(run(&["--links", "1001"]).is_err());
+        assert!(run(&["--api", "async", "--links", "2"]).is_err());
         assert_eq!(run(&["--help"]).unwrap_err().kind(), ErrorKind::DisplayHelp);
         assert_eq!(parse_number("2m"), Ok(2_000_000));
     }
