@@ -110,7 +110,6 @@ impl ContainerContext {
         let sendable: Vec<LinkHandle> = c
             .links
             .keys()
-            .into_iter()
             .filter(|&k| {
                 c.links.get(k).is_some_and(|l| {
                     l.role == Role::Sender
