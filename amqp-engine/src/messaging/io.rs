@@ -221,11 +221,10 @@ pub trait IoCore {
     /// the handler's `on_transport_error`.
     fn handle_accept_failed(
         &mut self,
-        acceptor: AcceptorHandle,
-        error: TransportError,
-        now: Instant,
+        _acceptor: AcceptorHandle,
+        _error: TransportError,
+        _now: Instant,
     ) {
-        let _ = (acceptor, error, now);
     }
     /// `bytes` more of what the core asked to write on `t` reached the transport (the
     /// socket, or the TLS layer over it). A driver that reports writes calls this with 0 as
