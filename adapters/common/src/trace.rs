@@ -141,6 +141,12 @@ pub struct Tracer {
     outgoing: Direction,
 }
 
+impl Default for Tracer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Tracer {
     /// A tracer for a new transport, with the next short id.
     pub fn new() -> Self {

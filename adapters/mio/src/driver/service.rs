@@ -109,7 +109,7 @@ impl Driver {
         }
         c.readable = true;
         c.writable = true;
-        c.tracer = self.trace.then(|| Tracer::new());
+        c.tracer = self.trace.then(Tracer::new);
         let Some(tc) = tls else {
             c.phase = Phase::Open;
             let info = c.info.clone();
@@ -197,7 +197,7 @@ impl Driver {
                 None => match core.handle_accepted(acceptor, conn.info.clone(), now) {
                     Some(t) => {
                         conn.side = Side::Server(acceptor, Some(t));
-                        conn.tracer = self.trace.then(|| Tracer::new());
+                        conn.tracer = self.trace.then(Tracer::new);
                         self.transports.insert(t, conn_token);
                     }
                     None => continue,
@@ -295,7 +295,7 @@ impl Driver {
                     match core.handle_accepted(acceptor, c.info.clone(), now) {
                         Some(t) => {
                             c.side = Side::Server(acceptor, Some(t));
-                            c.tracer = self.trace.then(|| Tracer::new());
+                            c.tracer = self.trace.then(Tracer::new);
                             self.transports.insert(t, token);
                         }
                         None => {
