@@ -104,16 +104,64 @@ impl<T> Slab<T> {
         self.len
     }
 
-    pub(crate) fn keys(&self) -> Vec<Key> {
-        self.entries
+    /// A snapshot of the live keys, so the caller may insert and remove while it walks them;
+    /// up to [`INLINE_KEYS`] of them without allocating (the hot paths walk a container's few
+    /// connections, or a connection's few links, on every read).
+    pub(crate) fn keys(&self) -> Keys {
+        let mut keys = Keys {
+            inline: [Key { index: 0, gen: 0 }; INLINE_KEYS],
+            len: 0,
+            heap: Vec::new(),
+            pos: 0,
+        };
+        let live = self
+            .entries
             .iter()
             .enumerate()
-            .filter(|(_, (_, v))| v.is_some())
-            .map(|(i, (g, _))| Key {
+            .filter(|(_, (_, v))| v.is_some());
+        for (i, (g, _)) in live {
+            let k = Key {
                 index: i as u32,
                 gen: *g,
-            })
-            .collect()
+            };
+            if keys.heap.is_empty() && keys.len < INLINE_KEYS {
+                keys.inline[keys.len] = k;
+                keys.len += 1;
+            } else {
+                if keys.heap.is_empty() {
+                    keys.heap.reserve(self.len);
+                    keys.heap.extend_from_slice(&keys.inline[..keys.len]);
+                }
+                keys.heap.push(k);
+            }
+        }
+        keys
+    }
+}
+
+/// How many keys a [`Keys`] snapshot holds before it moves to the heap.
+pub(crate) const INLINE_KEYS: usize = 8;
+
+/// The keys of a [`Slab`] when [`Slab::keys`] was called, in index order.
+pub(crate) struct Keys {
+    inline: [Key; INLINE_KEYS],
+    len: usize,
+    heap: Vec<Key>,
+    pos: usize,
+}
+
+impl Iterator for Keys {
+    type Item = Key;
+
+    fn next(&mut self) -> Option<Key> {
+        let all = if self.heap.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.heap[..]
+        };
+        let k = all.get(self.pos).copied();
+        self.pos += 1;
+        k
     }
 }
 
@@ -225,7 +273,23 @@ impl IdPool {
 
 #[cfg(test)]
 mod tests {
-    use super::{IdMap, IdPool};
+    use super::{IdMap, IdPool, Slab, INLINE_KEYS};
+
+    #[test]
+    fn slab_keys_are_a_snapshot_in_index_order_inline_or_spilled() {
+        for n in [0, 3, INLINE_KEYS, INLINE_KEYS + 1, 3 * INLINE_KEYS] {
+            let mut s = Slab::default();
+            let all: Vec<_> = (0..n + 1).map(|i| s.insert(i)).collect();
+            s.remove(all[0]);
+            let mut walked = Vec::new();
+            for k in s.keys() {
+                // Changing the slab while walking its keys is allowed.
+                s.insert(99);
+                walked.push(k);
+            }
+            assert_eq!(walked, all[1..], "{n} keys");
+        }
+    }
 
     #[test]
     fn id_pool_hands_out_the_lowest_free_number() {

@@ -27,6 +27,10 @@
 //!   broker's source (so the client can tell they are not in force).
 //! * **At-most-once consumers** (sender-settle-mode `settled`) get pre-settled messages.
 //! * Transactions (a coordinator target) are refused with `amqp:not-implemented`.
+//! * **Stalled consumers**: a consumer whose connection has more than
+//!   [`OUTPUT_HIGH_WATER`](amqp_engine::messaging::OUTPUT_HIGH_WATER) bytes of unsent output
+//!   (granted credit, does not read) gets no more messages until that drains; they go to the
+//!   other consumers.
 //! * **Limits** ([`Limits`]): each queue holds at most so many messages and bytes, the broker
 //!   so many bytes in all; producers of a nearly full queue get no more credit until it
 //!   drains, and a message past a limit is rejected with `amqp:resource-limit-exceeded`. Every
@@ -37,6 +41,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
 
 use amqp_engine::messaging::{
@@ -200,7 +205,7 @@ struct Queue {
 }
 
 struct Consumer {
-    queue: String,
+    queue: Arc<str>,
     selector: Option<Selector>,
     browse: bool,
     presettled: bool,
@@ -212,11 +217,11 @@ struct Consumer {
 enum Role {
     Consumer(Consumer),
     /// A producer's target address; `None`: the anonymous relay (messages carry `to`).
-    Producer(Option<String>),
+    Producer(Option<Arc<str>>),
 }
 
 struct Unacked {
-    queue: String,
+    queue: Arc<str>,
     seq: u64,
     stored: Stored,
     link: LinkHandle,
@@ -360,11 +365,13 @@ impl Broker {
         self.next_seq += 1;
         let stored = Stored::new(msg.into());
         self.holdings.add(queue, stored.size());
-        self.queues
-            .entry(queue.to_string())
-            .or_default()
-            .messages
-            .insert(seq, stored);
+        // Looked up by `&str` first: a queue's name is copied only when the queue is made.
+        if !self.queues.contains_key(queue) {
+            self.queues.insert(queue.to_string(), Queue::default());
+        }
+        if let Some(q) = self.queues.get_mut(queue) {
+            q.messages.insert(seq, stored);
+        }
         self.dispatch(r, queue);
     }
 
@@ -392,7 +399,10 @@ impl Broker {
                 }
                 let idx = (start + i) % n;
                 let link = q.consumers[idx];
-                if r.credit(link) == 0 {
+                // A consumer whose connection has a backlog of unsent output (it does not
+                // read) gets nothing more until it drains (`on_sendable` then): its messages
+                // stay here for the others.
+                if r.credit(link) == 0 || r.is_output_blocked(link.connection()) {
                     continue;
                 }
                 let Some(Role::Consumer(c)) = links.get_mut(&link) else {
@@ -428,7 +438,7 @@ impl Broker {
                             unacked.insert(
                                 t,
                                 Unacked {
-                                    queue: name.to_string(),
+                                    queue: Arc::clone(&c.queue),
                                     seq,
                                     stored: s,
                                     link,
@@ -479,7 +489,7 @@ impl Broker {
         if undeliverable_here {
             stored.excluded.push(link);
         }
-        let q = match self.queues.get_mut(&queue) {
+        let q = match self.queues.get_mut(&*queue) {
             Some(q) => q,
             None if dynamic => {
                 // Its temporary queue is gone.
@@ -487,7 +497,7 @@ impl Broker {
                 self.holdings.remove(&queue, stored.size());
                 return None;
             }
-            None => self.queues.entry(queue.clone()).or_default(),
+            None => self.queues.entry(queue.to_string()).or_default(),
         };
         q.messages.insert(seq, stored);
         // Messages below the consumers' cursors may now be for them again.
@@ -500,7 +510,7 @@ impl Broker {
         }
         self.stats.requeued += 1;
         self.log(format_args!("{queue}: message {seq} requeued"));
-        Some(queue)
+        Some(queue.to_string())
     }
 
     fn dead_letter(&mut self, from: &str, stored: Stored) {
@@ -561,15 +571,15 @@ impl Broker {
                 }
             }
         }
-        if let Some(q) = self.queues.get_mut(&c.queue) {
+        if let Some(q) = self.queues.get_mut(&*c.queue) {
             q.consumers.retain(|l| *l != link);
             q.next = 0;
         }
         self.log(format_args!("{link:?}: unsubscribed from {}", c.queue));
         self.drop_owned_queue(link);
-        if let Some(q) = self.queues.get(&c.queue) {
+        if let Some(q) = self.queues.get(&*c.queue) {
             if q.consumers.is_empty() && q.messages.is_empty() && q.owner.is_none() {
-                self.queues.remove(&c.queue);
+                self.queues.remove(&*c.queue);
             }
         }
         touched.sort();
@@ -764,7 +774,7 @@ impl Broker {
         self.links.insert(
             link,
             Role::Consumer(Consumer {
-                queue: name,
+                queue: Arc::from(name),
                 selector,
                 browse,
                 presettled,
@@ -800,14 +810,15 @@ impl Broker {
                 }
                 self.queues.entry(name.clone()).or_default().owner = Some(link);
                 self.log(format_args!("{link:?}: publishing to {name} (temporary)"));
-                self.links.insert(link, Role::Producer(Some(name)));
+                self.links
+                    .insert(link, Role::Producer(Some(Arc::from(name))));
             }
             Some(TargetKind::Target(t)) => {
                 let addr = t
                     .address
                     .as_deref()
                     .filter(|a| !a.is_empty())
-                    .map(str::to_string);
+                    .map(Arc::<str>::from);
                 self.log(format_args!(
                     "{link:?}: publishing to {}",
                     addr.as_deref().unwrap_or("(anonymous relay)")
@@ -899,7 +910,8 @@ impl MessagingHandler for Broker {
             Some(Role::Producer(a)) => a.clone(),
             _ => None,
         };
-        let Some(address) = target.or_else(|| msg.address().map(str::to_string)) else {
+        // The link's address is shared, not copied: nothing here allocates per message.
+        let Some(address) = target.or_else(|| msg.address().map(Arc::from)) else {
             self.log(format_args!(
                 "{link:?}: message without an address rejected"
             ));

@@ -163,7 +163,10 @@ impl Holdings {
 
     /// Counts a message of `bytes` in, on queue `name`.
     pub fn add(&mut self, name: &str, bytes: u64) {
-        self.queues.entry(name.to_string()).or_default().add(bytes);
+        match self.queues.get_mut(name) {
+            Some(h) => h.add(bytes),
+            None => self.queues.entry(name.to_string()).or_default().add(bytes),
+        }
         self.total.add(bytes);
     }
 

@@ -10,7 +10,9 @@
 //!
 //! Back-pressure: each transport counts the bytes queued for writing; while more than
 //! [`WRITE_HIGH_WATER`] are queued, its reader stops reading, so a slow peer slows the traffic
-//! that makes us write to it instead of growing memory.
+//! that makes us write to it instead of growing memory. Writers report what they wrote
+//! ([`IoCore::handle_written`], every [`WRITTEN_REPORT`](transport::WRITTEN_REPORT) bytes),
+//! so the core can stop producing output for a peer that does not read.
 
 mod accept;
 mod connect;
@@ -52,6 +54,7 @@ enum IoEvent {
     Connected(TransportId, BoxStream, TransportInfo),
     ConnectFailed(TransportId, TransportError),
     Read(TransportId, BytesMut),
+    Written(TransportId, usize),
     Closed(TransportId, Option<TransportError>),
     Listening(
         AcceptorHandle,
@@ -283,9 +286,12 @@ impl<R: Runtime, C: IoCore> Driver<R, C> {
                     return;
                 }
                 self.start_transport(t, stream);
+                // Writes are reported from the first byte on.
+                self.core.handle_written(t, 0, now);
                 self.core.handle_connected(t, info, now);
             }
             IoEvent::ConnectFailed(t, reason) => self.core.handle_connect_failed(t, reason, now),
+            IoEvent::Written(t, n) => self.core.handle_written(t, n, now),
             IoEvent::Read(t, data) => {
                 if let Some(tracer) = self
                     .transports
@@ -320,6 +326,7 @@ impl<R: Runtime, C: IoCore> Driver<R, C> {
             IoEvent::Accepted(a, stream, info) => {
                 if let Some(t) = self.core.handle_accepted(a, info, now) {
                     self.start_transport(t, stream);
+                    self.core.handle_written(t, 0, now);
                 }
             }
             IoEvent::AcceptFailed(a, e) => self.core.handle_accept_failed(a, e, now),

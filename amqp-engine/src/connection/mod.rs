@@ -115,6 +115,8 @@ pub struct Connection {
     handshake: Handshake,
     input: BytesMut,
     out: BytesMut,
+    /// Payload bytes of the transfer frames waiting for a peer's session window, all sessions.
+    blocked_bytes: usize,
     /// AMQP frames written before the AMQP header could be sent (pipelining through SASL).
     pending_amqp: BytesMut,
     decoder: FrameDecoder,
@@ -176,6 +178,7 @@ impl Connection {
             handshake: Handshake::new(side, &config),
             input: BytesMut::with_capacity(64 * 1024),
             out: BytesMut::with_capacity(64 * 1024),
+            blocked_bytes: 0,
             pending_amqp: BytesMut::new(),
             decoder,
             identity: None,
@@ -332,12 +335,12 @@ impl Connection {
 
     /// The sessions currently known.
     pub fn sessions(&self) -> Vec<SessionId> {
-        self.sessions.keys().into_iter().map(SessionId).collect()
+        self.sessions.keys().map(SessionId).collect()
     }
 
     /// The links currently known.
     pub fn links(&self) -> Vec<LinkId> {
-        self.links.keys().into_iter().map(LinkId).collect()
+        self.links.keys().map(LinkId).collect()
     }
 
     /// The buffer to read transport bytes into directly (zero-copy input); call
@@ -452,6 +455,13 @@ impl Connection {
             self.last_send = self.now;
         }
         self.out.split().freeze()
+    }
+
+    /// How many bytes are waiting to be written: encoded for
+    /// [`poll_transmit`](Self::poll_transmit), plus the payloads of transfer frames held back
+    /// by a peer's closed session window.
+    pub fn pending_transmit_len(&self) -> usize {
+        self.out.len().saturating_add(self.blocked_bytes)
     }
 
     /// True if [`poll_transmit`](Self::poll_transmit) has bytes to give.

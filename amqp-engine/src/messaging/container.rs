@@ -175,7 +175,10 @@ impl<H: MessagingHandler> SansIoContainer<H> {
                 }
             }
         }
-        let ctx = e.ctx;
+        let mut ctx = e.ctx;
+        if let Some(m) = ctx.message.take() {
+            self.reactor.recycle_message(m);
+        }
         self.reactor.in_callback = false;
         self.reactor.after_callback(kind, ctx);
         self.reactor.run_deferred_closes();
@@ -253,6 +256,14 @@ impl<H: MessagingHandler> IoCore for SansIoContainer<H> {
         self.reactor
             .input_with(t, now, |e| e.handle_input_owned(data, now));
         self.pump();
+    }
+
+    /// The driver wrote output of a transport: see [`IoCore::handle_written`].
+    fn handle_written(&mut self, t: TransportId, bytes: usize, now: Instant) {
+        self.reactor.now = now;
+        if self.reactor.output_written(t, bytes) {
+            self.pump();
+        }
     }
 
     /// The transport closed (EOF or error).

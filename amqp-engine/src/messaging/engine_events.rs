@@ -16,6 +16,15 @@ use crate::event::{Event as EngineEvent, IncomingDelivery};
 use crate::ids::{DeliveryId, Key, LinkId, SessionId};
 use crate::sasl::SaslError;
 
+/// How many emptied message boxes a container keeps for reuse: enough for the deliveries of
+/// one large read (a 64 KiB read holds ~480 small messages), all dispatched before the boxes
+/// come back.
+pub(super) const SPARE_MESSAGES: usize = 1024;
+
+/// An emptied message box kept for the next delivery: the box's heap allocation is what is
+/// reused (events carry messages boxed, so a vector of messages would not spare it).
+pub(super) struct SpareMessage(Box<ReceivedMessage>);
+
 /// Where an engine event happened: the connection's key and its transport generation.
 #[derive(Clone, Copy)]
 struct At {
@@ -293,7 +302,7 @@ impl ContainerContext {
                 let mut ctx = self.ctx_conn(at.conn);
                 ctx.link = Some(lh);
                 ctx.delivery = Some(delivery_handle(at, lh, d.delivery));
-                ctx.message = Some(Box::new(m));
+                ctx.message = Some(self.boxed_message(m));
                 ctx.state = d.state;
                 self.push(EventType::Message, ctx);
             }
@@ -302,6 +311,26 @@ impl ContainerContext {
                 // The delivery is the engine's own and unsettled: the disposition cannot fail.
                 let _ = e.disposition(d.delivery, Some(state), true);
             }
+        }
+    }
+
+    /// `m` in a box: a spare one when there is one (no allocation per message in steady state).
+    fn boxed_message(&mut self, m: ReceivedMessage) -> Box<ReceivedMessage> {
+        match self.spare_messages.pop() {
+            Some(SpareMessage(mut b)) => {
+                *b = m;
+                b
+            }
+            None => Box::new(m),
+        }
+    }
+
+    /// Takes back the box of a message the handler did not take: emptied (releasing the
+    /// message's bytes) and kept for a later delivery, up to [`SPARE_MESSAGES`] boxes.
+    pub(super) fn recycle_message(&mut self, mut b: Box<ReceivedMessage>) {
+        if self.spare_messages.len() < SPARE_MESSAGES {
+            *b = ReceivedMessage::default();
+            self.spare_messages.push(SpareMessage(b));
         }
     }
 

@@ -224,9 +224,13 @@ impl<'a> Event<'a> {
         self.ctx.message.as_deref()
     }
 
-    /// Takes the received message out of the event (avoids a clone).
+    /// Takes the received message out of the event (avoids a clone; its box stays with the
+    /// container for the next delivery).
     pub fn take_message(&mut self) -> Option<ReceivedMessage> {
-        self.ctx.message.take().map(|m| *m)
+        let mut b = self.ctx.message.take()?;
+        let m = std::mem::take(&mut *b);
+        self.reactor.recycle_message(b);
+        Some(m)
     }
 
     /// The error condition (`on_*_error`, `on_rejected`).

@@ -227,6 +227,14 @@ pub trait IoCore {
     ) {
         let _ = (acceptor, error, now);
     }
+    /// `bytes` more of what the core asked to write on `t` reached the transport (the
+    /// socket, or the TLS layer over it). A driver that reports writes calls this with 0 as
+    /// soon as the transport is up (connected or accepted), then as it writes, at least once
+    /// per 64 KiB; the core then knows how much output a transport holds and can stop
+    /// producing for a peer that does not read (the container:
+    /// [`ContainerContext::is_output_blocked`](super::ContainerContext::is_output_blocked)).
+    /// The default does nothing.
+    fn handle_written(&mut self, _t: TransportId, _bytes: usize, _now: Instant) {}
     /// The transport closed (EOF, or an error).
     fn handle_disconnected(&mut self, t: TransportId, reason: Option<TransportError>, now: Instant);
     /// A listener is bound (`Ok(port)`) or failed.
@@ -277,6 +285,9 @@ impl<T: IoCore + ?Sized> IoCore for &mut T {
     }
     fn handle_read_owned(&mut self, t: TransportId, data: BytesMut, now: Instant) {
         (**self).handle_read_owned(t, data, now);
+    }
+    fn handle_written(&mut self, t: TransportId, bytes: usize, now: Instant) {
+        (**self).handle_written(t, bytes, now);
     }
     fn handle_accept_failed(
         &mut self,

@@ -169,6 +169,7 @@ impl ContainerContext {
                 conn: ck,
                 gen: c.gen,
             };
+            self.output_handed(ck, data.len());
             self.io.push_back(IoRequest::Write { transport, data });
         }
     }

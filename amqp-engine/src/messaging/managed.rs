@@ -9,6 +9,7 @@ use amqp_proto::definitions::{Error, Role};
 use amqp_proto::{Symbol, Value};
 use bytes::Bytes;
 
+use super::backlog::Backlog;
 use super::error::{MessagingError, TransportError};
 use super::handles::{AcceptorHandle, TimerHandle, TransportId};
 use super::io::{Admission, IoRequest, TlsConnect, TransportInfo};
@@ -66,6 +67,8 @@ pub(super) struct ManagedConnection {
     pub(super) close_sent: bool,
     /// Why the last transport ended: reported when reconnecting gives up.
     pub(super) last_error: Option<TransportError>,
+    /// Output handed to the driver and not yet written.
+    pub(super) backlog: Backlog,
 }
 
 impl ManagedConnection {
@@ -85,6 +88,7 @@ impl ManagedConnection {
             auth_failed: false,
             close_sent: false,
             last_error: None,
+            backlog: Backlog::default(),
         }
     }
 

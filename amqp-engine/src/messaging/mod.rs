@@ -33,6 +33,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod backlog;
 mod client_core;
 mod connect_config;
 mod container;
@@ -54,6 +55,7 @@ mod reconnect;
 pub mod sim;
 mod url;
 
+pub use backlog::{OUTPUT_HIGH_WATER, OUTPUT_LOW_WATER};
 pub use client_core::{ClientCore, ClientEvent};
 pub use connect_config::{
     connect_config_search_paths, parse_connect_config, strip_json_comments, ConnectConfig,

@@ -11,6 +11,7 @@ use amqp_proto::messaging::{DeliveryState, Modified, Rejected, TargetKind};
 use amqp_proto::Encode;
 use bytes::Bytes;
 
+use super::engine_events::SpareMessage;
 use super::error::MessagingError;
 use super::handler::{EventContext, EventType, HandlerOptions};
 use super::handles::{
@@ -104,6 +105,9 @@ pub struct ContainerContext {
     pub(super) inbox: Arc<Inbox>,
     /// Payloads of the application events in `pending`, in the same order.
     pub(super) app_payloads: VecDeque<Payload>,
+    /// Message boxes handed back after `on_message`, reused for the next deliveries (at most
+    /// [`SPARE_MESSAGES`](super::engine_events::SPARE_MESSAGES), each reset to an empty message).
+    pub(super) spare_messages: Vec<SpareMessage>,
 }
 
 impl fmt::Debug for ContainerContext {
@@ -162,6 +166,7 @@ impl ContainerContext {
             deferred_closes: Vec::new(),
             inbox: Arc::default(),
             app_payloads: VecDeque::new(),
+            spare_messages: Vec::new(),
         }
     }
 

@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 
 use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
 
 use super::{section_code, Annotations, ApplicationProperties, Body, Header, Message, MessageId};
 use super::{Properties, SECTION_SYMBOLS};
@@ -84,7 +85,10 @@ impl Layout {
 /// assert_eq!(again.delivery_count(), 1);
 /// assert_eq!(again.to_message().unwrap().properties, sent.properties);
 /// ```
-#[derive(Clone, Debug)]
+///
+/// [`ReceivedMessage::default`] is a message with no sections (what a container resets a
+/// recycled message slot to).
+#[derive(Clone, Debug, Default)]
 pub struct ReceivedMessage {
     bytes: Bytes,
     layout: Layout,
@@ -394,6 +398,35 @@ impl ReceivedMessage {
             .iter()
             .find(|(k, _)| &**k == key)
             .map(|(_, v)| v)
+    }
+    /// An application property by key, read straight from the section's bytes: the map is
+    /// walked up to the key and only its value is decoded (strings and binaries as zero-copy
+    /// slices), so a lookup allocates nothing for scalar, string and binary values.
+    /// [`application_property`](Self::application_property) instead decodes and caches the
+    /// whole map (cheaper for several lookups). Entries after the key are not checked; a map
+    /// that is malformed before it reads as absent.
+    pub fn find_application_property(&self, key: &str) -> Option<Value> {
+        if let Some(cached) = self.application_properties.get() {
+            return cached
+                .as_ref()?
+                .0
+                .iter()
+                .find(|(k, _)| &**k == key)
+                .map(|(_, v)| v.clone());
+        }
+        let (start, end) = self.layout.span(APPLICATION_PROPERTIES)?;
+        let section = self.bytes.slice(start..end);
+        let mut d = Decoder::new(&section);
+        section_code(&mut d).ok()?;
+        let (n, mut body) = d.map().ok()?;
+        for _ in 0..n / 2 {
+            let k = ByteString::decode(&mut body).ok()?;
+            if &*k == key {
+                return Value::decode(&mut body).ok();
+            }
+            body.skip().ok()?;
+        }
+        None
     }
     /// A message annotation by symbol key.
     pub fn message_annotation(&self, key: &str) -> Option<&Value> {
@@ -944,5 +977,38 @@ mod tests {
         assert_eq!(r.data(), None);
         assert_eq!(r.to_message().unwrap(), Message::default());
         assert_eq!(r.rewrite().to_bytes(), Bytes::new());
+    }
+
+    #[test]
+    fn one_application_property_is_found_without_decoding_the_map() {
+        let m = Message::builder()
+            .application_property("a", "first")
+            .application_property("ts", 42u64)
+            .application_property("z", Value::List(vec![Value::Null]))
+            .data(Bytes::from_static(b"x"))
+            .build();
+        let r = ReceivedMessage::decode(m.to_bytes()).unwrap();
+        assert_eq!(r.find_application_property("ts"), Some(Value::Ulong(42)));
+        assert_eq!(
+            r.find_application_property("a"),
+            Some(Value::string("first"))
+        );
+        assert_eq!(r.find_application_property("missing"), None);
+        // Nothing was cached: the map itself was never decoded.
+        assert!(r.application_properties.get().is_none());
+        // Once the map is decoded, the cached entry answers.
+        assert_eq!(
+            r.application_property("z"),
+            Some(&Value::List(vec![Value::Null]))
+        );
+        assert_eq!(
+            r.find_application_property("z"),
+            Some(Value::List(vec![Value::Null]))
+        );
+        assert_eq!(
+            ReceivedMessage::default().find_application_property("ts"),
+            None
+        );
+        assert_eq!(ReceivedMessage::default().body(), &Body::Empty);
     }
 }

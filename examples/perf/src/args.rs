@@ -85,6 +85,11 @@ pub(crate) struct Config {
     pub(crate) duration_max: Duration,
     pub(crate) runtime: RuntimeKind,
     pub(crate) api: Api,
+    /// Paced sending, messages per second over the run (`None`: as fast as credit allows).
+    pub(crate) rate: Option<f64>,
+    /// Sender connections, and sender links on each (fan-in into one receiver).
+    pub(crate) connections: u32,
+    pub(crate) links: u32,
 }
 
 impl Mode {
@@ -180,6 +185,16 @@ struct Cli {
     /// amqp://host:port[/address]
     #[arg(long, value_name = "URL")]
     url: Option<String>,
+    /// paced sending at R messages per second over the whole run (what is due is sent at
+    /// each timer tick; latency then shows the path's delay at that load, not its queueing)
+    #[arg(long, value_name = "R", value_parser = parse_number)]
+    rate: Option<u64>,
+    /// sender connections (fan-in: all of them send to the one receiver)
+    #[arg(long, value_name = "N", default_value = "1", value_parser = parse_number)]
+    connections: u64,
+    /// sender links on each sender connection
+    #[arg(long, value_name = "N", default_value = "1", value_parser = parse_number)]
+    links: u64,
 }
 
 /// Parses the arguments (the program name first): the configuration, or clap's error, whose
@@ -219,6 +234,22 @@ where
     if count == 0 {
         return Err(invalid("--count must be at least 1"));
     }
+    let fan = |n: u64, what: &str| {
+        u32::try_from(n)
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| invalid(&format!("--{what}: between 1 and 1000")))
+    };
+    let connections = fan(cli.connections, "connections")?;
+    let links = fan(cli.links, "links")?;
+    if cli.rate == Some(0) {
+        return Err(invalid("--rate must be at least 1"));
+    }
+    if cli.api == Api::Async && (connections, links, cli.rate) != (1, 1, None) {
+        return Err(invalid(
+            "--api async sends on one link, unpaced: no --connections, --links or --rate",
+        ));
+    }
     Ok(Config {
         mode,
         role: cli.role,
@@ -230,6 +261,9 @@ where
         duration_max: Duration::from_secs_f64(cli.duration_max),
         runtime: cli.runtime,
         api: cli.api,
+        rate: cli.rate.map(|r| r as f64),
+        connections,
+        links,
     })
 }
 
@@ -278,6 +312,9 @@ mod tests {
         assert_eq!(c.duration_max, Duration::from_millis(2500));
         assert_eq!(c.runtime, RuntimeKind::MultiThread);
         assert_eq!(run(&["--api", "async"]).unwrap().api, Api::Async);
+        let c = run(&["--rate", "100k", "--connections", "4", "--links", "2"]).unwrap();
+        assert_eq!((c.rate, c.connections, c.links), (Some(100_000.0), 4, 2));
+        assert_eq!(run(&[]).unwrap().rate, None);
     }
 
     #[test]
@@ -289,6 +326,10 @@ mod tests {
         assert!(run(&["--bogus"]).is_err());
         assert!(run(&["--settle-mode", "sometimes"]).is_err());
         assert!(run(&["--duration-max", "0"]).is_err());
+        assert!(run(&["--rate", "0"]).is_err());
+        assert!(run(&["--connections", "0"]).is_err());
+        assert!(run(&["--links", "1001"]).is_err());
+        assert!(run(&["--api", "async", "--links", "2"]).is_err());
         assert_eq!(run(&["--help"]).unwrap_err().kind(), ErrorKind::DisplayHelp);
         assert_eq!(parse_number("2m"), Ok(2_000_000));
     }

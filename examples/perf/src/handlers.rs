@@ -6,11 +6,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use amqp_tokio::amqp_proto::message::{Body, Message};
 use amqp_tokio::amqp_proto::Value;
 use amqp_tokio::{
-    ConnectOptions, Event, HandlerOptions, LinkOption, LinkOptions, MessagingHandler, Reconnect,
-    TimerHandle, Url,
+    ConnectOptions, Event, HandlerOptions, LinkHandle, LinkOption, LinkOptions, MessagingHandler,
+    Reconnect, TimerHandle, Url,
 };
 use bytes::Bytes;
 
+use crate::alloc::AllocWindow;
 use crate::args::Settle;
 use crate::hist::Histogram;
 
@@ -64,95 +65,139 @@ pub(crate) struct SenderReport {
     pub(crate) end: Option<Instant>,
     pub(crate) error: Option<String>,
     pub(crate) timed_out: bool,
+    /// Allocations over the steady state, counted by this sender's outcomes.
+    pub(crate) allocs: AllocWindow,
 }
 
-impl From<&SenderHandler> for SenderReport {
-    fn from(s: &SenderHandler) -> SenderReport {
-        SenderReport {
-            sent: s.sent,
-            accepted: s.accepted,
-            not_accepted: s.not_accepted,
-            start: s.start,
-            end: s.end,
-            error: s.error.clone(),
-            timed_out: s.timed_out,
-        }
-    }
+/// What a sender is asked to do.
+#[derive(Clone, Debug)]
+pub(crate) struct SenderConfig {
+    pub(crate) url: String,
+    pub(crate) address: String,
+    pub(crate) count: u64,
+    pub(crate) body_size: usize,
+    pub(crate) settle: Settle,
+    pub(crate) clock: Clock,
+    pub(crate) duration_max: Duration,
+    /// Messages per second over the whole run (`None`: as fast as credit allows).
+    pub(crate) rate: Option<f64>,
+    /// Connections, each with `links` sender links (fan-in).
+    pub(crate) connections: u32,
+    pub(crate) links: u32,
 }
 
-/// Sends `count` messages as fast as credit allows; counts outcomes.
+/// Sends `count` messages, as fast as credit allows or paced at `rate`, over every link of
+/// every connection it opens; counts outcomes.
 pub(crate) struct SenderHandler {
-    url: String,
-    address: String,
-    count: u64,
-    settle: Settle,
-    clock: Clock,
-    duration_max: Duration,
+    cfg: SenderConfig,
     message: Message,
     deadline: Option<TimerHandle>,
-    pub(crate) sent: u64,
-    pub(crate) accepted: u64,
-    pub(crate) not_accepted: u64,
-    pub(crate) start: Option<Instant>,
-    pub(crate) end: Option<Instant>,
-    pub(crate) error: Option<String>,
-    pub(crate) timed_out: bool,
+    /// The pacing timer, while one is pending.
+    tick: Option<TimerHandle>,
+    links: Vec<LinkHandle>,
+    /// The link a paced round starts from (round robin).
+    next_link: usize,
+    /// What it did so far.
+    pub(crate) report: SenderReport,
 }
 
 impl SenderHandler {
-    pub(crate) fn new(
-        url: String,
-        address: String,
-        count: u64,
-        body_size: usize,
-        settle: Settle,
-        clock: Clock,
-        duration_max: Duration,
-    ) -> Self {
-        let mut message = Message::new(Body::data(Bytes::from(vec![b'x'; body_size])));
+    pub(crate) fn new(cfg: SenderConfig) -> Self {
+        let mut message = Message::new(Body::data(Bytes::from(vec![b'x'; cfg.body_size])));
         message.set_application_property(TS_KEY, Value::Ulong(0));
         SenderHandler {
-            url,
-            address,
-            count,
-            settle,
-            clock,
-            duration_max,
+            cfg,
             message,
             deadline: None,
-            sent: 0,
-            accepted: 0,
-            not_accepted: 0,
-            start: None,
-            end: None,
-            error: None,
-            timed_out: false,
+            tick: None,
+            links: Vec::new(),
+            next_link: 0,
+            report: SenderReport::default(),
         }
     }
 
     /// True once every message is sent and (unsettled) every outcome is in.
     pub(crate) fn complete(&self) -> bool {
-        match self.settle {
-            Settle::Presettled => self.sent == self.count,
-            Settle::Unsettled => self.accepted + self.not_accepted == self.count,
+        match self.cfg.settle {
+            Settle::Presettled => self.report.sent == self.cfg.count,
+            Settle::Unsettled => self.report.accepted + self.report.not_accepted == self.cfg.count,
         }
     }
 
     fn fail(&mut self, e: &mut Event<'_>, what: String) {
-        if !self.complete() && self.error.is_none() {
-            self.error = Some(what);
+        if !self.complete() && self.report.error.is_none() {
+            self.report.error = Some(what);
         }
         e.container().stop();
     }
 
     fn outcome(&mut self, e: &mut Event<'_>, accepted: bool) {
         if accepted {
-            self.accepted += 1;
+            self.report.accepted += 1;
         } else {
-            self.not_accepted += 1;
+            self.report.not_accepted += 1;
         }
-        if self.complete() && self.end.is_none() {
-            self.end = Some(Instant::now());
+        let outcomes = self.report.accepted + self.report.not_accepted;
+        self.report.allocs.observe(outcomes, self.cfg.count);
+        if self.complete() && self.report.end.is_none() {
+            self.report.end = Some(Instant::now());
+            e.container().stop();
+        }
+    }
+
+    /// Sends up to `n` messages on `link` within its credit; false after a send error.
+    fn send_on(&mut self, e: &mut Event<'_>, link: LinkHandle, n: u64) -> bool {
+        let n = n.min(u64::from(e.container().credit(link)));
+        for _ in 0..n {
+            let ts = self.cfg.clock.ns(Instant::now());
+            if let Some(ap) = self.message.application_properties.as_mut() {
+                ap.0[0].1 = Value::Ulong(ts);
+            }
+            if let Err(err) = e.container().send(link, &self.message) {
+                self.fail(e, format!("send: {err}"));
+                return false;
+            }
+            self.report.sent += 1;
+            if self.cfg.settle == Settle::Presettled {
+                self.report.allocs.observe(self.report.sent, self.cfg.count);
+            }
+        }
+        true
+    }
+
+    /// Paced: sends what is due by now (round robin over the links, within their credit),
+    /// then sets the timer for the next message unless credit is what holds it back (the next
+    /// `on_sendable` resumes then).
+    fn pace(&mut self, e: &mut Event<'_>, rate: f64) {
+        let now = Instant::now();
+        let start = *self.report.start.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(start).as_secs_f64();
+        let due_by_now = ((elapsed * rate) as u64 + 1).min(self.cfg.count);
+        let mut due = due_by_now.saturating_sub(self.report.sent);
+        let nl = self.links.len();
+        for i in 0..nl {
+            if due == 0 {
+                break;
+            }
+            let link = self.links[(self.next_link + i) % nl];
+            let before = self.report.sent;
+            if !self.send_on(e, link, due) {
+                return;
+            }
+            due -= self.report.sent - before;
+        }
+        self.next_link = (self.next_link + 1) % nl.max(1);
+        if self.report.sent < self.cfg.count && due == 0 && self.tick.is_none() {
+            let next_at = self.report.sent as f64 / rate;
+            let wait = Duration::from_secs_f64((next_at - elapsed).max(0.0));
+            self.tick = Some(e.container().schedule(wait));
+        }
+    }
+
+    fn after_send(&mut self, e: &mut Event<'_>) {
+        if self.cfg.settle == Settle::Presettled && self.complete() && self.report.end.is_none() {
+            self.report.end = Some(Instant::now());
+            // Stopping closes the connection after the transfers already written.
             e.container().stop();
         }
     }
@@ -168,43 +213,42 @@ impl MessagingHandler for SenderHandler {
     }
 
     fn on_start(&mut self, e: &mut Event<'_>) {
-        self.deadline = Some(e.container().schedule(self.duration_max));
-        let opts = match connect_options(&self.url) {
-            Ok(o) => o,
-            Err(err) => return self.fail(e, err),
-        };
-        let conn = match e.container().connect_with(opts) {
-            Ok(c) => c,
-            Err(err) => return self.fail(e, format!("connect: {err}")),
-        };
-        let mut lo = LinkOptions::address(self.address.clone());
-        if self.settle == Settle::Presettled {
+        self.deadline = Some(e.container().schedule(self.cfg.duration_max));
+        let mut lo = LinkOptions::address(self.cfg.address.clone());
+        if self.cfg.settle == Settle::Presettled {
             lo = lo.with(LinkOption::AtMostOnce);
         }
-        if let Err(err) = e.container().create_sender(conn, lo) {
-            self.fail(e, format!("create_sender: {err}"));
+        for _ in 0..self.cfg.connections {
+            let opts = match connect_options(&self.cfg.url) {
+                Ok(o) => o,
+                Err(err) => return self.fail(e, err),
+            };
+            let conn = match e.container().connect_with(opts) {
+                Ok(c) => c,
+                Err(err) => return self.fail(e, format!("connect: {err}")),
+            };
+            for _ in 0..self.cfg.links {
+                match e.container().create_sender(conn, lo.clone()) {
+                    Ok(l) => self.links.push(l),
+                    Err(err) => return self.fail(e, format!("create_sender: {err}")),
+                }
+            }
         }
     }
 
     fn on_sendable(&mut self, e: &mut Event<'_>) {
-        let now = Instant::now();
-        self.start.get_or_insert(now);
-        let n = u64::from(e.credit()).min(self.count - self.sent);
-        for _ in 0..n {
-            let ts = self.clock.ns(Instant::now());
-            if let Some(ap) = self.message.application_properties.as_mut() {
-                ap.0[0].1 = Value::Ulong(ts);
+        match self.cfg.rate {
+            Some(rate) => self.pace(e, rate),
+            None => {
+                self.report.start.get_or_insert_with(Instant::now);
+                let Some(link) = e.sender() else { return };
+                let left = self.cfg.count - self.report.sent;
+                if !self.send_on(e, link, left) {
+                    return;
+                }
             }
-            if let Err(err) = e.send(&self.message) {
-                return self.fail(e, format!("send: {err}"));
-            }
-            self.sent += 1;
         }
-        if self.settle == Settle::Presettled && self.complete() && self.end.is_none() {
-            self.end = Some(Instant::now());
-            // Stopping closes the connection after the transfers already written.
-            e.container().stop();
-        }
+        self.after_send(e);
     }
 
     fn on_accepted(&mut self, e: &mut Event<'_>) {
@@ -220,9 +264,16 @@ impl MessagingHandler for SenderHandler {
     }
 
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
-        if e.timer() == self.deadline {
-            self.timed_out = true;
+        let t = e.timer();
+        if t == self.deadline {
+            self.report.timed_out = true;
             e.container().stop();
+        } else if t.is_some() && t == self.tick {
+            self.tick = None;
+            if let Some(rate) = self.cfg.rate {
+                self.pace(e, rate);
+                self.after_send(e);
+            }
         }
     }
 
@@ -241,7 +292,10 @@ impl MessagingHandler for SenderHandler {
     }
 
     fn on_connection_closed(&mut self, e: &mut Event<'_>) {
-        let why = format!("sender: connection closed after {} outcomes", self.accepted);
+        let why = format!(
+            "sender: connection closed after {} outcomes",
+            self.report.accepted
+        );
         self.fail(e, why);
     }
 
@@ -282,6 +336,8 @@ pub(crate) struct ReceiverHandler {
     pub(crate) last: Option<Instant>,
     pub(crate) error: Option<String>,
     pub(crate) timed_out: bool,
+    /// Allocations over the steady state, counted by messages received.
+    pub(crate) allocs: AllocWindow,
 }
 
 impl ReceiverHandler {
@@ -309,6 +365,7 @@ impl ReceiverHandler {
             last: None,
             error: None,
             timed_out: false,
+            allocs: AllocWindow::default(),
         }
     }
 
@@ -387,9 +444,14 @@ impl MessagingHandler for ReceiverHandler {
         let now = Instant::now();
         self.first.get_or_insert(now);
         self.received += 1;
-        match e.message().and_then(|m| m.application_property(TS_KEY)) {
+        self.allocs.observe(self.received, self.count);
+        // One property read in place: decoding the whole map would allocate per message.
+        match e
+            .message()
+            .and_then(|m| m.find_application_property(TS_KEY))
+        {
             Some(Value::Ulong(ts)) => {
-                let lat = self.clock.ns(now).saturating_sub(*ts);
+                let lat = self.clock.ns(now).saturating_sub(ts);
                 self.latency.record(lat);
             }
             _ => self.untimed += 1,

@@ -23,6 +23,7 @@
 //!
 //! [`MessagingHandler`]: amqp_tokio::MessagingHandler
 
+mod alloc;
 mod args;
 mod async_sender;
 mod handlers;
@@ -36,8 +37,9 @@ use std::time::{Duration, Instant};
 use amqp_tokio::{Container, Tokio};
 use amqp_tokio::{MessagingHandler, Url};
 
+use alloc::{AllocWindow, PerMessage};
 use args::{Api, Config, Mode, Role, RuntimeKind, Settle};
-use handlers::{Clock, Ready, ReceiverHandler, SenderHandler, SenderReport, Source};
+use handlers::{Clock, Ready, ReceiverHandler, SenderConfig, SenderHandler, SenderReport, Source};
 use hist::Histogram;
 
 /// Extra time the main thread allows past `--duration-max` (the containers' own stop and flush
@@ -125,9 +127,18 @@ struct Outcome {
     latency: Option<Histogram>,
     errors: Vec<String>,
     timed_out: bool,
+    /// Allocations per message over the steady state, for the whole process.
+    allocs: Option<PerMessage>,
 }
 
 impl Outcome {
+    /// The process's allocations over `w`, unless another end already gave them.
+    fn add_allocs(&mut self, w: &AllocWindow) {
+        if self.allocs.is_none() {
+            self.allocs = w.per_message();
+        }
+    }
+
     fn add_sender(&mut self, s: &SenderReport) {
         self.sent = s.sent;
         self.accepted = s.accepted;
@@ -157,17 +168,20 @@ fn spawn_sender(
     let kind = cfg.runtime;
     let run: Box<dyn FnOnce() -> Result<SenderReport, String> + Send> = match cfg.api {
         Api::Handler => {
-            let sender = SenderHandler::new(
+            let sender = SenderHandler::new(SenderConfig {
                 url,
                 address,
-                cfg.count,
-                cfg.body_size,
-                cfg.settle,
+                count: cfg.count,
+                body_size: cfg.body_size,
+                settle: cfg.settle,
                 clock,
-                cfg.duration_max,
-            );
+                duration_max: cfg.duration_max,
+                rate: cfg.rate,
+                connections: cfg.connections,
+                links: cfg.links,
+            });
             let id = id.clone();
-            Box::new(move || run_container(sender, &id, kind).map(|s| SenderReport::from(&s)))
+            Box::new(move || run_container(sender, &id, kind).map(|s| s.report))
         }
         Api::Async => {
             let job = async_sender::AsyncSend {
@@ -264,6 +278,7 @@ fn run_both(cfg: &Config) -> Result<Outcome, String> {
         o.elapsed = Some(s_end.max(r_last).saturating_duration_since(start));
         o.transferred = r.received;
     }
+    o.add_allocs(&r.allocs);
     o.add_receiver(r);
     Ok(o)
 }
@@ -279,6 +294,7 @@ fn run_sender(cfg: &Config) -> Result<Outcome, String> {
     let s = join(sh)?;
     let mut o = Outcome::default();
     o.add_sender(&s);
+    o.add_allocs(&s.allocs);
     if let (Some(start), Some(end)) = (s.start, s.end) {
         o.elapsed = Some(end.saturating_duration_since(start));
         o.transferred = match cfg.settle {
@@ -324,6 +340,7 @@ fn run_receiver(cfg: &Config) -> Result<Outcome, String> {
         // The first message starts the clock: count the intervals after it.
         o.transferred = r.received.saturating_sub(1);
     }
+    o.add_allocs(&r.allocs);
     o.add_receiver(r);
     Ok(o)
 }
@@ -373,14 +390,21 @@ fn report(cfg: &Config, o: &Outcome) -> bool {
             r.name()
         ),
     };
+    let pacing = cfg.rate.map_or_else(
+        || "unpaced".to_string(),
+        |r| format!("paced at {r:.0} msg/s"),
+    );
     println!(
-        "amqp-perf: {path}; {} messages, body {} B, credit {}, {}, {} runtime, {} API",
+        "amqp-perf: {path}; {} messages, body {} B, credit {}, {}, {} runtime, {} API, {}, {} connection(s) x {} link(s)",
         cfg.count,
         cfg.body_size,
         cfg.credit,
         cfg.settle.name(),
         cfg.runtime.name(),
-        cfg.api.name()
+        cfg.api.name(),
+        pacing,
+        cfg.connections,
+        cfg.links
     );
     println!(
         "  sent {}  accepted {}  not accepted {}  received {}",
@@ -401,6 +425,12 @@ fn report(cfg: &Config, o: &Outcome) -> bool {
             ms(h.max()),
             h.mean() / 1e6,
             h.len()
+        );
+    }
+    if let Some(a) = o.allocs {
+        println!(
+            "  allocations  {:.3} per message, {:.1} B per message  (this process, steady state: {} messages from 10 % to 90 % of the count)",
+            a.allocations, a.bytes, a.messages
         );
     }
     let rss = max_rss_kib();
@@ -429,8 +459,16 @@ fn report(cfg: &Config, o: &Outcome) -> bool {
         None => "null".into(),
     };
     let errors: Vec<String> = o.errors.iter().map(|e| json_str(e)).collect();
+    let allocs_json = match o.allocs {
+        Some(a) => format!(
+            "{{\"per_msg\":{:.4},\"bytes_per_msg\":{:.1},\"messages\":{}}}",
+            a.allocations, a.bytes, a.messages
+        ),
+        None => "null".into(),
+    };
+    let rate_json = cfg.rate.map_or("null".into(), |r| format!("{r:.0}"));
     println!(
-        "{{\"tool\":\"amqp-perf\",\"mode\":{},\"role\":{},\"url\":{},\"count\":{},\"body_size\":{},\"credit\":{},\"settle_mode\":{},\"runtime\":{},\"api\":{},\"sent\":{},\"accepted\":{},\"not_accepted\":{},\"received\":{},\"duration_s\":{:.6},\"msg_per_s\":{:.1},\"mb_per_s\":{:.3},\"latency_ms\":{},\"max_rss_kib\":{},\"timed_out\":{},\"complete\":{},\"errors\":[{}]}}",
+        "{{\"tool\":\"amqp-perf\",\"mode\":{},\"role\":{},\"url\":{},\"count\":{},\"body_size\":{},\"credit\":{},\"settle_mode\":{},\"runtime\":{},\"api\":{},\"sent\":{},\"accepted\":{},\"not_accepted\":{},\"received\":{},\"duration_s\":{:.6},\"msg_per_s\":{:.1},\"mb_per_s\":{:.3},\"latency_ms\":{},\"allocations\":{},\"rate\":{},\"connections\":{},\"links\":{},\"max_rss_kib\":{},\"timed_out\":{},\"complete\":{},\"errors\":[{}]}}",
         json_str(cfg.mode.name()),
         json_str(cfg.role.name()),
         cfg.url.as_deref().map_or("null".into(), json_str),
@@ -448,6 +486,10 @@ fn report(cfg: &Config, o: &Outcome) -> bool {
         rate,
         mbps,
         lat_json,
+        allocs_json,
+        rate_json,
+        cfg.connections,
+        cfg.links,
         rss.map_or("null".into(), |k| k.to_string()),
         o.timed_out,
         complete,
@@ -506,22 +548,30 @@ mod tests {
         assert_eq!(json_str("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
     }
 
+    /// 2,000 messages of 100 B peer-to-peer in one process, credit 100, unsettled, unpaced.
+    fn small() -> Config {
+        Config {
+            mode: Mode::Peer,
+            role: Role::Both,
+            url: None,
+            count: 2000,
+            body_size: 100,
+            credit: 100,
+            settle: Settle::Unsettled,
+            duration_max: Duration::from_secs(20),
+            runtime: RuntimeKind::CurrentThread,
+            api: Api::Handler,
+            rate: None,
+            connections: 1,
+            links: 1,
+        }
+    }
+
     /// A small end-to-end run over loopback, both settle modes.
     #[test]
     fn peer_loopback_small() {
         for settle in [Settle::Unsettled, Settle::Presettled] {
-            let cfg = Config {
-                mode: Mode::Peer,
-                role: Role::Both,
-                url: None,
-                count: 2000,
-                body_size: 100,
-                credit: 100,
-                settle,
-                duration_max: Duration::from_secs(20),
-                runtime: RuntimeKind::CurrentThread,
-                api: Api::Handler,
-            };
+            let cfg = Config { settle, ..small() };
             let o = run_both(&cfg).unwrap();
             assert!(o.errors.is_empty(), "{:?}", o.errors);
             assert!(!o.timed_out);
@@ -534,20 +584,34 @@ mod tests {
         }
     }
 
+    /// Paced fan-in: 2 connections x 2 links at 20,000 msg/s take at least the time the rate
+    /// says; every message arrives once, and the steady-state allocation window is reported.
+    #[test]
+    fn peer_loopback_paced_fan_in() {
+        let cfg = Config {
+            rate: Some(20_000.0),
+            connections: 2,
+            links: 2,
+            ..small()
+        };
+        let o = run_both(&cfg).unwrap();
+        assert!(o.errors.is_empty(), "{:?}", o.errors);
+        assert_eq!((o.sent, o.accepted, o.received), (2000, 2000, 2000));
+        // 2,000 messages at 20,000/s: the last is due after 100 ms.
+        assert!(
+            o.elapsed.unwrap() >= Duration::from_millis(95),
+            "{:?}",
+            o.elapsed
+        );
+        assert_eq!(o.allocs.unwrap().messages, 1600);
+    }
+
     /// The async sender (`--api async`) against a handler receiver, over loopback.
     #[test]
     fn peer_loopback_async_sender() {
         let cfg = Config {
-            mode: Mode::Peer,
-            role: Role::Both,
-            url: None,
-            count: 2000,
-            body_size: 100,
-            credit: 100,
-            settle: Settle::Unsettled,
-            duration_max: Duration::from_secs(20),
-            runtime: RuntimeKind::CurrentThread,
             api: Api::Async,
+            ..small()
         };
         let o = run_both(&cfg).unwrap();
         assert!(o.errors.is_empty(), "{:?}", o.errors);

@@ -18,6 +18,8 @@ use crate::runtime::BoxStream;
 
 /// Stop reading from a transport while this many bytes wait to be written to it.
 pub const WRITE_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// A writer reports what it wrote to the core each time this many bytes went out.
+pub(super) const WRITTEN_REPORT: usize = 64 * 1024;
 /// The largest read: a busy transport reads up to this much at a time.
 pub const READ_CHUNK: usize = 64 * 1024;
 /// The read buffer of a quiet transport (and of a new one): what an idle connection holds
@@ -94,6 +96,7 @@ pub(super) async fn write_loop(
     events: mpsc::UnboundedSender<IoEventBox>,
 ) {
     let _guard = WriterGuard(writers);
+    let mut unreported = 0;
     while let Some(data) = queue.next().await {
         if let Err(e) = writer.write_all(&data).await {
             let reason = io_error(&e, "write");
@@ -102,6 +105,11 @@ pub(super) async fn write_loop(
         }
         pending.queued.fetch_sub(data.len(), Ordering::AcqRel);
         pending.drained.notify(usize::MAX);
+        unreported += data.len();
+        if unreported >= WRITTEN_REPORT {
+            let _ = events.unbounded_send(IoEventBox(IoEvent::Written(t, unreported)));
+            unreported = 0;
+        }
     }
     let _ = writer.flush().await;
     let _ = writer.close().await;
