@@ -296,8 +296,9 @@ fn idle_connections_cost_bounded_memory_and_churn_leaves_the_broker_serving() {
     );
 }
 
+/// Read buffers sized to the traffic (2 KiB while a connection is quiet) and given back by
+/// the engine once consumed keep an idle open connection's cost low.
 #[test]
-#[ignore = "target not met yet: an idle open connection costs ~37 KiB in the broker (2,000 connections: 9 -> 83 MiB); needs per-connection buffers allocated on demand in adapters/"]
 fn idle_connections_cost_at_most_16_kib_each() {
     let n = idle_size(2000);
     if n == 0 {
@@ -305,12 +306,16 @@ fn idle_connections_cost_at_most_16_kib_each() {
     }
     let (b, port) = broker(&[]);
     let (before, rounds) = idle_rounds(b.pid(), port, n, 1);
-    let per_conn = rounds[0].0.saturating_sub(before) / n as u64;
-    assert!(per_conn <= 16, "{per_conn} KiB per idle connection");
+    let per_conn = rounds[0].0.saturating_sub(before) as f64 / n as f64;
+    println!(
+        "{n} idle connections: RSS {before} -> {} KiB, {per_conn:.1} KiB each",
+        rounds[0].0
+    );
+    assert!(per_conn <= 16.0, "{per_conn:.1} KiB per idle connection");
 }
 
 #[test]
-#[ignore = "target not met yet: RSS does not come down when connections close and grows with each round of 2,000 (9 MiB -> 83 -> 196 -> 212 -> 224 MiB; worse with MALLOC_ARENA_MAX=1), so something per connection outlives it in the library; needs a fix in amqp-engine/adapters"]
+#[ignore = "target not met with glibc's allocator: 5 rounds of 2,000 take RSS from 9.9 to 70 MiB, though every record, buffer and task of the closed connections is freed (the live allocation count is back to its idle value after each round); glibc keeps the freed memory. jemalloc with immediate decay (LD_PRELOAD, MALLOC_CONF=dirty_decay_ms:0) ends flat at 11.6 -> 14.0 MiB, mimalloc with MIMALLOC_PURGE_DELAY=0 at 9.7 -> 14.8 MiB, both still past 10 %"]
 fn rss_returns_within_10_percent_after_churn() {
     let n = idle_size(2000);
     if n == 0 {
@@ -318,6 +323,7 @@ fn rss_returns_within_10_percent_after_churn() {
     }
     let (b, port) = broker(&[]);
     let (before, rounds) = idle_rounds(b.pid(), port, n, 5);
+    println!("RSS {before} KiB before; (open, closed) per round of {n}: {rounds:?}");
     let (_, after) = rounds[rounds.len() - 1];
     assert!(
         after <= before + before / 10,

@@ -355,6 +355,25 @@ impl Connection {
         self.handle_read(now)
     }
 
+    /// Feeds bytes read from the transport, taking the buffer: no copy when nothing is
+    /// pending, or when `data` continues the buffer the pending bytes were split from (a
+    /// reader that splits each read off one buffer); frames then share the reader's memory,
+    /// and once every byte is consumed the connection holds none of it.
+    pub fn handle_input_owned(
+        &mut self,
+        data: BytesMut,
+        now: Instant,
+    ) -> Result<(), ConnectionError> {
+        self.input.unsplit(data);
+        let r = self.handle_read(now);
+        if self.input.is_empty() {
+            // An empty view still holds the reader's buffer it was split from: let it go, so
+            // an idle connection keeps no read memory.
+            self.input = BytesMut::new();
+        }
+        r
+    }
+
     /// Processes bytes appended to [`input_buffer`](Self::input_buffer).
     pub fn handle_read(&mut self, now: Instant) -> Result<(), ConnectionError> {
         self.now = now;

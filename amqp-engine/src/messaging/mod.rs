@@ -3,6 +3,9 @@
 //! `create_sender`, `send`, `schedule`, …); [`SansIoContainer`], the state machine an adapter
 //! drives (one managed connection per logical connection: its transport, reconnect and
 //! failover state, link records re-attached after a reconnect, in-doubt deliveries);
+//! [`ClientCore`], its sibling under the async API: the same managed connections driven by
+//! direct calls (send, settle, credit, close) that reports [`ClientEvent`]s instead of
+//! calling a handler; [`IoCore`], the driver's view of either;
 //! connection [`Url`]s, [`ConnectOptions`] and Proton's `connect.json`, reconnect policies
 //! ([`Backoff`], any [`ReconnectPolicy`]) and [`Failover`]; typed errors
 //! ([`MessagingError`], [`TransportError`]). With the `sim` feature, `messaging::sim` runs containers
@@ -30,9 +33,11 @@
 //! ```
 
 mod backlog;
+mod client_core;
 mod connect_config;
 mod container;
 mod defaults;
+mod drive;
 mod engine_events;
 mod error;
 mod handler;
@@ -49,6 +54,7 @@ pub mod sim;
 mod url;
 
 pub use backlog::{OUTPUT_HIGH_WATER, OUTPUT_LOW_WATER};
+pub use client_core::{ClientCore, ClientEvent};
 pub use connect_config::{
     connect_config_search_paths, parse_connect_config, strip_json_comments, ConnectConfig,
     SaslConfig,

@@ -82,7 +82,9 @@ pub struct ContainerContext {
     pub(super) started: bool,
     pub(super) stopping: bool,
     pub(super) handler_options: HandlerOptions,
-    pub(super) conns: Slab<ManagedConnection>,
+    /// Boxed: the slab keeps its capacity after a burst of connections is gone, and a
+    /// connection record is large (its engine inline), so slots hold only a pointer.
+    pub(super) conns: Slab<Box<ManagedConnection>>,
     pub(super) acceptors: Slab<Acceptor>,
     pub(super) timers: BTreeMap<(Instant, u64), TimerKind>,
     pub(super) timer_index: HashMap<u64, Instant>,
@@ -218,7 +220,7 @@ impl ContainerContext {
         let reconnect = std::mem::take(&mut options.reconnect);
         let failover = Failover::new(urls, reconnect).with_limits(options.reconnect_limits);
         let conn = ManagedConnection::outgoing(options, failover);
-        let ck = self.conns.insert(conn);
+        let ck = self.conns.insert(Box::new(conn));
         self.next_attempt(ck);
         Ok(ConnectionHandle(ck))
     }
@@ -243,7 +245,7 @@ impl ContainerContext {
         };
         let host = url.host().to_string();
         let port = url.port();
-        let key = self.acceptors.insert(Acceptor { url, options });
+        let key = self.acceptors.insert(Acceptor::new(url, options));
         let acceptor = AcceptorHandle(key);
         self.io.push_back(IoRequest::Listen {
             acceptor,

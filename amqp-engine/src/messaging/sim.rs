@@ -171,6 +171,11 @@ impl World {
             .map(|c| c.handler_mut())
     }
 
+    /// A node, by type (a [`ClientCore`](super::ClientCore), say).
+    pub fn node<T: 'static>(&mut self, node: usize) -> Option<&mut T> {
+        self.nodes.get_mut(node)?.as_any().downcast_mut::<T>()
+    }
+
     /// The container of a node, by handler type.
     pub fn container<H: MessagingHandler + 'static>(
         &mut self,

@@ -31,6 +31,7 @@ use amqp_adapter::amqp_proto::definitions::{condition, Error};
 use amqp_adapter::amqp_proto::message::Message;
 use amqp_adapter::{BlockOn, Runtime};
 
+pub(crate) mod async_client;
 #[macro_use]
 pub(crate) mod gssapi;
 
@@ -85,6 +86,21 @@ macro_rules! adapter_suite {
         #[test]
         fn no_reconnect_fails_once_and_finishes() {
             $crate::suite::no_reconnect::<$rt>();
+        }
+
+        #[test]
+        fn async_client_pipelined_sends_and_receive() {
+            $crate::suite::async_client::round_trip::<$rt>();
+        }
+
+        #[test]
+        fn async_client_reconnects_and_resolves_every_send() {
+            $crate::suite::async_client::reconnect::<$rt>();
+        }
+
+        #[test]
+        fn async_client_refused_without_reconnect() {
+            $crate::suite::async_client::refused::<$rt>();
         }
     };
 }
