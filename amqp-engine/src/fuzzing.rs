@@ -1,6 +1,6 @@
-//! Bodies of the engine's fuzz targets (the connection engine, SASL, and the connect-URL
-//! parser), callable from tests so CI exercises them on a seed corpus without a nightly
-//! toolchain. Each must never panic, whatever the input; the assertions inside are the
+//! Bodies of the engine's fuzz targets (the connection engine, SASL, the connect-URL parser,
+//! and the messaging layer in the simulated world: [`fuzz_messaging`]), callable from tests
+//! so CI exercises them on a seed corpus without a nightly toolchain. Each must never panic, whatever the input; the assertions inside are the
 //! invariants a crash report means were broken.
 //!
 //! The engine reads no clock, so the caller passes the base time (`Instant::now()` in a fuzz
@@ -21,6 +21,9 @@ use crate::event::Event;
 use crate::ids::{DeliveryId, LinkId, SessionId};
 use crate::messaging::Url;
 use crate::sasl::{SaslServerConfig, StaticUsers};
+
+mod messaging;
+pub use messaging::{fuzz_messaging, MessagingReport};
 
 /// Limits that keep one fuzz input's memory small.
 fn fuzz_config(id: &str) -> ConnectionConfig {

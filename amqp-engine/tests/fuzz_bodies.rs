@@ -223,8 +223,89 @@ fn fuzz_regressions() {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         if name.starts_with("pair_ops") {
             let _ = amqp_engine::fuzzing::fuzz_pair_ops(&data, std::time::Instant::now());
+        } else if name.starts_with("messaging") {
+            let _ = amqp_engine::fuzzing::fuzz_messaging(&data, std::time::Instant::now());
         }
         n += 1;
     }
     assert!(n > 0);
+}
+
+/// A hand-made messaging script, then pseudo-random ones: the scripts must get deep enough to
+/// open connections, move messages, report outcomes and see transports cut.
+#[test]
+fn messaging_corpus() {
+    let now = Instant::now();
+    // Op bytes are `node << 5 | code`; see amqp_engine::fuzzing::fuzz_messaging.
+    let wait = |ms: u8| [0x1f, ms];
+    let mut script: Vec<u8> = vec![
+        7, 3, // world seed, latency
+        0b11, 10, 0b11, 10, 0b11, 10,   // every node: auto-accept, auto-settle, prefetch 10
+        0x00, // node 0 listens
+        0x21, 0, 0, 3, 0, // node 1 connects to node 0 (failover to itself), reconnect on
+    ];
+    script.extend(wait(50));
+    script.extend([0x23, 1, 0]); // node 1: sender to q1 on its connection
+    script.extend(wait(50));
+    for _ in 0..5 {
+        script.extend([0x25, 0, 0]); // node 1 sends a small message on its first link
+    }
+    script.extend(wait(100));
+    script.push(0x31); // node 1: cut a random transport
+    script.extend(wait(250));
+    script.extend([0x25, 0, 0]);
+    script.extend(wait(250));
+    let r = fuzz_messaging(&script, now);
+    assert!(r.opened >= 2, "{r:?}");
+    assert_eq!(r.sent, 6, "{r:?}");
+    assert_eq!(r.received, 6, "{r:?}");
+    assert_eq!(r.outcomes, 6, "{r:?}");
+    assert!(r.disconnects >= 2, "{r:?}");
+
+    // Node 0 stops reading while node 1 sends it large messages, then reads again.
+    let mut script: Vec<u8> = vec![7, 3, 0b11, 10, 0b11, 10, 0b11, 10, 0x21, 0, 0, 3, 0];
+    script.extend(wait(50));
+    script.extend([0x23, 1, 0]);
+    script.extend(wait(50));
+    script.push(0x16); // node 0 stalls
+    for _ in 0..8 {
+        script.extend([0x25, 255, 0]); // 16 KiB messages
+    }
+    script.extend(wait(250));
+    script.push(0x16); // node 0 reads again
+    script.extend(wait(250));
+    let r = fuzz_messaging(&script, now);
+    assert_eq!((r.sent, r.received, r.outcomes), (8, 8, 8), "{r:?}");
+
+    // The fuzz target's checked-in seeds (these scripts among them).
+    let seeds =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/seed_messaging_ops");
+    let mut n = 0;
+    for entry in std::fs::read_dir(seeds).unwrap() {
+        fuzz_messaging(&std::fs::read(entry.unwrap().path()).unwrap(), now);
+        n += 1;
+    }
+    assert!(n >= 3);
+
+    let mut x: u64 = 0x0bad_cafe_f00d_d00d;
+    let mut total = MessagingReport::default();
+    for _ in 0..150 {
+        let len = 16 + (x % 600) as usize;
+        let mut v = Vec::with_capacity(len);
+        for _ in 0..len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.push((x >> 24) as u8);
+        }
+        let r = fuzz_messaging(&v, now);
+        total.sent += r.sent;
+        total.received += r.received;
+        total.outcomes += r.outcomes;
+        total.opened += r.opened;
+        total.disconnects += r.disconnects;
+    }
+    assert!(total.opened > 20, "{total:?}");
+    assert!(total.received > 0, "{total:?}");
+    assert!(total.disconnects > 10, "{total:?}");
 }

@@ -207,3 +207,39 @@ fn close_deadline_finishes_a_connection_whose_peer_never_answers() {
     p.advance(Duration::from_secs(3600));
     assert!(!p.client.is_finished());
 }
+
+/// A peer that grants credit but keeps its session window shut makes a sender hold frames;
+/// they count as pending output (what a broker's back-pressure reads), and leave the count
+/// when the window opens.
+#[test]
+fn frames_held_by_a_closed_session_window_count_as_pending_output() {
+    let mut server = cfg("server");
+    server.incoming_window = 1;
+    let mut p = Pair::new(cfg("client"), server);
+    let (_, link, _) = p.open_sender(100);
+    assert_eq!(p.client.pending_transmit_len(), 0);
+    let body = "x".repeat(1000);
+    for _ in 0..10 {
+        p.client
+            .send(
+                link,
+                &amqp_proto::message::Message::new(body.as_str()),
+                SendOptions::default(),
+            )
+            .unwrap();
+    }
+    // One transfer fits the window; nine wait behind it, and count.
+    let held = p.client.pending_transmit_len();
+    let wire = p.client_output();
+    let after_flush = p.client.pending_transmit_len();
+    assert!(held > 9 * 1000, "{held} bytes pending");
+    assert!(
+        (9 * 1000..held).contains(&after_flush),
+        "{after_flush} bytes held behind the window (of {held} pending)"
+    );
+    // The receiver reads and reopens its window: nothing is held any more.
+    p.inject_server(&wire).unwrap();
+    let (_, s) = p.run_auto(100);
+    assert_eq!(deliveries(&s).len(), 10);
+    assert_eq!(p.client.pending_transmit_len(), 0);
+}

@@ -27,6 +27,10 @@
 //!   broker's source (so the client can tell they are not in force).
 //! * **At-most-once consumers** (sender-settle-mode `settled`) get pre-settled messages.
 //! * Transactions (a coordinator target) are refused with `amqp:not-implemented`.
+//! * **Stalled consumers**: a consumer whose connection has more than
+//!   [`OUTPUT_HIGH_WATER`](amqp_engine::messaging::OUTPUT_HIGH_WATER) bytes of unsent output
+//!   (granted credit, does not read) gets no more messages until that drains; they go to the
+//!   other consumers.
 //! * **Limits** ([`Limits`]): each queue holds at most so many messages and bytes, the broker
 //!   so many bytes in all; producers of a nearly full queue get no more credit until it
 //!   drains, and a message past a limit is rejected with `amqp:resource-limit-exceeded`. Every
@@ -395,7 +399,10 @@ impl Broker {
                 }
                 let idx = (start + i) % n;
                 let link = q.consumers[idx];
-                if r.credit(link) == 0 {
+                // A consumer whose connection has a backlog of unsent output (it does not
+                // read) gets nothing more until it drains (`on_sendable` then): its messages
+                // stay here for the others.
+                if r.credit(link) == 0 || r.is_output_blocked(link.connection()) {
                     continue;
                 }
                 let Some(Role::Consumer(c)) = links.get_mut(&link) else {

@@ -233,3 +233,38 @@ fn help_and_bad_flags() {
     );
     assert!(help.contains("[default: 100]"), "{help}");
 }
+
+#[test]
+fn blocking_send_then_blocking_recv() {
+    let (_b, port) = broker(&[]);
+    let a = format!("127.0.0.1:{port}/examples");
+    let o = run("blocking_send", &["-a", &a, "-m", "100"]);
+    assert_eq!(o.stdout, ["all messages confirmed"]);
+    let o = run("blocking_recv", &["-a", &a, "-m", "100"]);
+    assert_eq!(o.stdout, sequence_lines(100));
+}
+
+#[test]
+fn blocking_send_to_simple_recv_and_simple_send_to_blocking_recv() {
+    let (_b, port) = broker(&[]);
+    let a = format!("127.0.0.1:{port}/examples");
+    let o = run("blocking_send", &["-a", &a, "-m", "20"]);
+    assert_eq!(o.stdout, ["all messages confirmed"]);
+    let o = run("simple_recv", &["-a", &a, "-m", "20"]);
+    assert_eq!(o.stdout, sequence_lines(20));
+    let o = run("simple_send", &["-a", &a, "-m", "20"]);
+    assert_eq!(o.stdout, ["all messages confirmed"]);
+    let o = run("blocking_recv", &["-a", &a, "-m", "20"]);
+    assert_eq!(o.stdout, sequence_lines(20));
+}
+
+#[test]
+fn blocking_request_and_server_through_the_broker() {
+    let (_b, port) = broker(&[]);
+    let a = format!("127.0.0.1:{port}/examples");
+    let s = Proc::example("server", &["-a", &a]);
+    s.wait_line(Duration::from_secs(10), |l| l.starts_with("Listening on"))
+        .expect("server started");
+    let o = run("blocking_request", &["-a", &a]);
+    assert_eq!(o.stdout, client_expected());
+}

@@ -22,7 +22,14 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use crate::runtime::{AcceptFuture, BlockOn, BoxFuture, BoxStream, Listener, Runtime};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::Stream;
+
+use crate::runtime::{
+    AcceptFuture, BlockOn, BoxFuture, BoxStream, BoxTimer, Listener, Runtime, Timer,
+};
 
 /// What differs between the `async-io` based runtimes: how a task is spawned and how a thread
 /// blocks on a future.
@@ -38,6 +45,23 @@ pub trait Executor: Clone + Send + Sync + 'static {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AsyncIo<E>(pub E);
 
+/// async-io's `Timer`, re-armed in place by [`Timer::reset`].
+struct AsyncIoTimer(async_io::Timer);
+
+impl Timer for AsyncIoTimer {
+    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+        self.0.set_at(deadline);
+    }
+
+    fn poll_expired(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // A fired one-shot timer ends its stream; it stays expired until reset.
+        match Pin::new(&mut self.0).poll_next(cx) {
+            Poll::Ready(_) => Poll::Ready(()),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 /// A TCP listener from `async-net`.
 struct AsyncNetListener(async_net::TcpListener);
 
@@ -46,6 +70,8 @@ impl Listener for AsyncNetListener {
         Box::pin(async move {
             let (s, a) = self.0.accept().await?;
             s.set_nodelay(true)?;
+            #[cfg(unix)]
+            let s = crate::QuickAck::new(s, crate::set_quickack);
             Ok((Box::new(s) as BoxStream, a))
         })
     }
@@ -85,6 +111,10 @@ impl<E: Executor> Runtime for AsyncIo<E> {
         Box::pin(async move {
             async_io::Timer::at(deadline).await;
         })
+    }
+
+    fn timer(&self, deadline: Instant) -> BoxTimer {
+        Box::pin(AsyncIoTimer(async_io::Timer::at(deadline)))
     }
 
     fn connect(&self, addr: SocketAddr) -> BoxFuture<io::Result<BoxStream>> {

@@ -1,6 +1,6 @@
 //! The async API: [`Client`] and its connection, senders, receivers and deliveries.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::marker::PhantomData;
@@ -11,13 +11,13 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use amqp_engine::messaging::{
-    ConnectOptions, ConnectionHandle, ContainerContext, DeliveryHandle, Event, HandlerOptions,
-    LinkHandle, LinkOption, LinkOptions, MessagingError, MessagingHandler, SansIoContainer as Core,
-    Tracker, TransportError, Url,
+    AcceptorHandle, ClientCore, ClientEvent, ConnectOptions, ConnectionHandle, DeliveryHandle,
+    IoCore, IoRequest, LinkHandle, LinkOption, LinkOptions, MessagingError, Tracker,
+    TransportError, TransportId, TransportInfo, Url,
 };
 use amqp_proto::definitions::Error as AmqpError;
 use amqp_proto::message::{Message, ReceivedMessage};
-use amqp_proto::messaging::{DeliveryState, Modified};
+use amqp_proto::messaging::{DeliveryState, Modified, Rejected};
 
 use crate::driver;
 use crate::runtime::Runtime;
@@ -63,6 +63,14 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// The link is closed, by us.
+    fn closed_here() -> ClientError {
+        ClientError::LinkClosed {
+            remote: false,
+            error: None,
+        }
+    }
+
     /// The peer's AMQP error condition, if the peer gave one.
     pub fn condition(&self) -> Option<&AmqpError> {
         match self {
@@ -192,7 +200,9 @@ impl Outcome {
         matches!(self, Outcome::Accepted)
     }
 
-    fn from_state(state: Option<&DeliveryState>) -> Outcome {
+    /// The outcome a peer's delivery state stands for (no state, or a non-terminal one:
+    /// [`Outcome::Settled`]).
+    pub fn from_state(state: Option<&DeliveryState>) -> Outcome {
         match state {
             Some(DeliveryState::Accepted(_)) => Outcome::Accepted,
             Some(DeliveryState::Rejected(r)) => Outcome::Rejected(r.error.clone()),
@@ -239,12 +249,12 @@ impl From<ConnectOptions> for ConnectTarget {
     }
 }
 
-mod driver_side;
+mod events;
 mod receiver;
 mod sender;
 mod state;
 
-use driver_side::*;
+use events::*;
 pub use receiver::{Delivery, Receiver};
 pub use sender::{SendFuture, Sender};
 use state::*;
@@ -309,21 +319,22 @@ use state::*;
 ///
 /// # How it works
 ///
-/// [`Client::open`] spawns one *driver task* on the runtime. It owns a sans-IO
-/// [`SansIoContainer`](amqp_engine::messaging::SansIoContainer) with one connection and an internal
-/// [`MessagingHandler`], and runs the shared driver loop. The handles
-/// ([`Connection`], [`Sender`], [`Receiver`], [`Delivery`], [`SendFuture`]) share one
-/// `Mutex`-protected state with the driver, and wakers:
+/// [`Client::open`] spawns one *driver task* on the runtime. The connection's state machine is
+/// a sans-IO [`ClientCore`] (managed connections: reconnect, failover, links re-attached,
+/// in-doubt deliveries), shared by the handles ([`Connection`], [`Sender`], [`Receiver`],
+/// [`Delivery`], [`SendFuture`]) and the driver behind one `Mutex`, with the wakers of what
+/// waits on it:
 ///
-/// * the handler pushes each incoming delivery onto its receiver's queue and wakes the task
-///   waiting in [`Receiver::recv`] (if any: one wake per wait, not per delivery);
-/// * each sent message has an *outcome slot*, completed by the handler when the peer's
-///   disposition arrives; the [`SendFuture`] reads it;
-/// * user operations (send, accept, credit, close, …) push commands onto a queue and wake the
-///   driver — at most one wake-up is in flight, however many commands are queued; the driver's
-///   hook applies them all at the top of its next iteration. Messages are encoded once, by
-///   the engine, straight into the output buffer; dispositions and flow frames are batched
-///   by the engine as usual.
+/// * a send locks, calls the core (which encodes the message once, straight into the output
+///   buffer), records the delivery in the outcome map and wakes the driver — at most one
+///   wake-up is in flight, however many operations are made meanwhile;
+/// * the driver runs the core like any [`IoCore`]; after each call it applies the core's
+///   [`ClientEvent`]s under the same lock: an outcome completes its [`SendFuture`] through the
+///   one delivery → outcome map, a message goes onto its receiver's queue and wakes the task
+///   waiting in [`Receiver::recv`] (one wake per wait, not per delivery);
+/// * settling, granting credit, draining and closing are direct calls on the core too;
+///   dispositions and flow frames are batched by the engine as usual. Credit lives in the
+///   engine alone: [`Sender::credit`] reads it.
 ///
 /// No channel message is sent per delivery, per send or per outcome.
 ///
@@ -430,48 +441,20 @@ impl<R: Runtime> Client<R> {
                 .url(Url::parse(&u).map_err(|e| ClientError::from(MessagingError::Url(e)))?),
             ConnectTarget::Options(o) => *o,
         };
-        let (waker, tx, mut rx) = driver::wake_channel();
+        let mut core = ClientCore::new(crate::new_uuid(), Instant::now());
+        crate::prepare(&mut core);
+        let conn = core.connect(options)?;
+        let (waker, tx, rx) = driver::wake_channel();
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                commands: Vec::new(),
-                wake_pending: false,
-                phase: ConnPhase::Opening,
-                error: None,
-                close_requested: false,
-                close_result: Ok(()),
-                peer_error: None,
-                transport_error: None,
-                driver_done: false,
-                waiters: Waiters::default(),
-                links: HashMap::new(),
-                next_link: 1,
-                slots: Slab::new(),
-            }),
+            state: Mutex::new(State::new(core, conn)),
             driver: waker,
         });
-        let handler = ClientHandler {
-            shared: shared.clone(),
-            local: Local::default(),
-        };
-        let mut core = Core::with_id(handler, crate::new_uuid(), Instant::now());
-        crate::prepare(&mut core);
-        let conn = core.context().connect_with(options)?;
-        core.handler_mut().local.conn = Some(conn);
+        let driven = Driven(shared.clone());
         let rt2 = rt.clone();
         rt.spawn(Box::pin(async move {
-            let mut core = core;
-            driver::drive_with(
-                &mut core,
-                rt2,
-                tx,
-                &mut rx,
-                Some(|c: &mut Core<ClientHandler>| ClientHandler::hook(c)),
-            )
-            .await;
-            let h = core.handler_mut();
-            h.finish(None);
-            let mut st = h.shared.lock();
-            st.driver_done = true;
+            let driven = driver::drive_with(driven, rt2, tx, rx).await;
+            let mut st = driven.0.lock();
+            st.finish(None);
             st.waiters.wake_all();
         }));
         let inner = Arc::new(ClientRef { shared });
@@ -524,7 +507,7 @@ impl Connection {
         &self,
         options: impl Into<LinkOptions>,
     ) -> Result<Sender, ClientError> {
-        let link = self.open_link(Role::Sender, options.into()).await?;
+        let link = self.open_link(true, options.into()).await?;
         Ok(Sender { link })
     }
 
@@ -538,26 +521,34 @@ impl Connection {
         &self,
         options: impl Into<LinkOptions>,
     ) -> Result<Receiver, ClientError> {
-        let link = self.open_link(Role::Receiver, options.into()).await?;
+        let link = self.open_link(false, options.into()).await?;
         Ok(Receiver {
             link,
             auto_accept: true,
         })
     }
 
-    async fn open_link(&self, role: Role, opts: LinkOptions) -> Result<LinkRef, ClientError> {
+    async fn open_link(&self, sender: bool, opts: LinkOptions) -> Result<LinkRef, ClientError> {
         let shared = &self.inner.shared;
-        let (id, wake) = {
-            let mut st = shared.lock();
+        let id = shared.update(|st| {
             if let Some(e) = st.conn_error() {
-                return Err(e);
+                return (Err(e), false);
             }
-            let id = st.next_link;
-            st.next_link += 1;
-            st.links.insert(id, LinkState::new(role, &opts));
-            (id, st.push(Command::Open(id, role, opts)))
-        };
-        shared.wake_driver(wake);
+            let state = LinkState::new(sender, &opts);
+            let conn = st.conn;
+            let r = if sender {
+                st.core.open_sender(conn, opts)
+            } else {
+                st.core.open_receiver(conn, opts)
+            };
+            match r {
+                Ok(lh) => {
+                    st.links.insert(lh, state);
+                    (Ok(lh), true)
+                }
+                Err(e) => (Err(ClientError::from(e)), false),
+            }
+        })?;
         let link = LinkRef {
             conn: self.inner.clone(),
             id,
@@ -565,18 +556,12 @@ impl Connection {
         poll_fn(|cx| {
             let mut st = shared.lock();
             let Some(l) = st.links.get_mut(&id) else {
-                return Poll::Ready(Err(ClientError::LinkClosed {
-                    remote: false,
-                    error: None,
-                }));
+                return Poll::Ready(Err(ClientError::closed_here()));
             };
             match l.phase {
                 Phase::Open => Poll::Ready(Ok(())),
                 Phase::Closed => {
-                    Poll::Ready(Err(l.closed_error().unwrap_or(ClientError::LinkClosed {
-                        remote: false,
-                        error: None,
-                    })))
+                    Poll::Ready(Err(l.closed_error().unwrap_or(ClientError::closed_here())))
                 }
                 Phase::Attaching => {
                     l.waiters.register(cx.waker());
@@ -607,15 +592,7 @@ impl Connection {
 
     async fn close_inner(&self, error: Option<AmqpError>) -> Result<(), ClientError> {
         let shared = &self.inner.shared;
-        {
-            let mut st = shared.lock();
-            if !st.close_requested && st.phase != ConnPhase::Closed {
-                st.close_requested = true;
-                let w = st.push(Command::CloseConnection(error));
-                drop(st);
-                shared.wake_driver(w);
-            }
-        }
+        shared.update(|st| ((), st.close_connection(error)));
         poll_fn(|cx| {
             let mut st = shared.lock();
             if st.phase == ConnPhase::Closed {
@@ -642,7 +619,7 @@ impl Connection {
 /// A link's share of the connection; dropping it closes the link.
 struct LinkRef {
     conn: Arc<ClientRef>,
-    id: u64,
+    id: LinkHandle,
 }
 
 impl LinkRef {
@@ -650,23 +627,8 @@ impl LinkRef {
         &self.conn.shared
     }
 
-    /// Requests the close (once); true if the driver must be woken.
-    fn request_close(&self, st: &mut State) -> bool {
-        if st.phase == ConnPhase::Closed {
-            return false;
-        }
-        match st.links.get_mut(&self.id) {
-            Some(l) if !l.close_requested && l.phase != Phase::Closed => {
-                l.close_requested = true;
-                st.push(Command::CloseLink(self.id))
-            }
-            _ => false,
-        }
-    }
-
     async fn close(&self) -> Result<(), ClientError> {
-        let w = self.request_close(&mut self.shared().lock());
-        self.shared().wake_driver(w);
+        self.shared().update(|st| ((), st.close_link(self.id)));
         poll_fn(|cx| {
             let mut st = self.shared().lock();
             match st.links.get_mut(&self.id) {
@@ -697,19 +659,17 @@ impl LinkRef {
 
 impl Drop for LinkRef {
     fn drop(&mut self) {
-        let shared = self.conn.shared.clone();
-        let mut st = shared.lock();
-        let mut wake = false;
-        if let Some(l) = st.links.get_mut(&self.id) {
+        self.shared().update(|st| {
+            let Some(l) = st.links.get_mut(&self.id) else {
+                return ((), false);
+            };
             l.user_dropped = true;
-            if l.driver_released {
+            if l.core_released {
                 st.links.remove(&self.id);
-            } else {
-                // Deliveries arriving after this are released by the container.
-                wake = self.request_close(&mut st);
+                return ((), false);
             }
-        }
-        drop(st);
-        shared.wake_driver(wake);
+            // Deliveries arriving after this are released by the core.
+            ((), st.close_link(self.id))
+        });
     }
 }

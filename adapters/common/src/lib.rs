@@ -6,8 +6,11 @@
 //!
 //! * the driver — the loop that carries out the container's I/O requests (connect, listen,
 //!   write, close), feeds it reads, disconnects and timer expiries, with back-pressure;
-//! * TLS — rustls client and server configuration from the engine's plain-data options;
-//! * tracing — `AMQP_TRACE_FRM=1` / `PN_TRACE_FRM=1` frame tracing;
+//! * [`tls`] — rustls client and server configuration from the engine's plain-data options;
+//! * [`trace`] — `AMQP_TRACE_FRM=1` / `PN_TRACE_FRM=1` frame tracing, in Proton's notation
+//!   (both public for adapters that drive their sockets themselves, as `amqp-mio` does);
+//! * [`QuickAck`] — accepted sockets that do not delay their ACKs (each runtime wraps its
+//!   listener's sockets in it);
 //! * [`Container`] — Proton's `Container::new(handler).run()` over any runtime;
 //! * [`Client`] — the idiomatic async API (`Client::open(url).await`, `sender.send(msg).await`,
 //!   `receiver.recv().await`) over any runtime.
@@ -21,16 +24,19 @@
 mod async_io_glue;
 mod client;
 mod driver;
+mod quick_ack;
 mod runtime;
-mod tls;
-mod trace;
+pub mod tls;
+pub mod trace;
 
 use std::marker::PhantomData;
 use std::time::Instant;
 
 use amqp_engine::messaging::{
-    uuid_from_bytes, ContainerContext, MessagingHandler, SansIoContainer as Core,
+    uuid_from_bytes, ClientCore, ContainerContext, MessagingHandler, SansIoContainer as Core,
 };
+#[cfg(feature = "gssapi")]
+use amqp_engine::sasl::ClientMechanismFactory;
 
 pub use amqp_engine;
 #[cfg(feature = "gssapi")]
@@ -42,30 +48,50 @@ pub use client::{
     Client, ClientError, ConnectTarget, Connection, Delivery, Outcome, Receiver, SendFuture,
     Sender, TrySendError, DEFAULT_PREFETCH, DEFAULT_SEND_BUFFER,
 };
-pub use driver::{FLUSH_GRACE, READ_CHUNK, TLS_HANDSHAKE_TIMEOUT, WRITE_HIGH_WATER};
+pub use driver::{
+    ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, FLUSH_GRACE, READ_CHUNK, TLS_HANDSHAKE_TIMEOUT,
+    WRITE_HIGH_WATER,
+};
+#[cfg(unix)]
+pub use quick_ack::set_quickack;
+pub use quick_ack::QuickAck;
 pub use runtime::{
-    bind_tcp_listener, AcceptFuture, AsyncStream, BlockOn, BoxFuture, BoxStream, Listener, Runtime,
+    bind_tcp_listener, AcceptFuture, AsyncStream, BlockOn, BoxFuture, BoxStream, BoxTimer,
+    Listener, Runtime, Timer,
 };
 
-/// Re-exports, at a runtime crate's root, everything a user of that crate needs: the
-/// async API's types, the messaging types (handler, events, options, URLs, errors), the SASL
-/// server types a listener takes, and the `amqp_proto` crate (messages). A runtime crate
-/// invokes it once and adds its own `Container` and `Client` aliases, so a user depends on
-/// that one crate and finds every type at one path.
+/// Re-exports, at a runtime crate's root, the messaging types every runtime crate shares:
+/// handler, events, options, URLs, errors, the cross-thread [`Injector`], the SASL server
+/// types a listener takes, and the `amqp_proto` crate (messages). [`reexport_user_api!`]
+/// invokes it; a crate without the async API (`amqp-mio`) invokes it alone.
+///
+/// [`Injector`]: amqp_engine::messaging::Injector
 #[macro_export]
-macro_rules! reexport_user_api {
+macro_rules! reexport_messaging_api {
     () => {
         pub use $crate::amqp_engine::messaging::{
             AcceptorHandle, Backoff, ConnectOptions, ConnectionHandle, ContainerContext,
-            DeliveryHandle, Event, EventType, HandlerOptions, LinkHandle, LinkOption, LinkOptions,
-            ListenOptions, MessagingError, MessagingHandler, OptionsError, PemSource, Reconnect,
-            ReconnectLimits, ReconnectPolicy, Scheme, SessionHandle, TimerHandle, TlsListen,
-            TlsOptions, Tracker, TransportError, TransportErrorKind, Url, UrlError, VerifyMode,
+            DeliveryHandle, Event, EventType, HandlerOptions, InjectError, Injector, LinkHandle,
+            LinkOption, LinkOptions, ListenOptions, MessagingError, MessagingHandler, OptionsError,
+            Payload, PemSource, Reconnect, ReconnectLimits, ReconnectPolicy, Scheme, SessionHandle,
+            TimerHandle, TlsListen, TlsOptions, Tracker, TransportError, TransportErrorKind, Url,
+            UrlError, VerifyMode,
         };
         pub use $crate::amqp_engine::sasl::{
             Authenticator, SaslServerConfig, ScramCredentials, ScramHash, StaticUsers,
         };
         pub use $crate::amqp_proto;
+    };
+}
+
+/// Re-exports, at a runtime crate's root, everything a user of that crate needs: the
+/// async API's types and everything [`reexport_messaging_api!`] re-exports. A runtime crate
+/// invokes it once and adds its own `Container` and `Client` aliases, so a user depends on
+/// that one crate and finds every type at one path.
+#[macro_export]
+macro_rules! reexport_user_api {
+    () => {
+        $crate::reexport_messaging_api!();
         pub use $crate::{
             ClientError, ConnectTarget, Connection, Delivery, Outcome, Receiver, SendFuture,
             Sender, TrySendError, DEFAULT_PREFETCH, DEFAULT_SEND_BUFFER,
@@ -87,9 +113,47 @@ pub fn os_random(buf: &mut [u8]) {
     }
 }
 
-/// Prepares a new container core: OS randomness, Proton's connect config file, and the
-/// client mechanisms of enabled features (GSSAPI).
-fn prepare<H: MessagingHandler>(core: &mut Core<H>) {
+/// What [`prepare`] sets on a sans-IO core (the container's or the client's).
+pub trait CoreSetup {
+    /// Supplies randomness.
+    fn set_entropy(&mut self, f: fn(&mut [u8]));
+    /// Supplies Proton's connect configuration file.
+    fn set_connect_config(&mut self, json: Option<String>);
+    /// Adds a SASL client mechanism (GSSAPI).
+    #[cfg(feature = "gssapi")]
+    fn add_client_mechanism(&mut self, m: std::sync::Arc<dyn ClientMechanismFactory>);
+}
+
+impl<H: MessagingHandler> CoreSetup for Core<H> {
+    fn set_entropy(&mut self, f: fn(&mut [u8])) {
+        Core::set_entropy(self, f);
+    }
+    fn set_connect_config(&mut self, json: Option<String>) {
+        Core::set_connect_config(self, json);
+    }
+    #[cfg(feature = "gssapi")]
+    fn add_client_mechanism(&mut self, m: std::sync::Arc<dyn ClientMechanismFactory>) {
+        Core::add_client_mechanism(self, m);
+    }
+}
+
+impl CoreSetup for ClientCore {
+    fn set_entropy(&mut self, f: fn(&mut [u8])) {
+        ClientCore::set_entropy(self, f);
+    }
+    fn set_connect_config(&mut self, json: Option<String>) {
+        ClientCore::set_connect_config(self, json);
+    }
+    #[cfg(feature = "gssapi")]
+    fn add_client_mechanism(&mut self, m: std::sync::Arc<dyn ClientMechanismFactory>) {
+        ClientCore::add_client_mechanism(self, m);
+    }
+}
+
+/// Prepares a new sans-IO core: OS randomness, Proton's connect config file, and the
+/// client mechanisms of enabled features (GSSAPI). Every adapter's cores go through it
+/// (`amqp-mio`'s too).
+pub fn prepare(core: &mut impl CoreSetup) {
     core.set_entropy(os_random);
     if let Some(cfg) = read_connect_config() {
         core.set_connect_config(Some(cfg));

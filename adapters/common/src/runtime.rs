@@ -5,6 +5,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures::io::{AsyncRead, AsyncWrite};
@@ -31,12 +32,52 @@ pub trait Listener: Send + Sync + 'static {
     fn local_addr(&self) -> io::Result<SocketAddr>;
 }
 
+/// A timer the driver re-arms whenever its core's next deadline changes, instead of making
+/// a new sleep each turn of its loop.
+pub trait Timer: Send {
+    /// Moves the deadline (earlier or later); an expired timer starts waiting again.
+    fn reset(self: Pin<&mut Self>, deadline: Instant);
+    /// Ready once the deadline has passed.
+    fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+/// A boxed [`Timer`].
+pub type BoxTimer = Pin<Box<dyn Timer>>;
+
+/// The [`Timer`] of a runtime without its own: a new [`Runtime::sleep_until`] per reset.
+struct SleepTimer<R: Runtime> {
+    rt: R,
+    sleep: BoxFuture<()>,
+}
+
+// Nothing in it is pinned: the sleep is boxed.
+impl<R: Runtime> Unpin for SleepTimer<R> {}
+
+impl<R: Runtime> Timer for SleepTimer<R> {
+    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+        self.sleep = self.rt.sleep_until(deadline);
+    }
+
+    fn poll_expired(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.sleep.as_mut().poll(cx)
+    }
+}
+
 /// What an async runtime provides to the driver.
 pub trait Runtime: Clone + Send + Sync + 'static {
     /// Runs a future in the background.
     fn spawn(&self, fut: BoxFuture<()>);
     /// Completes at `deadline`.
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()>;
+    /// A timer expiring at `deadline` that [`Timer::reset`] re-arms in place. The default
+    /// makes a new [`sleep_until`](Self::sleep_until) per reset; runtimes with resettable
+    /// timers (tokio's `Sleep`, async-io's `Timer`) override it.
+    fn timer(&self, deadline: Instant) -> BoxTimer {
+        Box::pin(SleepTimer {
+            rt: self.clone(),
+            sleep: self.sleep_until(deadline),
+        })
+    }
     /// Opens a TCP connection (with `TCP_NODELAY` set).
     fn connect(&self, addr: SocketAddr) -> BoxFuture<io::Result<BoxStream>>;
     /// Binds a TCP listener.

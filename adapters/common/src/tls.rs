@@ -58,7 +58,7 @@ fn tls_err(e: rustls::Error) -> io::Error {
 }
 
 /// Builds a client configuration: trust, verification mode, optional client certificate.
-pub(crate) fn client_config(opts: &TlsOptions) -> io::Result<Arc<ClientConfig>> {
+pub fn client_config(opts: &TlsOptions) -> io::Result<Arc<ClientConfig>> {
     let mut roots = RootCertStore::empty();
     match &opts.ca {
         Some(ca) => {
@@ -101,7 +101,7 @@ pub(crate) fn client_config(opts: &TlsOptions) -> io::Result<Arc<ClientConfig>> 
 }
 
 /// Builds a server configuration: certificate and key, optional client-certificate checks.
-pub(crate) fn server_config(opts: &TlsListen) -> io::Result<Arc<ServerConfig>> {
+pub fn server_config(opts: &TlsListen) -> io::Result<Arc<ServerConfig>> {
     let (Some(cert), Some(k)) = (&opts.cert, &opts.key) else {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -149,7 +149,7 @@ fn no_client_ca() -> io::Error {
 }
 
 /// The identity in a client certificate: its subject's common name, or the whole subject.
-pub(crate) fn certificate_identity(cert: &CertificateDer<'_>) -> Option<String> {
+pub fn certificate_identity(cert: &CertificateDer<'_>) -> Option<String> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
     let subject = parsed.subject();
     if let Some(cn) = subject
@@ -163,7 +163,7 @@ pub(crate) fn certificate_identity(cert: &CertificateDer<'_>) -> Option<String> 
 }
 
 /// Parses a server name for verification and SNI.
-pub(crate) fn server_name(name: &str) -> io::Result<ServerName<'static>> {
+pub fn server_name(name: &str) -> io::Result<ServerName<'static>> {
     let trimmed = name.trim_start_matches('[').trim_end_matches(']');
     ServerName::try_from(trimmed.to_string())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))

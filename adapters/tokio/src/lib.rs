@@ -47,13 +47,12 @@
 //! # }
 //! ```
 
-mod quick_ack;
-
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use amqp_adapter::{BlockOn, BoxFuture, BoxStream, Listener, Runtime};
+use amqp_adapter::{BlockOn, BoxFuture, BoxStream, BoxTimer, Listener, Runtime, Timer};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 amqp_adapter::reexport_user_api!();
@@ -134,6 +133,22 @@ impl Tokio {
     }
 }
 
+/// tokio's `Sleep`, re-armed in place by [`Timer::reset`].
+struct TokioTimer(std::pin::Pin<Box<tokio::time::Sleep>>);
+
+impl Timer for TokioTimer {
+    fn reset(mut self: std::pin::Pin<&mut Self>, deadline: Instant) {
+        self.0.as_mut().reset(deadline.into());
+    }
+
+    fn poll_expired(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
 struct TokioListener(tokio::net::TcpListener);
 
 impl Listener for TokioListener {
@@ -145,10 +160,13 @@ impl Listener for TokioListener {
         Box::pin(async move {
             let (s, a) = self.0.accept().await?;
             s.set_nodelay(true)?;
-            Ok((
-                Box::new(quick_ack::QuickAck::new(s).compat()) as BoxStream,
-                a,
-            ))
+            #[cfg(unix)]
+            let s = amqp_adapter::QuickAck::new(s.compat(), |s| {
+                amqp_adapter::set_quickack(s.get_ref())
+            });
+            #[cfg(not(unix))]
+            let s = s.compat();
+            Ok((Box::new(s) as BoxStream, a))
         })
     }
     fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -163,6 +181,12 @@ impl Runtime for Tokio {
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
         Box::pin(tokio::time::sleep_until(deadline.into()))
+    }
+
+    fn timer(&self, deadline: Instant) -> BoxTimer {
+        Box::pin(TokioTimer(Box::pin(tokio::time::sleep_until(
+            deadline.into(),
+        ))))
     }
 
     fn connect(&self, addr: SocketAddr) -> BoxFuture<io::Result<BoxStream>> {

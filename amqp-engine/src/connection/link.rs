@@ -380,7 +380,15 @@ impl Connection {
             return;
         };
         // Frames still waiting for the session window must not follow the detach.
-        s.blocked.retain(|b| b.header.handle != handle);
+        let mut freed = 0;
+        s.blocked.retain(|b| {
+            let keep = b.header.handle != handle;
+            if !keep {
+                freed += b.payload.len();
+            }
+            keep
+        });
+        self.blocked_bytes = self.blocked_bytes.saturating_sub(freed);
         let ch = s.channel;
         if s.local == EndpointState::Active {
             self.write(

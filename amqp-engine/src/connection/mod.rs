@@ -115,6 +115,8 @@ pub struct Connection {
     handshake: Handshake,
     input: BytesMut,
     out: BytesMut,
+    /// Payload bytes of the transfer frames waiting for a peer's session window, all sessions.
+    blocked_bytes: usize,
     /// AMQP frames written before the AMQP header could be sent (pipelining through SASL).
     pending_amqp: BytesMut,
     decoder: FrameDecoder,
@@ -176,6 +178,7 @@ impl Connection {
             handshake: Handshake::new(side, &config),
             input: BytesMut::with_capacity(64 * 1024),
             out: BytesMut::with_capacity(64 * 1024),
+            blocked_bytes: 0,
             pending_amqp: BytesMut::new(),
             decoder,
             identity: None,
@@ -352,6 +355,25 @@ impl Connection {
         self.handle_read(now)
     }
 
+    /// Feeds bytes read from the transport, taking the buffer: no copy when nothing is
+    /// pending, or when `data` continues the buffer the pending bytes were split from (a
+    /// reader that splits each read off one buffer); frames then share the reader's memory,
+    /// and once every byte is consumed the connection holds none of it.
+    pub fn handle_input_owned(
+        &mut self,
+        data: BytesMut,
+        now: Instant,
+    ) -> Result<(), ConnectionError> {
+        self.input.unsplit(data);
+        let r = self.handle_read(now);
+        if self.input.is_empty() {
+            // An empty view still holds the reader's buffer it was split from: let it go, so
+            // an idle connection keeps no read memory.
+            self.input = BytesMut::new();
+        }
+        r
+    }
+
     /// Processes bytes appended to [`input_buffer`](Self::input_buffer).
     pub fn handle_read(&mut self, now: Instant) -> Result<(), ConnectionError> {
         self.now = now;
@@ -433,6 +455,13 @@ impl Connection {
             self.last_send = self.now;
         }
         self.out.split().freeze()
+    }
+
+    /// How many bytes are waiting to be written: encoded for
+    /// [`poll_transmit`](Self::poll_transmit), plus the payloads of transfer frames held back
+    /// by a peer's closed session window.
+    pub fn pending_transmit_len(&self) -> usize {
+        self.out.len().saturating_add(self.blocked_bytes)
     }
 
     /// True if [`poll_transmit`](Self::poll_transmit) has bytes to give.

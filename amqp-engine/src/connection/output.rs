@@ -129,6 +129,7 @@ impl Connection {
             for k in self.sessions.keys() {
                 self.sessions.remove(k);
             }
+            self.blocked_bytes = 0;
             self.local_channels.clear();
             self.channels = IdPool::default();
             self.remote_channels.clear();

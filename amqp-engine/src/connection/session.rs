@@ -268,6 +268,8 @@ impl Connection {
                 for l in &s.links {
                     self.links.remove(l.0);
                 }
+                let held: usize = s.blocked.iter().map(|b| b.payload.len()).sum();
+                self.blocked_bytes = self.blocked_bytes.saturating_sub(held);
             }
             self.sessions.remove(sid.0);
         }

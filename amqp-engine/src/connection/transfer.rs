@@ -419,6 +419,7 @@ impl Connection {
                 header,
                 payload: payload.slice(offset..end),
             });
+            self.blocked_bytes += end - offset;
             offset = end;
             first = false;
             if !more {
@@ -459,6 +460,7 @@ impl Connection {
             let Some(b) = s.blocked.pop_front() else {
                 return;
             };
+            self.blocked_bytes = self.blocked_bytes.saturating_sub(b.payload.len());
             s.take_outgoing_frame();
             let ch = s.channel;
             let h = &b.header;
@@ -515,7 +517,8 @@ impl Connection {
             end += 1;
         }
         let head = s.blocked[start].header.clone();
-        s.blocked.drain(start..=end);
+        let freed: usize = s.blocked.drain(start..=end).map(|b| b.payload.len()).sum();
+        self.blocked_bytes = self.blocked_bytes.saturating_sub(freed);
         // One aborted transfer replaces what was left: a continuation if its first frames are
         // on the wire, else a first frame (delivery-id and tag), so delivery-ids stay
         // sequential and the receiver counts the credit it used.

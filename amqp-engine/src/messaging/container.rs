@@ -4,12 +4,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::BytesMut;
+
 use super::error::TransportError;
 use super::handler::{Event, EventContext, EventType, MessagingHandler};
-use super::handles::{AcceptorHandle, TimerHandle, TransportId};
+use super::handles::{AcceptorHandle, TransportId};
+use super::inject::WakeFn;
 use super::io::{IoCore, IoRequest, TransportInfo};
-use super::reactor::{ContainerContext, TimerKind};
-use crate::connection::EndpointState;
+use super::reactor::ContainerContext;
 use crate::sasl::ClientMechanismFactory;
 
 /// Proton's `Container` as a sans-IO state machine: a [`MessagingHandler`] plus the
@@ -102,21 +104,18 @@ impl<H: MessagingHandler> SansIoContainer<H> {
 
     /// Dispatches pending events to the handler and flushes output, until quiet.
     fn pump(&mut self) {
+        for payload in self.reactor.inbox.take() {
+            self.reactor.app_payloads.push_back(payload);
+            self.reactor
+                .push(EventType::ApplicationEvent, EventContext::default());
+        }
         for _ in 0..1_000_000 {
             if let Some((kind, ctx)) = self.reactor.pending.pop_front() {
                 self.dispatch(kind, ctx);
                 continue;
             }
             // Engine events caused by what handlers did (e.g. errors), then output.
-            let mut any = false;
-            for ck in self.reactor.conns.keys() {
-                let dirty = self.reactor.conns.get(ck).is_some_and(|c| c.dirty);
-                if dirty {
-                    self.reactor.process_engine(ck);
-                    self.reactor.flush_conn(ck);
-                    any = true;
-                }
-            }
+            let any = self.reactor.flush_dirty();
             if !any && self.reactor.pending.is_empty() {
                 break;
             }
@@ -170,6 +169,11 @@ impl<H: MessagingHandler> SansIoContainer<H> {
             EventType::AcceptorOpened => h.on_acceptor_opened(&mut e),
             EventType::AcceptorError => h.on_acceptor_error(&mut e),
             EventType::Stop => h.on_stop(&mut e),
+            EventType::ApplicationEvent => {
+                if let Some(payload) = e.reactor.app_payloads.pop_front() {
+                    h.on_application_event(&mut e, payload);
+                }
+            }
         }
         let mut ctx = e.ctx;
         if let Some(m) = ctx.message.take() {
@@ -182,13 +186,14 @@ impl<H: MessagingHandler> SansIoContainer<H> {
 }
 
 impl<H: MessagingHandler> IoCore for SansIoContainer<H> {
+    /// Installs the driver's wake function, called by every [`Injector`](super::Injector).
+    fn set_waker(&mut self, wake: WakeFn) {
+        self.reactor.inbox.set_wake(wake);
+    }
+
     /// Starts: calls `on_start`.
     fn start(&mut self, now: Instant) {
-        self.reactor.now = now;
-        if !self.reactor.started {
-            self.reactor.started = true;
-            self.reactor.push(EventType::Start, EventContext::default());
-        }
+        self.reactor.input_start(now);
         self.pump();
     }
 
@@ -203,82 +208,18 @@ impl<H: MessagingHandler> IoCore for SansIoContainer<H> {
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
     fn poll_timeout(&self) -> Option<Instant> {
-        let mut t = self.reactor.timers.keys().next().map(|(at, _)| *at);
-        for k in self.reactor.conns.keys() {
-            if let Some(e) = self.reactor.conns.get(k).and_then(|c| c.engine.as_ref()) {
-                if let Some(et) = e.poll_timeout() {
-                    t = Some(t.map_or(et, |x| x.min(et)));
-                }
-            }
-        }
-        t
+        self.reactor.next_deadline()
     }
 
     /// True when the container has nothing left to do (stopped, or no connections, listeners
     /// or timers): the driver's run loop ends.
     fn is_done(&self) -> bool {
-        let r = &self.reactor;
-        r.started
-            && r.pending.is_empty()
-            && r.io.is_empty()
-            && r.conns.len() == 0
-            && (r.acceptors.len() == 0 || r.stopping)
-            && (r.timers.is_empty() || r.stopping)
+        self.reactor.is_idle()
     }
 
     /// Time passed.
     fn handle_timeout(&mut self, now: Instant) {
-        self.reactor.now = now;
-        while let Some((&(at, id), _)) = self.reactor.timers.iter().next() {
-            if at > now {
-                break;
-            }
-            let Some(kind) = self.reactor.timers.remove(&(at, id)) else {
-                break;
-            };
-            self.reactor.timer_index.remove(&id);
-            match kind {
-                TimerKind::Task => {
-                    let ctx = EventContext {
-                        timer: Some(TimerHandle(id)),
-                        ..EventContext::default()
-                    };
-                    self.reactor.push(EventType::TimerTask, ctx);
-                }
-                TimerKind::Reconnect(ck) => {
-                    if let Some(c) = self.reactor.conns.get_mut(ck) {
-                        c.reconnect_timer = None;
-                    }
-                    self.reactor.start_attempt(ck);
-                }
-                TimerKind::HardStop => {
-                    for ck in self.reactor.conns.keys() {
-                        let gen = self.reactor.conns.get(ck).map_or(0, |c| c.gen);
-                        self.reactor.flush_conn(ck);
-                        self.reactor.io.push_back(IoRequest::Close {
-                            transport: TransportId { conn: ck, gen },
-                        });
-                        self.reactor.conns.remove(ck);
-                    }
-                }
-            }
-        }
-        for ck in self.reactor.conns.keys() {
-            if let Some(e) = self
-                .reactor
-                .conns
-                .get_mut(ck)
-                .and_then(|c| c.engine.as_mut())
-            {
-                if e.poll_timeout().is_some_and(|t| t <= now) {
-                    e.handle_timeout(now);
-                }
-            }
-            if let Some(c) = self.reactor.conns.get_mut(ck) {
-                c.dirty = true;
-            }
-            self.reactor.process_engine(ck);
-        }
+        self.reactor.input_timeout(now);
         self.pump();
     }
 
@@ -299,35 +240,30 @@ impl<H: MessagingHandler> IoCore for SansIoContainer<H> {
 
     /// A connect attempt failed.
     fn handle_connect_failed(&mut self, t: TransportId, reason: TransportError, now: Instant) {
-        self.reactor.now = now;
-        if !self.reactor.valid(t) {
-            return;
-        }
-        let mut ctx = self.reactor.ctx_conn(t.conn);
-        ctx.transport_error = Some(reason.clone());
-        self.reactor.push(EventType::TransportError, ctx);
-        if let Some(c) = self.reactor.conns.get_mut(t.conn) {
-            c.close_sent = true;
-        }
-        self.reactor.transport_done(t.conn, Some(reason));
+        self.reactor.input_connect_failed(t, reason, now);
         self.pump();
     }
 
     /// Bytes arrived on a transport.
     fn handle_read(&mut self, t: TransportId, data: &[u8], now: Instant) {
-        self.reactor.now = now;
-        if !self.reactor.valid(t) {
-            return;
-        }
-        if let Some(c) = self.reactor.conns.get_mut(t.conn) {
-            if let Some(e) = c.engine.as_mut() {
-                // A fatal error also comes out as an engine event, handled there.
-                let _ = e.handle_input(data, now);
-                c.dirty = true;
-            }
-        }
-        self.reactor.process_engine(t.conn);
+        self.reactor
+            .input_with(t, now, |e| e.handle_input(data, now));
         self.pump();
+    }
+
+    /// Bytes arrived on a transport, in a buffer the engine takes over (no copy).
+    fn handle_read_owned(&mut self, t: TransportId, data: BytesMut, now: Instant) {
+        self.reactor
+            .input_with(t, now, |e| e.handle_input_owned(data, now));
+        self.pump();
+    }
+
+    /// The driver wrote output of a transport: see [`IoCore::handle_written`].
+    fn handle_written(&mut self, t: TransportId, bytes: usize, now: Instant) {
+        self.reactor.now = now;
+        if self.reactor.output_written(t, bytes) {
+            self.pump();
+        }
     }
 
     /// The transport closed (EOF or error).
@@ -337,36 +273,7 @@ impl<H: MessagingHandler> IoCore for SansIoContainer<H> {
         reason: Option<TransportError>,
         now: Instant,
     ) {
-        self.reactor.now = now;
-        if !self.reactor.valid(t) {
-            return;
-        }
-        if let Some(c) = self.reactor.conns.get_mut(t.conn) {
-            c.close_sent = true;
-            match c.engine.as_mut() {
-                // The transport failed before the peer's open (a TLS alert after the handshake,
-                // e.g. a refused client certificate; a reset during SASL): a failed connect,
-                // reported the same way, with the driver's reason rather than a generic one.
-                Some(e) if reason.is_some() && e.state().1 == EndpointState::Uninit => {
-                    e.handle_transport_closed(now);
-                    let mut ctx = self.reactor.ctx_conn(t.conn);
-                    ctx.transport_error = reason.clone();
-                    self.reactor.push(EventType::TransportError, ctx);
-                    self.reactor.transport_done(t.conn, reason);
-                    self.pump();
-                    return;
-                }
-                Some(e) => {
-                    e.handle_transport_closed(now);
-                }
-                None => {
-                    self.reactor.transport_done(t.conn, reason);
-                    self.pump();
-                    return;
-                }
-            }
-        }
-        self.reactor.process_engine(t.conn);
+        self.reactor.input_disconnected(t, reason, now);
         self.pump();
     }
 
@@ -377,25 +284,28 @@ impl<H: MessagingHandler> IoCore for SansIoContainer<H> {
         result: Result<u16, TransportError>,
         now: Instant,
     ) {
+        self.reactor.input_listening(acceptor, result, now);
+        self.pump();
+    }
+
+    /// A connection a listener accepted failed before it became a transport (its TLS
+    /// handshake): the handler's `on_transport_error`, with the listener and the typed error.
+    fn handle_accept_failed(
+        &mut self,
+        acceptor: AcceptorHandle,
+        error: TransportError,
+        now: Instant,
+    ) {
         self.reactor.now = now;
+        if self.reactor.acceptors.get(acceptor.0).is_none() {
+            return;
+        }
         let ctx = EventContext {
             acceptor: Some(acceptor),
+            transport_error: Some(error),
             ..EventContext::default()
         };
-        match result {
-            Ok(port) => {
-                if let Some(a) = self.reactor.acceptors.get_mut(acceptor.0) {
-                    a.url = a.url.clone().with_port(port);
-                }
-                self.reactor.push(EventType::AcceptorOpened, ctx);
-            }
-            Err(e) => {
-                self.reactor.acceptors.remove(acceptor.0);
-                let mut ctx = ctx;
-                ctx.transport_error = Some(e);
-                self.reactor.push(EventType::AcceptorError, ctx);
-            }
-        }
+        self.reactor.push(EventType::TransportError, ctx);
         self.pump();
     }
 

@@ -141,6 +141,17 @@ impl ContainerContext {
         let Some(c) = self.conns.get_mut(at.conn) else {
             return;
         };
+        if c.over_limit() {
+            // Past its listener's max_connections: refused, unseen by the handler.
+            c.app_closed = true;
+            if let Some(e) = c.engine.as_mut() {
+                let _ = e.close(Some(Error::new(
+                    condition::RESOURCE_LIMIT_EXCEEDED,
+                    "too many connections to this listener",
+                )));
+            }
+            return;
+        }
         let local_open = c
             .engine
             .as_ref()
@@ -182,6 +193,10 @@ impl ContainerContext {
             c.auth_failed = true;
         }
         let app_closed = std::mem::replace(&mut c.app_closed, true); // the peer closed: no reconnect
+        if c.over_limit() {
+            // Refused past max_connections: the handler never saw it open.
+            return;
+        }
         let mut ctx = self.ctx_conn(at.conn);
         ctx.error = error;
         if ctx.error.is_some() {

@@ -69,6 +69,8 @@ pub enum EventType {
     AcceptorOpened,
     AcceptorError,
     Stop,
+    /// An [`Injector`](super::Injector) delivered an application event.
+    ApplicationEvent,
 }
 
 /// What an event concerns. Fields that do not apply to an event are `None`, as in Proton.
@@ -433,4 +435,8 @@ pub trait MessagingHandler {
     fn on_acceptor_error(&mut self, e: &mut Event<'_>) {}
     /// The container is stopping: the last callback.
     fn on_stop(&mut self, e: &mut Event<'_>) {}
+    /// Another thread sent this payload through an [`Injector`](super::Injector) (Proton's
+    /// `EventInjector`); downcast it to the type you injected:
+    /// `if let Ok(cmd) = payload.downcast::<MyCommand>() { … }`.
+    fn on_application_event(&mut self, e: &mut Event<'_>, payload: super::Payload) {}
 }

@@ -66,8 +66,11 @@ impl ContainerContext {
         acceptor: AcceptorHandle,
         info: TransportInfo,
     ) -> Option<TransportId> {
-        let lo = self.acceptors.get(acceptor.0)?.options.clone();
+        let a = self.acceptors.get(acceptor.0)?;
+        let admission = a.admit();
+        let lo = a.options.clone();
         let mut cfg = ConnectionConfig::new(self.id.clone());
+        cfg.handshake_timeout = lo.handshake_timeout;
         cfg.transport_encrypted = info.encrypted;
         cfg.transport_identity = info.peer_identity.clone();
         cfg.idle_timeout = lo.idle_timeout;
@@ -78,9 +81,9 @@ impl ContainerContext {
         sasl.nonce = self.random_bytes(24);
         cfg.sasl = SaslMode::Server(sasl);
         let engine = Connection::new(Side::Server, cfg, self.now);
-        let ck = self
-            .conns
-            .insert(ManagedConnection::accepted(engine, acceptor));
+        let ck = self.conns.insert(Box::new(ManagedConnection::accepted(
+            engine, acceptor, admission,
+        )));
         Some(TransportId { conn: ck, gen: 1 })
     }
 
@@ -166,6 +169,7 @@ impl ContainerContext {
                 conn: ck,
                 gen: c.gen,
             };
+            self.output_handed(ck, data.len());
             self.io.push_back(IoRequest::Write { transport, data });
         }
     }

@@ -9,9 +9,10 @@ use amqp_proto::definitions::{Error, Role};
 use amqp_proto::{Symbol, Value};
 use bytes::Bytes;
 
+use super::backlog::Backlog;
 use super::error::{MessagingError, TransportError};
 use super::handles::{AcceptorHandle, TimerHandle, TransportId};
-use super::io::{IoRequest, TlsConnect, TransportInfo};
+use super::io::{Admission, IoRequest, TlsConnect, TransportInfo};
 use super::options::ConnectOptions;
 use super::reconnect::Failover;
 use crate::config::{ConnectionConfig, SaslMode};
@@ -46,12 +47,15 @@ pub(super) struct LinkRec {
 /// generation number tells transports apart), the reconnect and failover state of an outgoing
 /// connection, the link records re-attached after a reconnect, and what is in doubt when a
 /// transport ends. The [`ContainerContext`](super::ContainerContext) owns many and turns their engine events
-/// into handler events.
+/// into events, which the [`SansIoContainer`](super::SansIoContainer) dispatches to its handler and the
+/// [`ClientCore`](super::ClientCore) reports as [`ClientEvent`](super::ClientEvent)s.
 pub(super) struct ManagedConnection {
     /// The current transport's generation: I/O results for older ones are ignored.
     pub(super) gen: u32,
     pub(super) engine: Option<Connection>,
     pub(super) acceptor: Option<AcceptorHandle>,
+    /// An accepted connection's place in its listener's count.
+    pub(super) admission: Option<Admission>,
     pub(super) outgoing: Option<Outgoing>,
     pub(super) session: Option<SessionId>,
     pub(super) links: Slab<LinkRec>,
@@ -63,6 +67,8 @@ pub(super) struct ManagedConnection {
     pub(super) close_sent: bool,
     /// Why the last transport ended: reported when reconnecting gives up.
     pub(super) last_error: Option<TransportError>,
+    /// Output handed to the driver and not yet written.
+    pub(super) backlog: Backlog,
 }
 
 impl ManagedConnection {
@@ -72,6 +78,7 @@ impl ManagedConnection {
             dirty: engine.is_some(),
             engine,
             acceptor: None,
+            admission: None,
             outgoing,
             session: None,
             links: Slab::default(),
@@ -81,6 +88,7 @@ impl ManagedConnection {
             auth_failed: false,
             close_sent: false,
             last_error: None,
+            backlog: Backlog::default(),
         }
     }
 
@@ -96,10 +104,20 @@ impl ManagedConnection {
     }
 
     /// A connection a listener accepted, on its one transport (generation 1).
-    pub(super) fn accepted(engine: Connection, acceptor: AcceptorHandle) -> Self {
+    pub(super) fn accepted(
+        engine: Connection,
+        acceptor: AcceptorHandle,
+        admission: Admission,
+    ) -> Self {
         let mut c = Self::new(1, Some(engine), None);
         c.acceptor = Some(acceptor);
+        c.admission = Some(admission);
         c
+    }
+
+    /// An accepted connection past its listener's `max_connections`.
+    pub(super) fn over_limit(&self) -> bool {
+        self.admission.as_ref().is_some_and(|a| a.over_limit)
     }
 
     /// The delay before the next connect attempt (choosing its URL), or `None` to give up:
@@ -139,6 +157,7 @@ impl ManagedConnection {
             host: url.host().to_string(),
             port: url.port(),
             tls,
+            timeout: o.options.connect_timeout,
         })
     }
 

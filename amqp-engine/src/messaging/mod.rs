@@ -3,9 +3,13 @@
 //! `create_sender`, `send`, `schedule`, …); [`SansIoContainer`], the state machine an adapter
 //! drives (one managed connection per logical connection: its transport, reconnect and
 //! failover state, link records re-attached after a reconnect, in-doubt deliveries);
+//! [`ClientCore`], its sibling under the async API: the same managed connections driven by
+//! direct calls (send, settle, credit, close) that reports [`ClientEvent`]s instead of
+//! calling a handler; [`IoCore`], the driver's view of either;
 //! connection [`Url`]s, [`ConnectOptions`] and Proton's `connect.json`, reconnect policies
 //! ([`Backoff`], any [`ReconnectPolicy`]) and [`Failover`]; typed errors
-//! ([`MessagingError`], [`TransportError`]). With the `sim` feature, `messaging::sim` runs containers
+//! ([`MessagingError`], [`TransportError`]); [`Injector`], which hands application events to a
+//! running container from other threads. With the `sim` feature, `messaging::sim` runs containers
 //! on a simulated network.
 //!
 //! Everything here is pure: no I/O, no clock reads. Whoever drives the engine reads files,
@@ -29,13 +33,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod backlog;
+mod client_core;
 mod connect_config;
 mod container;
 mod defaults;
+mod drive;
 mod engine_events;
 mod error;
 mod handler;
 mod handles;
+mod inject;
 mod io;
 mod lifecycle;
 mod link_options;
@@ -47,6 +55,8 @@ mod reconnect;
 pub mod sim;
 mod url;
 
+pub use backlog::{OUTPUT_HIGH_WATER, OUTPUT_LOW_WATER};
+pub use client_core::{ClientCore, ClientEvent};
 pub use connect_config::{
     connect_config_search_paths, parse_connect_config, strip_json_comments, ConnectConfig,
     SaslConfig,
@@ -58,6 +68,7 @@ pub use handles::{
     AcceptorHandle, ConnectionHandle, DeliveryHandle, LinkHandle, SessionHandle, TimerHandle,
     Tracker, TransportId,
 };
+pub use inject::{InjectError, Injector, Payload, WakeFn};
 pub use io::{IoCore, IoRequest, ListenOptions, TlsConnect, TlsListen, TransportInfo};
 pub use link_options::{LinkOption, LinkOptions, SELECTOR_FILTER_CODE};
 pub use options::{

@@ -340,7 +340,14 @@ pub struct ConnectOptions {
     pub properties: Vec<(String, String)>,
     /// TLS settings for `amqps` URLs; `None` means [`TlsOptions::default()`].
     pub tls: Option<TlsOptions>,
+    /// How long one connect attempt may take (resolving, TCP and TLS) before it fails with
+    /// [`TransportErrorKind::Timeout`](super::TransportErrorKind::Timeout), a failed attempt
+    /// like any other for reconnect. Default 30 s; `None`: no limit.
+    pub connect_timeout: Option<Duration>,
 }
+
+/// The default of [`ConnectOptions::connect_timeout`].
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for ConnectOptions {
     fn default() -> ConnectOptions {
@@ -365,6 +372,7 @@ impl Default for ConnectOptions {
             desired_capabilities: Vec::new(),
             properties: Vec::new(),
             tls: None,
+            connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
         }
     }
 }
@@ -408,6 +416,13 @@ impl ConnectOptions {
     #[must_use]
     pub fn reconnect_limits(mut self, limits: ReconnectLimits) -> ConnectOptions {
         self.reconnect_limits = limits;
+        self
+    }
+
+    /// Sets how long one connect attempt may take; `None`: no limit.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: impl Into<Option<Duration>>) -> ConnectOptions {
+        self.connect_timeout = timeout.into();
         self
     }
 
@@ -624,6 +639,7 @@ impl fmt::Debug for ConnectOptions {
             .field("desired_capabilities", &self.desired_capabilities)
             .field("properties", &self.properties)
             .field("tls", &self.tls)
+            .field("connect_timeout", &self.connect_timeout)
             .finish()
     }
 }

@@ -17,6 +17,7 @@ use super::handler::{EventContext, EventType, HandlerOptions};
 use super::handles::{
     AcceptorHandle, ConnectionHandle, DeliveryHandle, LinkHandle, TimerHandle, Tracker, TransportId,
 };
+use super::inject::{Inbox, Injector, Payload};
 use super::io::{Acceptor, IoRequest, ListenOptions};
 use super::link_options::LinkOptions;
 use super::managed::{LinkRec, ManagedConnection};
@@ -83,7 +84,9 @@ pub struct ContainerContext {
     pub(super) started: bool,
     pub(super) stopping: bool,
     pub(super) handler_options: HandlerOptions,
-    pub(super) conns: Slab<ManagedConnection>,
+    /// Boxed: the slab keeps its capacity after a burst of connections is gone, and a
+    /// connection record is large (its engine inline), so slots hold only a pointer.
+    pub(super) conns: Slab<Box<ManagedConnection>>,
     pub(super) acceptors: Slab<Acceptor>,
     pub(super) timers: BTreeMap<(Instant, u64), TimerKind>,
     pub(super) timer_index: HashMap<u64, Instant>,
@@ -98,6 +101,10 @@ pub struct ContainerContext {
     pub(super) client_mechanisms: Vec<Arc<dyn ClientMechanismFactory>>,
     pub(super) in_callback: bool,
     pub(super) deferred_closes: Vec<DeferredClose>,
+    /// What [`Injector`]s queued from other threads, and the driver's wake function.
+    pub(super) inbox: Arc<Inbox>,
+    /// Payloads of the application events in `pending`, in the same order.
+    pub(super) app_payloads: VecDeque<Payload>,
     /// Message boxes handed back after `on_message`, reused for the next deliveries (at most
     /// [`SPARE_MESSAGES`](super::engine_events::SPARE_MESSAGES), each reset to an empty message).
     pub(super) spare_messages: Vec<SpareMessage>,
@@ -157,6 +164,8 @@ impl ContainerContext {
             client_mechanisms: Vec::new(),
             in_callback: false,
             deferred_closes: Vec::new(),
+            inbox: Arc::default(),
+            app_payloads: VecDeque::new(),
             spare_messages: Vec::new(),
         }
     }
@@ -164,6 +173,12 @@ impl ContainerContext {
     /// The container id (sent as `container-id` in `open`).
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// A handle that delivers application events to this container's handler from other
+    /// threads (Proton's `EventInjector`); see [`Injector`].
+    pub fn injector(&self) -> Injector {
+        Injector::new(&self.inbox)
     }
 
     /// The current time (as last given by the driver).
@@ -223,7 +238,7 @@ impl ContainerContext {
         let reconnect = std::mem::take(&mut options.reconnect);
         let failover = Failover::new(urls, reconnect).with_limits(options.reconnect_limits);
         let conn = ManagedConnection::outgoing(options, failover);
-        let ck = self.conns.insert(conn);
+        let ck = self.conns.insert(Box::new(conn));
         self.next_attempt(ck);
         Ok(ConnectionHandle(ck))
     }
@@ -248,7 +263,7 @@ impl ContainerContext {
         };
         let host = url.host().to_string();
         let port = url.port();
-        let key = self.acceptors.insert(Acceptor { url, options });
+        let key = self.acceptors.insert(Acceptor::new(url, options));
         let acceptor = AcceptorHandle(key);
         self.io.push_back(IoRequest::Listen {
             acceptor,

@@ -1,5 +1,7 @@
 //! A deterministic simulated network for containers: in-memory transports with latency, a
-//! virtual clock, listeners, and faults (cut connections, kill listeners). It runs the same
+//! virtual clock, listeners, and faults (cut connections, kill listeners, nodes that stop
+//! reading). A write counts as written (reported through [`IoCore::handle_written`]) when the
+//! network takes it, unless its receiver is stalled ([`World::set_stalled`]). It runs the same
 //! container code the adapters run, with time and failures under the test's control.
 //!
 //! ```
@@ -117,6 +119,8 @@ pub struct World {
     pub attempts: Vec<ConnectAttempt>,
     /// Bytes moved.
     pub bytes: u64,
+    /// Nodes that read nothing, and the writes held for them (sender end, pipe, bytes).
+    stalled: HashMap<usize, Vec<(End, u64, Bytes)>>,
 }
 
 impl World {
@@ -136,6 +140,7 @@ impl World {
             latency: Duration::from_millis(1),
             attempts: Vec::new(),
             bytes: 0,
+            stalled: HashMap::new(),
         }
     }
 
@@ -164,6 +169,11 @@ impl World {
         let any = self.nodes.get_mut(node)?.as_any();
         any.downcast_mut::<SansIoContainer<H>>()
             .map(|c| c.handler_mut())
+    }
+
+    /// A node, by type (a [`ClientCore`](super::ClientCore), say).
+    pub fn node<T: 'static>(&mut self, node: usize) -> Option<&mut T> {
+        self.nodes.get_mut(node)?.as_any().downcast_mut::<T>()
     }
 
     /// The container of a node, by handler type.
@@ -228,7 +238,12 @@ impl World {
                     if let Some(p) = self.pipes.get(&pid) {
                         if p.open {
                             let to = if p.a == (node, transport) { p.b } else { p.a };
-                            self.bytes += data.len() as u64;
+                            if let Some(held) = self.stalled.get_mut(&to.0) {
+                                held.push(((node, transport), pid, data));
+                                return;
+                            }
+                            let n = data.len();
+                            self.bytes += n as u64;
                             self.at(
                                 now + lat,
                                 Action::Deliver {
@@ -237,6 +252,7 @@ impl World {
                                     data,
                                 },
                             );
+                            self.nodes[node].handle_written(transport, n, now);
                         }
                     }
                 }
@@ -333,7 +349,10 @@ impl World {
                         );
                         self.by_end.insert((node, t), pid);
                         self.by_end.insert((srv, st), pid);
+                        // Both ends report writes from the start.
+                        self.nodes[srv].handle_written(st, 0, now);
                         self.nodes[node].handle_connected(t, info, now);
+                        self.nodes[node].handle_written(t, 0, now);
                     }
                     None => self.nodes[node].handle_connect_failed(
                         t,
@@ -364,6 +383,43 @@ impl World {
                 }
             }
         }
+    }
+
+    /// Stalls a node (`true`): it reads nothing, and what others write to it is held, not
+    /// reported written, as by a peer whose socket buffers are full. `false` lets the held
+    /// bytes through, in order.
+    pub fn set_stalled(&mut self, node: usize, stalled: bool) {
+        if stalled {
+            self.stalled.entry(node).or_default();
+            return;
+        }
+        let now = self.now;
+        let lat = self.latency;
+        for (from, pid, data) in self.stalled.remove(&node).unwrap_or_default() {
+            let Some(p) = self.pipes.get(&pid).filter(|p| p.open) else {
+                continue;
+            };
+            let to = if p.a == from { p.b } else { p.a };
+            let n = data.len();
+            self.bytes += n as u64;
+            self.at(
+                now + lat,
+                Action::Deliver {
+                    to,
+                    pipe: pid,
+                    data,
+                },
+            );
+            self.nodes[from.0].handle_written(from.1, n, now);
+        }
+        self.pump();
+    }
+
+    /// Bytes written to a stalled node and held.
+    pub fn held_bytes(&self, node: usize) -> usize {
+        self.stalled
+            .get(&node)
+            .map_or(0, |h| h.iter().map(|(_, _, d)| d.len()).sum())
     }
 
     /// Cuts every open transport (both ends see a disconnect now).

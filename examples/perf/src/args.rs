@@ -64,11 +64,12 @@ impl Api {
     }
 }
 
-/// Which tokio runtime each container runs on.
+/// Which runtime each container runs on: a tokio runtime, or amqp-mio's poll loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum RuntimeKind {
     CurrentThread,
     MultiThread,
+    Mio,
 }
 
 /// Everything the command line says.
@@ -126,6 +127,7 @@ impl RuntimeKind {
         match self {
             RuntimeKind::CurrentThread => "current-thread",
             RuntimeKind::MultiThread => "multi-thread",
+            RuntimeKind::Mio => "mio",
         }
     }
 }
@@ -170,8 +172,9 @@ struct Cli {
     /// safety bound in seconds: stop and report as timed out
     #[arg(long, value_name = "S", default_value_t = 60.0)]
     duration_max: f64,
-    /// current-thread (one tokio thread per container) or multi-thread
-    /// (amqp_tokio::Container::run: 2 workers per container)
+    /// current-thread (one tokio thread per container), multi-thread
+    /// (amqp_tokio::Container::run: 2 workers per container), or mio (amqp_mio::Container:
+    /// a poll loop in the container's thread; handler API only)
     #[arg(long, value_name = "RT", value_enum, default_value_t = RuntimeKind::CurrentThread)]
     runtime: RuntimeKind,
     /// sender, receiver, or both (in one process)

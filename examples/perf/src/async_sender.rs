@@ -28,6 +28,7 @@ pub(crate) fn run(job: AsyncSend, kind: RuntimeKind) -> Result<SenderReport, Str
     let rt = match kind {
         RuntimeKind::CurrentThread => tokio::runtime::Builder::new_current_thread(),
         RuntimeKind::MultiThread => tokio::runtime::Builder::new_multi_thread(),
+        RuntimeKind::Mio => return Err("the async API runs on tokio, not --runtime mio".into()),
     }
     .enable_all()
     .build()

@@ -54,6 +54,9 @@ fn run_container<H: MessagingHandler + Send + 'static>(
 ) -> Result<H, String> {
     match kind {
         RuntimeKind::MultiThread => Ok(Container::with_id(handler, id).run()),
+        RuntimeKind::Mio => amqp_mio::Container::with_id(handler, id)
+            .try_run()
+            .map_err(|e| format!("mio poll loop: {e}")),
         RuntimeKind::CurrentThread => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -16,12 +16,13 @@ use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The peers (columns), in table order.
-pub(crate) const PEERS: [&str; 5] = [
+pub(crate) const PEERS: [&str; 6] = [
     "python-proton",
     "proton-c",
     "rabbitmq",
     "rhea",
     "cyrus-proton",
+    "fe2o3",
 ];
 
 /// The scenarios (rows): key and heading.

@@ -16,6 +16,9 @@ pub const LIMIT: Duration = Duration::from_secs(60);
 /// The path of an example binary.
 pub fn bin(name: &str) -> &'static str {
     match name {
+        "blocking_recv" => env!("CARGO_BIN_EXE_blocking_recv"),
+        "blocking_request" => env!("CARGO_BIN_EXE_blocking_request"),
+        "blocking_send" => env!("CARGO_BIN_EXE_blocking_send"),
         "broker" => env!("CARGO_BIN_EXE_broker"),
         "client" => env!("CARGO_BIN_EXE_client"),
         "colour_send" => env!("CARGO_BIN_EXE_colour_send"),

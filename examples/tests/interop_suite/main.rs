@@ -9,6 +9,7 @@
 //! | `proton-c` ([`proton_c`]) | Qpid Proton C 0.37's `send`, `receive`, `broker`, `direct` examples | `scripts/proton-c-examples.sh` |
 //! | `rabbitmq` ([`rabbitmq`]) | RabbitMQ 3.10 with its AMQP 1.0 plugin, plain and TLS listeners on loopback | `scripts/rabbitmq.sh` (Debian's `rabbitmq-server`) |
 //! | `rhea` ([`rhea`]) | `tests/interop/rhea_send.js`, `rhea_recv.js`, `rhea_listen.js` on rhea 3 (npm) | `scripts/rhea.sh` |
+//! | `fe2o3` ([`fe2o3`]) | `scripts/fe2o3-peer` on fe2o3-amqp 0.18: its client, and its acceptor as a listener | `scripts/fe2o3.sh` (crates.io) |
 //! | `python-proton` ([`python`]) | `tests/python/proton_client.py`, `proton_listener.py` on python-qpid-proton | `pip install python-qpid-proton` |
 //!
 //! `tests/broker_python.rs` (more Python Proton cells) and `amqp-tokio`'s `tests/sasl_cyrus.rs`
@@ -21,6 +22,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod fe2o3;
 mod probe;
 mod proton_c;
 mod python;
@@ -39,7 +41,7 @@ use common::matrix::{self, Cell};
 use common::{Proc, LIMIT};
 
 /// The peer tests in this binary; the last one to finish prints the matrix.
-const PEER_TESTS: usize = 4;
+const PEER_TESTS: usize = 5;
 static FINISHED: AtomicUsize = AtomicUsize::new(0);
 
 /// The repository's root.
@@ -200,6 +202,18 @@ fn run_ok(name: &str, cmd: &mut Command) -> Result<common::Output, String> {
             tail(&o.stderr, 5)
         ))
     }
+}
+
+/// The JSON summary a peer program printed as its last line of stdout.
+fn summary(who: &str, o: &common::Output) -> Result<serde_json::Value, String> {
+    let last = o.stdout.last().map_or("", String::as_str);
+    serde_json::from_str(last).map_err(|e| {
+        format!(
+            "{who}: no JSON summary ({e}); stdout {:?}; stderr {:?}",
+            tail(&o.stdout, 3),
+            tail(&o.stderr, 5)
+        )
+    })
 }
 
 /// Runs an example binary to completion within [`LIMIT`].

@@ -14,7 +14,7 @@ use serde_json::Value as Json;
 use crate::common::{broker, free_port, Proc, LIMIT};
 use crate::probe::Probe;
 use crate::rhea::u64s;
-use crate::{check, check_lines, example, shorten, tail, Suite};
+use crate::{check, check_lines, example, shorten, summary, tail, Suite};
 
 const PY_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/proton_client.py");
 
@@ -23,13 +23,7 @@ fn py(args: &[&str]) -> Result<Json, String> {
     let mut cmd = Command::new("python3");
     cmd.arg("-u").arg(PY_SCRIPT).args(args);
     let o = Proc::spawn("proton_client.py", &mut cmd).wait(LIMIT);
-    let last = o.stdout.last().cloned().unwrap_or_default();
-    let v: Json = serde_json::from_str(&last).map_err(|e| {
-        format!(
-            "proton_client.py {args:?}: no JSON summary ({e}); stderr {:?}",
-            tail(&o.stderr, 5)
-        )
-    })?;
+    let v = summary(&format!("proton_client.py {args:?}"), &o)?;
     check(v["timed_out"] == Json::Bool(false), || {
         format!("{args:?} timed out: {v}")
     })?;
@@ -279,15 +273,15 @@ fn ids_seen(lines: &[String]) -> Vec<u64> {
         .collect()
 }
 
-/// Connect options for a Proton listener on loopback `port`, no reconnect.
-fn local(port: u16) -> ConnectOptions {
+/// Connect options for a listener on loopback `port`, no reconnect.
+pub(crate) fn local(port: u16) -> ConnectOptions {
     ConnectOptions::new()
         .url(Url::parse(&format!("amqp://127.0.0.1:{port}")).expect("url"))
         .reconnect(false)
 }
 
 /// Sends `signal` (STOP, CONT) to a process we started.
-fn signal(pid: u32, signal: &str) -> Result<(), String> {
+pub(crate) fn signal(pid: u32, signal: &str) -> Result<(), String> {
     let st = Command::new("kill")
         .arg(format!("-{signal}"))
         .arg(pid.to_string())

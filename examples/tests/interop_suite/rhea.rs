@@ -12,7 +12,7 @@ use serde_json::Value as Json;
 
 use crate::common::{broker, free_port, sequence_lines, Proc, LIMIT};
 use crate::python::{frozen_peer_idle_timeout, simple_send_across_listener_restart};
-use crate::{check, check_lines, example, install, shorten, tail, write_pki, Suite};
+use crate::{check, check_lines, example, install, shorten, summary, tail, write_pki, Suite};
 
 /// Messages in rhea's bulk scenarios.
 const RHEA_N: usize = 10_000;
@@ -31,14 +31,7 @@ pub(crate) fn rhea(prefix: &Path, script: &str, port: u16, args: &[&str]) -> Res
         .args(args)
         .env("RHEA_PREFIX", prefix);
     let o = Proc::spawn(script, &mut cmd).wait(LIMIT);
-    let last = o.stdout.last().cloned().unwrap_or_default();
-    let v: Json = serde_json::from_str(&last).map_err(|e| {
-        format!(
-            "{script} {args:?}: no JSON summary ({e}); stdout {:?}; stderr {:?}",
-            tail(&o.stdout, 5),
-            tail(&o.stderr, 5)
-        )
-    })?;
+    let v = summary(&format!("{script} {args:?}"), &o)?;
     check(
         o.status.success() && v["timed_out"] == Json::Bool(false),
         || format!("{script} {args:?} failed ({:?}): {v}", o.status),
@@ -510,9 +503,7 @@ fn rhea_refused(prefix: &Path, port: u16, args: &[&str]) -> Result<String, Strin
         .args(args)
         .env("RHEA_PREFIX", prefix);
     let o = Proc::spawn("rhea_send.js", &mut cmd).wait(LIMIT);
-    let last = o.stdout.last().cloned().unwrap_or_default();
-    let v: Json = serde_json::from_str(&last)
-        .map_err(|e| format!("no JSON summary ({e}); stderr {:?}", tail(&o.stderr, 5)))?;
+    let v = summary(&format!("rhea_send.js {args:?}"), &o)?;
     check(!o.status.success() && v["accepted"] == 0, || {
         format!("rhea_send {args:?} was not refused: {v}")
     })?;

@@ -88,46 +88,35 @@ impl Receiver {
 
     /// `Ok(Some)`: a delivery; `Ok(None)`: closed; `Err`: nothing yet.
     pub(super) fn take(&mut self, cx: Option<&mut Context<'_>>) -> Result<Option<Delivery>, ()> {
-        let shared = self.link.shared();
-        let mut st = shared.lock();
-        let conn_closed = st.phase == ConnPhase::Closed;
-        let id = self.link.id;
-        let Some(l) = st.links.get_mut(&id) else {
-            return Ok(None);
-        };
-        if let Some(i) = l.incoming.pop_front() {
-            // Consumed enough to top the window up: ask the driver (once).
-            let wake = l.prefetch > 0
-                && !l.credit_queued
-                && (l.credit as usize).saturating_add(l.incoming.len())
-                    <= (l.prefetch / 2) as usize
-                && l.phase == Phase::Open
-                && !conn_closed;
-            let wake = if wake {
-                l.credit_queued = true;
-                st.push(Command::Credit(id))
-            } else {
-                false
+        let lh = self.link.id;
+        let taken = self.link.shared().update(|st| {
+            let open = st.phase != ConnPhase::Closed;
+            let State { core, links, .. } = st;
+            let Some(l) = links.get_mut(&lh) else {
+                return (Ok(None), false);
             };
-            drop(st);
-            shared.wake_driver(wake);
-            return Ok(Some(Delivery {
-                message: i.message,
-                settlement: Settlement {
-                    handle: i.handle,
-                    conn: self.link.conn.clone(),
-                    settled: AtomicBool::new(false),
-                    auto_accept: self.auto_accept,
-                },
-            }));
-        }
-        if l.phase == Phase::Closed || conn_closed {
-            return Ok(None);
-        }
-        if let Some(cx) = cx {
-            set_waker(&mut l.recv_waker, cx.waker());
-        }
-        Err(())
+            if let Some(i) = l.incoming.pop_front() {
+                // Consumed enough to top the window up: grant the credit now.
+                let flowed = open && l.phase == Phase::Open && top_up(core, lh, l);
+                return (Ok(Some(i)), flowed);
+            }
+            if l.phase == Phase::Closed || !open {
+                return (Ok(None), false);
+            }
+            if let Some(cx) = cx {
+                set_waker(&mut l.recv_waker, cx.waker());
+            }
+            (Err(()), false)
+        })?;
+        Ok(taken.map(|i| Delivery {
+            message: i.message,
+            settlement: Settlement {
+                handle: i.handle,
+                conn: self.link.conn.clone(),
+                settled: AtomicBool::new(false),
+                auto_accept: self.auto_accept,
+            },
+        }))
     }
 
     /// Whether deliveries dropped unsettled are accepted (on by default, as Proton's
@@ -145,16 +134,14 @@ impl Receiver {
 
     /// Deliveries queued and not yet returned by `recv`.
     pub fn queued(&self) -> usize {
-        let mut st = self.link.shared().lock();
-        st.links
-            .get_mut(&self.link.id)
-            .map_or(0, |l| l.incoming.len())
+        let st = self.link.shared().lock();
+        st.links.get(&self.link.id).map_or(0, |l| l.incoming.len())
     }
 
     /// Switches to manual credit and sets the link credit to `credit` (replacing what is
     /// left): the peer may send that many more messages. No automatic top-up follows.
     pub fn set_credit(&self, credit: u32) {
-        self.credit_command(|l| {
+        self.set_window(|l| {
             l.prefetch = 0;
             l.manual_credit = Some(credit);
         });
@@ -163,23 +150,22 @@ impl Receiver {
     /// Switches to an automatic credit window of `prefetch` deliveries (`0`: manual credit,
     /// none granted).
     pub fn set_prefetch(&self, prefetch: u32) {
-        self.credit_command(|l| {
+        self.set_window(|l| {
             l.prefetch = prefetch;
             l.manual_credit = None;
         });
     }
 
-    pub(super) fn credit_command(&self, f: impl FnOnce(&mut LinkState)) {
-        let shared = self.link.shared();
-        let mut st = shared.lock();
-        let Some(l) = st.links.get_mut(&self.link.id) else {
-            return;
-        };
-        f(l);
-        l.credit_queued = true;
-        let w = st.push(Command::Credit(self.link.id));
-        drop(st);
-        shared.wake_driver(w);
+    pub(super) fn set_window(&self, f: impl FnOnce(&mut LinkState)) {
+        let lh = self.link.id;
+        self.link.shared().update(|st| {
+            let State { core, links, .. } = st;
+            let Some(l) = links.get_mut(&lh) else {
+                return ((), false);
+            };
+            f(l);
+            ((), top_up(core, lh, l))
+        });
     }
 
     /// Asks the peer to use up or give up the credit, switching to manual credit; resolves
@@ -188,37 +174,37 @@ impl Receiver {
     ///
     /// Cancel safety: the drain still completes if the future is dropped.
     pub async fn drain(&mut self) -> Result<(), ClientError> {
+        let lh = self.link.id;
         let shared = self.link.shared();
-        let ticket = {
-            let mut st = shared.lock();
+        let ticket = shared.update(|st| {
             if let Some(e) = st.conn_error() {
-                return Err(e);
+                return (Err(e), false);
             }
-            let Some(l) = st.links.get_mut(&self.link.id) else {
-                return Err(ClientError::LinkClosed {
-                    remote: false,
-                    error: None,
-                });
+            let State { core, links, .. } = st;
+            let Some(l) = links.get_mut(&lh) else {
+                let e = ClientError::closed_here();
+                return (Err(e), false);
             };
             if let Some(e) = l.closed_error() {
-                return Err(e);
+                return (Err(e), false);
             }
             l.prefetch = 0;
             l.drains_requested += 1;
-            let t = l.drains_requested;
-            let w = st.push(Command::Drain(self.link.id));
-            drop(st);
-            shared.wake_driver(w);
-            t
-        };
+            if let Some(n) = l.manual_credit.take() {
+                // Not attached: nothing to drain (below).
+                let _ = core.flow(lh, n);
+            }
+            // Nothing to drain (or not attached): done at once; the peer would not answer.
+            if core.credit(lh) == 0 || core.drain(lh).is_err() {
+                l.drains_done = l.drains_requested;
+            }
+            (Ok(l.drains_requested), true)
+        })?;
         poll_fn(|cx| {
             let mut st = shared.lock();
             let conn_err = st.conn_error();
-            let Some(l) = st.links.get_mut(&self.link.id) else {
-                return Poll::Ready(Err(ClientError::LinkClosed {
-                    remote: false,
-                    error: None,
-                }));
+            let Some(l) = st.links.get_mut(&lh) else {
+                return Poll::Ready(Err(ClientError::closed_here()));
             };
             if l.drains_done >= ticket {
                 return Poll::Ready(Ok(()));
@@ -263,8 +249,8 @@ impl futures::Stream for Receiver {
 /// A received message, to settle with [`accept`](Self::accept), [`reject`](Self::reject),
 /// [`release`](Self::release) or [`modify`](Self::modify).
 ///
-/// Settling is synchronous: it queues the disposition for the driver (which batches
-/// dispositions into ranges) and never waits; it fails only if the delivery is already
+/// Settling is synchronous: it hands the disposition to the engine (which batches
+/// dispositions into ranges) and wakes the driver to write it; it never waits; it fails only if the delivery is already
 /// settled or the connection is closed. A delivery dropped unsettled is accepted, as Proton's
 /// `auto_accept` does after `on_message`, unless its receiver's
 /// [`set_auto_accept(false)`](Receiver::set_auto_accept) turned that off;
@@ -283,19 +269,19 @@ pub(super) struct Settlement {
 }
 
 impl Settlement {
-    pub(super) fn dispose(&self, d: Disposition) -> Result<(), ClientError> {
+    pub(super) fn dispose(&self, state: DeliveryState) -> Result<(), ClientError> {
         if self.settled.swap(true, Ordering::AcqRel) {
             return Err(ClientError::AlreadySettled);
         }
-        let shared = &self.conn.shared;
-        let mut st = shared.lock();
-        if let Some(e) = st.conn_error() {
-            return Err(e);
-        }
-        let w = st.push(Command::Dispose(self.handle, d));
-        drop(st);
-        shared.wake_driver(w);
-        Ok(())
+        self.conn.shared.update(|st| {
+            if let Some(e) = st.conn_error() {
+                return (Err(e), false);
+            }
+            // A delivery of an earlier transport can no longer be settled (the peer
+            // redelivers it): the core refuses it, and there is nothing else to do.
+            let _ = st.core.dispose(self.handle, Some(state));
+            (Ok(()), true)
+        })
     }
 }
 
@@ -303,7 +289,7 @@ impl Drop for Settlement {
     fn drop(&mut self) {
         if self.auto_accept && !self.settled.load(Ordering::Acquire) {
             // A closed connection has nothing left to accept: the error is moot.
-            let _ = self.dispose(Disposition::Accept);
+            let _ = self.dispose(DeliveryState::accepted());
         }
     }
 }
@@ -331,23 +317,23 @@ impl Delivery {
         self.message
     }
 
-    pub(super) fn dispose(&self, d: Disposition) -> Result<(), ClientError> {
-        self.settlement.dispose(d)
+    pub(super) fn dispose(&self, state: DeliveryState) -> Result<(), ClientError> {
+        self.settlement.dispose(state)
     }
 
     /// Accepts and settles it.
     pub fn accept(&self) -> Result<(), ClientError> {
-        self.dispose(Disposition::Accept)
+        self.dispose(DeliveryState::accepted())
     }
 
     /// Rejects and settles it (invalid; not to be redelivered), with an optional reason.
     pub fn reject(&self, error: Option<AmqpError>) -> Result<(), ClientError> {
-        self.dispose(Disposition::Reject(error))
+        self.dispose(DeliveryState::Rejected(Rejected { error }))
     }
 
     /// Releases and settles it (not processed; may be redelivered to anyone).
     pub fn release(&self) -> Result<(), ClientError> {
-        self.dispose(Disposition::Release)
+        self.dispose(DeliveryState::released())
     }
 
     /// Modifies and settles it: `delivery_failed` counts a failed attempt,
@@ -357,7 +343,11 @@ impl Delivery {
         delivery_failed: bool,
         undeliverable_here: bool,
     ) -> Result<(), ClientError> {
-        self.dispose(Disposition::Modify(delivery_failed, undeliverable_here))
+        self.dispose(DeliveryState::Modified(Modified {
+            delivery_failed: Some(delivery_failed),
+            undeliverable_here: Some(undeliverable_here),
+            message_annotations: None,
+        }))
     }
 
     /// True once settled through this handle.

@@ -85,18 +85,16 @@ impl Sender {
         if let Some(e) = st.conn_error() {
             return Poll::Ready(Err(e));
         }
+        let credit = st.core.credit(self.link.id);
         let Some(l) = st.links.get_mut(&self.link.id) else {
-            return Poll::Ready(Err(ClientError::LinkClosed {
-                remote: false,
-                error: None,
-            }));
+            return Poll::Ready(Err(ClientError::closed_here()));
         };
         if let Some(e) = l.closed_error() {
             return Poll::Ready(Err(e));
         }
         let ok = match room {
-            Room::Credit => l.has_credit_room(),
-            Room::Buffer => l.has_buffer_room(),
+            Room::Credit => l.has_credit_room(credit),
+            Room::Buffer => l.has_buffer_room(credit),
         };
         if ok {
             return Poll::Ready(Ok(()));
@@ -105,48 +103,45 @@ impl Sender {
         Poll::Pending
     }
 
-    /// Queues a message that has room; returns its outcome future.
+    /// Sends a message that has room (straight to the core when the link has credit and
+    /// nothing waits before it; queued for credit otherwise); returns its outcome future.
     pub(super) fn enqueue(&self, msg: Message, room: Room) -> Result<SendFuture, TrySendError> {
-        let shared = self.link.shared();
-        let mut st = shared.lock();
-        if let Some(e) = st.conn_error() {
-            return Err(TrySendError::Closed(Box::new(msg), e));
-        }
-        let Some(l) = st.links.get_mut(&self.link.id) else {
-            return Err(TrySendError::Closed(
-                Box::new(msg),
-                ClientError::LinkClosed {
-                    remote: false,
-                    error: None,
-                },
-            ));
-        };
-        if let Some(e) = l.closed_error() {
-            return Err(TrySendError::Closed(Box::new(msg), e));
-        }
-        let ok = match room {
-            Room::Credit => l.has_credit_room(),
-            Room::Buffer => l.has_buffer_room(),
-        };
-        if !ok {
-            return Err(TrySendError::Full(Box::new(msg)));
-        }
-        let key = st.slots.insert(Slot::Pending(None));
-        let Some(l) = st.links.get_mut(&self.link.id) else {
-            unreachable!("checked above")
-        };
-        l.unsent.push_back((msg, key));
-        let wake = if l.pump_queued {
-            false
-        } else {
-            l.pump_queued = true;
-            st.push(Command::Pump(self.link.id))
-        };
-        drop(st);
-        shared.wake_driver(wake);
+        let lh = self.link.id;
+        let ticket = self.link.shared().update(|st| {
+            if let Some(e) = st.conn_error() {
+                return (Err(TrySendError::Closed(Box::new(msg), e)), false);
+            }
+            let credit = st.core.credit(lh);
+            let Some(l) = st.links.get_mut(&lh) else {
+                let e = ClientError::closed_here();
+                return (Err(TrySendError::Closed(Box::new(msg), e)), false);
+            };
+            if let Some(e) = l.closed_error() {
+                return (Err(TrySendError::Closed(Box::new(msg), e)), false);
+            }
+            let ok = match room {
+                Room::Credit => l.has_credit_room(credit),
+                Room::Buffer => l.has_buffer_room(credit),
+            };
+            if !ok {
+                return (Err(TrySendError::Full(Box::new(msg))), false);
+            }
+            let (direct, presettled) = (l.unsent.is_empty() && credit > 0, l.presettled);
+            if !direct {
+                let ticket = st.ticket(Slot::Pending(None));
+                if let Some(l) = st.links.get_mut(&lh) {
+                    l.unsent.push_back((msg, ticket));
+                }
+                return (Ok(ticket), false);
+            }
+            let r = st.core.send(lh, &msg);
+            let ticket = st.ticket(Slot::Pending(None));
+            st.sent(ticket, presettled, r);
+            (Ok(ticket), true)
+        })?;
         Ok(SendFuture {
             conn: self.link.conn.clone(),
-            slot: key,
+            ticket,
             done: false,
         })
     }
@@ -191,30 +186,29 @@ impl Sender {
         poll_fn(|cx| self.poll_room(cx, Room::Buffer)).await
     }
 
-    /// Credit not yet used by queued messages (as last reported by the driver).
+    /// Credit not yet used by queued messages.
     pub fn credit(&self) -> u32 {
-        let mut st = self.link.shared().lock();
-        st.links.get_mut(&self.link.id).map_or(0, |l| {
-            l.credit
-                .saturating_sub(l.unsent.len().min(u32::MAX as usize) as u32)
+        let st = self.link.shared().lock();
+        let credit = st.core.credit(self.link.id);
+        st.links.get(&self.link.id).map_or(0, |l| {
+            credit.saturating_sub(l.unsent.len().min(u32::MAX as usize) as u32)
         })
     }
 
     /// Messages queued and not yet handed to the engine (waiting for credit).
     pub fn queued(&self) -> usize {
-        let mut st = self.link.shared().lock();
-        st.links
-            .get_mut(&self.link.id)
-            .map_or(0, |l| l.unsent.len())
+        let st = self.link.shared().lock();
+        st.links.get(&self.link.id).map_or(0, |l| l.unsent.len())
     }
 
     /// How many messages [`send_nowait`](Self::send_nowait) may queue beyond the credit
     /// (default [`DEFAULT_SEND_BUFFER`]; `0`: only as many as the credit covers).
     pub fn set_send_buffer(&self, messages: usize) {
         let mut st = self.link.shared().lock();
+        let credit = st.core.credit(self.link.id);
         if let Some(l) = st.links.get_mut(&self.link.id) {
             l.send_buffer = messages;
-            if l.has_buffer_room() {
+            if l.has_buffer_room(credit) {
                 l.waiters.wake_all();
             }
         }
@@ -245,14 +239,14 @@ impl Sender {
 #[must_use = "the outcome is discarded (the message is sent anyway)"]
 pub struct SendFuture {
     pub(super) conn: Arc<ClientRef>,
-    pub(super) slot: usize,
+    pub(super) ticket: u64,
     pub(super) done: bool,
 }
 
 impl fmt::Debug for SendFuture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SendFuture")
-            .field("slot", &self.slot)
+            .field("ticket", &self.ticket)
             .field("done", &self.done)
             .finish()
     }
@@ -267,17 +261,14 @@ impl Future for SendFuture {
             return Poll::Ready(Err(ClientError::AlreadySettled));
         }
         let mut st = this.conn.shared.lock();
-        match st.slots.get_mut(this.slot) {
+        match st.outcomes.get_mut(&this.ticket) {
             Some(Slot::Pending(w)) => {
-                match w {
-                    Some(x) if x.will_wake(cx.waker()) => {}
-                    _ => *w = Some(cx.waker().clone()),
-                }
+                set_waker(w, cx.waker());
                 Poll::Pending
             }
             Some(Slot::Done(_)) => {
                 this.done = true;
-                match st.slots.remove(this.slot) {
+                match st.outcomes.remove(&this.ticket) {
                     Some(Slot::Done(r)) => Poll::Ready(r),
                     _ => Poll::Ready(Ok(Outcome::InDoubt)),
                 }
@@ -296,14 +287,10 @@ impl Drop for SendFuture {
             return;
         }
         let mut st = self.conn.shared.lock();
-        match st.slots.get_mut(self.slot) {
-            Some(Slot::Pending(_)) => {
-                if let Some(s) = st.slots.get_mut(self.slot) {
-                    *s = Slot::Detached;
-                }
-            }
+        match st.outcomes.get_mut(&self.ticket) {
+            Some(s @ Slot::Pending(_)) => *s = Slot::Detached,
             Some(Slot::Done(_)) => {
-                st.slots.remove(self.slot);
+                st.outcomes.remove(&self.ticket);
             }
             _ => {}
         }

@@ -19,9 +19,8 @@ use amqp_adapter::amqp_engine::messaging::{
 use amqp_adapter::amqp_engine::sasl::{SaslServerConfig, StaticUsers, GSSAPI};
 use amqp_adapter::amqp_proto::message::Message;
 use amqp_adapter::gssapi::{server_mechanism, KerberosServer};
-use amqp_adapter::{BlockOn, Runtime};
 
-use super::{body_number, join_within, Container, SAFETY};
+use super::{body_number, join_within, RunContainer, SAFETY};
 
 /// Generates the GSSAPI `#[test]`s for runtime `$rt`.
 macro_rules! gssapi_suite {
@@ -163,13 +162,13 @@ impl MessagingHandler for Login {
     }
 }
 
-fn run<R: Runtime + BlockOn + Default>(h: Login) -> Login {
-    let t = thread::spawn(move || Container::<Login, R>::with_id(h, "gssapi").run());
+fn run<R: RunContainer>(h: Login) -> Login {
+    let t = thread::spawn(move || R::run(h, "gssapi"));
     join_within(t, SAFETY + Duration::from_secs(5), "the GSSAPI container")
 }
 
 /// Logs in with alice's ticket to `amqp/localhost`, then sends `n` messages.
-pub(crate) fn login_and_messages<R: Runtime + BlockOn + Default>(n: usize) {
+pub(crate) fn login_and_messages<R: RunContainer>(n: usize) {
     let Some(_realm) = crate::realm::Realm::start() else {
         return;
     };
@@ -184,7 +183,7 @@ pub(crate) fn login_and_messages<R: Runtime + BlockOn + Default>(n: usize) {
 }
 
 /// Runs a login that must fail: one client error containing each of `want`, no reconnect.
-fn refused<R: Runtime + BlockOn + Default>(h: Login, want: &[&str]) -> Login {
+fn refused<R: RunContainer>(h: Login, want: &[&str]) -> Login {
     let h = run::<R>(h);
     assert_eq!(h.server_user, None);
     assert_eq!(h.accepted, 0);
@@ -198,7 +197,7 @@ fn refused<R: Runtime + BlockOn + Default>(h: Login, want: &[&str]) -> Login {
 
 /// Connecting by IP address without a `virtual_host` asks for `amqp/127.0.0.1`, which the KDC
 /// does not know: one authentication error naming the cause, and no reconnect.
-pub(crate) fn unknown_service<R: Runtime + BlockOn + Default>() {
+pub(crate) fn unknown_service<R: RunContainer>() {
     let Some(_realm) = crate::realm::Realm::start() else {
         return;
     };
@@ -211,7 +210,7 @@ pub(crate) fn unknown_service<R: Runtime + BlockOn + Default>() {
 }
 
 /// No ticket in the ccache and only GSSAPI allowed: the client names the cause, once.
-pub(crate) fn no_ticket<R: Runtime + BlockOn + Default>() {
+pub(crate) fn no_ticket<R: RunContainer>() {
     let Some(realm) = crate::realm::Realm::start() else {
         return;
     };
@@ -227,7 +226,7 @@ pub(crate) fn no_ticket<R: Runtime + BlockOn + Default>() {
 
 /// A server whose keytab lacks `amqp/localhost` refuses, naming the keytab on its side; the
 /// client sees an authentication refusal and does not retry.
-pub(crate) fn wrong_keytab<R: Runtime + BlockOn + Default>() {
+pub(crate) fn wrong_keytab<R: RunContainer>() {
     let Some(realm) = crate::realm::Realm::start() else {
         return;
     };

@@ -1,5 +1,7 @@
 //! The adapter test suite, run on every runtime: each runtime crate's `tests/suite.rs` includes
-//! this file and invokes [`adapter_suite!`] with its runtime type:
+//! this file and invokes [`adapter_suite!`] with its runtime type (or, for a crate with its
+//! own container type such as `amqp-mio`, with `runner T` where `T` implements
+//! [`RunContainer`]):
 //!
 //! ```ignore
 //! #[macro_use]
@@ -23,20 +25,49 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub(crate) use amqp_adapter::amqp_engine::messaging::MessagingHandler;
 use amqp_adapter::amqp_engine::messaging::{
-    AcceptorHandle, Backoff, ConnectOptions, ConnectionHandle, Event, MessagingHandler,
-    ReconnectPolicy, TimerHandle, Tracker, TransportErrorKind, Url,
+    AcceptorHandle, Backoff, ConnectOptions, ConnectionHandle, Event, ReconnectPolicy, TimerHandle,
+    Tracker, TransportErrorKind, Url,
 };
 use amqp_adapter::amqp_proto::definitions::{condition, Error};
 use amqp_adapter::amqp_proto::message::Message;
-use amqp_adapter::{BlockOn, Runtime};
 
+pub(crate) mod async_client;
 #[macro_use]
 pub(crate) mod gssapi;
+pub(crate) mod inject;
 
-/// Generates one `#[test]` per scenario for runtime `$rt`.
+/// Generates one `#[test]` per scenario for runtime `$rt`; with `runner T` (a crate with its
+/// own container, such as `amqp-mio`), all but the async client's.
 macro_rules! adapter_suite {
     ($rt:ty) => {
+        impl $crate::suite::RunContainer for $rt {
+            fn run<H>(handler: H, id: &str) -> H
+            where
+                H: $crate::suite::MessagingHandler + Send + 'static,
+            {
+                amqp_adapter::Container::<H, $rt>::with_id(handler, id).run()
+            }
+        }
+        adapter_suite!(runner $rt);
+
+        #[test]
+        fn async_client_pipelined_sends_and_receive() {
+            $crate::suite::async_client::round_trip::<$rt>();
+        }
+
+        #[test]
+        fn async_client_reconnects_and_resolves_every_send() {
+            $crate::suite::async_client::reconnect::<$rt>();
+        }
+
+        #[test]
+        fn async_client_refused_without_reconnect() {
+            $crate::suite::async_client::refused::<$rt>();
+        }
+    };
+    (runner $rt:ty) => {
         #[test]
         fn ipv4_loopback_port_0() {
             $crate::suite::loopback::<$rt>("127.0.0.1:0", "127.0.0.1");
@@ -83,16 +114,28 @@ macro_rules! adapter_suite {
         }
 
         #[test]
+        fn ten_thousand_injected_events_all_accepted() {
+            $crate::suite::inject::injected_messages::<$rt>(10_000);
+        }
+
+        #[test]
         fn no_reconnect_fails_once_and_finishes() {
             $crate::suite::no_reconnect::<$rt>();
         }
+
     };
 }
 
 /// Longest a container may run before its safety timer stops it (a test failure).
 const SAFETY: Duration = Duration::from_secs(15);
 
-type Container<H, R> = amqp_adapter::Container<H, R>;
+/// How a test binary runs a container to completion in the calling thread: for the async
+/// runtimes `amqp_adapter::Container::<H, R>::with_id(handler, id).run()` (implemented by
+/// [`adapter_suite!`]), for `amqp-mio` its own `Container`.
+pub(crate) trait RunContainer {
+    /// Runs `handler` in a container named `id` until it is done; returns the handler.
+    fn run<H: MessagingHandler + Send + 'static>(handler: H, id: &str) -> H;
+}
 
 /// Joins a thread, failing the test if it has not finished within `limit`.
 fn join_within<T>(h: thread::JoinHandle<T>, limit: Duration, what: &str) -> T {
@@ -176,7 +219,7 @@ impl MessagingHandler for Loopback {
 }
 
 /// Listens on `listen` (port 0), connects to `host` on the reported port, sends 3 messages.
-pub(crate) fn loopback<R: Runtime + BlockOn + Default>(listen: &'static str, host: &'static str) {
+pub(crate) fn loopback<R: RunContainer>(listen: &'static str, host: &'static str) {
     if host.starts_with('[') && TcpListener::bind("[::1]:0").is_err() {
         eprintln!("skipped: no IPv6 loopback on this machine");
         return;
@@ -187,7 +230,7 @@ pub(crate) fn loopback<R: Runtime + BlockOn + Default>(listen: &'static str, hos
         host,
         ..Loopback::default()
     };
-    let h = Container::<Loopback, R>::with_id(h, "loopback").run();
+    let h = R::run(h, "loopback");
     assert!(!h.timed_out, "timed out");
     assert_ne!(h.port, 0, "the bound port is reported");
     assert_eq!(h.acceptor_host, host.trim_matches(['[', ']']));
@@ -262,16 +305,15 @@ impl MessagingHandler for Many {
 
 /// Sends `n` messages from a sender to a receiver (both in one container, over loopback TCP)
 /// and checks every message arrives once, in order, and every outcome is `accepted`, in order.
-pub(crate) fn many_messages<R: Runtime + BlockOn + Default>(n: usize) {
+pub(crate) fn many_messages<R: RunContainer>(n: usize) {
     let start = Instant::now();
-    let h = Container::<Many, R>::with_id(
+    let h = R::run(
         Many {
             n,
             ..Many::default()
         },
         "many",
-    )
-    .run();
+    );
     let elapsed = start.elapsed();
     assert!(!h.timed_out, "timed out after {} accepted", h.accepted);
     assert_eq!(h.sent.len(), n);
@@ -465,29 +507,25 @@ impl MessagingHandler for Client {
 /// (after 0, 0.1 and 0.2 s).
 const DOWNTIME: Duration = Duration::from_millis(500);
 
-pub(crate) fn reconnect_after_restart<R: Runtime + BlockOn + Default>() {
+pub(crate) fn reconnect_after_restart<R: RunContainer>() {
     const TOTAL: usize = 300;
     const KILL_AFTER: usize = 50;
     let start = Instant::now();
     let (ptx, prx) = mpsc::channel();
     let s1 = thread::spawn(move || {
         let s = Server::new("127.0.0.1:0".into(), Some(ptx), Some(KILL_AFTER));
-        Container::<Server, R>::with_id(s, "server-1").run()
+        R::run(s, "server-1")
     });
     let port = prx
         .recv_timeout(Duration::from_secs(10))
         .expect("server 1 listening");
     let url = format!("amqp://127.0.0.1:{port}");
-    let client = thread::spawn(move || {
-        Container::<Client, R>::with_id(Client::new(url, TOTAL), "client").run()
-    });
+    let client = thread::spawn(move || R::run(Client::new(url, TOTAL), "client"));
     let s1 = join_within(s1, Duration::from_secs(10), "server 1");
     let server_down = Instant::now();
     thread::sleep(DOWNTIME);
     let listen = format!("127.0.0.1:{port}");
-    let s2 = thread::spawn(move || {
-        Container::<Server, R>::with_id(Server::new(listen, None, None), "server-2").run()
-    });
+    let s2 = thread::spawn(move || R::run(Server::new(listen, None, None), "server-2"));
     let client = join_within(client, Duration::from_secs(20), "client");
     let s2 = join_within(s2, Duration::from_secs(10), "server 2");
     let elapsed = start.elapsed();
@@ -645,13 +683,13 @@ impl MessagingHandler for Failover {
     }
 }
 
-pub(crate) fn failover<R: Runtime + BlockOn + Default>() {
+pub(crate) fn failover<R: RunContainer>() {
     let start = Instant::now();
     let h = Failover {
         closed_port: closed_port(),
         ..Failover::default()
     };
-    let h = Container::<Failover, R>::with_id(h, "failover").run();
+    let h = R::run(h, "failover");
     assert!(!h.timed_out, "timed out");
     assert_eq!(h.errors.len(), 1, "one failed attempt: {:?}", h.errors);
     assert!(
@@ -702,7 +740,7 @@ impl MessagingHandler for NoReconnect {
     }
 }
 
-pub(crate) fn no_reconnect<R: Runtime + BlockOn + Default>() {
+pub(crate) fn no_reconnect<R: RunContainer>() {
     let start = Instant::now();
     let h = NoReconnect {
         port: closed_port(),
@@ -710,7 +748,7 @@ pub(crate) fn no_reconnect<R: Runtime + BlockOn + Default>() {
     };
     // No safety timer here (it would keep the container alive): the thread is joined with a
     // deadline instead.
-    let t = thread::spawn(move || Container::<NoReconnect, R>::with_id(h, "no-reconnect").run());
+    let t = thread::spawn(move || R::run(h, "no-reconnect"));
     let h = join_within(t, Duration::from_secs(10), "the container");
     assert_eq!(h.errors, 1, "exactly one transport error");
     assert_eq!(h.kinds, [Some(TransportErrorKind::Refused)]);
@@ -798,20 +836,16 @@ impl MessagingHandler for DualListen {
     }
 }
 
-pub(crate) fn dual_listen<R: Runtime + BlockOn + Default>() {
-    let t = thread::spawn(move || {
-        Container::<DualListen, R>::with_id(DualListen::default(), "dual-listen").run()
-    });
+pub(crate) fn dual_listen<R: RunContainer>() {
+    let t = thread::spawn(move || R::run(DualListen::default(), "dual-listen"));
     let h = join_within(t, Duration::from_secs(10), "the container");
     let p = h.port;
     assert_eq!(h.urls, [format!("0.0.0.0:{p}"), format!("[::]:{p}")]);
     assert_eq!(h.errors, [TransportErrorKind::AddressInUse]);
 }
 
-pub(crate) fn close_acceptor<R: Runtime + BlockOn + Default>() {
-    let t = thread::spawn(move || {
-        Container::<CloseAcceptor, R>::with_id(CloseAcceptor::default(), "close-acceptor").run()
-    });
+pub(crate) fn close_acceptor<R: RunContainer>() {
+    let t = thread::spawn(move || R::run(CloseAcceptor::default(), "close-acceptor"));
     let h = join_within(t, Duration::from_secs(10), "the container");
     assert_ne!(h.port, 0);
     assert!(
@@ -858,12 +892,8 @@ impl MessagingHandler for CloseWhileConnecting {
     }
 }
 
-pub(crate) fn close_while_connecting<R: Runtime + BlockOn + Default>() {
-    let h = Container::<CloseWhileConnecting, R>::with_id(
-        CloseWhileConnecting::default(),
-        "close-while-connecting",
-    )
-    .run();
+pub(crate) fn close_while_connecting<R: RunContainer>() {
+    let h = R::run(CloseWhileConnecting::default(), "close-while-connecting");
     assert!(
         !h.timed_out,
         "the abandoned socket was still open after 5 s"
@@ -950,22 +980,20 @@ impl Drop for Proxy {
     }
 }
 
-pub(crate) fn transport_loss<R: Runtime + BlockOn + Default>() {
+pub(crate) fn transport_loss<R: RunContainer>() {
     const TOTAL: usize = 2_000;
     const CUT_AFTER: usize = 300;
     let start = Instant::now();
     let (ptx, prx) = mpsc::channel();
     let server = Server::new("127.0.0.1:0".into(), Some(ptx), None);
     let progress = server.progress.clone();
-    let s = thread::spawn(move || Container::<Server, R>::with_id(server, "server").run());
+    let s = thread::spawn(move || R::run(server, "server"));
     let port = prx
         .recv_timeout(Duration::from_secs(10))
         .expect("server listening");
     let proxy = Proxy::start(port);
     let url = format!("amqp://127.0.0.1:{}", proxy.port);
-    let client = thread::spawn(move || {
-        Container::<Client, R>::with_id(Client::new(url, TOTAL), "client").run()
-    });
+    let client = thread::spawn(move || R::run(Client::new(url, TOTAL), "client"));
     // Cut the connection once the server is well into the stream.
     let end = Instant::now() + Duration::from_secs(10);
     while progress.load(Ordering::Relaxed) < CUT_AFTER {

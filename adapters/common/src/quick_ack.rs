@@ -5,31 +5,33 @@
 //! algorithm on (fe2o3-amqp's default) then holds every further small write (one disposition
 //! per message, the flow that grants the next credit) until that ACK: each credit batch through
 //! the broker stalled ~40 ms. Setting `TCP_QUICKACK` when we have read and have nothing to
-//! answer sends the ACK now.
+//! answer sends the ACK now. Every runtime's listener wraps its accepted sockets in it, giving
+//! the one call that reaches its socket type.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use futures::io::{AsyncRead, AsyncWrite};
 
-/// A [`TcpStream`] that sets `TCP_QUICKACK` (Linux; a plain pass-through elsewhere) when it
-/// goes idle with bytes read and nothing written since: the only case where the kernel would
-/// hold the ACK. When we answer before polling the read again, the ACK rides on the answer
-/// and no extra segment is sent (today's driver polls the read to `Pending` first, so an
-/// answered read costs one `setsockopt` and one bare ACK).
-pub(crate) struct QuickAck {
-    stream: TcpStream,
+/// A stream that sets `TCP_QUICKACK` (through `ack`, which does it on Linux and nothing
+/// elsewhere) when it goes idle with bytes read and nothing written since: the only case
+/// where the kernel would hold the ACK. When we answer before polling the read again, the
+/// ACK rides on the answer and no extra segment is sent.
+pub struct QuickAck<S> {
+    stream: S,
     /// Bytes were read and nothing has been written since.
     unanswered: bool,
+    ack: fn(&S),
 }
 
-impl QuickAck {
-    pub(crate) fn new(stream: TcpStream) -> Self {
+impl<S> QuickAck<S> {
+    /// Wraps `stream`; `ack` sets `TCP_QUICKACK` on its socket (a hint: it ignores errors).
+    pub fn new(stream: S, ack: fn(&S)) -> Self {
         QuickAck {
             stream,
             unanswered: false,
+            ack,
         }
     }
 
@@ -40,24 +42,28 @@ impl QuickAck {
     }
 }
 
-impl AsyncRead for QuickAck {
+/// Sets `TCP_QUICKACK` on a socket (Linux; nothing elsewhere). When it fails the ACK is only
+/// late, so the error is dropped.
+#[cfg(unix)]
+pub fn set_quickack(socket: &impl std::os::fd::AsFd) {
+    #[cfg(target_os = "linux")]
+    socket2::SockRef::from(socket).set_tcp_quickack(true).ok();
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for QuickAck<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
         match polled {
-            Poll::Ready(Ok(())) if buf.filled().len() > before => self.unanswered = true,
+            Poll::Ready(Ok(n)) if n > 0 => self.unanswered = true,
             Poll::Pending if self.unanswered => {
                 self.unanswered = false;
-                // A hint to the kernel: when it fails the ACK is only late, so the error is
-                // dropped.
-                #[cfg(target_os = "linux")]
-                socket2::SockRef::from(&self.stream)
-                    .set_tcp_quickack(true)
-                    .ok();
+                (self.ack)(&self.stream);
             }
             _ => {}
         }
@@ -65,7 +71,7 @@ impl AsyncRead for QuickAck {
     }
 }
 
-impl AsyncWrite for QuickAck {
+impl<S: AsyncWrite + Unpin> AsyncWrite for QuickAck<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -86,16 +92,12 @@ impl AsyncWrite for QuickAck {
         polled
     }
 
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_flush(cx)
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_close(cx)
     }
 }
 
@@ -104,15 +106,18 @@ mod tests {
     use std::io::{Read, Write};
     use std::time::{Duration, Instant};
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use futures::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
-    use super::QuickAck;
+    use super::{set_quickack, QuickAck};
+
+    type Stream = QuickAck<Compat<tokio::net::TcpStream>>;
 
     /// One round of the stall: the peer (Nagle on, as fe2o3-amqp) asks, we answer with a burst,
     /// the peer writes two small frames back to back. Nagle holds the second until our ACK of
     /// the first, which Linux delays (~40 ms) on a connection that just answered a request.
     /// Returns how long we waited for both small frames.
-    async fn round(ours: &mut QuickAck, peer: &mut std::net::TcpStream) -> Duration {
+    async fn round(ours: &mut Stream, peer: &mut std::net::TcpStream) -> Duration {
         let burst = vec![7u8; 27_000];
         peer.write_all(b"?").unwrap();
         let mut one = [0u8; 1];
@@ -137,7 +142,7 @@ mod tests {
         let mut peer = std::net::TcpStream::connect(addr).unwrap();
         let (accepted, _) = listener.accept().await.unwrap();
         accepted.set_nodelay(true).unwrap();
-        let mut ours = QuickAck::new(accepted);
+        let mut ours = QuickAck::new(accepted.compat(), |s| set_quickack(s.get_ref()));
         // The best of a few rounds: a loaded machine may delay one, a delayed ACK delays all.
         let mut best = Duration::MAX;
         for _ in 0..5 {
