@@ -26,7 +26,7 @@
 # SKIP_FE2O3=1, LOG=file for every run's output, OUT=file for the table (also on stdout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command_line="scripts/bench.sh $*"
+command_line="scripts/bench.sh${*:+ $*}"
 for v in COUNT RABBIT_COUNT FE2O3_COUNT REPEAT RATE CREDIT SKIP_RABBITMQ SKIP_FE2O3; do
   [ -n "${!v:-}" ] && command_line="$v=${!v} $command_line"
 done
