@@ -26,7 +26,7 @@
 # SKIP_FE2O3=1, LOG=file for every run's output, OUT=file for the table (also on stdout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command_line="scripts/bench.sh $*"
+command_line="scripts/bench.sh${*:+ $*}"
 for v in COUNT RABBIT_COUNT FE2O3_COUNT REPEAT RATE CREDIT SKIP_RABBITMQ SKIP_FE2O3; do
   [ -n "${!v:-}" ] && command_line="$v=${!v} $command_line"
 done
@@ -234,12 +234,16 @@ add() { # KEY LABEL CMD...: runs CMD (a function above) and files its figures un
 # Brokers
 # ---------------------------------------------------------------------------------------------
 pb_port=$(free_port)
-start_bg "$work/pbroker.out" "$work/broker" 127.0.0.1 "$pb_port"
-PBROKER=$BG
+# The brokers serve every round: bounded by the whole run's time, not one run's.
+BROKER_TIMEOUT=$((RUN_TIMEOUT * 20 * REPEAT))
+timeout "$BROKER_TIMEOUT" "$work/broker" 127.0.0.1 "$pb_port" >"$work/pbroker.out" 2>&1 &
+PBROKER=$!
+PIDS+=("$PBROKER")
 wait_port "$pb_port" "$PBROKER"
 ob_port=$(free_port)
-start_bg "$work/obroker.out" "$OUR_BROKER" -a "127.0.0.1:$ob_port"
-OBROKER=$BG
+timeout "$BROKER_TIMEOUT" "$OUR_BROKER" -a "127.0.0.1:$ob_port" >"$work/obroker.out" 2>&1 &
+OBROKER=$!
+PIDS+=("$OBROKER")
 wait_port "$ob_port" "$OBROKER"
 rabbit_port=""
 if [ "${SKIP_RABBITMQ:-}" != 1 ]; then

@@ -90,6 +90,8 @@ pub(crate) struct Config {
     /// Sender connections, and sender links on each (fan-in into one receiver).
     pub(crate) connections: u32,
     pub(crate) links: u32,
+    /// Unsettled messages the sender keeps in flight at most (0: no cap beyond credit).
+    pub(crate) max_in_flight: u64,
 }
 
 impl Mode {
@@ -195,6 +197,10 @@ struct Cli {
     /// sender links on each sender connection
     #[arg(long, value_name = "N", default_value = "1", value_parser = parse_number)]
     links: u64,
+    /// unsettled messages the sender keeps in flight at most, whatever credit the peer grants
+    /// (0: as many as credit allows; RabbitMQ grants 65,536)
+    #[arg(long, value_name = "N", default_value = "0", value_parser = parse_number)]
+    max_in_flight: u64,
 }
 
 /// Parses the arguments (the program name first): the configuration, or clap's error, whose
@@ -264,6 +270,7 @@ where
         rate: cli.rate.map(|r| r as f64),
         connections,
         links,
+        max_in_flight: cli.max_in_flight,
     })
 }
 
@@ -315,6 +322,8 @@ mod tests {
         let c = run(&["--rate", "100k", "--connections", "4", "--links", "2"]).unwrap();
         assert_eq!((c.rate, c.connections, c.links), (Some(100_000.0), 4, 2));
         assert_eq!(run(&[]).unwrap().rate, None);
+        assert_eq!(run(&[]).unwrap().max_in_flight, 0);
+        assert_eq!(run(&["--max-in-flight", "2k"]).unwrap().max_in_flight, 2000);
     }
 
     #[test]

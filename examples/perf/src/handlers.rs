@@ -84,6 +84,8 @@ pub(crate) struct SenderConfig {
     /// Connections, each with `links` sender links (fan-in).
     pub(crate) connections: u32,
     pub(crate) links: u32,
+    /// Unsettled messages in flight at most (0: as many as credit allows).
+    pub(crate) max_in_flight: u64,
 }
 
 /// Sends `count` messages, as fast as credit allows or paced at `rate`, over every link of
@@ -142,7 +144,37 @@ impl SenderHandler {
         if self.complete() && self.report.end.is_none() {
             self.report.end = Some(Instant::now());
             e.container().stop();
+        } else if self.cfg.max_in_flight > 0
+            && self.cfg.rate.is_none()
+            && self.room() >= self.cfg.max_in_flight / 2
+        {
+            // Capped: refill in batches of half the cap, not one message per outcome.
+            self.fill(e);
         }
+    }
+
+    /// How many more messages may be sent now under `max_in_flight` (unsettled only).
+    fn room(&self) -> u64 {
+        let r = &self.report;
+        if self.cfg.max_in_flight == 0 || self.cfg.settle == Settle::Presettled {
+            return u64::MAX;
+        }
+        let in_flight = r.sent - (r.accepted + r.not_accepted);
+        self.cfg.max_in_flight.saturating_sub(in_flight)
+    }
+
+    /// Unpaced: sends what credit and the in-flight cap allow, over every link.
+    fn fill(&mut self, e: &mut Event<'_>) {
+        for i in 0..self.links.len() {
+            let n = (self.cfg.count - self.report.sent).min(self.room());
+            if n == 0 {
+                break;
+            }
+            if !self.send_on(e, self.links[i], n) {
+                return;
+            }
+        }
+        self.after_send(e);
     }
 
     /// Sends up to `n` messages on `link` within its credit; false after a send error.
@@ -173,7 +205,7 @@ impl SenderHandler {
         let start = *self.report.start.get_or_insert(now);
         let elapsed = now.saturating_duration_since(start).as_secs_f64();
         let due_by_now = ((elapsed * rate) as u64 + 1).min(self.cfg.count);
-        let mut due = due_by_now.saturating_sub(self.report.sent);
+        let mut due = due_by_now.saturating_sub(self.report.sent).min(self.room());
         let nl = self.links.len();
         for i in 0..nl {
             if due == 0 {
@@ -242,8 +274,8 @@ impl MessagingHandler for SenderHandler {
             None => {
                 self.report.start.get_or_insert_with(Instant::now);
                 let Some(link) = e.sender() else { return };
-                let left = self.cfg.count - self.report.sent;
-                if !self.send_on(e, link, left) {
+                let n = (self.cfg.count - self.report.sent).min(self.room());
+                if !self.send_on(e, link, n) {
                     return;
                 }
             }

@@ -179,6 +179,7 @@ fn spawn_sender(
                 rate: cfg.rate,
                 connections: cfg.connections,
                 links: cfg.links,
+                max_in_flight: cfg.max_in_flight,
             });
             let id = id.clone();
             Box::new(move || run_container(sender, &id, kind).map(|s| s.report))
@@ -390,10 +391,13 @@ fn report(cfg: &Config, o: &Outcome) -> bool {
             r.name()
         ),
     };
-    let pacing = cfg.rate.map_or_else(
+    let mut pacing = cfg.rate.map_or_else(
         || "unpaced".to_string(),
         |r| format!("paced at {r:.0} msg/s"),
     );
+    if cfg.max_in_flight > 0 {
+        pacing.push_str(&format!(", at most {} in flight", cfg.max_in_flight));
+    }
     println!(
         "amqp-perf: {path}; {} messages, body {} B, credit {}, {}, {} runtime, {} API, {}, {} connection(s) x {} link(s)",
         cfg.count,
@@ -564,6 +568,7 @@ mod tests {
             rate: None,
             connections: 1,
             links: 1,
+            max_in_flight: 200,
         }
     }
 
