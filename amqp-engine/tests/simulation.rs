@@ -9,37 +9,19 @@ mod util;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use amqp_engine::messaging::sim::SimRng as Rng;
 use amqp_engine::*;
 use amqp_proto::definitions::{condition, Error, ReceiverSettleMode, Role, SenderSettleMode};
 use amqp_proto::messaging::{DeliveryState, Modified, Rejected, Source, Target, TargetKind};
 use bytes::{BufMut, Bytes, BytesMut};
 use util::*;
 
-/// splitmix64: small, fast, and good enough for choosing actions.
-struct Rng(u64);
+/// The crate's seeded generator, plus picking from a slice.
+trait Pick {
+    fn pick<T: Copy>(&mut self, v: &[T]) -> Option<T>;
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-    /// True with probability `pct` percent.
-    fn chance(&mut self, pct: u64) -> bool {
-        self.below(100) < pct
-    }
+impl Pick for Rng {
     fn pick<T: Copy>(&mut self, v: &[T]) -> Option<T> {
         if v.is_empty() {
             None
@@ -163,7 +145,7 @@ fn outcome(rng: &mut Rng) -> DeliveryState {
 
 impl Sim {
     fn new(seed: u64, verbose: bool) -> Sim {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let mk = |id: &str, rng: &mut Rng| {
             let mut c = cfg(id);
             c.max_frame_size = match rng.below(4) {
@@ -864,7 +846,7 @@ impl Sim {
     /// errors; they never panic, never deliver on a closed link, and always finish once the
     /// transport drops.
     fn run_faulty(&mut self, one_in: u64) -> Result<(), String> {
-        let seed = self.rng.next();
+        let seed = self.rng.next_u64();
         self.p.set_corrupt(seed, one_in);
         self.p.client.open().unwrap();
         let rounds = self.rng.range(20, 80);

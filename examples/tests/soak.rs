@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use amqp_engine::messaging::sim::SimRng;
 use common::{broker, Proc};
 
 /// The whole soak's time limit.
@@ -97,14 +98,6 @@ impl Drop for Proxy {
     }
 }
 
-/// xorshift64*: a seeded pseudo-random sequence (no crate needed for cut timings).
-fn next_random(state: &mut u64) -> u64 {
-    *state ^= *state >> 12;
-    *state ^= *state << 25;
-    *state ^= *state >> 27;
-    state.wrapping_mul(0x2545_F491_4F6C_DD1D)
-}
-
 /// What one round of the soak saw.
 struct Round {
     cuts: u64,
@@ -119,7 +112,7 @@ fn round(
     (to, from): (&Proxy, &Proxy),
     (userinfo, path): (&str, &str),
     messages: u64,
-    seed: &mut u64,
+    rng: &mut SimRng,
     deadline: Instant,
 ) -> Round {
     let n = messages.to_string();
@@ -128,8 +121,8 @@ fn round(
     let mut recv = Proc::example("simple_recv", &["-a", &url(from), "-m", &n]);
     let mut cuts = 0;
     while Instant::now() < deadline && (send.is_running() || recv.is_running()) {
-        std::thread::sleep(Duration::from_millis(20 + next_random(seed) % 150));
-        let proxy = if next_random(seed) % 2 == 0 { to } else { from };
+        std::thread::sleep(Duration::from_millis(20 + rng.next_u64() % 150));
+        let proxy = if rng.next_u64() % 2 == 0 { to } else { from };
         if proxy.cut() {
             cuts += 1;
         }
@@ -159,11 +152,11 @@ fn round(
 fn soak(upstream: u16, userinfo: &str, queue_prefix: &str, messages: u64, min_cuts: u64) {
     let to_broker = Proxy::start(upstream);
     let from_broker = Proxy::start(upstream);
-    let mut seed = std::time::SystemTime::now()
+    let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64)
-        | 1;
+        .map_or(1, |d| d.as_nanos() as u64);
     println!("soak seed {seed}");
+    let mut rng = SimRng::new(seed);
     let start = Instant::now();
     let deadline = start + SOAK_LIMIT;
     let (mut cuts, mut sent, mut duplicates) = (0, 0, 0);
@@ -174,7 +167,7 @@ fn soak(upstream: u16, userinfo: &str, queue_prefix: &str, messages: u64, min_cu
             (&to_broker, &from_broker),
             (userinfo, &format!("{queue_prefix}{rounds}")),
             messages,
-            &mut seed,
+            &mut rng,
             deadline,
         );
         println!(

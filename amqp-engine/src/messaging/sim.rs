@@ -540,3 +540,39 @@ fn normalize(host: &str) -> String {
         h => h.to_ascii_lowercase(),
     }
 }
+
+/// The crate's pseudo-random generator (splitmix64) for tests: choosing actions, sizes and
+/// fault timings from a seed, so a failing run is repeated by its seed. Not for secrets.
+#[derive(Debug, Clone)]
+pub struct SimRng(Rng);
+
+impl SimRng {
+    /// A generator whose sequence is fixed by `seed` (zero included).
+    pub fn new(seed: u64) -> SimRng {
+        SimRng(Rng::new(seed))
+    }
+
+    /// The next 64 pseudo-random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
+    }
+
+    /// A number in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi.saturating_sub(lo).saturating_add(1))
+    }
+
+    /// True with probability `pct` percent.
+    pub fn chance(&mut self, pct: u64) -> bool {
+        self.below(100) < pct
+    }
+}

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use amqp_engine::messaging::sim::SimRng;
 use amqp_engine::*;
 use amqp_proto::frame::{self, Frame, FrameBody, FrameDecoder, ProtocolHeader};
 use amqp_proto::message::Message;
@@ -28,7 +29,7 @@ pub struct Pair {
     pub server: Connection,
     pub now: Instant,
     pub wire: Wire,
-    rng: u64,
+    rng: SimRng,
     pub client_events: Vec<Event>,
     pub server_events: Vec<Event>,
     pub c2s_bytes: usize,
@@ -39,7 +40,7 @@ pub struct Pair {
     pub faults: Faults,
     /// Print every frame written (for debugging a failing test or seed).
     pub trace: bool,
-    corrupt_rng: u64,
+    corrupt_rng: SimRng,
     steps: usize,
     c2s_held: VecDeque<(usize, Vec<u8>)>,
     s2c_held: VecDeque<(usize, Vec<u8>)>,
@@ -70,7 +71,7 @@ impl Pair {
             server: Connection::new(Side::Server, server, now),
             now,
             wire: Wire::Whole,
-            rng: 1,
+            rng: SimRng::new(1),
             client_events: vec![],
             server_events: vec![],
             c2s_bytes: 0,
@@ -79,7 +80,7 @@ impl Pair {
             server_err: None,
             faults: Faults::default(),
             trace: false,
-            corrupt_rng: 1,
+            corrupt_rng: SimRng::new(1),
             steps: 0,
             c2s_held: VecDeque::new(),
             s2c_held: VecDeque::new(),
@@ -90,19 +91,9 @@ impl Pair {
         Pair::new(cfg("client"), cfg("server"))
     }
 
-    fn next_rand(&mut self) -> u64 {
-        // xorshift64*
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
     pub fn set_wire(&mut self, w: Wire) {
         if let Wire::Random(seed) = w {
-            self.rng = seed.max(1);
+            self.rng = SimRng::new(seed);
         }
         self.wire = w;
     }
@@ -110,22 +101,13 @@ impl Pair {
     /// Corrupts bytes in flight: about one byte in `one_in` gets a bit flipped, at positions
     /// drawn from `seed`.
     pub fn set_corrupt(&mut self, seed: u64, one_in: u64) {
-        self.corrupt_rng = seed.max(1);
+        self.corrupt_rng = SimRng::new(seed);
         self.faults.corrupt_one_in = Some(one_in.max(1));
     }
 
     /// Holds bytes `steps` steps before they arrive.
     pub fn set_delay(&mut self, steps: usize) {
         self.faults.delay_steps = steps;
-    }
-
-    fn corrupt_next(&mut self) -> u64 {
-        let mut x = self.corrupt_rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.corrupt_rng = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
     /// Applies corruption, delay and cuts to bytes written in one direction, then delivers
@@ -153,8 +135,8 @@ impl Pair {
         }
         if let Some(n) = self.faults.corrupt_one_in {
             for b in data.iter_mut() {
-                if self.corrupt_next() % n == 0 {
-                    *b ^= 1 << (self.corrupt_next() % 8);
+                if self.corrupt_rng.next_u64() % n == 0 {
+                    *b ^= 1 << (self.corrupt_rng.next_u64() % 8);
                 }
             }
         }
@@ -239,7 +221,7 @@ impl Pair {
             let n = match self.wire {
                 Wire::Whole => data.len() - off,
                 Wire::Chunks(n) => n.max(1).min(data.len() - off),
-                Wire::Random(_) => (1 + (self.next_rand() % 700) as usize).min(data.len() - off),
+                Wire::Random(_) => (1 + (self.rng.next_u64() % 700) as usize).min(data.len() - off),
             };
             let chunk = &data[off..off + n];
             off += n;
