@@ -13,32 +13,13 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{broker, free_port, run, sequence_lines, Proc, LIMIT};
+use common::{broker, free_port, proton_available, run, sequence_lines, Proc, LIMIT};
 use serde_json::Value as Json;
 
 const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/python/proton_blocking.py"
 );
-
-fn proton_available(test: &str) -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import proton"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if ok {
-        return true;
-    }
-    if std::env::var("INTEROP_OPTIONAL").as_deref() == Ok("1") {
-        eprintln!("{test} SKIPPED: python3 cannot import proton; INTEROP_OPTIONAL=1");
-        return false;
-    }
-    panic!(
-        "{test}: python3 cannot import proton; pip install python-qpid-proton \
-         (or set INTEROP_OPTIONAL=1 to skip)"
-    );
-}
 
 fn python(args: &[&str]) -> Proc {
     let mut cmd = Command::new("python3");

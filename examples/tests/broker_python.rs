@@ -13,29 +13,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::matrix::Cell;
-use common::{broker, Proc, LIMIT};
+use common::{broker, proton_available, Proc, LIMIT};
 use serde_json::Value as Json;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/proton_client.py");
-
-fn proton_available(test: &str) -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import proton"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if ok {
-        return true;
-    }
-    if std::env::var("INTEROP_OPTIONAL").as_deref() == Ok("1") {
-        eprintln!("{test} SKIPPED: python3 cannot import proton; INTEROP_OPTIONAL=1");
-        return false;
-    }
-    panic!(
-        "{test}: python3 cannot import proton; pip install python-qpid-proton \
-         (or set INTEROP_OPTIONAL=1 to skip)"
-    );
-}
 
 /// Runs the python client; returns its JSON summary (the last line of stdout).
 fn py(args: &[&str]) -> Json {

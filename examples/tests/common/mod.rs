@@ -272,3 +272,24 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("bind 127.0.0.1:0")
 }
+
+/// True when `python3` can import python-qpid-proton. Without it the test fails, unless
+/// `INTEROP_OPTIONAL=1` (then it is skipped with a line saying so).
+pub fn proton_available(test: &str) -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import proton"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if ok {
+        return true;
+    }
+    if std::env::var("INTEROP_OPTIONAL").as_deref() == Ok("1") {
+        eprintln!("{test} SKIPPED: python3 cannot import proton; INTEROP_OPTIONAL=1");
+        return false;
+    }
+    panic!(
+        "{test}: python3 cannot import proton; pip install python-qpid-proton \
+         (or set INTEROP_OPTIONAL=1 to skip)"
+    );
+}
