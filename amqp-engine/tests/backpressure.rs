@@ -22,7 +22,7 @@ struct Source {
 
 impl MessagingHandler for Source {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        e.container().listen("127.0.0.1:5672").unwrap();
+        e.container_mut().listen("127.0.0.1:5672").unwrap();
     }
     fn on_sendable(&mut self, e: &mut Event<'_>) {
         self.sendable += 1;
@@ -53,8 +53,8 @@ impl MessagingHandler for Sink {
         }
     }
     fn on_start(&mut self, e: &mut Event<'_>) {
-        let c = e.container().connect("amqp://127.0.0.1:5672").unwrap();
-        self.link = Some(e.container().create_receiver(c, "q").unwrap());
+        let c = e.container_mut().connect("amqp://127.0.0.1:5672").unwrap();
+        self.link = Some(e.container_mut().create_receiver(c, "q").unwrap());
     }
     fn on_message(&mut self, _: &mut Event<'_>) {
         self.received += 1;
@@ -70,9 +70,9 @@ fn a_receiver_that_reads_nothing_holds_at_most_the_high_water_mark() {
     // Let the link open, stop the receiver reading, then grant credit for everything.
     world.run_for(Duration::from_millis(20));
     world.set_stalled(sink, true);
-    let c = world.container::<Sink>(sink).unwrap();
+    let c = world.container_mut::<Sink>(sink).unwrap();
     let link = c.handler().link.unwrap();
-    c.context().flow(link, 5000).unwrap();
+    c.context_mut().flow(link, 5000).unwrap();
     world.run_for(Duration::from_secs(5));
     let held = world.held_bytes(sink);
     let sent = world.handler::<Source>(src).unwrap().sent;

@@ -43,7 +43,7 @@ impl MessagingHandler for Peer {
         }
     }
     fn on_start(&mut self, e: &mut Event<'_>) {
-        e.container().listen("0.0.0.0:5672").unwrap();
+        e.container_mut().listen("0.0.0.0:5672").unwrap();
     }
     fn on_sendable(&mut self, e: &mut Event<'_>) {
         while self.sent < self.to_send && e.credit() > 0 {
@@ -65,7 +65,7 @@ fn world_with_peer(peer: Peer) -> World {
 }
 
 fn core(world: &mut World, n: usize) -> &mut ClientCore {
-    world.node::<ClientCore>(n).expect("a client core")
+    world.node_mut::<ClientCore>(n).expect("a client core")
 }
 
 fn events(world: &mut World, n: usize) -> Vec<ClientEvent> {

@@ -28,8 +28,8 @@ struct Recorder {
 impl MessagingHandler for Recorder {
     fn on_start(&mut self, e: &mut Event<'_>) {
         self.log.push("start");
-        let c = e.container().connect(&self.url).unwrap();
-        e.container().create_sender(c, "q").unwrap();
+        let c = e.container_mut().connect(&self.url).unwrap();
+        e.container_mut().create_sender(c, "q").unwrap();
     }
     fn on_connection_opened(&mut self, _: &mut Event<'_>) {
         self.log.push("connection_opened");
@@ -52,7 +52,7 @@ impl MessagingHandler for Recorder {
         self.accepted += 1;
         if self.accepted == self.close_after {
             let c = e.connection().unwrap();
-            e.container().close_connection(c, None);
+            e.container_mut().close_connection(c, None);
         }
     }
     fn on_settled(&mut self, _: &mut Event<'_>) {
@@ -116,7 +116,7 @@ struct Dialer {
 impl MessagingHandler for Dialer {
     fn on_start(&mut self, e: &mut Event<'_>) {
         let o = self.opts.take().unwrap();
-        self.result = Some(e.container().connect_with(o).map(|_| ()));
+        self.result = Some(e.container_mut().connect_with(o).map(|_| ()));
     }
     fn on_transport_error(&mut self, _: &mut Event<'_>) {
         self.errors += 1;
@@ -265,7 +265,7 @@ fn a_bad_url_given_to_the_builder_is_reported_by_connect() {
         w.now(),
     ));
     w.run_for(Duration::from_millis(10));
-    let r = w.handler::<Dialer>(d).unwrap().result.take();
+    let r = w.handler_mut::<Dialer>(d).unwrap().result.take();
     assert!(
         matches!(r, Some(Err(MessagingError::Options(OptionsError::Url(_))))),
         "{r:?}"
@@ -380,7 +380,7 @@ impl AtLeastOnceSender {
                 .message_id(i as u64)
                 .body(format!("m{i}"))
                 .build();
-            match e.container().send(link, &m) {
+            match e.container_mut().send(link, &m) {
                 Ok(t) => {
                     self.in_flight.insert(t, i);
                 }
@@ -395,8 +395,8 @@ impl AtLeastOnceSender {
 
 impl MessagingHandler for AtLeastOnceSender {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        let c = e.container().connect(&self.url).unwrap();
-        e.container()
+        let c = e.container_mut().connect(&self.url).unwrap();
+        e.container_mut()
             .create_sender(
                 c,
                 LinkOptions::address("work").with(LinkOption::AtLeastOnce),
@@ -415,7 +415,7 @@ impl MessagingHandler for AtLeastOnceSender {
         }
         if self.confirmed.len() == self.total {
             let c = e.connection().unwrap();
-            e.container().close_connection(c, None);
+            e.container_mut().close_connection(c, None);
         }
     }
     fn on_released(&mut self, e: &mut Event<'_>) {
@@ -459,8 +459,8 @@ impl MessagingHandler for Collector {
         }
     }
     fn on_start(&mut self, e: &mut Event<'_>) {
-        let c = e.container().connect(&self.url).unwrap();
-        self.link = Some(e.container().create_receiver(c, "work").unwrap());
+        let c = e.container_mut().connect(&self.url).unwrap();
+        self.link = Some(e.container_mut().create_receiver(c, "work").unwrap());
     }
     fn on_message(&mut self, e: &mut Event<'_>) {
         if let Some(amqp_proto::message::MessageId::Ulong(id)) =
@@ -513,7 +513,7 @@ fn auto_accept_off_leaves_deliveries_to_the_application() {
         "broker",
         w.now(),
     ));
-    w.handler::<Broker>(b)
+    w.handler_mut::<Broker>(b)
         .unwrap()
         .queues
         .entry("work".into())
@@ -535,12 +535,12 @@ fn auto_accept_off_leaves_deliveries_to_the_application() {
     let held = w.handler::<Collector>(r).unwrap().held.clone();
     assert_eq!(held.len(), 5);
     {
-        let c = w.container::<Collector>(r).unwrap();
+        let c = w.container_mut::<Collector>(r).unwrap();
         for d in &held[..2] {
-            c.context().accept(*d).unwrap();
+            c.context_mut().accept(*d).unwrap();
         }
         let conn = held[0].link().connection();
-        c.context().close_connection(conn, None);
+        c.context_mut().close_connection(conn, None);
     }
     w.run_for(Duration::from_millis(100));
     assert_eq!(
@@ -558,7 +558,7 @@ fn auto_accept_on_settles_after_on_message() {
         "broker",
         w.now(),
     ));
-    w.handler::<Broker>(b)
+    w.handler_mut::<Broker>(b)
         .unwrap()
         .queues
         .entry("work".into())
@@ -582,9 +582,9 @@ fn auto_accept_on_settles_after_on_message() {
         .link
         .unwrap()
         .connection();
-    w.container::<Collector>(r)
+    w.container_mut::<Collector>(r)
         .unwrap()
-        .context()
+        .context_mut()
         .close_connection(conn, None);
     w.run_for(Duration::from_millis(100));
     assert!(
@@ -601,7 +601,7 @@ fn prefetch_zero_means_the_application_grants_credit() {
         "broker",
         w.now(),
     ));
-    w.handler::<Broker>(b)
+    w.handler_mut::<Broker>(b)
         .unwrap()
         .queues
         .entry("work".into())
@@ -620,9 +620,9 @@ fn prefetch_zero_means_the_application_grants_credit() {
     w.run_for(Duration::from_millis(100));
     assert_eq!(w.handler::<Collector>(r).unwrap().seen.len(), 0);
     let link = w.handler::<Collector>(r).unwrap().link.unwrap();
-    w.container::<Collector>(r)
+    w.container_mut::<Collector>(r)
         .unwrap()
-        .context()
+        .context_mut()
         .flow(link, 7)
         .unwrap();
     w.run_for(Duration::from_millis(100));
@@ -637,7 +637,7 @@ fn prefetch_keeps_credit_topped_up() {
         "broker",
         w.now(),
     ));
-    w.handler::<Broker>(b)
+    w.handler_mut::<Broker>(b)
         .unwrap()
         .queues
         .entry("work".into())
@@ -667,12 +667,12 @@ struct Timers {
 impl MessagingHandler for Timers {
     fn on_start(&mut self, e: &mut Event<'_>) {
         self.start = Some(e.container().now());
-        let a = e.container().schedule(Duration::from_millis(250));
-        let b = e.container().schedule(Duration::from_millis(100));
+        let a = e.container_mut().schedule(Duration::from_millis(250));
+        let b = e.container_mut().schedule(Duration::from_millis(100));
         self.keep = Some(a);
-        assert!(e.container().cancel(b));
-        assert!(!e.container().cancel(b));
-        e.container().schedule(Duration::from_secs(1));
+        assert!(e.container_mut().cancel(b));
+        assert!(!e.container_mut().cancel(b));
+        e.container_mut().schedule(Duration::from_secs(1));
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
         let at = (e.container().now() - self.start.unwrap()).as_millis();
@@ -832,15 +832,15 @@ impl MessagingHandler for CloseAfterFirst {
         }
     }
     fn on_start(&mut self, e: &mut Event<'_>) {
-        let c = e.container().connect("amqp://127.0.0.1:5672").unwrap();
-        e.container().create_receiver(c, "work").unwrap();
+        let c = e.container_mut().connect("amqp://127.0.0.1:5672").unwrap();
+        e.container_mut().create_receiver(c, "work").unwrap();
     }
     fn on_message(&mut self, e: &mut Event<'_>) {
         self.got += 1;
         if self.got == 1 {
             e.accept().unwrap();
             let l = e.link().unwrap();
-            e.container().close_link(l);
+            e.container_mut().close_link(l);
         }
     }
 }
@@ -853,7 +853,7 @@ fn deliveries_on_a_link_the_application_closed_are_released() {
         "broker",
         w.now(),
     ));
-    w.handler::<Broker>(b)
+    w.handler_mut::<Broker>(b)
         .unwrap()
         .queues
         .entry("work".into())
@@ -882,8 +882,8 @@ struct SendThenClose {
 
 impl MessagingHandler for SendThenClose {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        let c = e.container().connect("amqp://127.0.0.1:5672").unwrap();
-        e.container().create_sender(c, "examples").unwrap();
+        let c = e.container_mut().connect("amqp://127.0.0.1:5672").unwrap();
+        e.container_mut().create_sender(c, "examples").unwrap();
     }
     fn on_sendable(&mut self, e: &mut Event<'_>) {
         self.sendables += 1;
@@ -894,7 +894,7 @@ impl MessagingHandler for SendThenClose {
             }
         }
         let sender = e.sender().unwrap();
-        e.container().close_link(sender);
+        e.container_mut().close_link(sender);
     }
 }
 
@@ -913,7 +913,7 @@ fn send_then_close(per_sendable: usize, broker_prefetch: u32) -> (usize, SendThe
     ));
     w.run_for(Duration::from_secs(1));
     let queued = w.handler::<Broker>(b).unwrap().queues["examples"].len();
-    let h = std::mem::take(w.handler::<SendThenClose>(c).unwrap());
+    let h = std::mem::take(w.handler_mut::<SendThenClose>(c).unwrap());
     (queued, h)
 }
 
@@ -953,13 +953,13 @@ struct SendAfterClose {
 
 impl MessagingHandler for SendAfterClose {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        let c = e.container().connect("amqp://127.0.0.1:5672").unwrap();
-        e.container().create_sender(c, "examples").unwrap();
+        let c = e.container_mut().connect("amqp://127.0.0.1:5672").unwrap();
+        e.container_mut().create_sender(c, "examples").unwrap();
     }
     fn on_sendable(&mut self, e: &mut Event<'_>) {
         let sender = e.sender().unwrap();
-        e.container().close_link(sender);
-        self.result = Some(e.container().send(sender, &Message::new("late")));
+        e.container_mut().close_link(sender);
+        self.result = Some(e.container_mut().send(sender, &Message::new("late")));
     }
 }
 
@@ -977,7 +977,7 @@ fn sending_on_a_closed_link_is_a_typed_error() {
         w.now(),
     ));
     w.run_for(Duration::from_secs(1));
-    let r = w.handler::<SendAfterClose>(c).unwrap().result.take();
+    let r = w.handler_mut::<SendAfterClose>(c).unwrap().result.take();
     assert!(matches!(r, Some(Err(MessagingError::LinkClosed))), "{r:?}");
 }
 
@@ -990,14 +990,14 @@ struct Observer {
 
 impl MessagingHandler for Observer {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        let c = e.container().connect("amqp://127.0.0.1:5672").unwrap();
-        let l = e.container().create_sender(c, "q").unwrap();
+        let c = e.container_mut().connect("amqp://127.0.0.1:5672").unwrap();
+        let l = e.container_mut().create_sender(c, "q").unwrap();
         self.shown = vec![format!("{c}"), format!("{c:?}"), format!("{l}")];
     }
     fn on_connection_opened(&mut self, e: &mut Event<'_>) {
         let c = e.connection().unwrap();
         self.user = Some(e.container().authenticated_user(c).map(str::to_string));
-        e.container().close_connection(c, None);
+        e.container_mut().close_connection(c, None);
     }
 }
 

@@ -41,8 +41,8 @@ impl MessagingHandler for Sender {
         }
     }
     fn on_start(&mut self, e: &mut Event<'_>) {
-        let conn = e.container().connect("amqp://127.0.0.1:5672").unwrap();
-        e.container().create_sender(conn, "q").unwrap();
+        let conn = e.container_mut().connect("amqp://127.0.0.1:5672").unwrap();
+        e.container_mut().create_sender(conn, "q").unwrap();
     }
     fn on_sendable(&mut self, e: &mut Event<'_>) {
         while e.credit() > 0 && self.sent < WARM_UP + MEASURED + u64::from(CREDIT) {
@@ -74,7 +74,7 @@ impl MessagingHandler for Receiver {
         }
     }
     fn on_start(&mut self, e: &mut Event<'_>) {
-        e.container().listen("127.0.0.1:5672").unwrap();
+        e.container_mut().listen("127.0.0.1:5672").unwrap();
     }
     fn on_message(&mut self, e: &mut Event<'_>) {
         self.received += 1;

@@ -633,7 +633,7 @@ impl Broker {
         };
         self.stats.accepted += 1;
         self.holdings.remove(&u.queue, u.stored.size());
-        self.resume(e.container());
+        self.resume(e.container_mut());
     }
 
     /// The queue a producer's messages go to (`None`: the anonymous relay).
@@ -701,7 +701,7 @@ impl Broker {
     }
 
     fn refuse(e: &mut Event<'_>, link: LinkHandle, cond: amqp_proto::Symbol, why: String) {
-        e.container()
+        e.container_mut()
             .close_link_with_error(link, Some(Error::new(cond, why)));
     }
 
@@ -754,7 +754,7 @@ impl Broker {
         let mut local = src.clone();
         local.address = Some(name.as_str().into());
         local.filter = (!echoed.is_empty()).then_some(echoed);
-        if let Some(cfg) = e.container().link_config_mut(link) {
+        if let Some(cfg) = e.container_mut().link_config_mut(link) {
             cfg.source = Some(local);
         }
         let q = self.queues.entry(name.clone()).or_default();
@@ -784,7 +784,7 @@ impl Broker {
     }
 
     fn producer_opening(&mut self, e: &mut Event<'_>, link: LinkHandle) {
-        let r = e.container();
+        let r = e.container_mut();
         let Some(attach) = r.remote_attach(link).cloned() else {
             return;
         };
@@ -805,7 +805,7 @@ impl Broker {
                 let name = self.new_dynamic_name();
                 let mut local = t.clone();
                 local.address = Some(name.as_str().into());
-                if let Some(cfg) = e.container().link_config_mut(link) {
+                if let Some(cfg) = e.container_mut().link_config_mut(link) {
                     cfg.target = Some(TargetKind::Target(local));
                 }
                 self.queues.entry(name.clone()).or_default().owner = Some(link);
@@ -844,10 +844,13 @@ impl MessagingHandler for Broker {
 
     fn on_start(&mut self, e: &mut Event<'_>) {
         let address = self.cfg.address.clone();
-        if let Err(err) = e.container().listen_with(&address, self.cfg.listen.clone()) {
+        if let Err(err) = e
+            .container_mut()
+            .listen_with(&address, self.cfg.listen.clone())
+        {
             eprintln!("broker: cannot listen on {address}: {err}");
             self.error = Some(err.to_string());
-            e.container().stop();
+            e.container_mut().stop();
         }
     }
 
@@ -869,7 +872,7 @@ impl MessagingHandler for Broker {
             .map_or_else(|| "unknown error".to_string(), ToString::to_string);
         eprintln!("broker: {why}");
         self.error = Some(why);
-        e.container().stop();
+        e.container_mut().stop();
     }
 
     fn on_link_opening(&mut self, e: &mut Event<'_>) {
@@ -886,9 +889,9 @@ impl MessagingHandler for Broker {
         match self.links.get(&link) {
             Some(Role::Consumer(c)) => {
                 let q = c.queue.clone();
-                self.dispatch(e.container(), &q);
+                self.dispatch(e.container_mut(), &q);
             }
-            Some(Role::Producer(_)) => self.top_up(e.container(), link),
+            Some(Role::Producer(_)) => self.top_up(e.container_mut(), link),
             None => {}
         }
     }
@@ -897,9 +900,9 @@ impl MessagingHandler for Broker {
         let Some(link) = e.link() else { return };
         if let Some(Role::Consumer(c)) = self.links.get(&link) {
             let q = c.queue.clone();
-            self.dispatch(e.container(), &q);
+            self.dispatch(e.container_mut(), &q);
             // Pre-settled deliveries leave the queue for good as they go.
-            self.resume(e.container());
+            self.resume(e.container_mut());
         }
     }
 
@@ -935,7 +938,7 @@ impl MessagingHandler for Broker {
                 condition::RESOURCE_LIMIT_EXCEEDED,
                 why.to_string(),
             )));
-            self.top_up(e.container(), link);
+            self.top_up(e.container_mut(), link);
             return;
         }
         self.stats.received += 1;
@@ -943,9 +946,9 @@ impl MessagingHandler for Broker {
             "{address}: message {} queued ({size} bytes)",
             self.next_seq,
         ));
-        self.publish(e.container(), &address, msg);
+        self.publish(e.container_mut(), &address, msg);
         let _ = e.accept();
-        self.top_up(e.container(), link);
+        self.top_up(e.container_mut(), link);
     }
 
     fn on_accepted(&mut self, e: &mut Event<'_>) {
@@ -957,8 +960,8 @@ impl MessagingHandler for Broker {
         if let Some(u) = self.unacked.remove(&t) {
             self.stats.rejected += 1;
             self.log(format_args!("{}: message {} rejected", u.queue, u.seq));
-            self.dead_letter_and_dispatch(e.container(), &u.queue.clone(), u.stored);
-            self.resume(e.container());
+            self.dead_letter_and_dispatch(e.container_mut(), &u.queue.clone(), u.stored);
+            self.resume(e.container_mut());
         }
     }
 
@@ -984,11 +987,11 @@ impl MessagingHandler for Broker {
             _ => (Back::Released, false),
         };
         if let Some(q) = self.give_back(u, how, undeliverable) {
-            self.dispatch(e.container(), &q);
+            self.dispatch(e.container_mut(), &q);
         } else if let Some(dlq) = self.cfg.dead_letter_queue.clone() {
-            self.dispatch(e.container(), &dlq);
+            self.dispatch(e.container_mut(), &dlq);
         }
-        self.resume(e.container());
+        self.resume(e.container_mut());
     }
 
     fn on_settled(&mut self, e: &mut Event<'_>) {
@@ -1003,39 +1006,39 @@ impl MessagingHandler for Broker {
         let Some(t) = e.tracker() else { return };
         if let Some(u) = self.unacked.remove(&t) {
             if let Some(q) = self.give_back(u, Back::Failed, false) {
-                self.dispatch(e.container(), &q);
+                self.dispatch(e.container_mut(), &q);
             }
-            self.resume(e.container());
+            self.resume(e.container_mut());
         }
     }
 
     fn on_link_closing(&mut self, e: &mut Event<'_>) {
         if let Some(l) = e.link() {
-            self.link_gone(e.container(), l);
+            self.link_gone(e.container_mut(), l);
         }
     }
 
     fn on_link_closed(&mut self, e: &mut Event<'_>) {
         if let Some(l) = e.link() {
-            self.link_gone(e.container(), l);
+            self.link_gone(e.container_mut(), l);
         }
     }
 
     fn on_connection_closing(&mut self, e: &mut Event<'_>) {
         if let Some(c) = e.connection() {
-            self.connection_gone(e.container(), c);
+            self.connection_gone(e.container_mut(), c);
         }
     }
 
     fn on_connection_closed(&mut self, e: &mut Event<'_>) {
         if let Some(c) = e.connection() {
-            self.connection_gone(e.container(), c);
+            self.connection_gone(e.container_mut(), c);
         }
     }
 
     fn on_disconnected(&mut self, e: &mut Event<'_>) {
         if let Some(c) = e.connection() {
-            self.connection_gone(e.container(), c);
+            self.connection_gone(e.container_mut(), c);
         }
     }
 

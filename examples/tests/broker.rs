@@ -47,7 +47,7 @@ struct RoundRobin {
 impl RoundRobin {
     fn maybe_send(&mut self, e: &mut Event<'_>) {
         let Some(s) = self.s else { return };
-        let r = e.container();
+        let r = e.container_mut();
         if self.sent || self.opened < 2 || r.credit(s) < 10 {
             return;
         }
@@ -61,7 +61,7 @@ impl RoundRobin {
 
 impl MessagingHandler for RoundRobin {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        let r = e.container();
+        let r = e.container_mut();
         let c = r.connect(&self.url).expect("connect");
         let mut o = LinkOptions::address("rr");
         o.prefetch = Some(0);
@@ -73,10 +73,10 @@ impl MessagingHandler for RoundRobin {
     fn on_link_opened(&mut self, e: &mut Event<'_>) {
         let l = e.link();
         if l == self.a {
-            e.container().flow(self.a.unwrap(), 3).unwrap();
+            e.container_mut().flow(self.a.unwrap(), 3).unwrap();
             self.opened += 1;
         } else if l == self.b {
-            e.container().flow(self.b.unwrap(), 5).unwrap();
+            e.container_mut().flow(self.b.unwrap(), 5).unwrap();
             self.opened += 1;
         }
         self.maybe_send(e);
@@ -93,18 +93,18 @@ impl MessagingHandler for RoundRobin {
         self.total += 1;
         if self.total == 8 {
             // Give the broker time to (wrongly) send more, then grant A more credit.
-            e.container().schedule(Duration::from_millis(300));
+            e.container_mut().schedule(Duration::from_millis(300));
         }
         if self.total == 10 {
             let c = e.connection().unwrap();
-            e.container().close_connection(c, None);
+            e.container_mut().close_connection(c, None);
         }
     }
 
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
         assert_eq!(self.total, 8, "the broker sent beyond the credit given");
         self.granted_more = true;
-        e.container().flow(self.a.unwrap(), 10).unwrap();
+        e.container_mut().flow(self.a.unwrap(), 10).unwrap();
     }
 }
 
@@ -142,13 +142,16 @@ impl TempQueue {
     fn browse(&mut self, e: &mut Event<'_>) {
         let mut o = LinkOptions::address(self.address.clone().unwrap()).with(LinkOption::Copy);
         o.prefetch = Some(0);
-        self.browser = e.container().create_receiver(self.conn.unwrap(), o).ok();
+        self.browser = e
+            .container_mut()
+            .create_receiver(self.conn.unwrap(), o)
+            .ok();
     }
 }
 
 impl MessagingHandler for TempQueue {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        let r = e.container();
+        let r = e.container_mut();
         let c = r.connect(&self.url).expect("connect");
         self.conn = Some(c);
         let mut o = LinkOptions::dynamic();
@@ -161,13 +164,13 @@ impl MessagingHandler for TempQueue {
         if l == self.dynamic {
             let addr = e.container().remote_address(l.unwrap()).expect("address");
             self.address = Some(addr.clone());
-            e.container()
+            e.container_mut()
                 .create_sender(self.conn.unwrap(), addr.as_str())
                 .unwrap();
         } else if l == self.browser {
             let b = self.browser.unwrap();
-            e.container().flow(b, 10).unwrap();
-            e.container().drain(b).unwrap();
+            e.container_mut().flow(b, 10).unwrap();
+            e.container_mut().drain(b).unwrap();
         }
     }
 
@@ -181,7 +184,7 @@ impl MessagingHandler for TempQueue {
 
     fn on_accepted(&mut self, e: &mut Event<'_>) {
         if self.close_first {
-            e.container().close_link(self.dynamic.unwrap());
+            e.container_mut().close_link(self.dynamic.unwrap());
         } else {
             self.browse(e);
         }
@@ -202,7 +205,7 @@ impl MessagingHandler for TempQueue {
     fn on_drained(&mut self, e: &mut Event<'_>) {
         self.browsed = Some(self.seen);
         let c = e.connection().unwrap();
-        e.container().close_connection(c, None);
+        e.container_mut().close_connection(c, None);
     }
 }
 
@@ -258,7 +261,7 @@ struct Forward {
 
 impl MessagingHandler for Forward {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        let r = e.container();
+        let r = e.container_mut();
         let c = r.connect(&self.url).expect("connect");
         r.create_receiver(c, LinkOptions::address("fwd")).unwrap();
         self.s = r.create_sender(c, "fwd").ok();
@@ -268,7 +271,7 @@ impl MessagingHandler for Forward {
         if !self.sent {
             self.sent = true;
             let s = self.s.unwrap();
-            e.container()
+            e.container_mut()
                 .send_bytes(s, bytes::Bytes::from_static(OWN_ENCODING))
                 .unwrap();
         }
@@ -279,10 +282,10 @@ impl MessagingHandler for Forward {
         if self.got.len() == 1 {
             // Delivery failed: the broker counts it and sends the message again.
             let d = e.delivery().unwrap();
-            e.container().modify(d, true, false).unwrap();
+            e.container_mut().modify(d, true, false).unwrap();
         } else {
             let c = e.connection().unwrap();
-            e.container().close_connection(c, None);
+            e.container_mut().close_connection(c, None);
         }
     }
 }

@@ -103,7 +103,7 @@ impl Soak {
             Url::parse(&format!("amqp://guest:guest@127.0.0.1:{port}")).expect("url")
         });
         let c = e
-            .container()
+            .container_mut()
             .connect_with(ConnectOptions::new().urls(urls))
             .expect("connect");
         self.conns.push(c);
@@ -115,10 +115,10 @@ impl Soak {
         let Some((s, r)) = self.links_on else { return };
         let address = format!("/amq/queue/{QUEUE}");
         if std::mem::take(&mut self.relink[0]) {
-            self.sender = e.container().create_sender(s, address.as_str()).ok();
+            self.sender = e.container_mut().create_sender(s, address.as_str()).ok();
         }
         if std::mem::take(&mut self.relink[1]) {
-            self.receiver = e.container().create_receiver(r, address.as_str()).ok();
+            self.receiver = e.container_mut().create_receiver(r, address.as_str()).ok();
         }
     }
 
@@ -141,7 +141,7 @@ impl Soak {
                 .durable(true)
                 .body(Value::string(n.to_string()))
                 .build();
-            match e.container().send(link, &msg) {
+            match e.container_mut().send(link, &msg) {
                 Ok(t) => {
                     self.outstanding.insert(t, n);
                     self.stats.sent += 1;
@@ -174,7 +174,7 @@ impl Soak {
         {
             self.closing = true;
             for c in self.conns.clone() {
-                e.container().close_connection(c, None);
+                e.container_mut().close_connection(c, None);
             }
         }
     }
@@ -187,7 +187,7 @@ impl MessagingHandler for Soak {
         self.links_on = Some((s, r));
         self.relink = vec![true, true];
         self.open_links(e);
-        e.container().schedule(TICK);
+        e.container_mut().schedule(TICK);
     }
 
     fn on_link_closed(&mut self, e: &mut Event<'_>) {
@@ -215,7 +215,7 @@ impl MessagingHandler for Soak {
             .progress
             .send((self.stats.confirmed, self.stats.received.len() as u64));
         if !self.closing {
-            e.container().schedule(TICK);
+            e.container_mut().schedule(TICK);
         }
     }
 

@@ -462,8 +462,8 @@ struct AttachProbe {
 
 impl MessagingHandler for AttachProbe {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        if e.container().create_sender_url(&self.url).is_err() {
-            e.container().stop();
+        if e.container_mut().connect_sender(&self.url).is_err() {
+            e.container_mut().stop();
         }
     }
 
@@ -472,7 +472,7 @@ impl MessagingHandler for AttachProbe {
         let r = e.container();
         self.max_message_size = r.remote_attach(link).and_then(|a| a.max_message_size);
         if let Some(c) = e.connection() {
-            e.container().close_connection(c, None);
+            e.container_mut().close_connection(c, None);
         }
     }
 }
@@ -532,7 +532,7 @@ impl Producer {
     fn settled(&mut self, e: &mut Event<'_>) {
         if self.accepted + self.other == self.n {
             if let Some(c) = e.connection() {
-                e.container().close_connection(c, None);
+                e.container_mut().close_connection(c, None);
             }
         }
     }
@@ -540,8 +540,8 @@ impl Producer {
 
 impl MessagingHandler for Producer {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        if e.container().create_sender_url(&self.url).is_err() {
-            e.container().stop();
+        if e.container_mut().connect_sender(&self.url).is_err() {
+            e.container_mut().stop();
         }
     }
     fn on_sendable(&mut self, e: &mut Event<'_>) {
@@ -566,7 +566,7 @@ impl MessagingHandler for Producer {
         self.settled(e);
     }
     fn on_transport_error(&mut self, e: &mut Event<'_>) {
-        e.container().stop();
+        e.container_mut().stop();
     }
 }
 
@@ -589,10 +589,10 @@ struct Drainer {
 
 impl MessagingHandler for Drainer {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        if e.container().create_receiver_url(&self.url).is_err() {
-            e.container().stop();
+        if e.container_mut().connect_receiver(&self.url).is_err() {
+            e.container_mut().stop();
         }
-        e.container().schedule(Duration::from_secs(2));
+        e.container_mut().schedule(Duration::from_secs(2));
     }
     fn on_message(&mut self, _: &mut Event<'_>) {
         self.got += 1;
@@ -600,10 +600,10 @@ impl MessagingHandler for Drainer {
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
         self.ticks += 1;
         if self.got == self.last && (self.got > 0 || self.ticks >= 3) {
-            e.container().stop();
+            e.container_mut().stop();
         } else {
             self.last = self.got;
-            e.container().schedule(Duration::from_secs(2));
+            e.container_mut().schedule(Duration::from_secs(2));
         }
     }
 }

@@ -213,9 +213,14 @@ impl<H: MessagingHandler + Send + 'static, R: Runtime> Container<H, R> {
         self.core.handler()
     }
 
-    /// Proton's container methods (connect, listen, schedule, …), to use before running.
-    pub fn context(&mut self) -> &mut ContainerContext {
+    /// The container state, to read before running (the id, an acceptor's port, …).
+    pub fn context(&self) -> &ContainerContext {
         self.core.context()
+    }
+
+    /// Proton's container methods (connect, listen, schedule, …), to use before running.
+    pub fn context_mut(&mut self) -> &mut ContainerContext {
+        self.core.context_mut()
     }
 
     /// Runs the event loop in the current task until the container is done; returns the

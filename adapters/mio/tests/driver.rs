@@ -33,7 +33,7 @@ impl Watch {
 
 impl MessagingHandler for Watch {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        e.container().schedule(Duration::from_secs(10));
+        e.container_mut().schedule(Duration::from_secs(10));
         self.began = Instant::now();
         (self.start)(e);
     }
@@ -49,10 +49,10 @@ impl MessagingHandler for Watch {
         self.errors
             .push((kind.expect("a transport error"), e.acceptor().is_some()));
         self.took.get_or_insert(self.began.elapsed());
-        e.container().stop();
+        e.container_mut().stop();
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
-        e.container().stop();
+        e.container_mut().stop();
     }
 }
 
@@ -71,7 +71,7 @@ fn a_connect_that_takes_too_long_fails_with_a_timeout() {
             .url(format!("amqps://127.0.0.1:{port}").as_str())
             .reconnect(false)
             .connect_timeout(Duration::from_millis(300));
-        e.container().connect_with(opts).expect("connect");
+        e.container_mut().connect_with(opts).expect("connect");
     }))
     .run();
     holder.join().expect("holder");
@@ -107,7 +107,7 @@ fn a_failed_tls_handshake_on_a_listener_reaches_the_handler() {
         let _ = std::io::Read::read(&mut s, &mut b);
     });
     let mut w = Watch::new(move |e| {
-        e.container()
+        e.container_mut()
             .listen_with("amqps://127.0.0.1:0", listen.clone())
             .expect("listen");
     });

@@ -21,22 +21,22 @@
 //! struct HelloWorld { got: Option<String> }
 //! impl MessagingHandler for HelloWorld {
 //!     fn on_start(&mut self, e: &mut Event<'_>) {
-//!         e.container().listen("127.0.0.1:0").unwrap(); // any free port
+//!         e.container_mut().listen("127.0.0.1:0").unwrap(); // any free port
 //!     }
 //!     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
 //!         let a = e.acceptor().unwrap();
 //!         let port = e.container().acceptor_port(a).unwrap();
-//!         let conn = e.container().connect(&format!("amqp://127.0.0.1:{port}")).unwrap();
-//!         e.container().create_sender(conn, "examples").unwrap();
+//!         let conn = e.container_mut().connect(&format!("amqp://127.0.0.1:{port}")).unwrap();
+//!         e.container_mut().create_sender(conn, "examples").unwrap();
 //!     }
 //!     fn on_sendable(&mut self, e: &mut Event<'_>) {
 //!         e.send(&Message::new("Hello World!")).unwrap();
 //!         let s = e.sender().unwrap();
-//!         e.container().close_link(s);
+//!         e.container_mut().close_link(s);
 //!     }
 //!     fn on_message(&mut self, e: &mut Event<'_>) {
 //!         self.got = e.message().and_then(|m| m.body_str()).map(str::to_owned);
-//!         e.container().stop(); // close everything; run() returns
+//!         e.container_mut().stop(); // close everything; run() returns
 //!     }
 //! }
 //! let h = Container::new(HelloWorld::default()).run();

@@ -9,19 +9,19 @@
 //! struct HelloWorld;
 //! impl MessagingHandler for HelloWorld {
 //!     fn on_start(&mut self, e: &mut Event<'_>) {
-//!         let conn = e.container().connect("amqp://localhost:5672").unwrap();
-//!         e.container().create_receiver(conn, "examples").unwrap();
-//!         e.container().create_sender(conn, "examples").unwrap();
+//!         let conn = e.container_mut().connect("amqp://localhost:5672").unwrap();
+//!         e.container_mut().create_receiver(conn, "examples").unwrap();
+//!         e.container_mut().create_sender(conn, "examples").unwrap();
 //!     }
 //!     fn on_sendable(&mut self, e: &mut Event<'_>) {
 //!         e.send(&Message::new("Hello World!")).unwrap();
 //!         let s = e.sender().unwrap();
-//!         e.container().close_link(s);
+//!         e.container_mut().close_link(s);
 //!     }
 //!     fn on_message(&mut self, e: &mut Event<'_>) {
 //!         println!("{}", e.message().and_then(|m| m.body_str()).unwrap_or(""));
 //!         let c = e.connection().unwrap();
-//!         e.container().close_connection(c, None);
+//!         e.container_mut().close_connection(c, None);
 //!     }
 //! }
 //! Container::new(HelloWorld).run();
@@ -77,24 +77,24 @@ pub use amqp_adapter::gssapi;
 ///
 /// impl MessagingHandler for HelloWorldDirect {
 ///     fn on_start(&mut self, e: &mut Event<'_>) {
-///         e.container().listen("127.0.0.1:0").unwrap();
+///         e.container_mut().listen("127.0.0.1:0").unwrap();
 ///     }
 ///     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
 ///         let acceptor = e.acceptor().unwrap();
 ///         let port = e.container().acceptor_port(acceptor).unwrap();
-///         let conn = e.container().connect(&format!("amqp://127.0.0.1:{port}")).unwrap();
-///         e.container().create_sender(conn, "examples").unwrap();
+///         let conn = e.container_mut().connect(&format!("amqp://127.0.0.1:{port}")).unwrap();
+///         e.container_mut().create_sender(conn, "examples").unwrap();
 ///     }
 ///     fn on_sendable(&mut self, e: &mut Event<'_>) {
 ///         e.send(&Message::new("Hello World!")).unwrap();
 ///         let sender = e.sender().unwrap();
-///         e.container().close_link(sender);
+///         e.container_mut().close_link(sender);
 ///     }
 ///     fn on_message(&mut self, e: &mut Event<'_>) {
 ///         self.received = e.message().and_then(|m| m.body_str()).map(str::to_string);
 ///     }
 ///     fn on_accepted(&mut self, e: &mut Event<'_>) {
-///         e.container().stop();
+///         e.container_mut().stop();
 ///     }
 /// }
 ///

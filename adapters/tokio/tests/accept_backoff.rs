@@ -14,8 +14,8 @@ struct Listen {
 
 impl MessagingHandler for Listen {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        e.container().listen("127.0.0.1:0").unwrap();
-        e.container().schedule(Duration::from_secs(5));
+        e.container_mut().listen("127.0.0.1:0").unwrap();
+        e.container_mut().schedule(Duration::from_secs(5));
     }
     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
         let port = {
@@ -26,7 +26,7 @@ impl MessagingHandler for Listen {
         self.port.send(port).unwrap();
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
-        e.container().stop();
+        e.container_mut().stop();
     }
 }
 

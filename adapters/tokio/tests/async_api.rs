@@ -105,7 +105,7 @@ impl MessagingHandler for Relay {
     }
 
     fn on_start(&mut self, e: &mut Event<'_>) {
-        e.container().listen("127.0.0.1:0").unwrap();
+        e.container_mut().listen("127.0.0.1:0").unwrap();
     }
 
     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
@@ -123,7 +123,7 @@ impl MessagingHandler for Relay {
 
     fn on_link_opening(&mut self, e: &mut Event<'_>) {
         let link = e.link().unwrap();
-        let r = e.container();
+        let r = e.container_mut();
         let is_sender = r.is_sender(link);
         let (addr, dynamic) = {
             let a = r.remote_attach(link).unwrap();
@@ -169,7 +169,7 @@ impl MessagingHandler for Relay {
         let link = e.link().unwrap();
         if let Some(addr) = self.inbound.get(&link) {
             if addr != "nocredit" {
-                e.container().flow(link, WINDOW).unwrap();
+                e.container_mut().flow(link, WINDOW).unwrap();
             }
         }
     }
@@ -185,12 +185,12 @@ impl MessagingHandler for Relay {
         match addr.as_str() {
             "close-connection" => {
                 let err = AmqpError::new("test:closed", "closed by the relay");
-                e.container().close_connection(conn, Some(err));
+                e.container_mut().close_connection(conn, Some(err));
                 return;
             }
             "force" => {
                 let err = AmqpError::new(condition::CONNECTION_FORCED, "reconnect, please");
-                e.container().close_connection(conn, Some(err));
+                e.container_mut().close_connection(conn, Some(err));
                 return;
             }
             _ => {}
@@ -200,7 +200,7 @@ impl MessagingHandler for Relay {
             .or_default()
             .held
             .push_back((m, d));
-        let r = e.container();
+        let r = e.container_mut();
         if r.credit(link) <= WINDOW / 2 {
             r.flow(link, WINDOW).unwrap();
         }
@@ -210,20 +210,20 @@ impl MessagingHandler for Relay {
     fn on_sendable(&mut self, e: &mut Event<'_>) {
         let link = e.link().unwrap();
         if let Some(addr) = self.outbound.get(&link).cloned() {
-            self.dispatch(&addr, e.container());
+            self.dispatch(&addr, e.container_mut());
         }
     }
 
     fn on_accepted(&mut self, e: &mut Event<'_>) {
         if let Some(d) = e.tracker().and_then(|t| self.forwarded.remove(&t)) {
-            let _ = e.container().accept(d);
+            let _ = e.container_mut().accept(d);
         }
     }
 
     fn on_rejected(&mut self, e: &mut Event<'_>) {
         if let Some(d) = e.tracker().and_then(|t| self.forwarded.remove(&t)) {
             let err = e.error().cloned();
-            let _ = e.container().reject(d, err);
+            let _ = e.container_mut().reject(d, err);
         }
     }
 
@@ -235,9 +235,9 @@ impl MessagingHandler for Relay {
                         m.delivery_failed.unwrap_or(false),
                         m.undeliverable_here.unwrap_or(false),
                     );
-                    e.container().modify(d, f, u)
+                    e.container_mut().modify(d, f, u)
                 }
-                _ => e.container().release(d),
+                _ => e.container_mut().release(d),
             };
         }
     }

@@ -69,7 +69,7 @@ struct PingPong {
 
 impl MessagingHandler for PingPong {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        e.container().listen("127.0.0.1:0").unwrap();
+        e.container_mut().listen("127.0.0.1:0").unwrap();
     }
     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
         let port = {
@@ -78,10 +78,10 @@ impl MessagingHandler for PingPong {
         }
         .unwrap();
         let conn = e
-            .container()
+            .container_mut()
             .connect(&format!("amqp://127.0.0.1:{port}"))
             .unwrap();
-        e.container().create_sender(conn, "q").unwrap();
+        e.container_mut().create_sender(conn, "q").unwrap();
     }
     fn on_sendable(&mut self, e: &mut Event<'_>) {
         if self.sent == self.received && self.sent < self.n {
@@ -92,7 +92,7 @@ impl MessagingHandler for PingPong {
     fn on_message(&mut self, e: &mut Event<'_>) {
         self.received += 1;
         if self.received == self.n {
-            e.container().stop();
+            e.container_mut().stop();
         }
     }
     fn on_accepted(&mut self, e: &mut Event<'_>) {
@@ -154,7 +154,7 @@ impl Watch {
 impl MessagingHandler for Watch {
     fn on_start(&mut self, e: &mut Event<'_>) {
         self.started = Some(Instant::now());
-        e.container().schedule(Duration::from_secs(20));
+        e.container_mut().schedule(Duration::from_secs(20));
         (self.start)(e);
     }
     fn on_transport_error(&mut self, e: &mut Event<'_>) {
@@ -162,10 +162,10 @@ impl MessagingHandler for Watch {
         self.errors
             .push((err.kind(), e.acceptor().is_some(), err.to_string()));
         self.took = self.started.map(|s| s.elapsed());
-        e.container().stop();
+        e.container_mut().stop();
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
-        e.container().stop();
+        e.container_mut().stop();
     }
 }
 
@@ -186,7 +186,7 @@ fn a_connect_that_takes_too_long_fails_with_a_timeout() {
             .url(format!("amqps://127.0.0.1:{port}").as_str())
             .reconnect(false)
             .connect_timeout(Duration::from_millis(300));
-        e.container().connect_with(opts).unwrap();
+        e.container_mut().connect_with(opts).unwrap();
     }))
     .run();
     let _ = holder.join();
@@ -249,7 +249,7 @@ fn a_failed_tls_handshake_on_a_listener_reaches_the_handler() {
     }
     let s = Container::new(Server {
         inner: Watch::new(move |e| {
-            e.container()
+            e.container_mut()
                 .listen_with("amqps://127.0.0.1:0", listen.clone())
                 .unwrap();
         }),
@@ -281,12 +281,12 @@ struct TwoConnections {
 
 impl MessagingHandler for TwoConnections {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        e.container().schedule(Duration::from_secs(20));
+        e.container_mut().schedule(Duration::from_secs(20));
         let opts = ListenOptions {
             max_connections: Some(1),
             ..ListenOptions::default()
         };
-        e.container().listen_with("127.0.0.1:0", opts).unwrap();
+        e.container_mut().listen_with("127.0.0.1:0", opts).unwrap();
     }
     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
         self.port = {
@@ -295,7 +295,7 @@ impl MessagingHandler for TwoConnections {
         }
         .unwrap();
         let url = format!("amqp://127.0.0.1:{}", self.port);
-        self.first = Some(e.container().connect(&url).unwrap());
+        self.first = Some(e.container_mut().connect(&url).unwrap());
     }
     fn on_connection_opened(&mut self, e: &mut Event<'_>) {
         if e.connection() == self.first {
@@ -304,7 +304,7 @@ impl MessagingHandler for TwoConnections {
                 .url(format!("amqp://127.0.0.1:{}", self.port).as_str())
                 .reconnect(false);
             self.second_at = Some(Instant::now());
-            self.second = Some(e.container().connect_with(opts).unwrap());
+            self.second = Some(e.container_mut().connect_with(opts).unwrap());
         } else if e.connection() == self.second {
             self.second_opened = true;
         }
@@ -313,11 +313,11 @@ impl MessagingHandler for TwoConnections {
         if e.connection() == self.second {
             self.second_error = e.error().map(|er| er.condition.to_string());
             self.took = self.second_at.map(|t| t.elapsed());
-            e.container().stop();
+            e.container_mut().stop();
         }
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
-        e.container().stop();
+        e.container_mut().stop();
     }
 }
 
@@ -345,8 +345,8 @@ struct ListenFor {
 
 impl MessagingHandler for ListenFor {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        e.container().schedule(self.for_);
-        e.container()
+        e.container_mut().schedule(self.for_);
+        e.container_mut()
             .listen_with("127.0.0.1:0", self.options.clone())
             .unwrap();
     }
@@ -355,7 +355,7 @@ impl MessagingHandler for ListenFor {
         let _ = self.port.send(e.container().acceptor_port(a).unwrap());
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
-        e.container().stop();
+        e.container_mut().stop();
     }
 }
 

@@ -64,14 +64,16 @@ struct RoundTrip {
 impl MessagingHandler for RoundTrip {
     fn on_start(&mut self, e: &mut Event<'_>) {
         let c = e
-            .container()
+            .container_mut()
             .connect_with(self.opts.take().unwrap())
             .unwrap();
-        e.container()
+        e.container_mut()
             .create_receiver(c, self.queue.as_str())
             .unwrap();
-        e.container().create_sender(c, self.queue.as_str()).unwrap();
-        e.container().schedule(Duration::from_secs(20));
+        e.container_mut()
+            .create_sender(c, self.queue.as_str())
+            .unwrap();
+        e.container_mut().schedule(Duration::from_secs(20));
     }
     fn on_sendable(&mut self, e: &mut Event<'_>) {
         while self.sent < self.total && e.credit() > 0 {
@@ -86,7 +88,7 @@ impl MessagingHandler for RoundTrip {
         self.received
             .push(e.message().unwrap().body_str().unwrap_or("").to_string());
         if self.received.len() == self.total {
-            e.container().stop();
+            e.container_mut().stop();
         }
     }
     fn on_transport_error(&mut self, e: &mut Event<'_>) {
@@ -94,11 +96,11 @@ impl MessagingHandler for RoundTrip {
             e.transport_error()
                 .map_or_else(|| "".to_string(), ToString::to_string),
         );
-        e.container().stop();
+        e.container_mut().stop();
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
         self.errors.push("timed out".into());
-        e.container().stop();
+        e.container_mut().stop();
     }
 }
 

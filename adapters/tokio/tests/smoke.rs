@@ -12,16 +12,16 @@ struct Hello {
 
 impl MessagingHandler for Hello {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        e.container().listen("127.0.0.1:0").unwrap();
+        e.container_mut().listen("127.0.0.1:0").unwrap();
     }
     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
         let a = e.acceptor().unwrap();
         self.port = e.container().acceptor_port(a).unwrap();
         let c = e
-            .container()
+            .container_mut()
             .connect(&format!("amqp://127.0.0.1:{}", self.port))
             .unwrap();
-        e.container().create_sender(c, "examples").unwrap();
+        e.container_mut().create_sender(c, "examples").unwrap();
     }
     fn on_link_opening(&mut self, _e: &mut Event<'_>) {}
     fn on_sendable(&mut self, e: &mut Event<'_>) {
@@ -35,7 +35,7 @@ impl MessagingHandler for Hello {
             .push(e.message().unwrap().body_str().unwrap().to_string());
     }
     fn on_accepted(&mut self, e: &mut Event<'_>) {
-        e.container().stop();
+        e.container_mut().stop();
     }
 }
 

@@ -137,7 +137,7 @@ impl Script<'_> {
 }
 
 fn node(world: &mut World, i: usize) -> Option<&mut SansIoContainer<Recorder>> {
-    world.container::<Recorder>(i)
+    world.container_mut::<Recorder>(i)
 }
 
 /// Runs one script. Never panics on any input unless an invariant of the messaging layer is
@@ -164,7 +164,7 @@ pub fn fuzz_messaging(data: &[u8], now: Instant) -> MessagingReport {
         // own `listen` finds the address in use.
         if let Some(c) = node(&mut world, n) {
             let _ = c
-                .context()
+                .context_mut()
                 .listen(&format!("127.0.0.1:{}", PORT + n as u16));
         }
     }
@@ -184,7 +184,7 @@ pub fn fuzz_messaging(data: &[u8], now: Instant) -> MessagingReport {
         match op & 0x1f {
             0 => {
                 let _ = c
-                    .context()
+                    .context_mut()
                     .listen(&format!("127.0.0.1:{}", PORT + i as u16));
             }
             1 | 2 => {
@@ -203,7 +203,7 @@ pub fn fuzz_messaging(data: &[u8], now: Instant) -> MessagingReport {
                 if hb & 1 != 0 {
                     opts = opts.heartbeat(Duration::from_millis(200 * u64::from(hb >> 1) + 100));
                 }
-                if let Ok(h) = c.context().connect_with(opts) {
+                if let Ok(h) = c.context_mut().connect_with(opts) {
                     remember(&mut c.handler_mut().conns, h);
                 }
             }
@@ -212,9 +212,10 @@ pub fn fuzz_messaging(data: &[u8], now: Instant) -> MessagingReport {
                 let address = format!("q{}", s.byte() % 4);
                 if let Some(h) = s.pick(&conn) {
                     let r = if op & 0x1f == 3 {
-                        c.context().create_sender(h, LinkOptions::address(address))
+                        c.context_mut()
+                            .create_sender(h, LinkOptions::address(address))
                     } else {
-                        c.context()
+                        c.context_mut()
                             .create_receiver(h, LinkOptions::address(address))
                     };
                     if let Ok(l) = r {
@@ -229,7 +230,7 @@ pub fn fuzz_messaging(data: &[u8], now: Instant) -> MessagingReport {
                     let seq = next_seq;
                     // The number parses back only without the padding.
                     let msg = Message::new(format!("{seq}{}", " ".repeat(size)));
-                    if let Ok(t) = c.context().send(l, &msg) {
+                    if let Ok(t) = c.context_mut().send(l, &msg) {
                         next_seq += 1;
                         if size == 0 {
                             sent_seq = sent_seq.wrapping_add(seq);
@@ -243,20 +244,20 @@ pub fn fuzz_messaging(data: &[u8], now: Instant) -> MessagingReport {
                 let links = c.handler().links.clone();
                 let credit = u32::from(s.byte());
                 if let Some(l) = s.pick(&links) {
-                    let _ = c.context().flow(l, credit);
+                    let _ = c.context_mut().flow(l, credit);
                 }
             }
             10 => {
                 let links = c.handler().links.clone();
                 if let Some(l) = s.pick(&links) {
-                    let _ = c.context().drain(l);
+                    let _ = c.context_mut().drain(l);
                 }
             }
             11 => {
                 let ds = c.handler().deliveries.clone();
                 let how = s.byte();
                 if let Some(d) = s.pick(&ds) {
-                    let ctx = c.context();
+                    let ctx = c.context_mut();
                     let _ = match how % 6 {
                         0 => ctx.accept(d),
                         1 => ctx.reject(d, None),
@@ -270,7 +271,7 @@ pub fn fuzz_messaging(data: &[u8], now: Instant) -> MessagingReport {
             12 => {
                 let ts = c.handler().trackers.clone();
                 if let Some(t) = s.pick(&ts) {
-                    let _ = c.context().settle_tracker(t);
+                    let _ = c.context_mut().settle_tracker(t);
                 }
             }
             13 => {
@@ -278,7 +279,7 @@ pub fn fuzz_messaging(data: &[u8], now: Instant) -> MessagingReport {
                 let with_error = s.byte() & 1 != 0;
                 if let Some(l) = s.pick(&links) {
                     let err = with_error.then(|| Error::new(condition::NOT_ALLOWED, "fuzz"));
-                    c.context().close_link_with_error(l, err);
+                    c.context_mut().close_link_with_error(l, err);
                 }
             }
             14 => {
@@ -286,14 +287,14 @@ pub fn fuzz_messaging(data: &[u8], now: Instant) -> MessagingReport {
                 let with_error = s.byte() & 1 != 0;
                 if let Some(h) = s.pick(&conns) {
                     let err = with_error.then(|| Error::new(condition::INTERNAL_ERROR, "fuzz"));
-                    c.context().close_connection(h, err);
+                    c.context_mut().close_connection(h, err);
                 }
             }
             15 => {
                 let delay = u64::from(s.byte());
-                c.context().schedule(Duration::from_millis(delay * 10));
+                c.context_mut().schedule(Duration::from_millis(delay * 10));
             }
-            16 => c.context().stop(),
+            16 => c.context_mut().stop(),
             17 => {
                 world.cut_random();
             }
@@ -316,7 +317,7 @@ pub fn fuzz_messaging(data: &[u8], now: Instant) -> MessagingReport {
             }
             21 => {
                 let to = usize::from(s.byte()) % NODES;
-                let _ = c.context().connect(&format!(
+                let _ = c.context_mut().connect(&format!(
                     "amqp://127.0.0.1:{}/q{}",
                     PORT + to as u16,
                     s.byte() % 4
@@ -348,7 +349,7 @@ pub fn fuzz_messaging(data: &[u8], now: Instant) -> MessagingReport {
     check_counts(&mut world, sent_seq);
     for i in 0..NODES {
         if let Some(c) = node(&mut world, i) {
-            c.context().stop();
+            c.context_mut().stop();
         }
     }
     // Stopping closes every connection; a peer that never answers a close is dropped after

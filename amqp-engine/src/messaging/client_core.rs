@@ -94,7 +94,7 @@ pub enum ClientEvent {
 /// /// Accepts every message it receives.
 /// struct Peer;
 /// impl MessagingHandler for Peer {
-///     fn on_start(&mut self, e: &mut Event<'_>) { e.container().listen("0.0.0.0:5672").unwrap(); }
+///     fn on_start(&mut self, e: &mut Event<'_>) { e.container_mut().listen("0.0.0.0:5672").unwrap(); }
 /// }
 ///
 /// let mut world = World::new(Instant::now(), 1);
@@ -105,7 +105,7 @@ pub enum ClientEvent {
 /// let n = world.add(core);
 /// world.run_for(Duration::from_millis(50));
 ///
-/// let core = world.node::<ClientCore>(n).unwrap();
+/// let core = world.node_mut::<ClientCore>(n).unwrap();
 /// let mut sendable = false;
 /// while let Some(ev) = core.poll_event() {
 ///     sendable |= matches!(ev, ClientEvent::Sendable(l) if l == sender);
@@ -114,7 +114,7 @@ pub enum ClientEvent {
 /// let tracker = core.send(sender, &Message::new("hello"))?;
 /// world.run_for(Duration::from_millis(50));
 ///
-/// let core = world.node::<ClientCore>(n).unwrap();
+/// let core = world.node_mut::<ClientCore>(n).unwrap();
 /// let outcome = std::iter::from_fn(|| core.poll_event())
 ///     .find_map(|ev| match ev { ClientEvent::Outcome(t, s) if t == tracker => s, _ => None });
 /// assert!(matches!(outcome, Some(DeliveryState::Accepted(_))));

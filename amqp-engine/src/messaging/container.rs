@@ -92,8 +92,13 @@ impl<H: MessagingHandler> SansIoContainer<H> {
         self.handler
     }
 
-    /// The container state (connect, listen, … from outside a callback).
-    pub fn context(&mut self) -> &mut ContainerContext {
+    /// The container state, to read (the id, a link's credit, … from outside a callback).
+    pub fn context(&self) -> &ContainerContext {
+        &self.reactor
+    }
+
+    /// The container state, to act on (connect, listen, … from outside a callback).
+    pub fn context_mut(&mut self) -> &mut ContainerContext {
         &mut self.reactor
     }
 

@@ -113,7 +113,7 @@ pub(crate) struct EventContext {
 ///         HandlerOptions { auto_accept: false, ..HandlerOptions::default() }
 ///     }
 ///     fn on_start(&mut self, e: &mut Event<'_>) {
-///         e.container().listen("0.0.0.0:5672").unwrap();
+///         e.container_mut().listen("0.0.0.0:5672").unwrap();
 ///     }
 ///     fn on_message(&mut self, e: &mut Event<'_>) {
 ///         let coloured = e.message().is_some_and(|m| m.body_str() != Some("plain"));
@@ -132,8 +132,8 @@ pub(crate) struct EventContext {
 ///
 /// impl MessagingHandler for Sender {
 ///     fn on_start(&mut self, e: &mut Event<'_>) {
-///         let conn = e.container().connect("amqp://127.0.0.1:5672").unwrap();
-///         e.container().create_sender(conn, "colours").unwrap();
+///         let conn = e.container_mut().connect("amqp://127.0.0.1:5672").unwrap();
+///         e.container_mut().create_sender(conn, "colours").unwrap();
 ///     }
 ///     fn on_sendable(&mut self, e: &mut Event<'_>) {
 ///         if self.outcomes.is_empty() && e.credit() >= 2 {
@@ -178,8 +178,16 @@ impl<'a> Event<'a> {
         self.kind
     }
 
-    /// The container: connect, listen, create links, schedule tasks, stop.
-    pub fn container(&mut self) -> &mut ContainerContext {
+    /// The container, to read: its [`id`](ContainerContext::id), a link's
+    /// [`credit`](ContainerContext::credit) or [`link_name`](ContainerContext::link_name), a
+    /// connection's [`remote_container_id`](ContainerContext::remote_container_id), … .
+    pub fn container(&self) -> &ContainerContext {
+        self.reactor
+    }
+
+    /// The container, to act on (Proton's `event.container`): connect, listen, create links,
+    /// schedule tasks, close, stop.
+    pub fn container_mut(&mut self) -> &mut ContainerContext {
         self.reactor
     }
 
@@ -321,19 +329,19 @@ impl<'a> Event<'a> {
 ///
 /// impl MessagingHandler for HelloWorld {
 ///     fn on_start(&mut self, e: &mut Event<'_>) {
-///         let conn = e.container().connect("amqp://127.0.0.1:5672").unwrap();
-///         e.container().create_receiver(conn, "examples").unwrap();
-///         e.container().create_sender(conn, "examples").unwrap();
+///         let conn = e.container_mut().connect("amqp://127.0.0.1:5672").unwrap();
+///         e.container_mut().create_receiver(conn, "examples").unwrap();
+///         e.container_mut().create_sender(conn, "examples").unwrap();
 ///     }
 ///     fn on_sendable(&mut self, e: &mut Event<'_>) {
 ///         e.send(&Message::new("Hello World!")).unwrap();
 ///         let sender = e.sender().unwrap();
-///         e.container().close_link(sender);
+///         e.container_mut().close_link(sender);
 ///     }
 ///     fn on_message(&mut self, e: &mut Event<'_>) {
 ///         self.received = e.message().and_then(|m| m.body_str()).map(str::to_string);
 ///         let conn = e.connection().unwrap();
-///         e.container().close_connection(conn, None);
+///         e.container_mut().close_connection(conn, None);
 ///     }
 /// }
 ///
@@ -343,7 +351,7 @@ impl<'a> Event<'a> {
 ///
 /// impl MessagingHandler for Relay {
 ///     fn on_start(&mut self, e: &mut Event<'_>) {
-///         e.container().listen("0.0.0.0:5672").unwrap();
+///         e.container_mut().listen("0.0.0.0:5672").unwrap();
 ///     }
 ///     fn on_link_opened(&mut self, e: &mut Event<'_>) {
 ///         let link = e.link().unwrap();
@@ -353,7 +361,7 @@ impl<'a> Event<'a> {
 ///     }
 ///     fn on_message(&mut self, e: &mut Event<'_>) {
 ///         let m = e.message().unwrap().clone();
-///         e.container().send(self.out.unwrap(), &m).unwrap();
+///         e.container_mut().send(self.out.unwrap(), &m).unwrap();
 ///     }
 /// }
 ///

@@ -62,12 +62,12 @@ pub(super) enum TimerKind {
 ///
 /// impl MessagingHandler for Recurring {
 ///     fn on_start(&mut self, e: &mut Event<'_>) {
-///         e.container().schedule(Duration::from_millis(100));
+///         e.container_mut().schedule(Duration::from_millis(100));
 ///     }
 ///     fn on_timer_task(&mut self, e: &mut Event<'_>) {
 ///         self.ticks += 1;
 ///         if self.ticks < 3 {
-///             e.container().schedule(Duration::from_millis(100));
+///             e.container_mut().schedule(Duration::from_millis(100));
 ///         }
 ///     }
 /// }
@@ -351,9 +351,10 @@ impl ContainerContext {
         self.create_link(conn, Role::Receiver, opts.into())
     }
 
-    /// Connects to `url` and creates a sender to the URL's address (Proton's
-    /// `create_sender("amqp://host/queue")`).
-    pub fn create_sender_url(&mut self, url: &str) -> Result<LinkHandle, MessagingError> {
+    /// Opens a new connection to `url` and creates a sender to the URL's address on it
+    /// (Proton's `create_sender("amqp://host/queue")`; to add a sender to a connection you
+    /// already have, use [`create_sender`](Self::create_sender)).
+    pub fn connect_sender(&mut self, url: &str) -> Result<LinkHandle, MessagingError> {
         let u = Url::parse(url)?;
         let addr = u.address().map(str::to_owned);
         let conn = self.connect_with(ConnectOptions::new().url(u))?;
@@ -366,8 +367,10 @@ impl ContainerContext {
         )
     }
 
-    /// Connects to `url` and creates a receiver from the URL's address.
-    pub fn create_receiver_url(&mut self, url: &str) -> Result<LinkHandle, MessagingError> {
+    /// Opens a new connection to `url` and creates a receiver from the URL's address on it
+    /// (Proton's `create_receiver("amqp://host/queue")`; to add a receiver to a connection you
+    /// already have, use [`create_receiver`](Self::create_receiver)).
+    pub fn connect_receiver(&mut self, url: &str) -> Result<LinkHandle, MessagingError> {
         let u = Url::parse(url)?;
         let addr = u.address().map(str::to_owned);
         let conn = self.connect_with(ConnectOptions::new().url(u))?;

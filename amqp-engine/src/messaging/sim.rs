@@ -12,17 +12,17 @@
 //! #[derive(Default)]
 //! struct Server { opened: usize }
 //! impl MessagingHandler for Server {
-//!     fn on_start(&mut self, e: &mut Event<'_>) { e.container().listen("0.0.0.0:5672").unwrap(); }
+//!     fn on_start(&mut self, e: &mut Event<'_>) { e.container_mut().listen("0.0.0.0:5672").unwrap(); }
 //!     fn on_connection_opened(&mut self, _: &mut Event<'_>) { self.opened += 1; }
 //! }
 //! #[derive(Default)]
 //! struct Client { opened: bool }
 //! impl MessagingHandler for Client {
-//!     fn on_start(&mut self, e: &mut Event<'_>) { e.container().connect("amqp://127.0.0.1:5672").unwrap(); }
+//!     fn on_start(&mut self, e: &mut Event<'_>) { e.container_mut().connect("amqp://127.0.0.1:5672").unwrap(); }
 //!     fn on_connection_opened(&mut self, e: &mut Event<'_>) {
 //!         self.opened = true;
 //!         let c = e.connection().unwrap();
-//!         e.container().close_connection(c, None);
+//!         e.container_mut().close_connection(c, None);
 //!     }
 //! }
 //! let mut world = World::new(Instant::now(), 1);
@@ -49,11 +49,16 @@ use crate::rng::Rng;
 /// handler or state after a run.
 pub trait Node: IoCore {
     /// The node as `Any`.
-    fn as_any(&mut self) -> &mut dyn std::any::Any;
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// The node as `Any`, mutably.
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
 }
 
 impl<T: IoCore + 'static> Node for T {
-    fn as_any(&mut self) -> &mut dyn std::any::Any {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
         self
     }
 }
@@ -165,26 +170,40 @@ impl World {
     }
 
     /// The handler of a node, by type.
-    pub fn handler<H: MessagingHandler + 'static>(&mut self, node: usize) -> Option<&mut H> {
-        let any = self.nodes.get_mut(node)?.as_any();
-        any.downcast_mut::<SansIoContainer<H>>()
-            .map(|c| c.handler_mut())
+    pub fn handler<H: MessagingHandler + 'static>(&self, node: usize) -> Option<&H> {
+        self.container::<H>(node).map(SansIoContainer::handler)
+    }
+
+    /// The handler of a node, by type, mutably.
+    pub fn handler_mut<H: MessagingHandler + 'static>(&mut self, node: usize) -> Option<&mut H> {
+        self.container_mut::<H>(node)
+            .map(SansIoContainer::handler_mut)
     }
 
     /// A node, by type (a [`ClientCore`](super::ClientCore), say).
-    pub fn node<T: 'static>(&mut self, node: usize) -> Option<&mut T> {
-        self.nodes.get_mut(node)?.as_any().downcast_mut::<T>()
+    pub fn node<T: 'static>(&self, node: usize) -> Option<&T> {
+        self.nodes.get(node)?.as_any().downcast_ref::<T>()
+    }
+
+    /// A node, by type, mutably.
+    pub fn node_mut<T: 'static>(&mut self, node: usize) -> Option<&mut T> {
+        self.nodes.get_mut(node)?.as_any_mut().downcast_mut::<T>()
     }
 
     /// The container of a node, by handler type.
     pub fn container<H: MessagingHandler + 'static>(
+        &self,
+        node: usize,
+    ) -> Option<&SansIoContainer<H>> {
+        self.node::<SansIoContainer<H>>(node)
+    }
+
+    /// The container of a node, by handler type, mutably.
+    pub fn container_mut<H: MessagingHandler + 'static>(
         &mut self,
         node: usize,
     ) -> Option<&mut SansIoContainer<H>> {
-        self.nodes
-            .get_mut(node)?
-            .as_any()
-            .downcast_mut::<SansIoContainer<H>>()
+        self.node_mut::<SansIoContainer<H>>(node)
     }
 
     /// A pseudo-random number (the crate's splitmix64), for tests that inject faults.

@@ -87,14 +87,14 @@ impl MessagingHandler for Broker {
             sasl: self.sasl.clone(),
             ..ListenOptions::default()
         };
-        e.container()
+        e.container_mut()
             .listen_with(&format!("0.0.0.0:{port}"), opts)
             .unwrap();
     }
 
     fn on_link_opening(&mut self, e: &mut Event<'_>) {
         let link = e.link().unwrap();
-        let r = e.container();
+        let r = e.container_mut();
         if r.is_sender(link) {
             // A consumer: source address, or a dynamic queue.
             let a = r.remote_attach(link).cloned();
@@ -120,14 +120,14 @@ impl MessagingHandler for Broker {
     fn on_link_opened(&mut self, e: &mut Event<'_>) {
         let link = e.link().unwrap();
         if let Some(q) = self.consumers.get(&link).cloned() {
-            self.dispatch(e.container(), &q);
+            self.dispatch(e.container_mut(), &q);
         }
     }
 
     fn on_sendable(&mut self, e: &mut Event<'_>) {
         let link = e.link().unwrap();
         if let Some(q) = self.consumers.get(&link).cloned() {
-            self.dispatch(e.container(), &q);
+            self.dispatch(e.container_mut(), &q);
         }
     }
 
@@ -146,7 +146,7 @@ impl MessagingHandler for Broker {
             .unwrap_or_default();
         self.received += 1;
         self.queues.entry(q.clone()).or_default().push_back(m);
-        self.dispatch(e.container(), &q);
+        self.dispatch(e.container_mut(), &q);
     }
 
     fn on_accepted(&mut self, e: &mut Event<'_>) {
@@ -159,7 +159,7 @@ impl MessagingHandler for Broker {
 
     fn on_released(&mut self, e: &mut Event<'_>) {
         if let Some(q) = self.requeue(e.tracker().unwrap()) {
-            self.dispatch(e.container(), &q);
+            self.dispatch(e.container_mut(), &q);
         }
     }
 

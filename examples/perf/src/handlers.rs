@@ -130,7 +130,7 @@ impl SenderHandler {
         if !self.complete() && self.report.error.is_none() {
             self.report.error = Some(what);
         }
-        e.container().stop();
+        e.container_mut().stop();
     }
 
     fn outcome(&mut self, e: &mut Event<'_>, accepted: bool) {
@@ -143,7 +143,7 @@ impl SenderHandler {
         self.report.allocs.observe(outcomes, self.cfg.count);
         if self.complete() && self.report.end.is_none() {
             self.report.end = Some(Instant::now());
-            e.container().stop();
+            e.container_mut().stop();
         } else if self.cfg.max_in_flight > 0
             && self.cfg.rate.is_none()
             && self.room() >= self.cfg.max_in_flight / 2
@@ -185,7 +185,7 @@ impl SenderHandler {
             if let Some(ap) = self.message.application_properties.as_mut() {
                 ap.0[0].1 = Value::Ulong(ts);
             }
-            if let Err(err) = e.container().send(link, &self.message) {
+            if let Err(err) = e.container_mut().send(link, &self.message) {
                 self.fail(e, format!("send: {err}"));
                 return false;
             }
@@ -222,7 +222,7 @@ impl SenderHandler {
         if self.report.sent < self.cfg.count && due == 0 && self.tick.is_none() {
             let next_at = self.report.sent as f64 / rate;
             let wait = Duration::from_secs_f64((next_at - elapsed).max(0.0));
-            self.tick = Some(e.container().schedule(wait));
+            self.tick = Some(e.container_mut().schedule(wait));
         }
     }
 
@@ -230,7 +230,7 @@ impl SenderHandler {
         if self.cfg.settle == Settle::Presettled && self.complete() && self.report.end.is_none() {
             self.report.end = Some(Instant::now());
             // Stopping closes the connection after the transfers already written.
-            e.container().stop();
+            e.container_mut().stop();
         }
     }
 }
@@ -245,7 +245,7 @@ impl MessagingHandler for SenderHandler {
     }
 
     fn on_start(&mut self, e: &mut Event<'_>) {
-        self.deadline = Some(e.container().schedule(self.cfg.duration_max));
+        self.deadline = Some(e.container_mut().schedule(self.cfg.duration_max));
         let mut lo = LinkOptions::address(self.cfg.address.clone());
         if self.cfg.settle == Settle::Presettled {
             lo = lo.with(LinkOption::AtMostOnce);
@@ -255,12 +255,12 @@ impl MessagingHandler for SenderHandler {
                 Ok(o) => o,
                 Err(err) => return self.fail(e, err),
             };
-            let conn = match e.container().connect_with(opts) {
+            let conn = match e.container_mut().connect_with(opts) {
                 Ok(c) => c,
                 Err(err) => return self.fail(e, format!("connect: {err}")),
             };
             for _ in 0..self.cfg.links {
-                match e.container().create_sender(conn, lo.clone()) {
+                match e.container_mut().create_sender(conn, lo.clone()) {
                     Ok(l) => self.links.push(l),
                     Err(err) => return self.fail(e, format!("create_sender: {err}")),
                 }
@@ -299,7 +299,7 @@ impl MessagingHandler for SenderHandler {
         let t = e.timer();
         if t == self.deadline {
             self.report.timed_out = true;
-            e.container().stop();
+            e.container_mut().stop();
         } else if t.is_some() && t == self.tick {
             self.tick = None;
             if let Some(rate) = self.cfg.rate {
@@ -412,7 +412,7 @@ impl ReceiverHandler {
             self.signal(Ready::Failed(what.clone()));
             self.error = Some(what);
         }
-        e.container().stop();
+        e.container_mut().stop();
     }
 }
 
@@ -426,10 +426,10 @@ impl MessagingHandler for ReceiverHandler {
     }
 
     fn on_start(&mut self, e: &mut Event<'_>) {
-        self.deadline = Some(e.container().schedule(self.duration_max));
+        self.deadline = Some(e.container_mut().schedule(self.duration_max));
         match self.source.clone() {
             Source::Listen(hostport) => {
-                if let Err(err) = e.container().listen(&hostport) {
+                if let Err(err) = e.container_mut().listen(&hostport) {
                     self.fail(e, format!("listen on {hostport}: {err}"));
                 }
             }
@@ -438,7 +438,7 @@ impl MessagingHandler for ReceiverHandler {
                     Ok(o) => o,
                     Err(err) => return self.fail(e, err),
                 };
-                let conn = match e.container().connect_with(opts) {
+                let conn = match e.container_mut().connect_with(opts) {
                     Ok(c) => c,
                     Err(err) => return self.fail(e, format!("connect: {err}")),
                 };
@@ -446,7 +446,7 @@ impl MessagingHandler for ReceiverHandler {
                     prefetch: Some(self.credit),
                     ..LinkOptions::address(address)
                 };
-                if let Err(err) = e.container().create_receiver(conn, lo) {
+                if let Err(err) = e.container_mut().create_receiver(conn, lo) {
                     self.fail(e, format!("create_receiver: {err}"));
                 }
             }
@@ -491,7 +491,7 @@ impl MessagingHandler for ReceiverHandler {
         if self.received == self.count {
             self.last = Some(now);
             // Stop on the next turn, once this message's disposition is written.
-            self.finish = Some(e.container().schedule(Duration::ZERO));
+            self.finish = Some(e.container_mut().schedule(Duration::ZERO));
         }
     }
 
@@ -499,9 +499,9 @@ impl MessagingHandler for ReceiverHandler {
         let t = e.timer();
         if t == self.deadline {
             self.timed_out = self.received < self.count;
-            e.container().stop();
+            e.container_mut().stop();
         } else if t == self.finish {
-            e.container().stop();
+            e.container_mut().stop();
         }
     }
 

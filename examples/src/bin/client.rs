@@ -42,7 +42,7 @@ impl Client {
         ) else {
             return;
         };
-        let r = e.container();
+        let r = e.container_mut();
         if !self.pending || r.credit(sender) == 0 {
             return;
         }
@@ -55,8 +55,8 @@ impl Client {
 
 impl MessagingHandler for Client {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        let r = e.container();
-        let sender = match r.create_sender_url(&self.url) {
+        let r = e.container_mut();
+        let sender = match r.connect_sender(&self.url) {
             Ok(s) => s,
             Err(err) => {
                 eprintln!("client: {err}");
@@ -90,7 +90,7 @@ impl MessagingHandler for Client {
         println!("{req} => {body}");
         if self.requests.is_empty() {
             if let Some(c) = e.connection() {
-                e.container().close_connection(c, None);
+                e.container_mut().close_connection(c, None);
             }
         } else {
             self.pending = true;

@@ -34,9 +34,9 @@ fn message(n: u64) -> Message {
 
 impl MessagingHandler for Send {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        if let Err(err) = e.container().create_sender_url(&self.url) {
+        if let Err(err) = e.container_mut().connect_sender(&self.url) {
             eprintln!("colour_send: {err}");
-            e.container().stop();
+            e.container_mut().stop();
         }
     }
 
@@ -73,7 +73,7 @@ impl MessagingHandler for Send {
         if self.confirmed == self.total {
             println!("all messages confirmed");
             if let Some(c) = e.connection() {
-                e.container().close_connection(c, None);
+                e.container_mut().close_connection(c, None);
             }
         }
     }

@@ -24,17 +24,17 @@ struct Recv {
 
 impl MessagingHandler for Recv {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        match e.container().listen(&self.url) {
+        match e.container_mut().listen(&self.url) {
             Ok(a) => self.acceptor = Some(a),
             Err(err) => {
                 eprintln!("direct_recv: {err}");
-                e.container().stop();
+                e.container_mut().stop();
             }
         }
     }
 
     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
-        announce_listening(e.container(), self.acceptor);
+        announce_listening(e.container_mut(), self.acceptor);
     }
 
     fn on_acceptor_error(&mut self, e: &mut Event<'_>) {
@@ -43,7 +43,7 @@ impl MessagingHandler for Recv {
             e.transport_error()
                 .map_or_else(|| "cannot listen".to_string(), ToString::to_string)
         );
-        e.container().stop();
+        e.container_mut().stop();
     }
 
     fn on_message(&mut self, e: &mut Event<'_>) {
@@ -59,13 +59,13 @@ impl MessagingHandler for Recv {
             self.received += 1;
             if self.received == self.expected {
                 if let Some(l) = e.receiver() {
-                    e.container().close_link(l);
+                    e.container_mut().close_link(l);
                 }
                 if let Some(c) = e.connection() {
-                    e.container().close_connection(c, None);
+                    e.container_mut().close_connection(c, None);
                 }
                 if let Some(a) = self.acceptor.take() {
-                    e.container().close_acceptor(a);
+                    e.container_mut().close_acceptor(a);
                 }
             }
         }

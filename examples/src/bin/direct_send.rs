@@ -37,17 +37,17 @@ fn message(n: u64) -> Message {
 
 impl MessagingHandler for Send {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        match e.container().listen(&self.url) {
+        match e.container_mut().listen(&self.url) {
             Ok(a) => self.acceptor = Some(a),
             Err(err) => {
                 eprintln!("direct_send: {err}");
-                e.container().stop();
+                e.container_mut().stop();
             }
         }
     }
 
     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
-        announce_listening(e.container(), self.acceptor);
+        announce_listening(e.container_mut(), self.acceptor);
     }
 
     fn on_acceptor_error(&mut self, e: &mut Event<'_>) {
@@ -56,7 +56,7 @@ impl MessagingHandler for Send {
             e.transport_error()
                 .map_or_else(|| "cannot listen".to_string(), ToString::to_string)
         );
-        e.container().stop();
+        e.container_mut().stop();
     }
 
     fn on_sendable(&mut self, e: &mut Event<'_>) {
@@ -92,10 +92,10 @@ impl MessagingHandler for Send {
         if self.confirmed == self.total {
             println!("all messages confirmed");
             if let Some(c) = e.connection() {
-                e.container().close_connection(c, None);
+                e.container_mut().close_connection(c, None);
             }
             if let Some(a) = self.acceptor.take() {
-                e.container().close_acceptor(a);
+                e.container_mut().close_acceptor(a);
             }
         }
     }

@@ -28,7 +28,7 @@ struct HelloWorld {
 
 impl MessagingHandler for HelloWorld {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        let r = e.container();
+        let r = e.container_mut();
         let conn = r
             .connect_with(ConnectOptions::new().url(self.url.clone()))
             .expect("connect");
@@ -45,7 +45,7 @@ impl MessagingHandler for HelloWorld {
         self.sent = true;
         e.send(&Message::new("Hello World!")).expect("send");
         if let Some(s) = e.sender() {
-            e.container().close_link(s);
+            e.container_mut().close_link(s);
         }
     }
 
@@ -54,7 +54,7 @@ impl MessagingHandler for HelloWorld {
             println!("{}", pyfmt::body_str(m.body()));
         }
         if let Some(c) = e.connection() {
-            e.container().close_connection(c, None);
+            e.container_mut().close_connection(c, None);
         }
     }
 

@@ -24,18 +24,18 @@ struct HelloWorld {
 impl MessagingHandler for HelloWorld {
     fn on_start(&mut self, e: &mut Event<'_>) {
         let listen = format!("{}:{}", self.url.host(), self.url.port());
-        match e.container().listen(&listen) {
+        match e.container_mut().listen(&listen) {
             Ok(a) => self.acceptor = Some(a),
             Err(err) => {
                 eprintln!("helloworld_direct: cannot listen on {listen}: {err}");
-                e.container().stop();
+                e.container_mut().stop();
             }
         }
     }
 
     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
         // Connect once the listener is bound (to the port it got, if it asked for port 0).
-        let r = e.container();
+        let r = e.container_mut();
         announce_listening(r, self.acceptor);
         let port = self
             .acceptor
@@ -55,7 +55,7 @@ impl MessagingHandler for HelloWorld {
             e.transport_error()
                 .map_or_else(|| "cannot listen".to_string(), ToString::to_string)
         );
-        e.container().stop();
+        e.container_mut().stop();
     }
 
     fn on_sendable(&mut self, e: &mut Event<'_>) {
@@ -65,7 +65,7 @@ impl MessagingHandler for HelloWorld {
         self.sent = true;
         e.send(&Message::new("Hello World!")).expect("send");
         if let Some(s) = e.sender() {
-            e.container().close_link(s);
+            e.container_mut().close_link(s);
         }
     }
 
@@ -77,13 +77,13 @@ impl MessagingHandler for HelloWorld {
 
     fn on_accepted(&mut self, e: &mut Event<'_>) {
         if let Some(c) = e.connection() {
-            e.container().close_connection(c, None);
+            e.container_mut().close_connection(c, None);
         }
     }
 
     fn on_connection_closed(&mut self, e: &mut Event<'_>) {
         if let Some(a) = self.acceptor.take() {
-            e.container().close_acceptor(a);
+            e.container_mut().close_acceptor(a);
         }
     }
 }

@@ -29,7 +29,7 @@ impl Browser {
     fn next_batch(&mut self, e: &mut Event<'_>) {
         let Some(l) = self.receiver else { return };
         self.in_batch = 0;
-        let r = e.container();
+        let r = e.container_mut();
         let _ = r.flow(l, BATCH);
         let _ = r.drain(l);
     }
@@ -37,7 +37,7 @@ impl Browser {
 
 impl MessagingHandler for Browser {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        let r = e.container();
+        let r = e.container_mut();
         let conn = r
             .connect_with(ConnectOptions::new().url(self.url.clone()))
             .expect("connect");
@@ -64,7 +64,7 @@ impl MessagingHandler for Browser {
             // There may be more.
             self.next_batch(e);
         } else if let Some(c) = e.connection() {
-            e.container().close_connection(c, None);
+            e.container_mut().close_connection(c, None);
         }
     }
 }

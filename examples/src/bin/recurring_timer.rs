@@ -20,19 +20,19 @@ struct Recurring {
 
 impl MessagingHandler for Recurring {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        e.container().schedule(self.period);
+        e.container_mut().schedule(self.period);
         if let Some(t) = self.timeout {
-            self.stop_timer = Some(e.container().schedule(t));
+            self.stop_timer = Some(e.container_mut().schedule(t));
         }
     }
 
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
         if e.timer().is_some() && e.timer() == self.stop_timer {
-            e.container().stop();
+            e.container_mut().stop();
             return;
         }
         println!("Tick...");
-        e.container().schedule(self.period);
+        e.container_mut().schedule(self.period);
     }
 }
 

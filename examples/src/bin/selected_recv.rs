@@ -21,7 +21,7 @@ struct Recv {
 
 impl MessagingHandler for Recv {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        let r = e.container();
+        let r = e.container_mut();
         let conn = r
             .connect_with(ConnectOptions::new().url(self.url.clone()))
             .expect("connect");
@@ -37,10 +37,10 @@ impl MessagingHandler for Recv {
         self.received += 1;
         if self.received == self.expected {
             if let Some(l) = e.receiver() {
-                e.container().close_link(l);
+                e.container_mut().close_link(l);
             }
             if let Some(c) = e.connection() {
-                e.container().close_connection(c, None);
+                e.container_mut().close_connection(c, None);
             }
         }
     }

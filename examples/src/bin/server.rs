@@ -35,7 +35,7 @@ fn upper(body: &Body) -> Body {
 impl Server {
     fn flush(&mut self, e: &mut Event<'_>) {
         let Some(s) = self.sender else { return };
-        let r = e.container();
+        let r = e.container_mut();
         while r.credit(s) > 0 {
             let Some(m) = self.backlog.pop_front() else {
                 break;
@@ -51,7 +51,7 @@ impl Server {
 impl MessagingHandler for Server {
     fn on_start(&mut self, e: &mut Event<'_>) {
         println!("Listening on {}", self.url);
-        let r = e.container();
+        let r = e.container_mut();
         let conn = r
             .connect_with(ConnectOptions::new().url(self.url.clone()))
             .expect("connect");

@@ -52,7 +52,7 @@ impl Server {
         let Some((link, backlog)) = self.senders.get_mut(address) else {
             return;
         };
-        let r = e.container();
+        let r = e.container_mut();
         while r.credit(*link) > 0 {
             let Some(m) = backlog.pop_front() else { break };
             if r.send(*link, &m).is_err() {
@@ -65,11 +65,11 @@ impl Server {
 
 impl MessagingHandler for Server {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        match e.container().listen(&self.url) {
+        match e.container_mut().listen(&self.url) {
             Ok(a) => self.acceptor = Some(a),
             Err(err) => {
                 eprintln!("server_direct: {err}");
-                e.container().stop();
+                e.container_mut().stop();
             }
         }
     }
@@ -87,7 +87,7 @@ impl MessagingHandler for Server {
             e.transport_error()
                 .map_or_else(|| "cannot listen".to_string(), ToString::to_string)
         );
-        e.container().stop();
+        e.container_mut().stop();
     }
 
     fn on_link_opening(&mut self, e: &mut Event<'_>) {
@@ -104,7 +104,7 @@ impl MessagingHandler for Server {
             let address = self.new_address();
             let mut s = source;
             s.address = Some(address.as_str().into());
-            if let Some(cfg) = e.container().link_config_mut(link) {
+            if let Some(cfg) = e.container_mut().link_config_mut(link) {
                 cfg.source = Some(s);
             }
             self.senders.insert(address, (link, VecDeque::new()));

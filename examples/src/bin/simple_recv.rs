@@ -25,11 +25,11 @@ struct Recv {
 
 impl MessagingHandler for Recv {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        match e.container().create_receiver_url(&self.url) {
+        match e.container_mut().connect_receiver(&self.url) {
             Ok(link) if self.durable => {
                 // A durable source: the same queue simple_send --durable declares.
                 let source = e
-                    .container()
+                    .container_mut()
                     .link_config_mut(link)
                     .and_then(|c| c.source.as_mut());
                 if let Some(s) = source {
@@ -39,7 +39,7 @@ impl MessagingHandler for Recv {
             Ok(_) => {}
             Err(err) => {
                 eprintln!("simple_recv: {err}");
-                e.container().stop();
+                e.container_mut().stop();
             }
         }
     }
@@ -57,10 +57,10 @@ impl MessagingHandler for Recv {
             self.received += 1;
             if self.received == self.expected {
                 if let Some(l) = e.receiver() {
-                    e.container().close_link(l);
+                    e.container_mut().close_link(l);
                 }
                 if let Some(c) = e.connection() {
-                    e.container().close_connection(c, None);
+                    e.container_mut().close_connection(c, None);
                 }
             }
         }

@@ -48,11 +48,11 @@ fn message(n: u64, durable: bool) -> Message {
 
 impl MessagingHandler for Send {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        match e.container().create_sender_url(&self.url) {
+        match e.container_mut().connect_sender(&self.url) {
             Ok(link) if self.durable => {
                 // A durable target: a broker then keeps the queue itself across a restart.
                 let target = e
-                    .container()
+                    .container_mut()
                     .link_config_mut(link)
                     .and_then(|c| c.target.as_mut());
                 if let Some(TargetKind::Target(t)) = target {
@@ -62,7 +62,7 @@ impl MessagingHandler for Send {
             Ok(_) => {}
             Err(err) => {
                 eprintln!("simple_send: {err}");
-                e.container().stop();
+                e.container_mut().stop();
             }
         }
     }
@@ -101,7 +101,7 @@ impl MessagingHandler for Send {
         if self.confirmed == self.total {
             println!("all messages confirmed");
             if let Some(c) = e.connection() {
-                e.container().close_connection(c, None);
+                e.container_mut().close_connection(c, None);
             }
         }
     }
@@ -114,7 +114,7 @@ impl MessagingHandler for Send {
             self.confirmed += 1;
             if self.confirmed == self.total {
                 if let Some(c) = e.connection() {
-                    e.container().close_connection(c, None);
+                    e.container_mut().close_connection(c, None);
                 }
             }
         }

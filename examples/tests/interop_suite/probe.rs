@@ -109,7 +109,7 @@ impl Probe {
 
     fn check_done(&mut self, e: &mut Event<'_>) {
         if self.done() {
-            e.container().stop();
+            e.container_mut().stop();
         }
     }
 
@@ -177,17 +177,17 @@ impl MessagingHandler for Probe {
 
     fn on_start(&mut self, e: &mut Event<'_>) {
         let Some(opts) = self.opts.take() else { return };
-        let c = match e.container().connect_with(opts) {
+        let c = match e.container_mut().connect_with(opts) {
             Ok(c) => c,
             Err(err) => {
                 self.errors.push(format!("connect: {err}"));
-                e.container().stop();
+                e.container_mut().stop();
                 return;
             }
         };
         if self.expect > 0 || self.drain || self.listen {
             match e
-                .container()
+                .container_mut()
                 .create_receiver(c, LinkOptions::address(self.address.as_str()))
             {
                 Ok(l) => self.receiver = Some(l),
@@ -195,12 +195,12 @@ impl MessagingHandler for Probe {
             }
         }
         if !self.to_send.is_empty() {
-            if let Err(err) = e.container().create_sender(c, self.address.as_str()) {
+            if let Err(err) = e.container_mut().create_sender(c, self.address.as_str()) {
                 self.errors.push(format!("sender: {err}"));
             }
         }
         let limit = self.idle_for.unwrap_or(self.limit);
-        e.container().schedule(limit);
+        e.container_mut().schedule(limit);
     }
 
     fn on_connection_opened(&mut self, _e: &mut Event<'_>) {
@@ -211,10 +211,10 @@ impl MessagingHandler for Probe {
     fn on_link_opened(&mut self, e: &mut Event<'_>) {
         if self.drain && e.link() == self.receiver {
             if let Some(l) = self.receiver {
-                if let Err(err) = e.container().flow(l, self.credit) {
+                if let Err(err) = e.container_mut().flow(l, self.credit) {
                     self.errors.push(format!("flow: {err}"));
                 }
-                if let Err(err) = e.container().drain(l) {
+                if let Err(err) = e.container_mut().drain(l) {
                     self.errors.push(format!("drain: {err}"));
                 }
             }
@@ -268,7 +268,7 @@ impl MessagingHandler for Probe {
             (Then::Accept, _) => e.accept(),
             (Then::Reject, _) => e.reject(None),
             (Then::Release, _) => e.release(),
-            (Then::Modify, Some(d)) => e.container().modify(d, true, false),
+            (Then::Modify, Some(d)) => e.container_mut().modify(d, true, false),
             (Then::Modify, None) => Ok(()),
         };
         if let Err(err) = r {
@@ -285,22 +285,22 @@ impl MessagingHandler for Probe {
     fn on_transport_error(&mut self, e: &mut Event<'_>) {
         self.error("transport", e);
         if !self.reconnects {
-            e.container().stop();
+            e.container_mut().stop();
         }
     }
 
     fn on_connection_error(&mut self, e: &mut Event<'_>) {
         self.error("connection", e);
-        e.container().stop();
+        e.container_mut().stop();
     }
 
     fn on_link_error(&mut self, e: &mut Event<'_>) {
         self.error("link", e);
-        e.container().stop();
+        e.container_mut().stop();
     }
 
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
         self.timed_out = self.idle_for.is_none();
-        e.container().stop();
+        e.container_mut().stop();
     }
 }

@@ -25,7 +25,7 @@ use super::*;
 /// # #[derive(Default)]
 /// # struct Peer { port: Option<tokio::sync::oneshot::Sender<u16>>, sent: bool }
 /// # impl MessagingHandler for Peer {
-/// #     fn on_start(&mut self, e: &mut Event<'_>) { e.container().listen("127.0.0.1:0").unwrap(); }
+/// #     fn on_start(&mut self, e: &mut Event<'_>) { e.container_mut().listen("127.0.0.1:0").unwrap(); }
 /// #     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
 /// #         let acceptor = e.acceptor().unwrap();
 /// #         let port = e.container().acceptor_port(acceptor).unwrap();

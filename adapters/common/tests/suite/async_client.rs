@@ -34,8 +34,8 @@ impl Peer {
 
 impl MessagingHandler for Peer {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        e.container().listen("127.0.0.1:0").expect("listen");
-        e.container().schedule(SAFETY);
+        e.container_mut().listen("127.0.0.1:0").expect("listen");
+        e.container_mut().schedule(SAFETY);
     }
     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
         let a = e.acceptor().unwrap();
@@ -55,17 +55,17 @@ impl MessagingHandler for Peer {
         if self.kill_after == Some(n) {
             let c = e.connection().unwrap();
             let err = Error::new(condition::CONNECTION_FORCED, "dropping you");
-            e.container().close_connection(c, Some(err));
+            e.container_mut().close_connection(c, Some(err));
         }
     }
     fn on_connection_closed(&mut self, e: &mut Event<'_>) {
         self.closes -= 1;
         if self.closes == 0 {
-            e.container().stop();
+            e.container_mut().stop();
         }
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
-        e.container().stop();
+        e.container_mut().stop();
     }
 }
 

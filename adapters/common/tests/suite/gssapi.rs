@@ -95,10 +95,10 @@ impl MessagingHandler for Login {
             sasl: Some(sasl),
             ..ListenOptions::default()
         };
-        e.container()
+        e.container_mut()
             .listen_with("127.0.0.1:0", listen)
             .expect("listen");
-        e.container().schedule(SAFETY);
+        e.container_mut().schedule(SAFETY);
     }
     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
         let a = e.acceptor().expect("acceptor");
@@ -113,9 +113,11 @@ impl MessagingHandler for Login {
         if let Some(mechs) = self.allowed {
             opts = opts.allowed_mechs(mechs);
         }
-        let c = e.container().connect_with(opts).expect("connect");
+        let c = e.container_mut().connect_with(opts).expect("connect");
         self.client = Some(c);
-        e.container().create_sender(c, "kerberos").expect("sender");
+        e.container_mut()
+            .create_sender(c, "kerberos")
+            .expect("sender");
     }
     fn on_connection_opened(&mut self, e: &mut Event<'_>) {
         let conn = e.connection().expect("connection");
@@ -137,7 +139,7 @@ impl MessagingHandler for Login {
         } else {
             self.client_errors.push(text);
             if self.client_errors.len() == 1 {
-                e.container().schedule(self.linger);
+                e.container_mut().schedule(self.linger);
             }
         }
     }
@@ -153,12 +155,12 @@ impl MessagingHandler for Login {
     fn on_accepted(&mut self, e: &mut Event<'_>) {
         self.accepted += 1;
         if self.accepted == self.n {
-            e.container().stop();
+            e.container_mut().stop();
         }
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
         self.timed_out = self.client_errors.is_empty();
-        e.container().stop();
+        e.container_mut().stop();
     }
 }
 

@@ -38,7 +38,7 @@ impl Injected {
             let Some(i) = self.backlog.pop_front() else {
                 return;
             };
-            e.container()
+            e.container_mut()
                 .send(s, &Message::new(i.to_string()))
                 .expect("send");
         }
@@ -47,17 +47,21 @@ impl Injected {
 
 impl MessagingHandler for Injected {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        e.container().listen("127.0.0.1:0").expect("listen");
-        e.container().schedule(SAFETY);
+        e.container_mut().listen("127.0.0.1:0").expect("listen");
+        e.container_mut().schedule(SAFETY);
     }
     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
         let a = e.acceptor().expect("acceptor");
         let port = e.container().acceptor_port(a).expect("port");
         let c = e
-            .container()
+            .container_mut()
             .connect(&format!("amqp://127.0.0.1:{port}"))
             .expect("connect");
-        self.sender = Some(e.container().create_sender(c, "injected").expect("sender"));
+        self.sender = Some(
+            e.container_mut()
+                .create_sender(c, "injected")
+                .expect("sender"),
+        );
         let injector = e.container().injector();
         self.injector = Some(injector.clone());
         let n = self.n;
@@ -88,12 +92,12 @@ impl MessagingHandler for Injected {
     fn on_accepted(&mut self, e: &mut Event<'_>) {
         self.accepted += 1;
         if self.accepted == self.n {
-            e.container().stop();
+            e.container_mut().stop();
         }
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
         self.timed_out = true;
-        e.container().stop();
+        e.container_mut().stop();
     }
 }
 

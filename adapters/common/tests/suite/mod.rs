@@ -182,8 +182,8 @@ const LOOPBACK_N: usize = 3;
 
 impl MessagingHandler for Loopback {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        e.container().listen(self.listen).expect("listen");
-        e.container().schedule(SAFETY);
+        e.container_mut().listen(self.listen).expect("listen");
+        e.container_mut().schedule(SAFETY);
     }
     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
         let a = e.acceptor().expect("acceptor");
@@ -194,8 +194,10 @@ impl MessagingHandler for Loopback {
             .map(|u| u.host().to_string())
             .unwrap_or_default();
         let url = format!("amqp://{}:{}", self.host, self.port);
-        let c = e.container().connect(&url).expect("connect");
-        e.container().create_sender(c, "loopback").expect("sender");
+        let c = e.container_mut().connect(&url).expect("connect");
+        e.container_mut()
+            .create_sender(c, "loopback")
+            .expect("sender");
     }
     fn on_sendable(&mut self, e: &mut Event<'_>) {
         while self.sent < LOOPBACK_N && e.credit() > 0 {
@@ -209,12 +211,12 @@ impl MessagingHandler for Loopback {
     fn on_accepted(&mut self, e: &mut Event<'_>) {
         self.accepted += 1;
         if self.accepted == LOOPBACK_N {
-            e.container().stop();
+            e.container_mut().stop();
         }
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
         self.timed_out = true;
-        e.container().stop();
+        e.container_mut().stop();
     }
 }
 
@@ -256,17 +258,17 @@ struct Many {
 
 impl MessagingHandler for Many {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        e.container().listen("127.0.0.1:0").expect("listen");
-        e.container().schedule(SAFETY);
+        e.container_mut().listen("127.0.0.1:0").expect("listen");
+        e.container_mut().schedule(SAFETY);
     }
     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
         let a = e.acceptor().unwrap();
         let port = e.container().acceptor_port(a).unwrap();
         let c = e
-            .container()
+            .container_mut()
             .connect(&format!("amqp://127.0.0.1:{port}"))
             .expect("connect");
-        e.container().create_sender(c, "many").expect("sender");
+        e.container_mut().create_sender(c, "many").expect("sender");
     }
     fn on_sendable(&mut self, e: &mut Event<'_>) {
         while self.sent.len() < self.n && e.credit() > 0 {
@@ -288,7 +290,7 @@ impl MessagingHandler for Many {
         }
         self.accepted += 1;
         if self.accepted == self.n {
-            e.container().stop();
+            e.container_mut().stop();
         }
     }
     fn on_rejected(&mut self, _e: &mut Event<'_>) {
@@ -299,7 +301,7 @@ impl MessagingHandler for Many {
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
         self.timed_out = true;
-        e.container().stop();
+        e.container_mut().stop();
     }
 }
 
@@ -364,8 +366,8 @@ impl Server {
 
 impl MessagingHandler for Server {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        self.acceptor = Some(e.container().listen(&self.listen).expect("listen"));
-        self.safety = Some(e.container().schedule(SAFETY));
+        self.acceptor = Some(e.container_mut().listen(&self.listen).expect("listen"));
+        self.safety = Some(e.container_mut().schedule(SAFETY));
     }
     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
         let a = e.acceptor().unwrap();
@@ -387,24 +389,24 @@ impl MessagingHandler for Server {
             // listening. With no timer left, the container then finishes.
             let c = e.connection().unwrap();
             let err = Error::new(condition::CONNECTION_FORCED, "server restarting");
-            e.container().close_connection(c, Some(err));
+            e.container_mut().close_connection(c, Some(err));
             if let Some(a) = self.acceptor.take() {
-                e.container().close_acceptor(a);
+                e.container_mut().close_acceptor(a);
             }
             if let Some(t) = self.safety.take() {
-                e.container().cancel(t);
+                e.container_mut().cancel(t);
             }
         }
     }
     fn on_connection_closed(&mut self, e: &mut Event<'_>) {
         if self.kill_after.is_none() {
             // The restarted server: done when the client closes.
-            e.container().stop();
+            e.container_mut().stop();
         }
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
         self.timed_out = true;
-        e.container().stop();
+        e.container_mut().stop();
     }
 }
 
@@ -447,10 +449,10 @@ impl Client {
 
 impl MessagingHandler for Client {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        let c = e.container().connect(&self.url).expect("connect");
-        e.container().create_sender(c, "jobs").expect("sender");
+        let c = e.container_mut().connect(&self.url).expect("connect");
+        e.container_mut().create_sender(c, "jobs").expect("sender");
         self.conn = Some(c);
-        self.safety = Some(e.container().schedule(SAFETY));
+        self.safety = Some(e.container_mut().schedule(SAFETY));
     }
     fn on_connection_opened(&mut self, e: &mut Event<'_>) {
         let now = e.container().now();
@@ -479,9 +481,9 @@ impl MessagingHandler for Client {
         }
         if self.accepted.len() == self.total {
             let c = self.conn.take().unwrap();
-            e.container().close_connection(c, None);
+            e.container_mut().close_connection(c, None);
             if let Some(t) = self.safety.take() {
-                e.container().cancel(t);
+                e.container_mut().cancel(t);
             }
         }
     }
@@ -499,7 +501,7 @@ impl MessagingHandler for Client {
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
         self.timed_out = true;
-        e.container().stop();
+        e.container_mut().stop();
     }
 }
 
@@ -634,8 +636,8 @@ struct Failover {
 
 impl MessagingHandler for Failover {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        e.container().listen("127.0.0.1:0").expect("listen");
-        e.container().schedule(SAFETY);
+        e.container_mut().listen("127.0.0.1:0").expect("listen");
+        e.container_mut().schedule(SAFETY);
     }
     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
         let a = e.acceptor().unwrap();
@@ -645,10 +647,12 @@ impl MessagingHandler for Failover {
             Url::parse(&format!("amqp://127.0.0.1:{port}")).unwrap(),
         ];
         let c = e
-            .container()
+            .container_mut()
             .connect_with(ConnectOptions::new().urls(urls))
             .expect("connect");
-        e.container().create_sender(c, "failover").expect("sender");
+        e.container_mut()
+            .create_sender(c, "failover")
+            .expect("sender");
     }
     fn on_transport_error(&mut self, e: &mut Event<'_>) {
         self.errors.push(
@@ -675,11 +679,11 @@ impl MessagingHandler for Failover {
     }
     fn on_accepted(&mut self, e: &mut Event<'_>) {
         self.accepted += 1;
-        e.container().stop();
+        e.container_mut().stop();
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
         self.timed_out = true;
-        e.container().stop();
+        e.container_mut().stop();
     }
 }
 
@@ -720,10 +724,12 @@ impl MessagingHandler for NoReconnect {
     fn on_start(&mut self, e: &mut Event<'_>) {
         let url = Url::parse(&format!("amqp://127.0.0.1:{}", self.port)).unwrap();
         let c = e
-            .container()
+            .container_mut()
             .connect_with(ConnectOptions::new().url(url).reconnect(false))
             .expect("connect");
-        e.container().create_sender(c, "nowhere").expect("sender");
+        e.container_mut()
+            .create_sender(c, "nowhere")
+            .expect("sender");
     }
     fn on_transport_error(&mut self, e: &mut Event<'_>) {
         self.errors += 1;
@@ -774,13 +780,13 @@ struct CloseAcceptor {
 
 impl MessagingHandler for CloseAcceptor {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        e.container().listen("127.0.0.1:0").expect("listen");
+        e.container_mut().listen("127.0.0.1:0").expect("listen");
     }
     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
         let a = e.acceptor().unwrap();
         self.port = e.container().acceptor_port(a).unwrap();
-        e.container().close_acceptor(a);
-        e.container().schedule(Duration::from_millis(20));
+        e.container_mut().close_acceptor(a);
+        e.container_mut().schedule(Duration::from_millis(20));
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
         // The container is still running: its listener must be gone by now (give it up to
@@ -790,7 +796,7 @@ impl MessagingHandler for CloseAcceptor {
         match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
             Err(_) => self.refused = true,
             Ok(_) if self.checks < 50 => {
-                e.container().schedule(Duration::from_millis(20));
+                e.container_mut().schedule(Duration::from_millis(20));
             }
             Ok(_) => {}
         }
@@ -810,8 +816,8 @@ struct DualListen {
 
 impl MessagingHandler for DualListen {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        e.container().listen("0.0.0.0:0").expect("listen");
-        e.container().schedule(SAFETY);
+        e.container_mut().listen("0.0.0.0:0").expect("listen");
+        e.container_mut().schedule(SAFETY);
     }
     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
         let a = e.acceptor().unwrap();
@@ -820,19 +826,19 @@ impl MessagingHandler for DualListen {
         if self.urls.len() == 1 {
             self.port = url.port();
             let v6 = format!("[::0]:{}", self.port);
-            e.container().listen(&v6).expect("listen");
+            e.container_mut().listen(&v6).expect("listen");
         } else {
             let v4 = format!("0.0.0.0:{}", self.port);
-            e.container().listen(&v4).expect("listen");
+            e.container_mut().listen(&v4).expect("listen");
         }
     }
     fn on_acceptor_error(&mut self, e: &mut Event<'_>) {
         let kind = e.transport_error().map(|t| t.kind());
         self.errors.push(kind.unwrap_or(TransportErrorKind::Io));
-        e.container().stop();
+        e.container_mut().stop();
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
-        e.container().stop();
+        e.container_mut().stop();
     }
 }
 
@@ -867,28 +873,28 @@ struct CloseWhileConnecting {
 
 impl MessagingHandler for CloseWhileConnecting {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        e.container().listen("127.0.0.1:0").expect("listen");
-        e.container().schedule(Duration::from_secs(5));
+        e.container_mut().listen("127.0.0.1:0").expect("listen");
+        e.container_mut().schedule(Duration::from_secs(5));
     }
     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
         let a = e.acceptor().unwrap();
         let port = e.container().acceptor_port(a).unwrap();
         let c = e
-            .container()
+            .container_mut()
             .connect(&format!("amqp://127.0.0.1:{port}"))
             .expect("connect");
         // Changed our mind before the connect completed.
-        e.container().close_connection(c, None);
+        e.container_mut().close_connection(c, None);
     }
     fn on_disconnected(&mut self, e: &mut Event<'_>) {
         // The accepted (server) side of the abandoned socket saw it close (the closed outgoing
         // connection reports nothing more).
         self.server_side_ended += 1;
-        e.container().stop();
+        e.container_mut().stop();
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
         self.timed_out = true;
-        e.container().stop();
+        e.container_mut().stop();
     }
 }
 

@@ -85,7 +85,7 @@ impl BlockingSender {
             if g.core.context().credit(link) == 0 {
                 return None;
             }
-            match g.core.context().send(link, message) {
+            match g.core.context_mut().send(link, message) {
                 Ok(t) => {
                     if want_outcome {
                         g.handler().wanted.insert(t);
@@ -143,7 +143,7 @@ impl BlockingReceiver {
             let want = h.wanted_credit(link).unwrap_or(0);
             if g.core.context().credit(link) <= capacity / 2 {
                 // Refused only when the link is gone, which the next call reports.
-                let _ = g.core.context().flow(link, want);
+                let _ = g.core.context_mut().flow(link, want);
             }
             Some(Ok(Delivery {
                 conn: self.conn.clone(),
@@ -238,7 +238,7 @@ impl Delivery {
         if g.finished {
             return Err(g.handler().closed_error());
         }
-        let c = g.core.context();
+        let c = g.core.context_mut();
         let d = self.handle;
         match how {
             Settle::Accept => c.accept(d),
@@ -289,7 +289,7 @@ fn close_link(conn: &BlockingConnection, link: LinkHandle) -> Result<(), Blockin
             return Ok(());
         }
         l.close_requested = true;
-        g.core.context().close_link(link);
+        g.core.context_mut().close_link(link);
     }
     let r = conn.shared().wait(conn.timeout(), |g| {
         let h = g.handler();

@@ -143,7 +143,7 @@ impl Drop for Shared {
         }
         if g.core.handler().closed.is_none() {
             g.handler().close_requested = true;
-            g.core.context().close_connection(self.conn, None);
+            g.core.context_mut().close_connection(self.conn, None);
         }
         let end = Instant::now() + DROP_CLOSE_WAIT;
         while !g.finished && Instant::now() < end {
@@ -174,14 +174,14 @@ impl Drop for Shared {
 /// struct DirectReceiver { port: std::sync::mpsc::Sender<u16> }
 /// impl MessagingHandler for DirectReceiver {
 ///     fn on_start(&mut self, e: &mut Event<'_>) {
-///         e.container().listen("127.0.0.1:0").unwrap();
+///         e.container_mut().listen("127.0.0.1:0").unwrap();
 ///     }
 ///     fn on_acceptor_opened(&mut self, e: &mut Event<'_>) {
 ///         let a = e.acceptor().unwrap();
 ///         self.port.send(e.container().acceptor_port(a).unwrap()).unwrap();
 ///     }
 ///     fn on_connection_closed(&mut self, e: &mut Event<'_>) {
-///         e.container().stop();
+///         e.container_mut().stop();
 ///     }
 /// }
 ///
@@ -226,7 +226,7 @@ impl BlockingConnection {
         timeout: Option<Duration>,
     ) -> Result<BlockingConnection, BlockingError> {
         let mut core = crate::new_core(BlockingHandler::default(), amqp_adapter::new_uuid());
-        let conn = core.context().connect_with(options)?;
+        let conn = core.context_mut().connect_with(options)?;
         let mut driver = Driver::new()?;
         let waker = driver.waker();
         driver.start(&mut core);
@@ -311,9 +311,9 @@ impl BlockingConnection {
             let link = match receiver_credit {
                 Some(_) => {
                     options.prefetch = Some(0);
-                    g.core.context().create_receiver(conn, options)?
+                    g.core.context_mut().create_receiver(conn, options)?
                 }
-                None => g.core.context().create_sender(conn, options)?,
+                None => g.core.context_mut().create_sender(conn, options)?,
             };
             g.handler().links.insert(
                 link,
@@ -336,7 +336,7 @@ impl BlockingConnection {
             let mut g = self.shared.lock();
             g.handler().links.remove(&link);
             if !g.finished {
-                g.core.context().close_link(link);
+                g.core.context_mut().close_link(link);
             }
         }
         opened.map(|()| link)
@@ -351,7 +351,9 @@ impl BlockingConnection {
                 return Ok(());
             }
             g.handler().close_requested = true;
-            g.core.context().close_connection(self.shared.conn, None);
+            g.core
+                .context_mut()
+                .close_connection(self.shared.conn, None);
         }
         self.shared.wait(self.timeout(), |g| {
             let h = g.handler();

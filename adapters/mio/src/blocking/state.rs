@@ -125,7 +125,7 @@ impl MessagingHandler for BlockingHandler {
         if e.receiver().is_some() {
             if let Some(credit) = self.wanted_credit(link) {
                 // Refused only when the link is already gone, which its close reports.
-                let _ = e.container().flow(link, credit);
+                let _ = e.container_mut().flow(link, credit);
             }
         }
     }

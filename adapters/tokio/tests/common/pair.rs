@@ -166,18 +166,18 @@ impl Pair {
     fn next_client(&mut self, e: &mut Event<'_>) {
         let i = self.out.clients.len();
         if i >= self.clients.len() {
-            e.container().stop();
+            e.container_mut().stop();
             return;
         }
         self.out.clients.push(ClientRun::default());
         self.sent = 0;
         self.server_sent = 0;
         let opts = (self.clients[i])(self.out.port);
-        match e.container().connect_with(opts) {
+        match e.container_mut().connect_with(opts) {
             Ok(c) => {
                 self.current = Some(c);
-                e.container().create_sender(c, "to-server").unwrap();
-                e.container().create_receiver(c, "to-client").unwrap();
+                e.container_mut().create_sender(c, "to-server").unwrap();
+                e.container_mut().create_receiver(c, "to-client").unwrap();
             }
             Err(err) => {
                 self.out.clients[i]
@@ -207,7 +207,7 @@ impl Pair {
         let c = self.client();
         if c.accepted >= n && c.received.len() >= n {
             if let Some(conn) = self.current {
-                e.container().close_connection(conn, None);
+                e.container_mut().close_connection(conn, None);
             }
         }
     }
@@ -219,7 +219,7 @@ impl Pair {
             self.ended_external.insert(c);
         }
         if self.expect_external > 0 && self.ended_external.len() >= self.expect_external {
-            e.container().stop();
+            e.container_mut().stop();
         }
     }
 }
@@ -233,16 +233,16 @@ pub fn opts(url: &str) -> ConnectOptions {
 
 impl MessagingHandler for Pair {
     fn on_start(&mut self, e: &mut Event<'_>) {
-        e.container().schedule(self.limit);
+        e.container_mut().schedule(self.limit);
         let Some(url) = self.listen_url.clone() else {
             self.out.port = self.external_port;
             self.next_client(e);
             return;
         };
         let lo = self.listen.take().unwrap_or_default();
-        if let Err(err) = e.container().listen_with(&url, lo) {
+        if let Err(err) = e.container_mut().listen_with(&url, lo) {
             self.out.acceptor_error = Some(err.to_string());
-            e.container().stop();
+            e.container_mut().stop();
         }
     }
 
@@ -261,7 +261,7 @@ impl MessagingHandler for Pair {
             e.transport_error()
                 .map_or_else(|| "?".to_string(), ToString::to_string),
         );
-        e.container().stop();
+        e.container_mut().stop();
     }
 
     fn on_connection_opening(&mut self, e: &mut Event<'_>) {
@@ -379,6 +379,6 @@ impl MessagingHandler for Pair {
 
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
         self.out.timed_out = true;
-        e.container().stop();
+        e.container_mut().stop();
     }
 }
