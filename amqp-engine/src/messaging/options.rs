@@ -397,10 +397,21 @@ impl ConnectOptions {
         self
     }
 
-    /// Sets the failover URLs.
+    /// Sets the failover URLs (`Url`s or strings, as [`url`](Self::url)); an unparsable one
+    /// is reported when the options are used, as for `url`.
     #[must_use]
-    pub fn urls(mut self, urls: impl IntoIterator<Item = Url>) -> ConnectOptions {
-        self.urls = urls.into_iter().collect();
+    pub fn urls<U>(mut self, urls: impl IntoIterator<Item = U>) -> ConnectOptions
+    where
+        U: TryInto<Url>,
+        U::Error: Into<UrlError>,
+    {
+        self.urls.clear();
+        for url in urls {
+            match url.try_into() {
+                Ok(url) => self.urls.push(url),
+                Err(e) => self.url_error = Some(e.into()),
+            }
+        }
         self
     }
 

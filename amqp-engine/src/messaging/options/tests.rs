@@ -110,9 +110,25 @@ fn validate_targets() {
     );
     // An empty urls list is the same as none.
     assert_eq!(
-        ConnectOptions::new().url(a.clone()).urls([]).validate(),
+        ConnectOptions::new()
+            .url(a.clone())
+            .urls(Vec::<Url>::new())
+            .validate(),
         Ok(ResolvedTargets::Urls(vec![a.clone()]))
     );
+    // Strings are accepted as for `url`; an unparsable one is an error, not dropped.
+    assert_eq!(
+        ConnectOptions::new()
+            .urls(["amqp://a", "amqp://b"])
+            .validate(),
+        Ok(ResolvedTargets::Urls(vec![a.clone(), b.clone()]))
+    );
+    assert!(matches!(
+        ConnectOptions::new()
+            .urls(["amqp://a", "nope://b"])
+            .validate(),
+        Err(OptionsError::Url(_))
+    ));
     assert_eq!(
         ConnectOptions::new()
             .url(a.clone())
