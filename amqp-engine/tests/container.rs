@@ -1019,3 +1019,69 @@ fn client_side_has_no_authenticated_user_and_handles_print_short() {
     assert_eq!(h.user, Some(None));
     assert_eq!(h.shown, ["c0", "c0", "c0/l0"]);
 }
+
+/// A server that accepts everything, but ends the session of the `end_at`-th message's link
+/// once, with an error, and leaves the connection open (as RabbitMQ 3.10 does on an outcome it
+/// does not know).
+#[derive(Default)]
+struct SessionEnder {
+    end_at: usize,
+    received: std::collections::BTreeSet<u64>,
+    count: usize,
+    ended: bool,
+}
+
+impl MessagingHandler for SessionEnder {
+    fn on_start(&mut self, e: &mut Event<'_>) {
+        e.container_mut().listen("0.0.0.0:5672").unwrap();
+    }
+    fn on_message(&mut self, e: &mut Event<'_>) {
+        self.count += 1;
+        if let Some(amqp_proto::message::MessageId::Ulong(id)) =
+            e.message().and_then(|m| m.message_id().cloned())
+        {
+            self.received.insert(id);
+        }
+        if self.count == self.end_at && !self.ended {
+            self.ended = true;
+            let conn = e.connection().unwrap();
+            let engine = e.container_mut().engine(conn).unwrap();
+            let session = engine.sessions()[0];
+            let error = amqp_proto::definitions::Error::new("amqp:invalid-field", "unknown state");
+            engine.end_session(session, Some(error)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_session_ended_by_the_peer_is_recovered_by_reconnecting() {
+    let mut w = world();
+    let b = w.add(SansIoContainer::with_id(
+        SessionEnder {
+            end_at: 20,
+            ..Default::default()
+        },
+        "server",
+        w.now(),
+    ));
+    let s = w.add(SansIoContainer::with_id(
+        AtLeastOnceSender {
+            url: "amqp://127.0.0.1:5672".into(),
+            total: 50,
+            ..Default::default()
+        },
+        "sender",
+        w.now(),
+    ));
+    w.run_for(Duration::from_secs(5));
+    let h = w.handler::<AtLeastOnceSender>(s).unwrap();
+    assert!(
+        h.disconnects >= 1,
+        "the connection was dropped and made again"
+    );
+    assert!(h.link_opened >= 2, "link re-attached: {}", h.link_opened);
+    assert_eq!(h.confirmed.len(), 50);
+    let server = w.handler::<SessionEnder>(b).unwrap();
+    assert!(server.ended);
+    assert_eq!(server.received.len(), 50, "every message arrived");
+}
