@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::config::{ConnectionConfig, SaslMode, Side};
 use crate::connection::{Connection, EndpointState, LinkConfig, SendOptions, SessionConfig};
-use crate::error::{ErrorKind, Origin};
+use crate::error::{ConnectionError, ErrorKind, Origin};
 use crate::event::Event;
 use crate::ids::{DeliveryId, LinkId, SessionId};
 use crate::messaging::Url;
@@ -368,16 +368,8 @@ impl FuzzPair {
                         panic!("{} broke a rule: {error}", ["client", "server"][1 - side])
                     }
                     Event::Error(err) => {
-                        // A side whose every channel (0..=channel-max) is held, by sessions
-                        // open or still ending (our end sent, the peer's not yet seen),
-                        // cannot answer the peer's begin: refused by design. (The only local
-                        // `resource-limit-exceeded` close an engine driven through its API
-                        // makes.)
-                        let no_channel = err.kind == ErrorKind::Protocol
-                            && err.origin == Origin::Local
-                            && err.error.condition == condition::RESOURCE_LIMIT_EXCEEDED;
                         let expected = self.disturbed
-                            || no_channel
+                            || no_channel_to_answer(&err)
                             || matches!(
                                 err.kind,
                                 ErrorKind::RemoteClose
@@ -459,6 +451,16 @@ fn state(b: u8) -> Option<DeliveryState> {
             message_annotations: None,
         })),
     }
+}
+
+/// A side whose every channel (0..=channel-max) is held, by sessions open or still ending (our
+/// end sent, the peer's not yet seen), cannot answer the peer's begin: refused by design, with
+/// the connection closed (the only local `resource-limit-exceeded` close an engine driven
+/// through its API makes).
+fn no_channel_to_answer(err: &ConnectionError) -> bool {
+    err.kind == ErrorKind::Protocol
+        && err.origin == Origin::Local
+        && err.error.condition == condition::RESOURCE_LIMIT_EXCEEDED
 }
 
 /// A client and a server driven by a sequence of API operations decoded from `data`: open,
@@ -673,7 +675,8 @@ pub fn fuzz_pair_ops(data: &[u8], now: Instant) -> PairOpsReport {
         for c in &p.conns {
             if let Some(e) = c.error() {
                 assert!(
-                    matches!(e.kind, ErrorKind::RemoteClose | ErrorKind::LocalClose),
+                    matches!(e.kind, ErrorKind::RemoteClose | ErrorKind::LocalClose)
+                        || no_channel_to_answer(e),
                     "unexpected error: {e}"
                 );
             }
