@@ -165,6 +165,7 @@ fn interop_rabbitmq() {
         "1mib-messages",
         "tls",
         "idle-timeout",
+        "blocking-api",
     ];
     let t = Instant::now();
     let mut node = match Rabbit::start() {
@@ -485,6 +486,166 @@ fn interop_rabbitmq() {
         ))
     });
 
+    // The blocking API (amqp-mio: no async runtime) against RabbitMQ: sends that block until
+    // their outcome, sends that do not wait, receives with a window of 10 and time-outs, all
+    // four settlements, then a node restart that the connection rides out (reconnect on).
+    suite.run(scenarios[9], &["outcomes", "reconnect"], || {
+        blocking_api(&mut node)
+    });
+
     drop(node);
     suite.finish();
+}
+
+fn blocking_api(node: &mut Rabbit) -> Result<(u64, String), String> {
+    use amqp_mio::{BlockingConnection, Outcome};
+    const N: u64 = 200;
+    let address = "/queue/amqp-rs-blocking";
+    fn fail(what: &'static str) -> impl Fn(amqp_mio::BlockingError) -> String {
+        move |e| format!("{what}: {e}")
+    }
+    let conn =
+        BlockingConnection::open_with(node.opts().reconnect(true), Some(Duration::from_secs(30)))
+            .map_err(fail("open"))?;
+    let sender = conn.sender(address).map_err(fail("sender"))?;
+    for i in 1..=N / 2 {
+        let o = sender.send(&text(i, false)).map_err(fail("send"))?;
+        check(o == Outcome::Accepted, || format!("message {i}: {o:?}"))?;
+    }
+    for i in N / 2 + 1..=N {
+        sender
+            .send_nowait(&text(i, false))
+            .map_err(fail("send_nowait"))?;
+    }
+    let receiver = conn.receiver(address, 10).map_err(fail("receiver"))?;
+    let id = |d: &amqp_mio::Delivery| d.message().body_str().unwrap_or("").to_string();
+    // Message 1 is released (RabbitMQ puts it back at the head of the queue, so it comes
+    // again among the others), message 2 rejected (gone), the rest accepted. Until the queue
+    // is empty: every message in order of first arrival, and only message 1 twice.
+    let mut first = Vec::new();
+    let mut again = Vec::new();
+    while let Some(d) = receiver
+        .receive(Some(Duration::from_secs(2)))
+        .map_err(fail("receive"))?
+    {
+        let body = id(&d);
+        if first.contains(&body) {
+            again.push(body);
+            d.accept()
+        } else {
+            let r = match first.len() {
+                0 => d.release(),
+                1 => d.reject(None),
+                _ => d.accept(),
+            };
+            first.push(body);
+            r
+        }
+        .map_err(fail("settle"))?;
+    }
+    let expected: Vec<String> = (1..=N).map(|i| format!("message {i}")).collect();
+    check(first == expected, || {
+        format!("{} distinct, in order: {}", first.len(), first == expected)
+    })?;
+    check(again == ["message 1"], || {
+        format!("redelivered after release and reject: {again:?}")
+    })?;
+
+    let t = Instant::now();
+    node.restart()?;
+    let restart = t.elapsed();
+    // The connection notices the restart on its next use: a send made on the old transport
+    // is in doubt, and sent again (at least once), as the blocking API's docs say.
+    let mut resent = 0;
+    loop {
+        let o = sender
+            .send_timeout(&text(N + 1, false), Some(Duration::from_secs(60)))
+            .map_err(fail("send after the restart"))?;
+        match o {
+            Outcome::Accepted => break,
+            Outcome::InDoubt if resent < 3 => resent += 1,
+            o => return Err(format!("after the restart: {o:?} (resent {resent})")),
+        }
+    }
+    let d = receiver
+        .receive(Some(Duration::from_secs(60)))
+        .map_err(fail("receive after the restart"))?
+        .ok_or("nothing received after the restart")?;
+    check(id(&d) == format!("message {}", N + 1), || {
+        format!("after the restart: {:?}", id(&d))
+    })?;
+    d.accept().map_err(fail("accept"))?;
+    let back = t.elapsed();
+    conn.close().map_err(fail("close"))?;
+
+    // RabbitMQ 3.10 knows no `modified` outcome: it ends the session (amqp:invalid-field,
+    // "Unrecognised state") and requeues what was unsettled on it. With reconnect on, the
+    // connection is made again, the receiver re-attached, and the message comes back; with it
+    // off, `receive` returns the session's error (it used to wait for its timeout).
+    let recovered = modify_once(node, true, &text(N + 2, false))?;
+    let err = modify_once(node, false, &text(N + 3, false))?;
+    Ok((
+        N + 4,
+        format!(
+            "amqp-mio BlockingConnection, SASL PLAIN: {} blocking sends accepted, {} \
+             send_nowait; {N} received in order through a window of 10; release \
+             redelivered 1, reject dropped 2; node restarted ({:.1} s): the same sender \
+             (in doubt, sent again {resent}×) and receiver moved message {} {:.1} s after the \
+             restart began; `modified` makes \
+             RabbitMQ end the session: with reconnect on the message came back ({}), with it \
+             off `receive` returned {}",
+            N / 2,
+            N / 2,
+            restart.as_secs_f64(),
+            N + 1,
+            back.as_secs_f64(),
+            recovered,
+            shorten(&err, 60)
+        ),
+    ))
+}
+
+/// Sends `m` on a connection of its own, receives it and settles it `modified`
+/// (delivery-failed), which RabbitMQ 3.10 answers by ending the session. With `reconnect`,
+/// the message must come back on the re-attached receiver: returns its delivery-count; without,
+/// `receive` must fail with the session's error: returns the error.
+fn modify_once(node: &Rabbit, reconnect: bool, m: &Message) -> Result<String, String> {
+    use amqp_mio::BlockingConnection;
+    let address = "/queue/amqp-rs-blocking-modify";
+    let conn = BlockingConnection::open_with(
+        node.opts().reconnect(reconnect),
+        Some(Duration::from_secs(30)),
+    )
+    .map_err(|e| format!("open: {e}"))?;
+    conn.sender(address)
+        .and_then(|s| s.send(m))
+        .map_err(|e| format!("send: {e}"))?;
+    let receiver = conn
+        .receiver(address, 10)
+        .map_err(|e| format!("receiver: {e}"))?;
+    let wait = Some(Duration::from_secs(20));
+    let d = receiver
+        .receive(wait)
+        .map_err(|e| format!("receive: {e}"))?
+        .ok_or("the message did not arrive")?;
+    d.modify(true, false).map_err(|e| format!("modify: {e}"))?;
+    let t = Instant::now();
+    let r = match receiver.receive(wait) {
+        Ok(Some(d)) if reconnect => {
+            let count = d.message().delivery_count();
+            d.accept().map_err(|e| format!("accept: {e}"))?;
+            Ok(format!(
+                "delivery-count {count}, {:.1} s later",
+                t.elapsed().as_secs_f64()
+            ))
+        }
+        Ok(d) => Err(format!(
+            "reconnect {reconnect}: after the session ended, receive gave {:?}",
+            d.map(|d| d.message().body_str().map(str::to_owned))
+        )),
+        Err(e) if !reconnect && e.to_string().contains("invalid-field") => Ok(e.to_string()),
+        Err(e) => Err(format!("reconnect {reconnect}: {e}")),
+    };
+    let _ = conn.close();
+    r
 }

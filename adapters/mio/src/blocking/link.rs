@@ -137,11 +137,15 @@ impl BlockingReceiver {
             else {
                 return link_closed(g, link).map(Err);
             };
-            // Keep the window open: grant again once half of it is used.
+            // Keep the window open, in batches kind to the peer: grant again (up to the
+            // window less what waits here) once credit and waiting messages together fill
+            // at most half of it, not one flow per message taken.
             let h = g.handler();
             let capacity = h.links.get(&link).map_or(0, |l| l.capacity);
             let want = h.wanted_credit(link).unwrap_or(0);
-            if g.core.context().credit(link) <= capacity / 2 {
+            let waiting = capacity - want;
+            let credit = g.core.context().credit(link);
+            if credit + waiting <= capacity / 2 && want > credit {
                 // Refused only when the link is gone, which the next call reports.
                 let _ = g.core.context_mut().flow(link, want);
             }
