@@ -68,17 +68,14 @@ pub enum Event {
         /// The peer attached it first.
         remote_initiated: bool,
     },
-    /// The peer detached the link (a reply is sent automatically if we had not), or ended its
-    /// session, which detaches every link of the session.
+    /// The peer detached the link (a reply is sent automatically if we had not).
     LinkClosed {
         /// The link.
         link: LinkId,
         /// Closed (rather than merely detached).
         closed: bool,
-        /// The error, if any (for `session_ended`, the session's).
+        /// The error, if any.
         error: Option<Error>,
-        /// Detached because the peer ended the link's session (no detach of its own).
-        session_ended: bool,
     },
     /// A sender's credit or drain state changed: send while `credit > 0`; if `drain`, call
     /// [`Connection::drained`](crate::Connection::drained) when nothing more is to be sent.

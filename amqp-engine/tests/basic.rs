@@ -299,40 +299,6 @@ fn unsettled_sent_survives_the_peer_ending_the_session() {
 }
 
 #[test]
-fn the_peer_ending_a_session_detaches_its_links() {
-    // RabbitMQ 3.10 ends the session (amqp:invalid-field) on a `modified` outcome it does not
-    // know: the links of that session are gone, and the application must hear it per link.
-    let mut p = Pair::default_pair();
-    let (_s, sender, _) = p.open_sender(5);
-    let server_session = p.server.sessions()[0];
-    let err = amqp_proto::definitions::Error::new("amqp:invalid-field", "unrecognised state");
-    p.server
-        .end_session(server_session, Some(err.clone()))
-        .unwrap();
-    let (cev, _) = p.settle();
-    let closed: Vec<_> = cev
-        .iter()
-        .filter_map(|e| match e {
-            Event::LinkClosed {
-                link,
-                error,
-                session_ended: true,
-                ..
-            } => Some((*link, error.clone())),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(closed, [(sender, Some(err))]);
-    let at = |f: fn(&Event) -> bool| cev.iter().position(f).unwrap();
-    assert!(
-        at(|e| matches!(e, Event::SessionEnded { .. }))
-            < at(|e| matches!(e, Event::LinkClosed { .. })),
-        "the session's end comes first, then its links: {cev:?}"
-    );
-    assert!(p.client.sessions().is_empty());
-}
-
-#[test]
 fn a_second_link_of_the_same_name_and_role_is_refused() {
     let mut p = Pair::default_pair();
     let (s, _sender, _) = p.open_sender(1);

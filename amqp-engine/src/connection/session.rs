@@ -180,31 +180,10 @@ impl Connection {
             self.remote_channels.remove(&ch);
         }
         let local = s.local;
-        let mut implicit: Vec<LinkId> = s.links.iter().copied().collect();
-        implicit.sort_unstable();
         self.events.push_back(Event::SessionEnded {
             session: sid,
-            error: e.error.clone(),
+            error: e.error,
         });
-        // The peer's end detached every link of the session (their handles die with it): say
-        // so for each link the peer had not detached, with the session's error, so that the
-        // application learns its links are gone (a receiver would otherwise wait forever).
-        for lid in implicit {
-            let Some(l) = self.links.get_mut(lid.0) else {
-                continue;
-            };
-            if l.remote == EndpointState::Closed {
-                continue;
-            }
-            l.remote = EndpointState::Closed;
-            l.remote_handle = None;
-            self.events.push_back(Event::LinkClosed {
-                link: lid,
-                closed: false,
-                error: e.error.clone(),
-                session_ended: true,
-            });
-        }
         match local {
             EndpointState::Active => self.write_end(sid, None),
             // Never begun: answer with begin + end now, or when we open.

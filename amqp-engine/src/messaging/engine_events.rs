@@ -5,7 +5,7 @@ use amqp_proto::definitions::{condition, Error, Role};
 use amqp_proto::message::ReceivedMessage;
 use amqp_proto::messaging::{DeliveryState, Rejected};
 
-use super::error::{TransportError, TransportErrorKind};
+use super::error::TransportError;
 use super::handler::{EventContext, EventType};
 use super::handles::{DeliveryHandle, LinkHandle, SessionHandle, Tracker};
 use super::managed::LinkRec;
@@ -64,7 +64,6 @@ impl ContainerContext {
                     self.push(kind, ctx);
                 }
                 EngineEvent::SessionEnded { session, error } => {
-                    self.on_session_lost(at, session, error.as_ref());
                     let mut ctx = self.session_ctx(at, session);
                     ctx.error = error;
                     if ctx.error.is_some() {
@@ -81,16 +80,7 @@ impl ContainerContext {
                     link,
                     remote_initiated,
                 } => self.on_link_opened(at, link, remote_initiated),
-                EngineEvent::LinkClosed {
-                    link,
-                    error,
-                    session_ended,
-                    ..
-                } => {
-                    if !(session_ended && self.is_managed_session_lost(at)) {
-                        self.on_link_closed(at, link, error);
-                    }
-                }
+                EngineEvent::LinkClosed { link, error, .. } => self.on_link_closed(at, link, error),
                 EngineEvent::LinkError { link, error } => {
                     self.push_link_event(at, link, EventType::LinkError, Some(error));
                 }
@@ -181,56 +171,6 @@ impl ContainerContext {
 
     /// The peer closed the connection. `amqp:connection:forced` on a connection that can
     /// reconnect is a lost transport (reconnect follows); anything else ends it.
-    /// True while an outgoing connection is being closed because the peer ended the session
-    /// its links live on ([`on_session_lost`](Self::on_session_lost)): those links are not over,
-    /// they come back with the reconnect.
-    fn is_managed_session_lost(&self, at: At) -> bool {
-        self.conns.get(at.conn).is_some_and(|c| {
-            c.outgoing.is_some()
-                && !c.app_closed
-                && c.session.is_none()
-                && c.engine
-                    .as_ref()
-                    .is_some_and(|e| e.state().0 == EndpointState::Closed)
-        })
-    }
-
-    /// The peer ended the session of an outgoing connection's links while the connection
-    /// stays open (RabbitMQ 3.10 does so on an outcome it does not know). The links are gone
-    /// with it, so the connection is closed (not by the application): with reconnect on, the
-    /// next transport re-attaches every link and what was in doubt is reported; with it off,
-    /// the connection's end carries the session's error. Other sessions (a peer's own, on an
-    /// accepted connection) end with their links, which their link events report.
-    fn on_session_lost(&mut self, at: At, session: SessionId, error: Option<&Error>) {
-        let Some(c) = self.conns.get_mut(at.conn) else {
-            return;
-        };
-        if c.outgoing.is_none() || c.app_closed || c.session != Some(session) {
-            return;
-        }
-        c.session = None;
-        let condition = error.map_or_else(|| condition::INTERNAL_ERROR, |e| e.condition.clone());
-        let why = error
-            .and_then(|e| e.description.as_ref())
-            .map_or_else(String::new, |d| format!(": {d}"));
-        let error = Error::new(
-            condition,
-            format!("the peer ended the session of our links{why}"),
-        );
-        c.session_lost = Some(TransportError::new(
-            TransportErrorKind::Protocol,
-            format!(
-                "{}: {}",
-                error.condition,
-                error.description.as_deref().unwrap_or("")
-            ),
-        ));
-        if let Some(e) = c.engine.as_mut() {
-            // Fails only when already closing, which ends the transport as well.
-            let _ = e.close(Some(error));
-        }
-    }
-
     fn on_engine_closed(&mut self, at: At, error: Option<Error>) {
         let stopping = self.stopping;
         let Some(c) = self.conns.get_mut(at.conn) else {
@@ -244,11 +184,6 @@ impl ContainerContext {
             .as_ref()
             .is_some_and(|o| !o.failover.urls().is_empty());
         if forced && can_reconnect && !c.app_closed && !stopping {
-            return;
-        }
-        if c.session_lost.is_some() && !c.app_closed {
-            // The peer answers the close we sent for its ending our session: the transport's
-            // end decides on reconnecting.
             return;
         }
         if error

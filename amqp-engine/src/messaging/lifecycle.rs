@@ -109,16 +109,13 @@ impl ContainerContext {
         let Some(c) = self.conns.get_mut(ck) else {
             return;
         };
-        let session_lost = c.session_lost.take();
-        let clean = session_lost.is_none()
-            && c.engine.as_ref().is_some_and(|e| {
-                e.state() == (EndpointState::Closed, EndpointState::Closed) && e.error().is_none()
-            });
+        let clean = c.engine.as_ref().is_some_and(|e| {
+            e.state() == (EndpointState::Closed, EndpointState::Closed) && e.error().is_none()
+        });
         let in_doubt = c.in_doubt();
         let reconnect = c.outgoing.is_some() && !c.app_closed && !self.stopping && !c.auth_failed;
-        ctx.transport_error = reason
-            .or(session_lost)
-            .or_else(|| c.engine.as_ref().and_then(|e| e.error()).map(Into::into));
+        ctx.transport_error =
+            reason.or_else(|| c.engine.as_ref().and_then(|e| e.error()).map(Into::into));
         c.last_error.clone_from(&ctx.transport_error);
         if !clean {
             self.push(EventType::Disconnected, ctx.clone());

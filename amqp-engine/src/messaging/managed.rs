@@ -67,9 +67,6 @@ pub(super) struct ManagedConnection {
     pub(super) close_sent: bool,
     /// Why the last transport ended: reported when reconnecting gives up.
     pub(super) last_error: Option<TransportError>,
-    /// The peer ended the session of our links, and we closed the connection for it: the
-    /// transport's end is then a failure (in doubt reported, reconnect), not a clean close.
-    pub(super) session_lost: Option<TransportError>,
     /// Output handed to the driver and not yet written.
     pub(super) backlog: Backlog,
 }
@@ -91,7 +88,6 @@ impl ManagedConnection {
             auth_failed: false,
             close_sent: false,
             last_error: None,
-            session_lost: None,
             backlog: Backlog::default(),
         }
     }
