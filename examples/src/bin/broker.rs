@@ -25,6 +25,26 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+/// jemalloc, not the system's allocator: after a burst of connections has come and gone,
+/// glibc's malloc keeps the broker's resident memory near its peak (the freed memory is
+/// fragmented by the few long-lived allocations made during the burst), jemalloc set as in
+/// [`MALLOC_CONF`] gives it back. The measurements are in `docs/ROBUSTNESS.md`.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's settings, read before `main` from this symbol (NUL-terminated):
+///
+/// * `narenas:1` — one arena for all threads: what one thread freed is reused by all;
+/// * `tcache:false` — no per-thread caches of freed blocks: they held (and pinned the pages
+///   of) most of what stayed resident after churn;
+/// * `dirty_decay_ms:1000`, `muzzy_decay_ms:0` — freed pages go back to the system within a
+///   second (with `MADV_DONTNEED`, so they leave the resident set at once)…
+/// * `background_thread:true` — …even when no thread allocates any more.
+#[allow(unsafe_code)] // A symbol jemalloc reads, not code: exporting it is what is unsafe.
+#[export_name = "_rjem_malloc_conf"]
+static MALLOC_CONF: &[u8; 83] =
+    b"narenas:1,tcache:false,dirty_decay_ms:1000,muzzy_decay_ms:0,background_thread:true\0";
+
 use amqp_engine::messaging::{ListenOptions, PemSource, TlsListen};
 use amqp_engine::sasl::{
     SaslServerConfig, StaticUsers, ANONYMOUS, PLAIN, SCRAM_SHA_1, SCRAM_SHA_256,
