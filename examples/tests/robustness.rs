@@ -190,6 +190,40 @@ fn silent_and_slow_loris_connections_are_closed_by_the_handshake_deadline() {
 }
 
 #[test]
+fn the_handshake_deadline_is_set_with_handshake_timeout() {
+    let (_b, port) = broker(&["--handshake-timeout", "2"]);
+    let silent = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let t = time_to_close(silent, Duration::from_secs(10));
+    println!("--handshake-timeout 2: silent connection closed after {t:?}");
+    let t = t.expect("the silent connection was still open after 10 s");
+    assert!(
+        (Duration::from_millis(1500)..=Duration::from_secs(5)).contains(&t),
+        "closed after {t:?}, not at the 2 s deadline"
+    );
+}
+
+#[test]
+fn connections_past_max_connections_are_refused() {
+    let (_b, port) = broker(&["--max-connections", "2"]);
+    let _held = [open_connection(port), open_connection(port)];
+    let mut third = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut hello = HEADER.to_vec();
+    hello.extend_from_slice(&open_frame());
+    third.write_all(&hello).expect("send open");
+    let mut codes = Vec::new();
+    read_frames(&mut third, Duration::from_secs(10), |code| {
+        codes.push(code);
+        code != 0x18
+    });
+    println!("--max-connections 2: the third connection got performatives {codes:02x?}");
+    assert_eq!(
+        codes.last(),
+        Some(&0x18),
+        "no close for the third connection"
+    );
+}
+
+#[test]
 fn thirty_thousand_begins_are_answered_quickly_while_another_client_is_served() {
     const N: u16 = 30_000;
     let (_b, port) = broker(&[]);

@@ -20,7 +20,9 @@
 //! `--max-queue-bytes` bytes, all queues together `--memory-budget` bytes; producers of a queue
 //! at 80 % of a limit get no more credit until it drains below 50 %, and a message past a
 //! limit is rejected with `amqp:resource-limit-exceeded`. Producers' links advertise
-//! `--max-message-size`; a peer silent for `--idle-timeout` seconds is disconnected.
+//! `--max-message-size`; a peer silent for `--idle-timeout` seconds is disconnected, one that
+//! has not finished its handshake within `--handshake-timeout` seconds too, and connections
+//! past `--max-connections` are refused.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,6 +170,14 @@ struct Args {
     /// in open, so the peer's heartbeats arrive in time); 0 disables
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs())]
     idle_timeout: u64,
+    /// close a client that has not completed its handshake (protocol header, SASL, open)
+    /// within this many seconds, with amqp:resource-limit-exceeded; 0 disables
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    handshake_timeout: u64,
+    /// refuse connections past this many open at once (amqp:resource-limit-exceeded as
+    /// soon as their open arrives); 0: no limit
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    max_connections: usize,
 }
 
 fn main() {
@@ -175,6 +185,9 @@ fn main() {
 
     let mut listen = ListenOptions {
         idle_timeout: (m.idle_timeout > 0).then(|| Duration::from_secs(m.idle_timeout)),
+        handshake_timeout: (m.handshake_timeout > 0)
+            .then(|| Duration::from_secs(m.handshake_timeout)),
+        max_connections: (m.max_connections > 0).then_some(m.max_connections),
         ..ListenOptions::default()
     };
     let mut users = StaticUsers::new();
