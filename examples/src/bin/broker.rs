@@ -27,6 +27,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use amqp_engine::messaging::{ListenOptions, PemSource, TlsListen};
+use amqp_engine::sasl::{
+    SaslServerConfig, StaticUsers, ANONYMOUS, PLAIN, SCRAM_SHA_1, SCRAM_SHA_256,
+};
+use amqp_examples::args::{Parser, HELP_TEMPLATE};
+use amqp_examples::broker::{Broker, BrokerConfig, DEFAULT_IDLE_TIMEOUT};
+use amqp_examples::limits::Limits;
+#[cfg(feature = "gssapi")]
+use amqp_tokio::gssapi::{server_mechanism, KerberosServer, GSSAPI};
+use amqp_tokio::Container;
+
 /// jemalloc, not the system's allocator: after a burst of connections has come and gone,
 /// glibc's malloc keeps the broker's resident memory near its peak (the freed memory is
 /// fragmented by the few long-lived allocations made during the burst), jemalloc set as in
@@ -46,17 +57,6 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[export_name = "_rjem_malloc_conf"]
 static MALLOC_CONF: &[u8; 83] =
     b"narenas:1,tcache:false,dirty_decay_ms:1000,muzzy_decay_ms:0,background_thread:true\0";
-
-use amqp_engine::messaging::{ListenOptions, PemSource, TlsListen};
-use amqp_engine::sasl::{
-    SaslServerConfig, StaticUsers, ANONYMOUS, PLAIN, SCRAM_SHA_1, SCRAM_SHA_256,
-};
-use amqp_examples::args::{Parser, HELP_TEMPLATE};
-use amqp_examples::broker::{Broker, BrokerConfig, DEFAULT_IDLE_TIMEOUT};
-use amqp_examples::limits::Limits;
-#[cfg(feature = "gssapi")]
-use amqp_tokio::gssapi::{server_mechanism, KerberosServer, GSSAPI};
-use amqp_tokio::Container;
 
 /// Adds the Kerberos (GSSAPI) mechanism, with the keys of `keytab` or of `KRB5_KTNAME`.
 #[cfg(feature = "gssapi")]
