@@ -41,12 +41,30 @@ pub(crate) struct Key {
 }
 
 /// A generational slab: stale keys never alias a newer entry.
+///
+/// It gives back what a burst left behind: vacant slots at the end are cut off as they
+/// appear, and the vectors' capacity is shrunk once it is four times what they hold, so a
+/// container that had 10,000 connections and has 10 again holds (and walks, in
+/// [`keys`](Self::keys)) about as much as it did before the burst (up to its highest live
+/// slot). Every operation stays O(1) amortised: a slot is cut once per push, a shrink of
+/// capacity `c` follows at least `c / 4` removals, and a free-list number made stale by a cut
+/// is dropped once, when popped or when such numbers fill most of the list.
 #[derive(Debug)]
 pub(crate) struct Slab<T> {
     entries: Vec<(u32, Option<T>)>,
+    /// Vacant slots to reuse, last freed first, each once; and numbers of slots cut off the end
+    /// since (at or past `entries.len()`: `insert` drops those). A slot is pushed only when
+    /// this is empty, so a number here never names a live slot.
     free: Vec<u32>,
     len: usize,
+    /// The generation of a slot pushed anew: past that of every slot cut off the end, so a
+    /// stale key to a cut slot does not match the slot pushed in its place.
+    fresh_gen: u32,
 }
+
+/// Vectors of a [`Slab`] at or below this capacity are never shrunk (no churn of a few
+/// entries reallocates).
+const SLAB_KEEP: usize = 32;
 
 impl<T> Default for Slab<T> {
     fn default() -> Self {
@@ -54,24 +72,36 @@ impl<T> Default for Slab<T> {
             entries: Vec::new(),
             free: Vec::new(),
             len: 0,
+            fresh_gen: 0,
         }
+    }
+}
+
+/// Shrinks `v` to twice its length once its capacity is past four times that (and past
+/// [`SLAB_KEEP`]).
+fn shrink_sparse<E>(v: &mut Vec<E>) {
+    if v.capacity() > SLAB_KEEP && v.len() < v.capacity() / 4 {
+        v.shrink_to((v.len() * 2).max(SLAB_KEEP));
     }
 }
 
 impl<T> Slab<T> {
     pub(crate) fn insert(&mut self, v: T) -> Key {
         self.len += 1;
-        if let Some(i) = self.free.pop() {
-            let e = &mut self.entries[i as usize];
-            e.0 = e.0.wrapping_add(1);
-            e.1 = Some(v);
-            Key { index: i, gen: e.0 }
-        } else {
-            self.entries.push((0, Some(v)));
-            Key {
-                index: (self.entries.len() - 1) as u32,
-                gen: 0,
+        while let Some(i) = self.free.pop() {
+            if let Some(e) = self.entries.get_mut(i as usize) {
+                if e.1.is_none() {
+                    e.0 = e.0.wrapping_add(1);
+                    e.1 = Some(v);
+                    shrink_sparse(&mut self.free);
+                    return Key { index: i, gen: e.0 };
+                }
             }
+        }
+        self.entries.push((self.fresh_gen, Some(v)));
+        Key {
+            index: (self.entries.len() - 1) as u32,
+            gen: self.fresh_gen,
         }
     }
 
@@ -92,12 +122,33 @@ impl<T> Slab<T> {
     pub(crate) fn remove(&mut self, k: Key) -> Option<T> {
         match self.entries.get_mut(k.index as usize) {
             Some((g, slot @ Some(_))) if *g == k.gen => {
-                self.free.push(k.index);
                 self.len -= 1;
-                slot.take()
+                let v = slot.take();
+                if k.index as usize + 1 == self.entries.len() {
+                    self.cut_vacant_tail();
+                } else {
+                    self.free.push(k.index);
+                }
+                v
             }
             _ => None,
         }
+    }
+
+    /// Cuts the vacant slots off the end (their numbers left in `free` go stale), and shrinks
+    /// the vectors when they are mostly empty.
+    fn cut_vacant_tail(&mut self) {
+        while let Some((g, None)) = self.entries.last() {
+            self.fresh_gen = self.fresh_gen.max(g.wrapping_add(1));
+            self.entries.pop();
+        }
+        shrink_sparse(&mut self.entries);
+        let n = self.entries.len();
+        if self.free.len() > 2 * n {
+            // More than half of it names cut slots: dropping them now costs what they did.
+            self.free.retain(|&i| (i as usize) < n);
+        }
+        shrink_sparse(&mut self.free);
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -289,6 +340,61 @@ mod tests {
             }
             assert_eq!(walked, all[1..], "{n} keys");
         }
+    }
+
+    #[test]
+    fn slab_gives_back_what_a_burst_left_behind() {
+        let mut s = Slab::default();
+        let keys: Vec<_> = (0..10_000).map(|i| s.insert(i)).collect();
+        // The ten kept are the first ten; the rest leave in an order that empties the end last.
+        for k in keys[10..]
+            .iter()
+            .step_by(2)
+            .chain(keys[11..].iter().step_by(2))
+        {
+            assert!(s.remove(*k).is_some());
+        }
+        assert_eq!(s.len(), 10);
+        assert_eq!(s.entries.len(), 10, "vacant slots cut off the end");
+        assert!(s.entries.capacity() <= 64, "{}", s.entries.capacity());
+        assert!(s.free.capacity() <= 64, "{}", s.free.capacity());
+        assert_eq!(s.keys().collect::<Vec<_>>(), keys[..10]);
+        for k in &keys[..10] {
+            assert!(s.remove(*k).is_some());
+        }
+        assert_eq!((s.entries.len(), s.free.len()), (0, 0));
+        // A few entries coming and going never reallocate.
+        let cap = s.entries.capacity();
+        for i in 0..100 {
+            let k = s.insert(i);
+            s.remove(k);
+        }
+        assert_eq!(s.entries.capacity(), cap);
+    }
+
+    #[test]
+    fn slab_keys_to_cut_slots_stay_stale() {
+        let mut s = Slab::default();
+        let (a, b, c) = (s.insert('a'), s.insert('b'), s.insert('c'));
+        s.remove(b);
+        s.remove(c);
+        // `b`'s number is left in the free list although its slot was cut: it is skipped, and
+        // the slots pushed again do not answer to the old keys.
+        let (d, e) = (s.insert('d'), s.insert('e'));
+        assert_eq!((d.index, e.index), (1, 2));
+        assert_eq!((s.get(b), s.get(c)), (None, None));
+        assert_eq!(
+            (s.get(a), s.get(d), s.get(e)),
+            (Some(&'a'), Some(&'d'), Some(&'e'))
+        );
+        s.remove(d);
+        let f = s.insert('f');
+        assert_eq!(f.index, 1);
+        assert_eq!(
+            (s.get(d), s.get(f), s.get(e)),
+            (None, Some(&'f'), Some(&'e'))
+        );
+        assert_eq!(s.len(), 3);
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod transport;
 
 use std::collections::HashMap;
 use std::future::poll_fn;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
@@ -126,6 +127,20 @@ pub(crate) async fn drive_with<C: IoCore, R: Runtime>(
     let mut d = Driver::with_channel(core, rt, tx, rx);
     d.run().await;
     d.into_core()
+}
+
+/// The transport map's capacity is never shrunk below this (a few connections coming and
+/// going never reallocate it).
+const KEEP_TRANSPORTS: usize = 64;
+
+/// Shrinks `m` to twice its length once it is less than a quarter full (and its capacity past
+/// `keep`), so a burst of connections does not keep its peak's table. Amortised O(1) per
+/// removal: a shrink moves the entries left, and at least as many were removed since the
+/// table last grew or shrank.
+fn shrink_when_sparse<K: Hash + Eq, V>(m: &mut HashMap<K, V>, keep: usize) {
+    if m.capacity() > keep && m.len() < m.capacity() / 4 {
+        m.shrink_to((m.len() * 2).max(keep));
+    }
 }
 
 /// What woke the driver.
@@ -303,7 +318,7 @@ impl<R: Runtime, C: IoCore> Driver<R, C> {
                 self.core.handle_read_owned(t, data, now);
             }
             IoEvent::Closed(t, reason) => {
-                self.transports.remove(&t);
+                self.forget_transport(t);
                 self.core.handle_disconnected(t, reason, now);
             }
             IoEvent::Listening(a, Ok((listener, port))) => {
@@ -364,7 +379,7 @@ impl<R: Runtime, C: IoCore> Driver<R, C> {
             }
             IoRequest::Close { transport } => {
                 // Dropping the writer's channel makes it flush and shut the stream down.
-                self.transports.remove(&transport);
+                self.forget_transport(transport);
             }
             IoRequest::Listen {
                 acceptor,
@@ -429,6 +444,12 @@ impl<R: Runtime, C: IoCore> Driver<R, C> {
         }));
     }
 
+    /// Drops a transport's record; the map gives its memory back once it is mostly empty.
+    fn forget_transport(&mut self, t: TransportId) {
+        self.transports.remove(&t);
+        shrink_when_sparse(&mut self.transports, KEEP_TRANSPORTS);
+    }
+
     /// Starts the reader and writer tasks of a transport that came up.
     fn start_transport(&mut self, t: TransportId, stream: BoxStream) {
         let (reader, writer) = stream.split();
@@ -460,5 +481,36 @@ impl<R: Runtime, C: IoCore> Driver<R, C> {
             pending,
             self.tx.clone(),
         )));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{shrink_when_sparse, HashMap};
+
+    #[test]
+    fn a_map_emptied_after_a_burst_gives_its_table_back() {
+        let mut m: HashMap<u32, [u8; 64]> = (0..10_000).map(|i| (i, [0; 64])).collect();
+        let peak = m.capacity();
+        for i in 10..10_000 {
+            m.remove(&i);
+            shrink_when_sparse(&mut m, 64);
+        }
+        assert_eq!(m.len(), 10);
+        assert!(
+            m.capacity() <= 128,
+            "capacity {} (peak {peak})",
+            m.capacity()
+        );
+        // Below the floor, entries coming and going never reallocate.
+        let cap = m.capacity();
+        for i in 10..40 {
+            m.insert(i, [0; 64]);
+        }
+        for i in 10..40 {
+            m.remove(&i);
+            shrink_when_sparse(&mut m, 64);
+        }
+        assert_eq!(m.capacity(), cap);
     }
 }

@@ -177,7 +177,8 @@ impl Connection {
             side,
             handshake: Handshake::new(side, &config),
             input: BytesMut::with_capacity(64 * 1024),
-            out: BytesMut::with_capacity(64 * 1024),
+            // Grown on demand: an idle connection holds no output buffer of a busy one's size.
+            out: BytesMut::new(),
             blocked_bytes: 0,
             pending_amqp: BytesMut::new(),
             decoder,
