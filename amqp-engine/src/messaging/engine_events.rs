@@ -255,23 +255,45 @@ impl ContainerContext {
         Some(LinkHandle { conn: ck, link: lk })
     }
 
-    /// The link detached: error (if any), closing (if the peer started it), closed.
+    /// The link detached (by the peer, or with its session): what we sent on it and the peer
+    /// never settled is in doubt (unless the handler closed the link), then error (if any),
+    /// closing (if the peer started it), closed.
     fn on_link_closed(&mut self, at: At, link: LinkId, error: Option<Error>) {
         let Some(lh) = self.link_handle(at.conn, link) else {
             return;
         };
         let mut ctx = self.ctx_conn(at.conn);
         ctx.link = Some(lh);
+        let Some(c) = self.conns.get_mut(at.conn) else {
+            return;
+        };
+        // Taken in any case: a link that is over can learn no more outcomes.
+        let unsettled = c
+            .engine
+            .as_mut()
+            .map(|e| e.take_unsettled_sent(link))
+            .unwrap_or_default();
+        // Detached by the peer: the link is over (not re-attached later).
+        let app_closed = c
+            .links
+            .get_mut(lh.link)
+            .is_some_and(|l| std::mem::replace(&mut l.app_closed, true));
+        if !app_closed {
+            for id in unsettled {
+                let mut c2 = ctx.clone();
+                c2.tracker = Some(Tracker {
+                    conn: at.conn,
+                    gen: at.gen,
+                    link: lh,
+                    id,
+                });
+                self.push(EventType::InDoubt, c2);
+            }
+        }
         ctx.error = error;
         if ctx.error.is_some() {
             self.push(EventType::LinkError, ctx.clone());
         }
-        let record = self
-            .conns
-            .get_mut(at.conn)
-            .and_then(|c| c.links.get_mut(lh.link));
-        // Detached by the peer: the link is over (not re-attached later).
-        let app_closed = record.is_some_and(|l| std::mem::replace(&mut l.app_closed, true));
         if !app_closed {
             self.push(EventType::LinkClosing, ctx.clone());
         }

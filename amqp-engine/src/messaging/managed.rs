@@ -233,8 +233,20 @@ impl ManagedConnection {
     }
 
     /// Attaches a link on the current transport (a no-op before it is up, or once closed).
+    /// On an outgoing connection whose session the peer ended (its links went with it, each
+    /// reported closed), a new session is begun first.
     pub(super) fn attach_link(&mut self, lk: Key) {
-        let (Some(e), Some(sid)) = (self.engine.as_mut(), self.session) else {
+        let Some(e) = self.engine.as_mut() else {
+            return;
+        };
+        let ours = |s: Option<(EndpointState, EndpointState)>| {
+            s.is_some_and(|s| s.0 == EndpointState::Active && s.1 != EndpointState::Closed)
+        };
+        if self.outgoing.is_some() && !self.session.is_some_and(|sid| ours(e.session_state(sid))) {
+            // Refused once the connection is closing or failed: then nothing is attached.
+            self.session = e.begin_session(SessionConfig::default()).ok();
+        }
+        let Some(sid) = self.session else {
             return;
         };
         let Some(l) = self.links.get_mut(lk) else {
