@@ -326,6 +326,7 @@ fn the_peer_ending_a_session_closes_its_links() {
                 link,
                 closed: true,
                 error: Some(er),
+                session_ended: true,
             } if *er == crash => Some(*link),
             _ => None,
         })

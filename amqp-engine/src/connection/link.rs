@@ -284,6 +284,7 @@ impl Connection {
             link: lid,
             closed,
             error: d.error,
+            session_ended: false,
         });
         let session_active = self
             .sessions

@@ -225,6 +225,7 @@ impl Connection {
                 link: lid,
                 closed: true,
                 error: error.cloned(),
+                session_ended: true,
             });
         }
     }

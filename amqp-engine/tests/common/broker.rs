@@ -24,6 +24,9 @@ pub struct Broker {
     /// link is ended with `amqp:internal-error` while the connections stay up (as RabbitMQ
     /// 3.10 does when a session's channel crashes).
     pub end_sessions_after: Option<usize>,
+    /// End the sessions of a client each time it attaches a link (a peer that ends every
+    /// session it is given).
+    pub end_sessions_on_attach: bool,
     /// Connections that attached a link.
     conns: Vec<ConnectionHandle>,
 }
@@ -115,6 +118,10 @@ impl MessagingHandler for Broker {
         let link = e.link().unwrap();
         if !self.conns.contains(&link.connection()) {
             self.conns.push(link.connection());
+        }
+        if self.end_sessions_on_attach {
+            self.end_sessions(e.container_mut());
+            return;
         }
         let r = e.container_mut();
         if r.is_sender(link) {
