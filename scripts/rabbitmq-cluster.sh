@@ -2,9 +2,9 @@
 # A throw-away 3-node RabbitMQ cluster on loopback, with the AMQP 1.0 plugin, for the cluster
 # soak (examples/tests/cluster_soak.rs); or one of its nodes stopped or started again.
 #
-#   scripts/rabbitmq-cluster.sh start DIR [QUEUE...] -> starts three nodes, joins the second
-#                                    and third to the first, declares each QUEUE as a quorum
-#                                    queue, prints "PORT1 PORT2 PORT3"
+#   scripts/rabbitmq-cluster.sh start DIR [QUEUE...] -> starts three nodes one after the other
+#                                    (each joins the running ones as it boots), declares each
+#                                    QUEUE as a quorum queue, prints "PORT1 PORT2 PORT3"
 #   scripts/rabbitmq-cluster.sh stop-node DIR I      -> stops node I (1..3), by its PID
 #   scripts/rabbitmq-cluster.sh start-node DIR I     -> starts node I again (same name, port,
 #                                    data); returns once it is back in the cluster
@@ -50,7 +50,14 @@ loopback_users = none
 default_user = guest
 default_pass = guest
 log.console = false
+cluster_formation.peer_discovery_backend = classic_config
+cluster_formation.classic_config.nodes.1 = amqprs-c1@localhost
+cluster_formation.classic_config.nodes.2 = amqprs-c2@localhost
+cluster_formation.classic_config.nodes.3 = amqprs-c3@localhost
 CONF
+  # The first node has no one to join: one try, not ten 0.5 s apart.
+  [ "$i" = 1 ] && echo "cluster_formation.discovery_retry_limit = 1" >> "$nd/rabbitmq.conf"
+  return 0
 }
 
 ctl() { "$rmq/rabbitmqctl" -n "$RABBITMQ_NODENAME" "$@"; }
@@ -59,7 +66,9 @@ start_node() {
   local i=$1
   node_env "$i"
   local nd="$dir/node$i"
-  "$rmq/rabbitmq-plugins" --offline enable rabbitmq_amqp1_0 >"$nd/plugins.log" 2>&1
+  # The enabled-plugins file written directly: `rabbitmq-plugins --offline enable` would boot
+  # an Erlang VM for it, seconds on a loaded machine, at every node start.
+  echo '[rabbitmq_amqp1_0].' > "$RABBITMQ_ENABLED_PLUGINS_FILE"
   setsid "$rmq/rabbitmq-server" >>"$nd/server.log" 2>&1 &
   local pid=$!
   echo "$pid" > "$nd/pid"
@@ -92,18 +101,18 @@ case "$cmd" in
 start)
   command -v "$rmq/rabbitmq-server" >/dev/null || { echo "rabbitmq-server is not installed" >&2; exit 2; }
   shift 2
-  start_node 1
-  for i in 2 3; do
-    start_node "$i"
-    node_env "$i"
-    { ctl stop_app && ctl join_cluster "amqprs-c1@localhost" && ctl start_app; } >>"$dir/node$i/ctl.log" 2>&1 \
-      || { echo "node $i did not join; see $dir/node$i/ctl.log" >&2; exit 1; }
-  done
+  # One after the other: each new node finds the running ones in its configuration (classic
+  # peer discovery) and joins them as it boots, with no rabbitmqctl round (each one boots an
+  # Erlang VM, seconds apiece on a loaded machine).
+  for i in 1 2 3; do start_node "$i"; done
   node_env 1
+  # One rabbitmqctl round: the three nodes formed one cluster, and the quorum queues.
+  declare="3 = length(rabbit_nodes:all_running())"
   for q in "$@"; do
-    ctl eval "rabbit_amqqueue:declare(rabbit_misc:r(<<\"/\">>, queue, <<\"$q\">>), true, false, [{<<\"x-queue-type\">>, longstr, <<\"quorum\">>}], none, <<\"cluster-soak\">>)." >>"$dir/node1/ctl.log" 2>&1 \
-      || { echo "cannot declare quorum queue $q; see $dir/node1/ctl.log" >&2; exit 1; }
+    declare="$declare, {new, _} = rabbit_amqqueue:declare(rabbit_misc:r(<<\"/\">>, queue, <<\"$q\">>), true, false, [{<<\"x-queue-type\">>, longstr, <<\"quorum\">>}], none, <<\"cluster-soak\">>)"
   done
+  ctl eval "$declare, ok." >>"$dir/node1/ctl.log" 2>&1 \
+    || { echo "no cluster of three, or a queue not declared; see $dir/node1/ctl.log" >&2; exit 1; }
   ports=()
   for i in 1 2 3; do read -r p _ < "$dir/node$i/ports"; ports+=("$p"); done
   echo "${ports[*]}"

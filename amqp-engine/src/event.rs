@@ -68,14 +68,17 @@ pub enum Event {
         /// The peer attached it first.
         remote_initiated: bool,
     },
-    /// The peer detached the link (a reply is sent automatically if we had not).
+    /// The peer detached the link (a reply is sent automatically if we had not), or ended its
+    /// session (`session_ended`: no detach is exchanged, the link is gone with the session).
     LinkClosed {
         /// The link.
         link: LinkId,
         /// Closed (rather than merely detached).
         closed: bool,
-        /// The error, if any.
+        /// The error, if any (when `session_ended`, the session's).
         error: Option<Error>,
+        /// The link went with its session, which the peer ended.
+        session_ended: bool,
     },
     /// A sender's credit or drain state changed: send while `credit > 0`; if `drain`, call
     /// [`Connection::drained`](crate::Connection::drained) when nothing more is to be sent.

@@ -3,7 +3,7 @@ mod util;
 use std::time::Duration;
 
 use amqp_engine::*;
-use amqp_proto::definitions::condition;
+use amqp_proto::definitions::{condition, Error};
 use amqp_proto::message::Message;
 use amqp_proto::messaging::DeliveryState;
 use util::*;
@@ -296,6 +296,79 @@ fn unsettled_sent_survives_the_peer_ending_the_session() {
     let now = p.now;
     p.client.handle_transport_closed(now);
     assert_eq!(p.client.unsettled_sent().len(), 3);
+}
+
+#[test]
+fn the_peer_ending_a_session_closes_its_links() {
+    // RabbitMQ 3.10 ends a session whose channel crashed (internal-error) and keeps the
+    // connection: the links on it are gone too, and must say so (else a receiver waits for
+    // deliveries, and a sender for credit, forever).
+    let mut p = Pair::default_pair();
+    let (s, sender, _) = p.open_sender(5);
+    let receiver = p.client.attach_receiver(s, receiver_cfg("r")).unwrap();
+    p.run_auto(0);
+    for i in 0..3 {
+        p.client
+            .send(sender, &msg(i), SendOptions::default())
+            .unwrap();
+    }
+    p.settle();
+    let server_session = p.server.sessions()[0];
+    let crash = Error::new(condition::INTERNAL_ERROR, "channel crashed");
+    p.server
+        .end_session(server_session, Some(crash.clone()))
+        .unwrap();
+    let (cev, _) = p.settle();
+    let closed: Vec<LinkId> = cev
+        .iter()
+        .filter_map(|e| match e {
+            Event::LinkClosed {
+                link,
+                closed: true,
+                error: Some(er),
+                session_ended: true,
+            } if *er == crash => Some(*link),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closed.len(), 2, "{cev:?}");
+    assert!(closed.contains(&sender) && closed.contains(&receiver));
+    let ended = cev
+        .iter()
+        .position(|e| matches!(e, Event::SessionEnded { .. }))
+        .expect("session ended");
+    assert!(
+        cev.iter()
+            .take(ended)
+            .filter(|e| matches!(e, Event::LinkClosed { .. }))
+            .count()
+            == 2,
+        "links are closed before their session ends: {cev:?}"
+    );
+    assert!(p.client.links().is_empty());
+    // What was sent on the sender is in doubt, once.
+    assert_eq!(p.client.take_unsettled_sent(sender).len(), 3);
+    assert!(p.client.take_unsettled_sent(sender).is_empty());
+    assert!(p.client.unsettled_sent().is_empty());
+}
+
+#[test]
+fn what_a_detached_sender_never_got_settled_stays_in_doubt() {
+    let mut p = Pair::default_pair();
+    let (_s, sender, srv) = p.open_sender(5);
+    for i in 0..2 {
+        p.client
+            .send(sender, &msg(i), SendOptions::default())
+            .unwrap();
+    }
+    p.settle();
+    p.server.detach(srv, true, None).unwrap();
+    let (cev, _) = p.settle();
+    assert!(cev.iter().any(|e| matches!(e, Event::LinkClosed { .. })));
+    assert!(p.client.links().is_empty(), "both ends detached");
+    assert_eq!(p.client.unsettled_sent().len(), 2);
+    assert_eq!(p.client.take_unsettled_sent(sender).len(), 2);
+    assert!(p.client.unsettled_sent().is_empty());
 }
 
 #[test]

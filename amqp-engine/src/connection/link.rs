@@ -284,6 +284,7 @@ impl Connection {
             link: lid,
             closed,
             error: d.error,
+            session_ended: false,
         });
         let session_active = self
             .sessions
@@ -419,8 +420,15 @@ impl Connection {
                 if s.awaiting_attach.get(&(l.name.clone(), l.role)) == Some(&lid) {
                     s.awaiting_attach.remove(&(l.name.clone(), l.role));
                 }
-                // Deliveries of a gone link cannot be settled any more.
+                // Deliveries of a gone link cannot be settled any more; those we sent are in
+                // doubt (see `take_unsettled_sent`).
                 s.in_unsettled.retain(|e| e.link != lid);
+                let lost = s
+                    .out_unsettled
+                    .iter()
+                    .filter(|(_, e)| e.link == lid)
+                    .map(|(number, _)| DeliveryId { link: lid, number });
+                self.lost_unsettled.extend(lost);
                 s.out_unsettled.retain(|e| e.link != lid);
             }
             self.links.remove(lid.0);

@@ -334,6 +334,32 @@ impl Connection {
         out
     }
 
+    /// Takes the deliveries we sent on `lid` that the peer never settled, oldest first: a
+    /// link that is over (detached, or gone with its session) can no longer learn their
+    /// outcome, so they are in doubt now. Once taken they are no longer tracked here (nor
+    /// returned by [`unsettled_sent`](Self::unsettled_sent)).
+    pub fn take_unsettled_sent(&mut self, lid: LinkId) -> Vec<DeliveryId> {
+        let mut out = Vec::new();
+        self.lost_unsettled.retain(|d| {
+            let ours = d.link == lid;
+            if ours {
+                out.push(*d);
+            }
+            !ours
+        });
+        let sid = self.links.get(lid.0).map(|l| l.session);
+        if let Some(s) = sid.and_then(|sid| self.sessions.get_mut(sid.0)) {
+            out.extend(
+                s.out_unsettled
+                    .iter()
+                    .filter(|(_, e)| e.link == lid)
+                    .map(|(number, _)| DeliveryId { link: lid, number }),
+            );
+            s.out_unsettled.retain(|e| e.link != lid);
+        }
+        out
+    }
+
     /// The sessions currently known.
     pub fn sessions(&self) -> Vec<SessionId> {
         self.sessions.keys().map(SessionId).collect()

@@ -180,6 +180,7 @@ impl Connection {
             self.remote_channels.remove(&ch);
         }
         let local = s.local;
+        self.detach_implicitly(sid, e.error.as_ref());
         self.events.push_back(Event::SessionEnded {
             session: sid,
             error: e.error,
@@ -194,6 +195,39 @@ impl Connection {
         }
         self.maybe_free_session(sid);
         Ok(())
+    }
+
+    /// The peer ended the session: every link on it that the peer had not detached goes with
+    /// it (a link cannot outlive its session, and no detach will come for it). Each one is
+    /// reported as [`Event::LinkClosed`], closed, with the session's error, so that nothing
+    /// waits for credit or deliveries on a link that is gone.
+    fn detach_implicitly(&mut self, sid: SessionId, error: Option<&Error>) {
+        let Some(s) = self.sessions.get(sid.0) else {
+            return;
+        };
+        let mut gone: Vec<LinkId> = s.links.iter().copied().collect();
+        // In a stable order (the set's own order is not).
+        gone.sort_unstable();
+        for lid in gone {
+            let Some(l) = self.links.get_mut(lid.0) else {
+                continue;
+            };
+            if l.remote == EndpointState::Closed {
+                // Detached by the peer already, and reported then.
+                continue;
+            }
+            l.remote = EndpointState::Closed;
+            l.remote_handle = None;
+            l.remote_closed = true;
+            l.local = EndpointState::Closed;
+            l.partial = None;
+            self.events.push_back(Event::LinkClosed {
+                link: lid,
+                closed: true,
+                error: error.cloned(),
+                session_ended: true,
+            });
+        }
     }
 
     pub(super) fn session_error(

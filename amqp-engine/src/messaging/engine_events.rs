@@ -8,7 +8,7 @@ use amqp_proto::messaging::{DeliveryState, Rejected};
 use super::error::TransportError;
 use super::handler::{EventContext, EventType};
 use super::handles::{DeliveryHandle, LinkHandle, SessionHandle, Tracker};
-use super::managed::LinkRec;
+use super::managed::{LinkRec, SESSION_RESTORES};
 use super::reactor::ContainerContext;
 use crate::connection::{EndpointState, LinkConfig};
 use crate::error::{ConnectionError, ErrorKind};
@@ -64,6 +64,10 @@ impl ContainerContext {
                     self.push(kind, ctx);
                 }
                 EngineEvent::SessionEnded { session, error } => {
+                    if c.outgoing.is_some() {
+                        // (An outgoing connection's sessions are ours.)
+                        c.sessions_lost += 1;
+                    }
                     let mut ctx = self.session_ctx(at, session);
                     ctx.error = error;
                     if ctx.error.is_some() {
@@ -80,7 +84,16 @@ impl ContainerContext {
                     link,
                     remote_initiated,
                 } => self.on_link_opened(at, link, remote_initiated),
-                EngineEvent::LinkClosed { link, error, .. } => self.on_link_closed(at, link, error),
+                EngineEvent::LinkClosed {
+                    link,
+                    error,
+                    session_ended,
+                    ..
+                } => {
+                    if !(session_ended && self.restore_link(at, link)) {
+                        self.on_link_closed(at, link, error);
+                    }
+                }
                 EngineEvent::LinkError { link, error } => {
                     self.push_link_event(at, link, EventType::LinkError, Some(error));
                 }
@@ -255,23 +268,94 @@ impl ContainerContext {
         Some(LinkHandle { conn: ck, link: lk })
     }
 
-    /// The link detached: error (if any), closing (if the peer started it), closed.
+    /// A link of the application's that went with the session the peer ended (the connection
+    /// is still up): what it had in flight is in doubt, and it is attached again on a new
+    /// session, as after a reconnect (the handler sees the session error, the in-doubt
+    /// deliveries, and the link opened again). False when it is not the application's link on
+    /// an outgoing connection, or the peer has ended too many sessions on this transport: the
+    /// link is then closed.
+    fn restore_link(&mut self, at: At, link: LinkId) -> bool {
+        let Some(c) = self.conns.get_mut(at.conn) else {
+            return false;
+        };
+        let Some(lk) = c.link_key(link) else {
+            return false;
+        };
+        let ours = c
+            .links
+            .get(lk)
+            .is_some_and(|l| l.persistent && !l.app_closed);
+        if !ours || c.outgoing.is_none() || c.app_closed || c.sessions_lost >= SESSION_RESTORES {
+            return false;
+        }
+        let unsettled = c
+            .engine
+            .as_mut()
+            .map(|e| e.take_unsettled_sent(link))
+            .unwrap_or_default();
+        c.by_engine.remove(&link);
+        if let Some(l) = c.links.get_mut(lk) {
+            l.engine = None;
+        }
+        // On a new session; or, when the connection is closing too, after the reconnect.
+        c.attach_link(lk);
+        let lh = LinkHandle {
+            conn: at.conn,
+            link: lk,
+        };
+        for id in unsettled {
+            let mut ctx = self.ctx_conn(at.conn);
+            ctx.link = Some(lh);
+            ctx.tracker = Some(Tracker {
+                conn: at.conn,
+                gen: at.gen,
+                link: lh,
+                id,
+            });
+            self.push(EventType::InDoubt, ctx);
+        }
+        true
+    }
+
+    /// The link detached (by the peer, or with its session): what we sent on it and the peer
+    /// never settled is in doubt (unless the handler closed the link), then error (if any),
+    /// closing (if the peer started it), closed.
     fn on_link_closed(&mut self, at: At, link: LinkId, error: Option<Error>) {
         let Some(lh) = self.link_handle(at.conn, link) else {
             return;
         };
         let mut ctx = self.ctx_conn(at.conn);
         ctx.link = Some(lh);
+        let Some(c) = self.conns.get_mut(at.conn) else {
+            return;
+        };
+        // Taken in any case: a link that is over can learn no more outcomes.
+        let unsettled = c
+            .engine
+            .as_mut()
+            .map(|e| e.take_unsettled_sent(link))
+            .unwrap_or_default();
+        // Detached by the peer: the link is over (not re-attached later).
+        let app_closed = c
+            .links
+            .get_mut(lh.link)
+            .is_some_and(|l| std::mem::replace(&mut l.app_closed, true));
+        if !app_closed {
+            for id in unsettled {
+                let mut c2 = ctx.clone();
+                c2.tracker = Some(Tracker {
+                    conn: at.conn,
+                    gen: at.gen,
+                    link: lh,
+                    id,
+                });
+                self.push(EventType::InDoubt, c2);
+            }
+        }
         ctx.error = error;
         if ctx.error.is_some() {
             self.push(EventType::LinkError, ctx.clone());
         }
-        let record = self
-            .conns
-            .get_mut(at.conn)
-            .and_then(|c| c.links.get_mut(lh.link));
-        // Detached by the peer: the link is over (not re-attached later).
-        let app_closed = record.is_some_and(|l| std::mem::replace(&mut l.app_closed, true));
         if !app_closed {
             self.push(EventType::LinkClosing, ctx.clone());
         }

@@ -135,6 +135,10 @@ impl ContainerContext {
         }
         if reconnect {
             if let Some(c) = self.conns.get_mut(ck) {
+                // This transport is over: a second report of its end (a driver's reader and
+                // writer may both see it fail) is stale, not another failure that would
+                // schedule a second attempt beside the next one.
+                c.gen += 1;
                 c.engine = None;
                 c.session = None;
                 c.by_engine.clear();

@@ -20,6 +20,11 @@ use crate::connection::{Connection, EndpointState, LinkConfig, SessionConfig};
 use crate::ids::{DeliveryId, Key, LinkId, SessionId, Slab};
 use crate::sasl::SaslClientConfig;
 
+/// How many sessions the peer may end on one transport of an outgoing connection before its
+/// links are no longer attached again on a new session (they are closed instead): a peer that
+/// ends every session it is given cannot make us begin sessions forever.
+pub(super) const SESSION_RESTORES: u32 = 8;
+
 /// The outgoing side of a managed connection: what to connect to and how to reconnect.
 pub(super) struct Outgoing {
     pub(super) options: ConnectOptions,
@@ -69,6 +74,8 @@ pub(super) struct ManagedConnection {
     pub(super) last_error: Option<TransportError>,
     /// Output handed to the driver and not yet written.
     pub(super) backlog: Backlog,
+    /// Sessions of ours the peer ended on the current transport.
+    pub(super) sessions_lost: u32,
 }
 
 impl ManagedConnection {
@@ -89,6 +96,7 @@ impl ManagedConnection {
             close_sent: false,
             last_error: None,
             backlog: Backlog::default(),
+            sessions_lost: 0,
         }
     }
 
@@ -217,6 +225,7 @@ impl ManagedConnection {
         self.engine = Some(engine);
         self.dirty = true;
         self.close_sent = false;
+        self.sessions_lost = 0;
         for lk in self.links.keys() {
             if let Some(l) = self.links.get_mut(lk) {
                 l.engine = None;
@@ -233,8 +242,20 @@ impl ManagedConnection {
     }
 
     /// Attaches a link on the current transport (a no-op before it is up, or once closed).
+    /// On an outgoing connection whose session the peer ended (its links went with it, each
+    /// reported closed), a new session is begun first.
     pub(super) fn attach_link(&mut self, lk: Key) {
-        let (Some(e), Some(sid)) = (self.engine.as_mut(), self.session) else {
+        let Some(e) = self.engine.as_mut() else {
+            return;
+        };
+        let ours = |s: Option<(EndpointState, EndpointState)>| {
+            s.is_some_and(|s| s.0 == EndpointState::Active && s.1 != EndpointState::Closed)
+        };
+        if self.outgoing.is_some() && !self.session.is_some_and(|sid| ours(e.session_state(sid))) {
+            // Refused once the connection is closing or failed: then nothing is attached.
+            self.session = e.begin_session(SessionConfig::default()).ok();
+        }
+        let Some(sid) = self.session else {
             return;
         };
         let Some(l) = self.links.get_mut(lk) else {

@@ -20,6 +20,15 @@ pub struct Broker {
     pub sasl: Option<amqp_engine::sasl::SaslServerConfig>,
     /// Credit window granted to producers (default: the handler default, 10).
     pub prefetch: Option<u32>,
+    /// Once this many messages have arrived, every session of every client that attached a
+    /// link is ended with `amqp:internal-error` while the connections stay up (as RabbitMQ
+    /// 3.10 does when a session's channel crashes).
+    pub end_sessions_after: Option<usize>,
+    /// End the sessions of a client each time it attaches a link (a peer that ends every
+    /// session it is given).
+    pub end_sessions_on_attach: bool,
+    /// Connections that attached a link.
+    conns: Vec<ConnectionHandle>,
 }
 
 impl Broker {
@@ -66,6 +75,19 @@ impl Broker {
         )
     }
 
+    fn end_sessions(&mut self, r: &mut ContainerContext) {
+        for &c in &self.conns {
+            let Some(engine) = r.engine(c) else { continue };
+            for s in engine.sessions() {
+                let crash = amqp_proto::definitions::Error::new(
+                    amqp_proto::definitions::condition::INTERNAL_ERROR,
+                    "session crashed",
+                );
+                let _ = engine.end_session(s, Some(crash));
+            }
+        }
+    }
+
     fn requeue(&mut self, t: Tracker) -> Option<String> {
         let (q, m) = self.unacked.remove(&t)?;
         self.queues.entry(q.clone()).or_default().push_front(m);
@@ -94,6 +116,13 @@ impl MessagingHandler for Broker {
 
     fn on_link_opening(&mut self, e: &mut Event<'_>) {
         let link = e.link().unwrap();
+        if !self.conns.contains(&link.connection()) {
+            self.conns.push(link.connection());
+        }
+        if self.end_sessions_on_attach {
+            self.end_sessions(e.container_mut());
+            return;
+        }
         let r = e.container_mut();
         if r.is_sender(link) {
             // A consumer: source address, or a dynamic queue.
@@ -146,6 +175,9 @@ impl MessagingHandler for Broker {
             .unwrap_or_default();
         self.received += 1;
         self.queues.entry(q.clone()).or_default().push_back(m);
+        if self.end_sessions_after == Some(self.received) {
+            self.end_sessions(e.container_mut());
+        }
         self.dispatch(e.container_mut(), &q);
     }
 
