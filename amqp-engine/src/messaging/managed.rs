@@ -62,6 +62,8 @@ pub(super) struct ManagedConnection {
     pub(super) by_engine: HashMap<LinkId, Key>,
     pub(super) app_closed: bool,
     pub(super) dirty: bool,
+    /// In its container's list of touched connections (see [`Conns`](super::conns::Conns)).
+    pub(super) listed: bool,
     pub(super) reconnect_timer: Option<TimerHandle>,
     pub(super) auth_failed: bool,
     pub(super) close_sent: bool,
@@ -76,6 +78,7 @@ impl ManagedConnection {
         ManagedConnection {
             gen,
             dirty: engine.is_some(),
+            listed: false,
             engine,
             acceptor: None,
             admission: None,

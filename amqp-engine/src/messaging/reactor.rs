@@ -11,6 +11,7 @@ use amqp_proto::messaging::{DeliveryState, Modified, Rejected, TargetKind};
 use amqp_proto::Encode;
 use bytes::Bytes;
 
+use super::conns::Conns;
 use super::engine_events::SpareMessage;
 use super::error::MessagingError;
 use super::handler::{EventContext, EventType, HandlerOptions};
@@ -84,9 +85,10 @@ pub struct ContainerContext {
     pub(super) started: bool,
     pub(super) stopping: bool,
     pub(super) handler_options: HandlerOptions,
-    /// Boxed: the slab keeps its capacity after a burst of connections is gone, and a
-    /// connection record is large (its engine inline), so slots hold only a pointer.
-    pub(super) conns: Slab<Box<ManagedConnection>>,
+    /// The managed connections, boxed in a slab (it keeps its capacity after a burst of
+    /// connections is gone, and a record is large, so slots hold only a pointer), with the
+    /// list of those touched since the last flush and the heap of their engine deadlines.
+    pub(super) conns: Conns,
     pub(super) acceptors: Slab<Acceptor>,
     pub(super) timers: BTreeMap<(Instant, u64), TimerKind>,
     pub(super) timer_index: HashMap<u64, Instant>,
@@ -150,7 +152,7 @@ impl ContainerContext {
             started: false,
             stopping: false,
             handler_options,
-            conns: Slab::default(),
+            conns: Conns::default(),
             acceptors: Slab::default(),
             timers: BTreeMap::new(),
             timer_index: HashMap::new(),
