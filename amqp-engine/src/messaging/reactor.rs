@@ -265,6 +265,7 @@ impl ContainerContext {
         };
         let host = url.host().to_string();
         let port = url.port();
+        let max_connections = options.max_connections;
         let key = self.acceptors.insert(Acceptor::new(url, options));
         let acceptor = AcceptorHandle(key);
         self.io.push_back(IoRequest::Listen {
@@ -272,6 +273,7 @@ impl ContainerContext {
             host,
             port,
             tls,
+            max_connections,
         });
         Ok(acceptor)
     }

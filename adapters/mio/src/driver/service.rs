@@ -150,7 +150,7 @@ impl Driver {
     /// Takes connections from a listener's backlog.
     pub(super) fn accept<C: IoCore>(&mut self, token: Token, core: &mut C) {
         for _ in 0..ACCEPTS_PER_TURN {
-            let Some(Slot::Listener(l)) = self.slots.get(&token) else {
+            let Some(Slot::Listener(l)) = self.slots.get_mut(&token) else {
                 return;
             };
             let (acceptor, tls) = (l.acceptor, l.tls.clone());
@@ -162,6 +162,29 @@ impl Driver {
                     tracing::warn!(target: "amqp", "accept on {acceptor:?} failed: {e}");
                     return;
                 }
+            };
+            let permit = match &l.limit {
+                None => None,
+                Some(limit) => match limit.try_admit() {
+                    Some(p) => {
+                        l.refusing = false;
+                        Some(p)
+                    }
+                    None => {
+                        // Past max_connections: closed here, before any TLS, SASL or AMQP
+                        // work (and unseen by the core); logged once per episode.
+                        if !std::mem::replace(&mut l.refusing, true) {
+                            tracing::warn!(
+                                target: "amqp",
+                                "listener {acceptor:?}: {} connections open (its \
+                                 max_connections); closing new ones at accept until one closes",
+                                limit.max()
+                            );
+                        }
+                        drop(stream);
+                        continue;
+                    }
+                },
             };
             let now = Instant::now();
             if let Err(e) = stream.set_nodelay(true) {
@@ -177,6 +200,7 @@ impl Driver {
                 continue;
             }
             let mut conn = Conn::new(stream, Side::Server(acceptor, None), Phase::Open, peer);
+            conn.permit = permit;
             conn.readable = true;
             conn.writable = true;
             match tls {
