@@ -448,7 +448,7 @@ impl ContainerContext {
                 self.deferred_closes
                     .push(DeferredClose::Connection(conn, error));
             }
-            Some(_) => c.close_engine(error),
+            Some(_) => c.close_engine(error, self.now),
             None => {
                 // Not connected (connecting or waiting to reconnect): just drop it.
                 let gen = c.gen;
@@ -495,7 +495,7 @@ impl ContainerContext {
                 }
                 DeferredClose::Connection(conn, error) => {
                     if let Some(c) = self.conns.get_mut(conn.0) {
-                        c.close_engine(error);
+                        c.close_engine(error, self.now);
                     }
                 }
             }
