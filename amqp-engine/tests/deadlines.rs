@@ -1,7 +1,9 @@
 //! The container's deadlines, kept in a heap, still fire on time on the simulated network
 //! with a hundred other connections open: heartbeats, the idle time-out, the handshake
 //! deadline, the reconnect back-off, scheduled tasks and the close deadline. Every callback is
-//! logged with its virtual time since the world started, and the times are asserted.
+//! logged with its virtual time since the world started, and the times are asserted. And
+//! what one passed deadline, or one read, costs does not grow with the connections open: the
+//! container's count of connection records visited is the same with 10 and 10,000.
 
 use std::time::{Duration, Instant};
 
@@ -214,4 +216,88 @@ fn deadlines_fire_on_time_among_a_hundred_idle_connections() {
         ],
         "tasks at their exact times"
     );
+}
+
+struct Quiet;
+impl MessagingHandler for Quiet {}
+
+/// A container listening, with `first` accepted at `t0` and `n` more a second later, none of
+/// which sends anything: each has only its handshake deadline (10 s after its accept).
+fn idle_server(n: usize, t0: Instant) -> (SansIoContainer<Quiet>, TransportId) {
+    let mut c = SansIoContainer::with_id(Quiet, "server", t0);
+    c.start(t0);
+    let a = c
+        .context_mut()
+        .listen_with("127.0.0.1:0", ListenOptions::default())
+        .expect("listen");
+    while c.poll_io().is_some() {}
+    c.handle_listening(a, Ok(5672), t0);
+    let accept = |c: &mut SansIoContainer<Quiet>, now| {
+        c.handle_accepted(a, TransportInfo::default(), now)
+            .expect("accepted")
+    };
+    let first = accept(&mut c, t0);
+    for _ in 0..n {
+        accept(&mut c, t0 + Duration::from_secs(1));
+    }
+    while c.poll_io().is_some() {}
+    (c, first)
+}
+
+/// Connection records visited by `f`.
+fn visits(c: &mut SansIoContainer<Quiet>, f: impl FnOnce(&mut SansIoContainer<Quiet>)) -> u64 {
+    let before = c.connections_visited();
+    f(c);
+    c.connections_visited() - before
+}
+
+#[test]
+fn one_passed_deadline_visits_the_same_connections_with_10_or_10000_open() {
+    let t0 = Instant::now();
+    let mut seen = Vec::new();
+    for n in [10, 10_000] {
+        let (mut c, first) = idle_server(n, t0);
+        assert_eq!(
+            c.poll_timeout(),
+            Some(t0 + HANDSHAKE),
+            "the first one's deadline"
+        );
+        let cost = visits(&mut c, |c| {
+            c.handle_timeout(t0 + HANDSHAKE);
+            assert_eq!(
+                c.poll_timeout(),
+                Some(t0 + HANDSHAKE + Duration::from_secs(1)),
+                "the others' deadline is next"
+            );
+        });
+        let closed: Vec<TransportId> = std::iter::from_fn(|| c.poll_io())
+            .filter_map(|r| match r {
+                IoRequest::Close { transport } => Some(transport),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(closed, [first], "only the connection whose deadline passed");
+        seen.push(cost);
+    }
+    println!("connections visited by one passed deadline, 10 and 10,000 open: {seen:?}");
+    assert!(seen[0] <= 4, "a handful of visits: {seen:?}");
+    assert_eq!(seen[0], seen[1], "the cost does not grow with connections");
+}
+
+#[test]
+fn bytes_on_one_connection_visit_the_same_connections_with_10_or_10000_open() {
+    let t0 = Instant::now();
+    let mut seen = Vec::new();
+    for n in [10, 10_000] {
+        let (mut c, first) = idle_server(n, t0);
+        let cost = visits(&mut c, |c| {
+            c.handle_read(first, b"AMQP\x00\x01\x00\x00", t0 + Duration::from_secs(2));
+            while c.poll_io().is_some() {}
+            assert_eq!(c.poll_timeout(), Some(t0 + HANDSHAKE));
+        });
+        seen.push(cost);
+    }
+    println!("connections visited by one read, 10 and 10,000 open: {seen:?}");
+    assert!(seen[0] <= 4, "{seen:?}");
+    assert_eq!(seen[0], seen[1], "the cost does not grow with connections");
 }
