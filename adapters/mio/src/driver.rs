@@ -46,8 +46,6 @@ struct Listening {
     tls: Option<Arc<rustls::ServerConfig>>,
     /// Its `max_connections`, if it has one: checked at accept.
     limit: Option<ConnectionLimit>,
-    /// From the first connection refused for the limit to the next one admitted.
-    refusing: bool,
 }
 
 /// What a listener needs besides its address: its TLS configuration and connection limit.
@@ -485,7 +483,6 @@ impl Driver {
                         acceptor,
                         tls,
                         limit,
-                        refusing: false,
                     }),
                 );
                 self.listeners.insert(acceptor, token);

@@ -84,7 +84,8 @@ impl Backoff {
 /// ([`ListenOptions::max_connections`](amqp_engine::messaging::ListenOptions::max_connections)):
 /// a driver takes a [`ConnectionPermit`] for each connection it accepts, before any TLS, SASL
 /// or AMQP work, and keeps it as long as the socket; a connection that gets none is closed at
-/// once. The async adapters' accept loop and the mio driver both use it.
+/// once. The async adapters' accept loop and the mio driver both use it; the first refusal
+/// after an admission is logged (one line per episode, not one per refused connection).
 ///
 /// ```
 /// use amqp_adapter::ConnectionLimit;
@@ -93,44 +94,59 @@ impl Backoff {
 /// let a = limit.try_admit().expect("first");
 /// let _b = limit.try_admit().expect("second");
 /// assert!(limit.try_admit().is_none(), "past the limit");
+/// assert_eq!(limit.open(), 2);
 /// drop(a);
 /// assert!(limit.try_admit().is_some(), "a place came free");
 /// ```
 #[derive(Clone, Debug)]
 pub struct ConnectionLimit {
-    open: Arc<AtomicUsize>,
+    shared: Arc<LimitState>,
     max: usize,
+}
+
+#[derive(Debug, Default)]
+struct LimitState {
+    open: AtomicUsize,
+    /// Set by a refusal, cleared by an admission: only the first refusal of a run is logged.
+    refusing: AtomicBool,
 }
 
 impl ConnectionLimit {
     /// A limit of `max` connections open at once.
     pub fn new(max: usize) -> Self {
         ConnectionLimit {
-            open: Arc::default(),
+            shared: Arc::default(),
             max,
         }
     }
 
     /// A place for one more connection, or `None` when `max` are open.
     pub fn try_admit(&self) -> Option<ConnectionPermit> {
-        self.open
+        let s = &self.shared;
+        let admitted = s
+            .open
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.max).then_some(n + 1)
             })
-            .ok()?;
-        Some(ConnectionPermit {
-            open: self.open.clone(),
-        })
+            .is_ok();
+        if !admitted {
+            if !s.refusing.swap(true, Ordering::AcqRel) {
+                tracing::warn!(
+                    target: "amqp",
+                    "a listener has {} connections open (its max_connections): closing new \
+                     ones at accept until one closes",
+                    self.max
+                );
+            }
+            return None;
+        }
+        s.refusing.store(false, Ordering::Release);
+        Some(ConnectionPermit { shared: s.clone() })
     }
 
     /// How many connections hold a permit.
     pub fn open(&self) -> usize {
-        self.open.load(Ordering::Acquire)
-    }
-
-    /// The limit.
-    pub fn max(&self) -> usize {
-        self.max
+        self.shared.open.load(Ordering::Acquire)
     }
 }
 
@@ -138,12 +154,12 @@ impl ConnectionLimit {
 /// keep it with the socket.
 #[derive(Debug)]
 pub struct ConnectionPermit {
-    open: Arc<AtomicUsize>,
+    shared: Arc<LimitState>,
 }
 
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::AcqRel);
+        self.shared.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -207,9 +223,6 @@ impl<R: Runtime> AcceptLoop<R> {
     pub(super) async fn run(self) {
         let a = self.acceptor;
         let mut backoff = Backoff::default();
-        // True from the first connection refused for the limit to the next one admitted: one
-        // log line per episode, not one per refused connection.
-        let mut refusing = false;
         loop {
             let stopped = self.stop.notify.listen();
             if self.stop.stopped.load(Ordering::Acquire) {
@@ -235,27 +248,12 @@ impl<R: Runtime> AcceptLoop<R> {
                     let stream = match &self.limit {
                         None => stream,
                         Some(limit) => match limit.try_admit() {
-                            Some(permit) => {
-                                refusing = false;
-                                Box::new(Counted {
-                                    stream,
-                                    _permit: permit,
-                                })
-                            }
-                            None => {
-                                if !std::mem::replace(&mut refusing, true) {
-                                    tracing::warn!(
-                                        target: "amqp",
-                                        "listener {a:?}: {} connections open (its \
-                                         max_connections); closing new ones at accept until \
-                                         one closes",
-                                        limit.max()
-                                    );
-                                }
-                                // Closed before any TLS, SASL or AMQP work.
-                                drop(stream);
-                                continue;
-                            }
+                            Some(permit) => Box::new(Counted {
+                                stream,
+                                _permit: permit,
+                            }),
+                            // Closed before any TLS, SASL or AMQP work.
+                            None => continue,
                         },
                     };
                     self.admit(stream, peer);

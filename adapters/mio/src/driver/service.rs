@@ -150,7 +150,7 @@ impl Driver {
     /// Takes connections from a listener's backlog.
     pub(super) fn accept<C: IoCore>(&mut self, token: Token, core: &mut C) {
         for _ in 0..ACCEPTS_PER_TURN {
-            let Some(Slot::Listener(l)) = self.slots.get_mut(&token) else {
+            let Some(Slot::Listener(l)) = self.slots.get(&token) else {
                 return;
             };
             let (acceptor, tls) = (l.acceptor, l.tls.clone());
@@ -166,24 +166,10 @@ impl Driver {
             let permit = match &l.limit {
                 None => None,
                 Some(limit) => match limit.try_admit() {
-                    Some(p) => {
-                        l.refusing = false;
-                        Some(p)
-                    }
-                    None => {
-                        // Past max_connections: closed here, before any TLS, SASL or AMQP
-                        // work (and unseen by the core); logged once per episode.
-                        if !std::mem::replace(&mut l.refusing, true) {
-                            tracing::warn!(
-                                target: "amqp",
-                                "listener {acceptor:?}: {} connections open (its \
-                                 max_connections); closing new ones at accept until one closes",
-                                limit.max()
-                            );
-                        }
-                        drop(stream);
-                        continue;
-                    }
+                    Some(p) => Some(p),
+                    // Past max_connections: closed here, before any TLS, SASL or AMQP work
+                    // (and unseen by the core).
+                    None => continue,
                 },
             };
             let now = Instant::now();
