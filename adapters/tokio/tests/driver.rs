@@ -406,3 +406,60 @@ fn a_listeners_handshake_timeout_closes_a_silent_client() {
         "{took:?}"
     );
 }
+
+/// What the server sent back to `bytes` before closing (or within 2 s).
+fn answer_to(s: &mut std::net::TcpStream, bytes: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    if s.write_all(bytes).is_err() {
+        return Vec::new();
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while let Ok(n @ 1..) = s.read(&mut buf) {
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+/// An amqps listener at its `max_connections` closes the next socket at accept, before any
+/// TLS or AMQP work: bytes that an admitted connection answers get no answer at all on the
+/// refused one.
+#[test]
+fn an_amqps_listener_past_max_connections_spends_no_tls_handshake() {
+    let p = pki();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        Container::new(ListenFor {
+            options: ListenOptions {
+                tls: Some(TlsListen {
+                    cert: Some(PemSource::Pem(p.server_cert.clone())),
+                    key: Some(PemSource::Pem(p.server_key.clone())),
+                    ..TlsListen::default()
+                }),
+                max_connections: Some(1),
+                ..ListenOptions::default()
+            },
+            for_: Duration::from_secs(4),
+            port: tx,
+        })
+        .run()
+    });
+    let port = rx.recv_timeout(Duration::from_secs(10)).expect("port");
+    let not_tls = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    // The first connection holds the only place while its TLS handshake waits.
+    let mut admitted = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut refused = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let started = Instant::now();
+    let nothing = answer_to(&mut refused, not_tls);
+    let took = started.elapsed();
+    let alert = answer_to(&mut admitted, not_tls);
+    let _ = server.join();
+    println!("refused: {nothing:?} after {took:?}; admitted: {alert:?}");
+    assert!(nothing.is_empty(), "the refused connection got {nothing:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(
+        !alert.is_empty(),
+        "the admitted connection is served (answered): {alert:?}"
+    );
+}
