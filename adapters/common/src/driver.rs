@@ -41,7 +41,7 @@ use crate::runtime::{BoxStream, BoxTimer, Listener, Runtime};
 use crate::tls;
 use crate::trace::Tracer;
 use accept::{AcceptLoop, StopSignal};
-pub use accept::{ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN};
+pub use accept::{ConnectionLimit, ConnectionPermit, ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN};
 pub use connect::TLS_HANDSHAKE_TIMEOUT;
 use transport::{Pending, Writers};
 pub use transport::{READ_CHUNK, WRITE_HIGH_WATER};
@@ -73,6 +73,7 @@ pub(crate) struct IoEventBox(IoEvent);
 struct Listening {
     stop: Arc<StopSignal>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    limit: Option<ConnectionLimit>,
 }
 
 /// A live transport, as the driver sees it: its writer's queue and the count of bytes in it.
@@ -333,6 +334,7 @@ impl<R: Runtime, C: IoCore> Driver<R, C> {
                     rt: self.rt.clone(),
                     events: self.tx.clone(),
                     tls: l.tls.clone(),
+                    limit: l.limit.clone(),
                 };
                 self.core.handle_listening(a, Ok(port), now);
                 self.rt.spawn(Box::pin(accept.run()));
@@ -386,7 +388,11 @@ impl<R: Runtime, C: IoCore> Driver<R, C> {
                 host,
                 port,
                 tls,
-            } => self.listen(acceptor, host, port, tls.as_ref()),
+                max_connections,
+            } => {
+                let limit = max_connections.map(ConnectionLimit::new);
+                self.listen(acceptor, (host, port), tls.as_ref(), limit);
+            }
             IoRequest::StopListening { acceptor } => {
                 if let Some(l) = self.listeners.remove(&acceptor) {
                     l.stop.stop();
@@ -399,9 +405,9 @@ impl<R: Runtime, C: IoCore> Driver<R, C> {
     fn listen(
         &mut self,
         acceptor: AcceptorHandle,
-        host: String,
-        port: u16,
+        (host, port): (String, u16),
         tls: Option<&amqp_engine::messaging::TlsListen>,
+        limit: Option<ConnectionLimit>,
     ) {
         let server_tls = match tls.map(tls::server_config) {
             Some(Ok(c)) => Some(c),
@@ -423,6 +429,7 @@ impl<R: Runtime, C: IoCore> Driver<R, C> {
             Listening {
                 stop: Arc::new(StopSignal::default()),
                 tls: server_tls,
+                limit,
             },
         );
         let rt = self.rt.clone();

@@ -49,8 +49,8 @@ pub use client::{
     Sender, TrySendError, DEFAULT_PREFETCH, DEFAULT_SEND_BUFFER,
 };
 pub use driver::{
-    ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, FLUSH_GRACE, READ_CHUNK, TLS_HANDSHAKE_TIMEOUT,
-    WRITE_HIGH_WATER,
+    ConnectionLimit, ConnectionPermit, ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, FLUSH_GRACE,
+    READ_CHUNK, TLS_HANDSHAKE_TIMEOUT, WRITE_HIGH_WATER,
 };
 #[cfg(unix)]
 pub use quick_ack::set_quickack;

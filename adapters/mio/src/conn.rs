@@ -10,6 +10,7 @@ use amqp_adapter::amqp_engine::messaging::{
     AcceptorHandle, TlsConnect, TransportError, TransportErrorKind, TransportId, TransportInfo,
 };
 use amqp_adapter::trace::Tracer;
+use amqp_adapter::ConnectionPermit;
 use bytes::{Buf, Bytes};
 use mio::net::TcpStream;
 
@@ -70,6 +71,9 @@ pub(crate) struct Conn {
     pub(crate) tracer: Option<Tracer>,
     /// Handshake or drain deadline.
     pub(crate) deadline: Option<Instant>,
+    /// An accepted connection's place in its listener's `max_connections`, given back when
+    /// the socket is dropped with this record.
+    pub(crate) permit: Option<ConnectionPermit>,
 }
 
 impl Conn {
@@ -91,6 +95,7 @@ impl Conn {
             },
             tracer: None,
             deadline: None,
+            permit: None,
         }
     }
 

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use amqp_adapter::amqp_engine::messaging::{
     AcceptorHandle, IoCore, IoRequest, TlsConnect, TransportError, TransportErrorKind, TransportId,
 };
-use amqp_adapter::{tls, FLUSH_GRACE};
+use amqp_adapter::{tls, ConnectionLimit, FLUSH_GRACE};
 use bytes::BytesMut;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -44,7 +44,12 @@ struct Listening {
     listener: TcpListener,
     acceptor: AcceptorHandle,
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// Its `max_connections`, if it has one: checked at accept.
+    limit: Option<ConnectionLimit>,
 }
+
+/// What a listener needs besides its address: its TLS configuration and connection limit.
+type ListenSetup = (Option<Arc<rustls::ServerConfig>>, Option<ConnectionLimit>);
 
 enum Slot {
     Conn(Box<Conn>),
@@ -61,7 +66,7 @@ pub(crate) struct Driver {
     transports: HashMap<TransportId, Token>,
     listeners: HashMap<AcceptorHandle, Token>,
     /// Listens waiting for DNS, with their TLS configuration.
-    resolving_listens: HashMap<AcceptorHandle, Option<Arc<rustls::ServerConfig>>>,
+    resolving_listens: HashMap<AcceptorHandle, ListenSetup>,
     /// Connects waiting for DNS.
     resolving_connects: HashMap<TransportId, Option<TlsConnect>>,
     dns_tx: mpsc::Sender<Resolved>,
@@ -316,6 +321,7 @@ impl Driver {
                     host,
                     port,
                     tls,
+                    max_connections,
                 } => {
                     let server_tls = match tls.as_ref().map(tls::server_config) {
                         Some(Ok(c)) => Some(c),
@@ -332,10 +338,11 @@ impl Driver {
                         }
                         None => None,
                     };
+                    let setup = (server_tls, max_connections.map(ConnectionLimit::new));
                     match self.resolve(&host, port, move |r| Resolved::Listen(acceptor, r)) {
-                        Some(r) => self.listen(acceptor, r, server_tls, core),
+                        Some(r) => self.listen(acceptor, r, setup, core),
                         None => {
-                            self.resolving_listens.insert(acceptor, server_tls);
+                            self.resolving_listens.insert(acceptor, setup);
                         }
                     }
                 }
@@ -393,8 +400,8 @@ impl Driver {
                     }
                 }
                 Resolved::Listen(a, r) => {
-                    if let Some(tls) = self.resolving_listens.remove(&a) {
-                        self.listen(a, r, tls, core);
+                    if let Some(setup) = self.resolving_listens.remove(&a) {
+                        self.listen(a, r, setup, core);
                     }
                 }
             }
@@ -453,7 +460,7 @@ impl Driver {
         &mut self,
         acceptor: AcceptorHandle,
         addrs: io::Result<Vec<SocketAddr>>,
-        tls: Option<Arc<rustls::ServerConfig>>,
+        (tls, limit): ListenSetup,
         core: &mut C,
     ) {
         let r = addrs.map_err(|e| dns_error(&e)).and_then(|a| {
@@ -468,13 +475,14 @@ impl Driver {
                 self.poll
                     .registry()
                     .register(&mut listener, token, Interest::READABLE)?;
-                let tls = tls.clone();
+                let (tls, limit) = (tls.clone(), limit.clone());
                 self.slots.insert(
                     token,
                     Slot::Listener(Listening {
                         listener,
                         acceptor,
                         tls,
+                        limit,
                     }),
                 );
                 self.listeners.insert(acceptor, token);

@@ -265,8 +265,8 @@ fn a_failed_tls_handshake_on_a_listener_reaches_the_handler() {
     assert!(on_acceptor, "the event names no listener: {errors:?}");
 }
 
-/// Connects twice to its own listener limited to one connection: the second is closed with
-/// `amqp:resource-limit-exceeded` (not left hanging), the first stays open.
+/// Connects twice to its own listener limited to one connection: the second is closed at
+/// accept (not left hanging), the first stays open.
 #[derive(Default)]
 struct TwoConnections {
     port: u16,
@@ -277,6 +277,17 @@ struct TwoConnections {
     second_error: Option<String>,
     took: Option<Duration>,
     second_at: Option<Instant>,
+}
+
+impl TwoConnections {
+    fn second_failed(&mut self, e: &mut Event<'_>, what: &str) {
+        if e.connection() == self.second && self.second_error.is_none() {
+            let why = e.transport_error().map(ToString::to_string);
+            self.second_error = Some(format!("{what}: {why:?}"));
+            self.took = self.second_at.map(|t| t.elapsed());
+            e.container_mut().stop();
+        }
+    }
 }
 
 impl MessagingHandler for TwoConnections {
@@ -309,29 +320,34 @@ impl MessagingHandler for TwoConnections {
             self.second_opened = true;
         }
     }
+    fn on_transport_error(&mut self, e: &mut Event<'_>) {
+        self.second_failed(e, "transport_error");
+    }
     fn on_connection_error(&mut self, e: &mut Event<'_>) {
-        if e.connection() == self.second {
-            self.second_error = e.error().map(|er| er.condition.to_string());
-            self.took = self.second_at.map(|t| t.elapsed());
-            e.container_mut().stop();
-        }
+        self.second_failed(e, "connection_error");
+    }
+    fn on_disconnected(&mut self, e: &mut Event<'_>) {
+        self.second_failed(e, "disconnected");
+    }
+    fn on_connection_closed(&mut self, e: &mut Event<'_>) {
+        self.second_failed(e, "connection_closed");
     }
     fn on_timer_task(&mut self, e: &mut Event<'_>) {
         e.container_mut().stop();
     }
 }
 
+/// A connection past the listener's `max_connections` is closed at accept, before the
+/// protocol header is answered: the client sees its transport fail promptly, never an open.
 #[test]
-fn a_listener_past_max_connections_refuses_with_resource_limit_exceeded() {
+fn a_listener_past_max_connections_closes_the_socket_at_accept() {
     let h = Container::new(TwoConnections::default()).run();
     println!("second connection: {:?} after {:?}", h.second_error, h.took);
     assert!(h.first_opened, "the first connection did not open");
-    assert_eq!(
-        h.second_error.as_deref(),
-        Some("amqp:resource-limit-exceeded"),
-        "second connection: opened {}, error {:?}",
-        h.second_opened,
-        h.second_error
+    assert!(!h.second_opened, "the second connection opened");
+    assert!(
+        h.second_error.is_some(),
+        "the second connection did not fail"
     );
     assert!(h.took.unwrap() < Duration::from_secs(2), "{:?}", h.took);
 }
@@ -388,5 +404,62 @@ fn a_listeners_handshake_timeout_closes_a_silent_client() {
     assert!(
         took >= Duration::from_millis(250) && took < Duration::from_secs(2),
         "{took:?}"
+    );
+}
+
+/// What the server sent back to `bytes` before closing (or within 2 s).
+fn answer_to(s: &mut std::net::TcpStream, bytes: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    if s.write_all(bytes).is_err() {
+        return Vec::new();
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while let Ok(n @ 1..) = s.read(&mut buf) {
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+/// An amqps listener at its `max_connections` closes the next socket at accept, before any
+/// TLS or AMQP work: bytes that an admitted connection answers get no answer at all on the
+/// refused one.
+#[test]
+fn an_amqps_listener_past_max_connections_spends_no_tls_handshake() {
+    let p = pki();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        Container::new(ListenFor {
+            options: ListenOptions {
+                tls: Some(TlsListen {
+                    cert: Some(PemSource::Pem(p.server_cert.clone())),
+                    key: Some(PemSource::Pem(p.server_key.clone())),
+                    ..TlsListen::default()
+                }),
+                max_connections: Some(1),
+                ..ListenOptions::default()
+            },
+            for_: Duration::from_secs(4),
+            port: tx,
+        })
+        .run()
+    });
+    let port = rx.recv_timeout(Duration::from_secs(10)).expect("port");
+    let not_tls = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    // The first connection holds the only place while its TLS handshake waits.
+    let mut admitted = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut refused = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let started = Instant::now();
+    let nothing = answer_to(&mut refused, not_tls);
+    let took = started.elapsed();
+    let alert = answer_to(&mut admitted, not_tls);
+    let _ = server.join();
+    println!("refused: {nothing:?} after {took:?}; admitted: {alert:?}");
+    assert!(nothing.is_empty(), "the refused connection got {nothing:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(
+        !alert.is_empty(),
+        "the admitted connection is served (answered): {alert:?}"
     );
 }

@@ -107,6 +107,15 @@ impl<H: MessagingHandler> SansIoContainer<H> {
         &self.reactor.id
     }
 
+    /// How many times the container has visited a connection's record to flush it or to fire
+    /// its deadline, since it was made: what the cost of a turn of the driver grows with. A
+    /// read on one connection, or one passed deadline, visits a few records however many
+    /// connections are open. With the `sim` feature, for tests.
+    #[cfg(feature = "sim")]
+    pub fn connections_visited(&self) -> u64 {
+        self.reactor.conns.visits
+    }
+
     /// Dispatches pending events to the handler and flushes output, until quiet.
     fn pump(&mut self) {
         for payload in self.reactor.inbox.take() {

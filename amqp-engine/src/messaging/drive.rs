@@ -27,32 +27,33 @@ impl ContainerContext {
         }
     }
 
-    /// Translates the engine events of every connection that changed and queues its output;
-    /// false when no connection had anything to do.
+    /// Translates the engine events of every connection that changed and queues its output,
+    /// visiting only the connections touched since the last flush, and re-registers their
+    /// engines' deadlines; false when none had anything to do.
     pub(super) fn flush_dirty(&mut self) -> bool {
         let mut any = false;
-        for ck in self.conns.keys() {
-            let dirty = self.conns.get(ck).is_some_and(|c| c.dirty);
-            if dirty {
+        let touched = self.conns.take_touched();
+        for &ck in &touched {
+            if self.conns.get(ck).is_some_and(|c| c.dirty) {
                 self.process_engine(ck);
                 self.flush_conn(ck);
                 any = true;
             }
+            self.conns.sync_deadline(ck);
         }
-        any
+        self.conns.give_back(touched);
+        // Connections touched while flushing (by their own flush, or another's events) are
+        // visited in the next round, so their deadlines are current when the caller is done.
+        any || self.conns.any_touched()
     }
 
-    /// The earliest timer or engine deadline.
+    /// The earliest timer or engine deadline: O(1), however many connections are open.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        let mut t = self.timers.keys().next().map(|(at, _)| *at);
-        for k in self.conns.keys() {
-            if let Some(e) = self.conns.get(k).and_then(|c| c.engine.as_ref()) {
-                if let Some(et) = e.poll_timeout() {
-                    t = Some(t.map_or(et, |x| x.min(et)));
-                }
-            }
+        let timer = self.timers.keys().next().map(|(at, _)| *at);
+        match (timer, self.conns.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        t
     }
 
     /// True when nothing is left to do: stopped, or no connections, listeners or timers.
@@ -66,7 +67,8 @@ impl ContainerContext {
     }
 
     /// Time passed: fires due timers (tasks, reconnect attempts, the hard stop) and the
-    /// engines' heartbeat and idle deadlines.
+    /// engine deadlines (heartbeat, idle, handshake, close) that passed, visiting only those
+    /// connections.
     pub(super) fn input_timeout(&mut self, now: Instant) {
         self.now = now;
         while let Some((&(at, id), _)) = self.timers.iter().next() {
@@ -103,15 +105,17 @@ impl ContainerContext {
                 }
             }
         }
-        for ck in self.conns.keys() {
-            if let Some(e) = self.conns.get_mut(ck).and_then(|c| c.engine.as_mut()) {
+        // Only the connections whose deadline passed: the others are not visited.
+        while let Some(ck) = self.conns.pop_due(now) {
+            let Some(c) = self.conns.get_mut(ck) else {
+                continue;
+            };
+            if let Some(e) = c.engine.as_mut() {
                 if e.poll_timeout().is_some_and(|t| t <= now) {
                     e.handle_timeout(now);
                 }
             }
-            if let Some(c) = self.conns.get_mut(ck) {
-                c.dirty = true;
-            }
+            c.dirty = true;
             self.process_engine(ck);
         }
     }

@@ -57,6 +57,10 @@ pub enum IoRequest {
         port: u16,
         /// Server-side TLS, for `amqps`.
         tls: Option<TlsListen>,
+        /// [`ListenOptions::max_connections`]: the driver counts each connection it accepts
+        /// from accept until its socket is gone, and closes a connection past the limit at
+        /// once, before any TLS, SASL or AMQP work (and without calling `handle_accepted`).
+        max_connections: Option<usize>,
     },
     /// Stop listening.
     StopListening {
@@ -111,9 +115,13 @@ pub struct ListenOptions {
     pub idle_timeout: Option<Duration>,
     /// Largest frame we accept.
     pub max_frame_size: Option<u32>,
-    /// The most connections of this listener open at once; each one past it is answered with
-    /// an `amqp:resource-limit-exceeded` close as soon as its `open` arrives (its handler
-    /// never sees it). `None` (the default): no limit.
+    /// The most connections of this listener open at once, counted from accept until the
+    /// socket is gone. The adapters' drivers close a connection past the limit as soon as it
+    /// is accepted, before any TLS, SASL or AMQP work, so a flood costs no handshakes; a
+    /// driver that hands over every socket still gets the container's own check, which
+    /// answers the `open` of a connection past the limit with an
+    /// `amqp:resource-limit-exceeded` close (its handler never sees it). `None` (the
+    /// default): no limit.
     pub max_connections: Option<usize>,
     /// How long a client has to complete its handshake (protocol header, SASL, `open`)
     /// before it is closed with `amqp:resource-limit-exceeded`. Default 10 s; `None`

@@ -67,6 +67,8 @@ pub(super) struct ManagedConnection {
     pub(super) by_engine: HashMap<LinkId, Key>,
     pub(super) app_closed: bool,
     pub(super) dirty: bool,
+    /// In its container's list of touched connections (see [`Conns`](super::conns::Conns)).
+    pub(super) listed: bool,
     pub(super) reconnect_timer: Option<TimerHandle>,
     pub(super) auth_failed: bool,
     pub(super) close_sent: bool,
@@ -83,6 +85,7 @@ impl ManagedConnection {
         ManagedConnection {
             gen,
             dirty: engine.is_some(),
+            listed: false,
             engine,
             acceptor: None,
             admission: None,
@@ -294,9 +297,14 @@ impl ManagedConnection {
         self.dirty = true;
     }
 
-    /// Closes the engine's connection (the transport ends once the peer answers).
-    pub(super) fn close_engine(&mut self, error: Option<Error>) {
+    /// Closes the engine's connection at `now` (the transport ends once the peer answers, or
+    /// when the close deadline counted from `now` passes).
+    pub(super) fn close_engine(&mut self, error: Option<Error>, now: Instant) {
         if let Some(e) = self.engine.as_mut().filter(|e| !e.is_finished()) {
+            // The engine knows the time of its last input: on a quiet connection that may be
+            // long ago, and the close deadline would count from then. Tell it the time first
+            // (anything due by now, such as a heartbeat, is done as well).
+            e.handle_timeout(now);
             // Not finished: close is allowed (a second close is a no-op).
             let _ = e.close(error);
             self.dirty = true;

@@ -36,7 +36,9 @@
 mod backlog;
 mod client_core;
 mod connect_config;
+mod conns;
 mod container;
+mod deadlines;
 mod defaults;
 mod drive;
 mod engine_events;

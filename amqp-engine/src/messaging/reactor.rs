@@ -11,6 +11,7 @@ use amqp_proto::messaging::{DeliveryState, Modified, Rejected, TargetKind};
 use amqp_proto::Encode;
 use bytes::Bytes;
 
+use super::conns::Conns;
 use super::engine_events::SpareMessage;
 use super::error::MessagingError;
 use super::handler::{EventContext, EventType, HandlerOptions};
@@ -84,9 +85,10 @@ pub struct ContainerContext {
     pub(super) started: bool,
     pub(super) stopping: bool,
     pub(super) handler_options: HandlerOptions,
-    /// Boxed: the slab keeps its capacity after a burst of connections is gone, and a
-    /// connection record is large (its engine inline), so slots hold only a pointer.
-    pub(super) conns: Slab<Box<ManagedConnection>>,
+    /// The managed connections, boxed in a slab (it keeps its capacity after a burst of
+    /// connections is gone, and a record is large, so slots hold only a pointer), with the
+    /// list of those touched since the last flush and the heap of their engine deadlines.
+    pub(super) conns: Conns,
     pub(super) acceptors: Slab<Acceptor>,
     pub(super) timers: BTreeMap<(Instant, u64), TimerKind>,
     pub(super) timer_index: HashMap<u64, Instant>,
@@ -150,7 +152,7 @@ impl ContainerContext {
             started: false,
             stopping: false,
             handler_options,
-            conns: Slab::default(),
+            conns: Conns::default(),
             acceptors: Slab::default(),
             timers: BTreeMap::new(),
             timer_index: HashMap::new(),
@@ -263,6 +265,7 @@ impl ContainerContext {
         };
         let host = url.host().to_string();
         let port = url.port();
+        let max_connections = options.max_connections;
         let key = self.acceptors.insert(Acceptor::new(url, options));
         let acceptor = AcceptorHandle(key);
         self.io.push_back(IoRequest::Listen {
@@ -270,6 +273,7 @@ impl ContainerContext {
             host,
             port,
             tls,
+            max_connections,
         });
         Ok(acceptor)
     }
@@ -444,7 +448,7 @@ impl ContainerContext {
                 self.deferred_closes
                     .push(DeferredClose::Connection(conn, error));
             }
-            Some(_) => c.close_engine(error),
+            Some(_) => c.close_engine(error, self.now),
             None => {
                 // Not connected (connecting or waiting to reconnect): just drop it.
                 let gen = c.gen;
@@ -491,7 +495,7 @@ impl ContainerContext {
                 }
                 DeferredClose::Connection(conn, error) => {
                     if let Some(c) = self.conns.get_mut(conn.0) {
-                        c.close_engine(error);
+                        c.close_engine(error, self.now);
                     }
                 }
             }

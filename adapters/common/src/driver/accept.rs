@@ -1,16 +1,20 @@
-//! A listener's accept loop: accepts until stopped, runs each TLS handshake in a task of its
-//! own, and backs off while the process is out of descriptors or memory instead of spinning.
+//! A listener's accept loop: accepts until stopped, closes at once what is past the
+//! listener's [`ConnectionLimit`], runs each TLS handshake in a task of its own, and backs off
+//! while the process is out of descriptors or memory instead of spinning.
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use amqp_engine::messaging::{AcceptorHandle, TransportInfo};
 use event_listener::Event as Notify;
 use futures::channel::mpsc;
 use futures::future::{select, Either};
+use futures::io::{AsyncRead, AsyncWrite};
 
 use super::connect::{handshake_error, handshake_within};
 use super::{IoEvent, IoEventBox};
@@ -76,6 +80,132 @@ impl Backoff {
     }
 }
 
+/// A listener's count of its open connections against its `max_connections`
+/// ([`ListenOptions::max_connections`](amqp_engine::messaging::ListenOptions::max_connections)):
+/// a driver takes a [`ConnectionPermit`] for each connection it accepts, before any TLS, SASL
+/// or AMQP work, and keeps it as long as the socket; a connection that gets none is closed at
+/// once. The async adapters' accept loop and the mio driver both use it; the first refusal
+/// after an admission is logged (one line per episode, not one per refused connection).
+///
+/// ```
+/// use amqp_adapter::ConnectionLimit;
+///
+/// let limit = ConnectionLimit::new(2);
+/// let a = limit.try_admit().expect("first");
+/// let _b = limit.try_admit().expect("second");
+/// assert!(limit.try_admit().is_none(), "past the limit");
+/// assert_eq!(limit.open(), 2);
+/// drop(a);
+/// assert!(limit.try_admit().is_some(), "a place came free");
+/// ```
+#[derive(Clone, Debug)]
+pub struct ConnectionLimit {
+    shared: Arc<LimitState>,
+    max: usize,
+}
+
+#[derive(Debug, Default)]
+struct LimitState {
+    open: AtomicUsize,
+    /// Set by a refusal, cleared by an admission: only the first refusal of a run is logged.
+    refusing: AtomicBool,
+}
+
+impl ConnectionLimit {
+    /// A limit of `max` connections open at once.
+    pub fn new(max: usize) -> Self {
+        ConnectionLimit {
+            shared: Arc::default(),
+            max,
+        }
+    }
+
+    /// A place for one more connection, or `None` when `max` are open.
+    pub fn try_admit(&self) -> Option<ConnectionPermit> {
+        let s = &self.shared;
+        let admitted = s
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok();
+        if !admitted {
+            if !s.refusing.swap(true, Ordering::AcqRel) {
+                tracing::warn!(
+                    target: "amqp",
+                    "a listener has {} connections open (its max_connections): closing new \
+                     ones at accept until one closes",
+                    self.max
+                );
+            }
+            return None;
+        }
+        s.refusing.store(false, Ordering::Release);
+        Some(ConnectionPermit { shared: s.clone() })
+    }
+
+    /// How many connections hold a permit.
+    pub fn open(&self) -> usize {
+        self.shared.open.load(Ordering::Acquire)
+    }
+}
+
+/// One connection's place in its listener's [`ConnectionLimit`], given back when dropped:
+/// keep it with the socket.
+#[derive(Debug)]
+pub struct ConnectionPermit {
+    shared: Arc<LimitState>,
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        self.shared.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// An accepted stream that holds its [`ConnectionPermit`]: the reader and writer tasks share
+/// the stream, so the place is given back when the last of them lets the socket go.
+struct Counted {
+    stream: BoxStream,
+    _permit: ConnectionPermit,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_close(cx)
+    }
+}
+
 /// Everything an accept loop needs.
 pub(super) struct AcceptLoop<R: Runtime> {
     pub(super) acceptor: AcceptorHandle,
@@ -84,6 +214,8 @@ pub(super) struct AcceptLoop<R: Runtime> {
     pub(super) rt: R,
     pub(super) events: mpsc::UnboundedSender<IoEventBox>,
     pub(super) tls: Option<Arc<rustls::ServerConfig>>,
+    /// The listener's `max_connections`, if it has one.
+    pub(super) limit: Option<ConnectionLimit>,
 }
 
 impl<R: Runtime> AcceptLoop<R> {
@@ -113,6 +245,17 @@ impl<R: Runtime> AcceptLoop<R> {
                             start.elapsed()
                         );
                     }
+                    let stream = match &self.limit {
+                        None => stream,
+                        Some(limit) => match limit.try_admit() {
+                            Some(permit) => Box::new(Counted {
+                                stream,
+                                _permit: permit,
+                            }),
+                            // Closed before any TLS, SASL or AMQP work.
+                            None => continue,
+                        },
+                    };
                     self.admit(stream, peer);
                 }
                 Err(e) if is_exhaustion(&e) => {

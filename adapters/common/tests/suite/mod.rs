@@ -37,6 +37,7 @@ pub(crate) mod async_client;
 #[macro_use]
 pub(crate) mod gssapi;
 pub(crate) mod inject;
+pub(crate) mod max_connections;
 
 /// Generates one `#[test]` per scenario for runtime `$rt`; with `runner T` (a crate with its
 /// own container, such as `amqp-mio`), all but the async client's.
@@ -121,6 +122,11 @@ macro_rules! adapter_suite {
         #[test]
         fn no_reconnect_fails_once_and_finishes() {
             $crate::suite::no_reconnect::<$rt>();
+        }
+
+        #[test]
+        fn max_connections_are_refused_at_accept_and_freed_on_close() {
+            $crate::suite::max_connections::refused_at_accept::<$rt>();
         }
 
     };

@@ -163,6 +163,15 @@ impl Driver {
                     return;
                 }
             };
+            let permit = match &l.limit {
+                None => None,
+                Some(limit) => match limit.try_admit() {
+                    Some(p) => Some(p),
+                    // Past max_connections: closed here, before any TLS, SASL or AMQP work
+                    // (and unseen by the core).
+                    None => continue,
+                },
+            };
             let now = Instant::now();
             if let Err(e) = stream.set_nodelay(true) {
                 tracing::debug!(target: "amqp", "TCP_NODELAY for {peer}: {e}");
@@ -177,6 +186,7 @@ impl Driver {
                 continue;
             }
             let mut conn = Conn::new(stream, Side::Server(acceptor, None), Phase::Open, peer);
+            conn.permit = permit;
             conn.readable = true;
             conn.writable = true;
             match tls {
