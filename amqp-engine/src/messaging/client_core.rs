@@ -18,7 +18,8 @@ use amqp_proto::Encode;
 use bytes::BytesMut;
 
 use super::error::{MessagingError, TransportError};
-use super::handler::{EventContext, EventType, HandlerOptions};
+use super::event_record::EventRecord;
+use super::handler::{EventType, HandlerOptions};
 use super::handles::{
     AcceptorHandle, ConnectionHandle, DeliveryHandle, LinkHandle, Tracker, TransportId,
 };
@@ -287,7 +288,7 @@ impl ClientCore {
         }
     }
 
-    fn translate(&mut self, kind: EventType, mut ctx: EventContext) {
+    fn translate(&mut self, kind: EventType, mut ctx: EventRecord) {
         if kind == EventType::Message && self.reactor.release_if_link_closed(&ctx) {
             return;
         }
@@ -298,16 +299,16 @@ impl ClientCore {
         let ev = match kind {
             EventType::ConnectionOpened => conn.map(ClientEvent::ConnectionOpened),
             EventType::ConnectionError => conn
-                .zip(ctx.error.clone())
+                .zip(ctx.error().cloned())
                 .map(|(c, e)| ClientEvent::ConnectionError(c, e)),
             EventType::TransportError => conn
-                .zip(ctx.transport_error.clone())
+                .zip(ctx.transport_error().cloned())
                 .map(|(c, e)| ClientEvent::TransportError(c, e)),
             EventType::Disconnected => {
-                conn.map(|c| ClientEvent::Disconnected(c, ctx.transport_error.clone()))
+                conn.map(|c| ClientEvent::Disconnected(c, ctx.transport_error().cloned()))
             }
             EventType::ConnectionClosed => {
-                conn.map(|c| ClientEvent::ConnectionClosed(c, ctx.transport_error.clone()))
+                conn.map(|c| ClientEvent::ConnectionClosed(c, ctx.transport_error().cloned()))
             }
             EventType::LinkOpening => {
                 // A link the peer initiated: a client serves none (refused below, by the
@@ -323,10 +324,10 @@ impl ClientCore {
             }),
             EventType::LinkClosed => ctx
                 .link
-                .map(|l| ClientEvent::LinkClosed(l, ctx.error.clone())),
+                .map(|l| ClientEvent::LinkClosed(l, ctx.error().cloned())),
             EventType::Sendable => ctx.link.map(ClientEvent::Sendable),
             EventType::Drained => ctx.link.map(ClientEvent::Drained),
-            EventType::Message => match (ctx.link, ctx.delivery, ctx.message.take()) {
+            EventType::Message => match (ctx.link, ctx.delivery(), ctx.message.take()) {
                 (Some(link), Some(delivery), Some(message)) => Some(ClientEvent::Message {
                     link,
                     delivery,
@@ -335,16 +336,14 @@ impl ClientCore {
                 _ => None,
             },
             EventType::Accepted | EventType::Rejected | EventType::Released => ctx
-                .tracker
-                .map(|t| ClientEvent::Outcome(t, ctx.state.clone())),
+                .tracker()
+                .map(|t| ClientEvent::Outcome(t, ctx.state().cloned())),
             // Settled with a terminal state: its outcome was just reported.
-            EventType::Settled if ctx.state.as_ref().is_some_and(DeliveryState::is_terminal) => {
-                None
-            }
+            EventType::Settled if ctx.state().is_some_and(DeliveryState::is_terminal) => None,
             EventType::Settled => ctx
-                .tracker
-                .map(|t| ClientEvent::Outcome(t, ctx.state.clone())),
-            EventType::InDoubt => ctx.tracker.map(ClientEvent::InDoubt),
+                .tracker()
+                .map(|t| ClientEvent::Outcome(t, ctx.state().cloned())),
+            EventType::InDoubt => ctx.tracker().map(ClientEvent::InDoubt),
             _ => None,
         };
         if let Some(ev) = ev {

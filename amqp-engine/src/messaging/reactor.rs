@@ -13,6 +13,7 @@ use bytes::Bytes;
 
 use super::engine_events::SpareMessage;
 use super::error::MessagingError;
+use super::event_record::EventRecord;
 use super::handler::{EventContext, EventType, HandlerOptions};
 use super::handles::{
     AcceptorHandle, ConnectionHandle, DeliveryHandle, LinkHandle, TimerHandle, Tracker, TransportId,
@@ -92,7 +93,7 @@ pub struct ContainerContext {
     pub(super) timer_index: HashMap<u64, Instant>,
     pub(super) timer_seq: u64,
     pub(super) io: VecDeque<IoRequest>,
-    pub(super) pending: VecDeque<(EventType, EventContext)>,
+    pub(super) pending: VecDeque<(EventType, EventRecord)>,
     pub(super) touched: bool,
     pub(super) name_seq: u64,
     pub(super) entropy: Entropy,
@@ -193,7 +194,12 @@ impl ContainerContext {
     }
 
     pub(super) fn push(&mut self, kind: EventType, ctx: EventContext) {
-        self.pending.push_back((kind, ctx));
+        self.pending.push_back((kind, ctx.into()));
+    }
+
+    /// Queues an event again (the default actions' `opened` after `opening`).
+    pub(super) fn push_record(&mut self, kind: EventType, record: EventRecord) {
+        self.pending.push_back((kind, record));
     }
 
     pub(super) fn ctx_conn(&self, ck: Key) -> EventContext {
