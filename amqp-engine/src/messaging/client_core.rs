@@ -58,7 +58,9 @@ pub enum ClientEvent {
     LinkClosed(LinkHandle, Option<Error>),
     /// A sender has credit.
     Sendable(LinkHandle),
-    /// A message arrived on a receiver; settle it with [`ClientCore::dispose`].
+    /// A message arrived on a receiver; settle it with [`ClientCore::dispose`]. Move the
+    /// message out of its box (`std::mem::take`) and hand the box back with
+    /// [`ClientCore::recycle_message`] for the core to reuse.
     Message {
         /// The receiver.
         link: LinkHandle,
@@ -244,6 +246,13 @@ impl ClientCore {
         state: Option<DeliveryState>,
     ) -> Result<(), MessagingError> {
         self.reactor.dispose(delivery, state, true)
+    }
+
+    /// Takes back the box of a [`ClientEvent::Message`] (emptied, or with a message the
+    /// application no longer needs) for a later delivery: a receiver that hands back every box
+    /// allocates none per message.
+    pub fn recycle_message(&mut self, message: Box<ReceivedMessage>) {
+        self.reactor.recycle_message(message);
     }
 
     /// True if the link is a sender.

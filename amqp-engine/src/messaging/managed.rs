@@ -2,7 +2,7 @@
 //! failover state, the link records re-attached after a reconnect, and the in-doubt
 //! bookkeeping.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
 
 use amqp_proto::definitions::{Error, Role};
@@ -59,7 +59,9 @@ pub(super) struct ManagedConnection {
     pub(super) outgoing: Option<Outgoing>,
     pub(super) session: Option<SessionId>,
     pub(super) links: Slab<LinkRec>,
-    pub(super) by_engine: HashMap<LinkId, Key>,
+    /// Looked up for every event of a link; keyed by the engine's own ids (nothing a peer
+    /// chooses), so a fast hash is safe.
+    pub(super) by_engine: FxHashMap<LinkId, Key>,
     pub(super) app_closed: bool,
     pub(super) dirty: bool,
     pub(super) reconnect_timer: Option<TimerHandle>,
@@ -82,7 +84,7 @@ impl ManagedConnection {
             outgoing,
             session: None,
             links: Slab::default(),
-            by_engine: HashMap::new(),
+            by_engine: FxHashMap::default(),
             app_closed: false,
             reconnect_timer: None,
             auth_failed: false,

@@ -9,10 +9,9 @@ use std::sync::Arc;
 use amqp_engine::messaging::{TransportError, TransportErrorKind, TransportId};
 use bytes::{Bytes, BytesMut};
 use event_listener::Event as Notify;
-use futures::channel::mpsc;
 use futures::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use futures::StreamExt;
 
+use super::queue::{Receiver, Sender};
 use super::{IoEvent, IoEventBox};
 use crate::runtime::BoxStream;
 
@@ -90,14 +89,14 @@ impl ReadSizer {
 pub(super) async fn write_loop(
     t: TransportId,
     mut writer: WriteHalf<BoxStream>,
-    mut queue: mpsc::UnboundedReceiver<Bytes>,
+    mut queue: Receiver<Bytes>,
     pending: Arc<Pending>,
     writers: Arc<Writers>,
-    events: mpsc::UnboundedSender<IoEventBox>,
+    events: Sender<IoEventBox>,
 ) {
     let _guard = WriterGuard(writers);
     let mut unreported = 0;
-    while let Some(data) = queue.next().await {
+    while let Some(data) = queue.recv().await {
         if let Err(e) = writer.write_all(&data).await {
             let reason = io_error(&e, "write");
             let _ = events.unbounded_send(IoEventBox(IoEvent::Closed(t, Some(reason))));
@@ -128,7 +127,7 @@ pub(super) async fn read_loop(
     t: TransportId,
     mut reader: ReadHalf<BoxStream>,
     pending: Arc<Pending>,
-    events: mpsc::UnboundedSender<IoEventBox>,
+    events: Sender<IoEventBox>,
 ) {
     let mut buf = BytesMut::new();
     let mut sizer = ReadSizer::new();
