@@ -358,12 +358,25 @@ impl Connection {
     /// Feeds bytes read from the transport, taking the buffer: no copy when nothing is
     /// pending, or when `data` continues the buffer the pending bytes were split from (a
     /// reader that splits each read off one buffer); frames then share the reader's memory,
-    /// and once every byte is consumed the connection holds none of it.
+    /// and once every byte is consumed the connection holds none of it. When `data` starts a
+    /// new buffer, only the bytes that complete the pending frame are copied; the rest is
+    /// read in place.
     pub fn handle_input_owned(
         &mut self,
-        data: BytesMut,
+        mut data: BytesMut,
         now: Instant,
     ) -> Result<(), ConnectionError> {
+        let continues = self.input.as_ptr().wrapping_add(self.input.len()) == data.as_ptr();
+        if !self.input.is_empty() && !continues {
+            if let Some(missing) = self.pending_frame_missing() {
+                // Copying all of `data` after the pending bytes would keep every later read
+                // copied too: complete the one frame, then take `data` over as it is.
+                let head = data.split_to(missing.min(data.len()));
+                self.input.extend_from_slice(&head);
+                drop(head);
+                self.handle_read(now)?;
+            }
+        }
         self.input.unsplit(data);
         let r = self.handle_read(now);
         if self.input.is_empty() {
@@ -372,6 +385,17 @@ impl Connection {
             self.input = BytesMut::new();
         }
         r
+    }
+
+    /// How many bytes the partial AMQP frame in `input` lacks, when its size is known (the
+    /// connection is past its headers and the frame's size field has arrived).
+    fn pending_frame_missing(&self) -> Option<usize> {
+        if !matches!(self.handshake, Handshake::Amqp) {
+            return None;
+        }
+        let size = self.input.get(..4)?;
+        let size = u32::from_be_bytes([size[0], size[1], size[2], size[3]]) as usize;
+        size.checked_sub(self.input.len()).filter(|&n| n > 0)
     }
 
     /// Processes bytes appended to [`input_buffer`](Self::input_buffer).

@@ -488,6 +488,10 @@ impl ContainerContext {
 
     /// Carries out the closes asked for during the last callback.
     pub(super) fn run_deferred_closes(&mut self) {
+        // Called after every callback; nearly always with nothing to do.
+        if self.deferred_closes.is_empty() {
+            return;
+        }
         for d in std::mem::take(&mut self.deferred_closes) {
             match d {
                 DeferredClose::Link(link, error) => {

@@ -62,10 +62,17 @@ impl ReadSizer {
         ReadSizer { want: READ_SMALL }
     }
 
-    /// The buffer to read into next: `buf` when it has room enough, else a fresh one.
+    /// The buffer to read into next: `buf` when it has room enough; else its memory again
+    /// when every read split off it has been let go (the core consumed them), or a fresh one.
     pub(super) fn prepare(&self, buf: &mut BytesMut) {
         if buf.len() < (self.want / 4).max(READ_SMALL / 2) {
-            *buf = BytesMut::zeroed(self.want);
+            buf.clear();
+            // Only a busy transport's buffer is kept: a quiet one's is let go (after_read).
+            if self.want == READ_CHUNK && buf.try_reclaim(self.want) {
+                buf.resize(self.want, 0);
+            } else {
+                *buf = BytesMut::zeroed(self.want);
+            }
         }
     }
 
@@ -213,6 +220,26 @@ mod tests {
         assert_eq!(seen[0].0, READ_SMALL, "{seen:?}");
         assert_eq!(seen[7].0, READ_CHUNK, "{seen:?}");
         assert!(seen[8].1 <= READ_SMALL, "a quiet transport holds {seen:?}");
+    }
+
+    #[test]
+    fn a_busy_transport_reads_into_the_same_memory_once_its_reads_are_consumed() {
+        let mut buf = BytesMut::new();
+        let mut s = ReadSizer::new();
+        let mut starts = Vec::new();
+        for _ in 0..40 {
+            s.prepare(&mut buf);
+            if buf.len() == READ_CHUNK {
+                starts.push(buf.as_ptr());
+            }
+            let room = buf.len();
+            let n = room.min(20_000);
+            // The core consumes each read before the next one.
+            drop(buf.split_to(n));
+            s.after_read(n, room, &mut buf);
+        }
+        assert!(starts.len() > 3, "{starts:?}");
+        assert!(starts.windows(2).all(|w| w[0] == w[1]), "{starts:?}");
     }
 
     #[test]
