@@ -108,12 +108,17 @@ pub enum EndpointState {
     Closed,
 }
 
+/// The largest joining buffer a connection keeps between frames cut across two reads.
+const JOINED_KEPT: usize = 64 * 1024;
+
 /// A sans-IO AMQP 1.0 connection.
 pub struct Connection {
     side: Side,
     config: ConnectionConfig,
     handshake: Handshake,
     input: BytesMut,
+    /// Where a frame cut between two read buffers is joined (kept: its memory is reused).
+    joined: BytesMut,
     out: BytesMut,
     /// Payload bytes of the transfer frames waiting for a peer's session window, all sessions.
     blocked_bytes: usize,
@@ -177,6 +182,7 @@ impl Connection {
             side,
             handshake: Handshake::new(side, &config),
             input: BytesMut::with_capacity(64 * 1024),
+            joined: BytesMut::new(),
             out: BytesMut::with_capacity(64 * 1024),
             blocked_bytes: 0,
             pending_amqp: BytesMut::new(),
@@ -372,9 +378,18 @@ impl Connection {
                 // Copying all of `data` after the pending bytes would keep every later read
                 // copied too: complete the one frame, then take `data` over as it is.
                 let head = data.split_to(missing.min(data.len()));
-                self.input.extend_from_slice(&head);
+                let mut joined = std::mem::take(&mut self.joined);
+                joined.clear();
+                joined.extend_from_slice(&self.input);
+                joined.extend_from_slice(&head);
                 drop(head);
-                self.handle_read(now)?;
+                self.input = joined;
+                let r = self.handle_read(now);
+                if self.input.is_empty() && self.input.capacity() <= JOINED_KEPT {
+                    // What is left of the joining buffer: its memory, for the next cut frame.
+                    self.joined = std::mem::take(&mut self.input);
+                }
+                r?;
             }
         }
         self.input.unsplit(data);
