@@ -348,17 +348,16 @@ impl ContainerContext {
         match role {
             Some(Role::Sender) => {
                 let terminal = state.as_ref().is_some_and(DeliveryState::is_terminal);
-                let kind = match &state {
-                    Some(DeliveryState::Accepted(_)) => Some(EventType::Accepted),
-                    Some(DeliveryState::Rejected(_)) => Some(EventType::Rejected),
-                    Some(DeliveryState::Released(_) | DeliveryState::Modified(_)) => {
-                        Some(EventType::Released)
+                // `on_rejected` carries the rejection's error; `on_settled` does not.
+                let (kind, rejection) = match &state {
+                    Some(DeliveryState::Accepted(_)) => (Some(EventType::Accepted), None),
+                    Some(DeliveryState::Rejected(r)) => {
+                        (Some(EventType::Rejected), r.error.clone())
                     }
-                    _ => None,
-                };
-                let rejection = match &state {
-                    Some(DeliveryState::Rejected(r)) => r.error.clone(),
-                    _ => None,
+                    Some(DeliveryState::Released(_) | DeliveryState::Modified(_)) => {
+                        (Some(EventType::Released), None)
+                    }
+                    _ => (None, None),
                 };
                 let tracker = Tracker {
                     conn: at.conn,
@@ -367,20 +366,15 @@ impl ContainerContext {
                     id: delivery,
                 };
                 let record = EventRecord::sent(tracker, state);
-                if settled {
-                    if let Some(kind) = kind {
-                        // `on_rejected` carries the rejection's error; `on_settled` does not.
-                        let mut outcome = record.clone();
-                        outcome.set_error(rejection);
-                        self.push_record(kind, outcome);
-                    }
-                    self.push_record(EventType::Settled, record);
-                    return;
-                }
+                let settled_record = settled.then(|| record.clone());
                 if let Some(kind) = kind {
                     let mut outcome = record;
                     outcome.set_error(rejection);
                     self.push_record(kind, outcome);
+                }
+                if let Some(record) = settled_record {
+                    self.push_record(EventType::Settled, record);
+                    return;
                 }
                 if self.handler_options.auto_settle && terminal {
                     if let Some(e) = self.conns.get_mut(at.conn).and_then(|c| c.engine.as_mut()) {
