@@ -1,9 +1,11 @@
-//! Heap allocations per message, end to end through two containers: a sender handler encoding
-//! each message into its connection's output, a receiver handler reading one application
-//! property of each message it is given (auto-accepted, every outcome back at the sender).
-//! The containers are wired back to back by a few lines of driver below (no sockets, no
-//! simulated network whose own bookkeeping would be counted). A counting global allocator
-//! measures the steady state after a warm-up: it must be free of allocations.
+//! Heap allocations per message, end to end through two cores: a sender handler encoding
+//! each message into its connection's output, and a receiver reading one application property
+//! of each message it is given (every outcome back at the sender). The receiver is a container
+//! handler (auto-accepting), or a [`ClientCore`] (the async API's core) whose application
+//! takes each message out of its event, hands the box back, accepts and keeps the credit up.
+//! The cores are wired back to back by a few lines of driver below (no sockets, no simulated
+//! network whose own bookkeeping would be counted). A counting global allocator measures the
+//! steady state after a warm-up: it must be free of allocations.
 //!
 //! This binary holds one test only: the allocator counts every thread of the process.
 
@@ -12,10 +14,11 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use amqp_engine::messaging::{
-    AcceptorHandle, Event, HandlerOptions, IoCore, IoRequest, MessagingHandler, SansIoContainer,
-    TransportId, TransportInfo,
+    AcceptorHandle, ClientCore, ClientEvent, ConnectOptions, Event, HandlerOptions, IoCore,
+    IoRequest, MessagingHandler, SansIoContainer, TransportId, TransportInfo, Url,
 };
-use amqp_proto::message::{Body, Message};
+use amqp_proto::message::{Body, Message, ReceivedMessage};
+use amqp_proto::messaging::DeliveryState;
 use amqp_proto::Value;
 use bytes::Bytes;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
@@ -29,6 +32,8 @@ const CREDIT: u32 = 500;
 
 struct Sender {
     message: Message,
+    /// Listen for the receiver (a client) instead of connecting to it.
+    listen: bool,
     sent: u64,
     accepted: u64,
 }
@@ -41,6 +46,10 @@ impl MessagingHandler for Sender {
         }
     }
     fn on_start(&mut self, e: &mut Event<'_>) {
+        if self.listen {
+            e.container_mut().listen("127.0.0.1:5672").unwrap();
+            return;
+        }
         let conn = e.container_mut().connect("amqp://127.0.0.1:5672").unwrap();
         e.container_mut().create_sender(conn, "q").unwrap();
     }
@@ -77,65 +86,109 @@ impl MessagingHandler for Receiver {
         e.container_mut().listen("127.0.0.1:5672").unwrap();
     }
     fn on_message(&mut self, e: &mut Event<'_>) {
-        self.received += 1;
         let taken = if self.take { e.take_message() } else { None };
         let m = taken.as_ref().or(e.message()).unwrap();
+        self.read(m);
+    }
+}
+
+impl Receiver {
+    fn read(&mut self, m: &ReceivedMessage) {
+        self.received += 1;
         assert_eq!(m.data().map(<[u8]>::len), Some(100));
         if let Some(Value::Ulong(ts)) = m.find_application_property("ts") {
             self.ts_sum = self.ts_sum.wrapping_add(ts);
         }
     }
+
+    /// The application of a [`ClientCore`] receiver: takes each message out of its event and
+    /// hands the box back, accepts it, and tops the credit up at half the window.
+    fn serve(&mut self, core: &mut ClientCore) {
+        while let Some(ev) = core.poll_event() {
+            match ev {
+                ClientEvent::LinkOpened { link, .. } => core.flow(link, CREDIT).unwrap(),
+                ClientEvent::Message {
+                    link,
+                    delivery,
+                    mut message,
+                } => {
+                    let m = std::mem::take(&mut *message);
+                    core.recycle_message(message);
+                    self.read(&m);
+                    core.dispose(delivery, Some(DeliveryState::accepted()))
+                        .unwrap();
+                    if core.credit(link) <= CREDIT / 2 {
+                        core.flow(link, CREDIT).unwrap();
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
-/// Carries out both containers' I/O requests, each transport's writes read by its peer,
-/// until `done` holds (or nothing moves).
+/// Carries out two cores' I/O requests, each transport's writes read by its peer, until
+/// `until` (which also does the test's own work between rounds) holds, or nothing moves. `l`
+/// listens, `c` connects.
 struct Wire {
-    /// (sender's transport, receiver's transport) once connected.
+    /// (connector's transport, listener's transport) once connected.
     link: Option<(TransportId, TransportId)>,
     acceptor: Option<AcceptorHandle>,
+    /// Requests; `true`: of the connector.
     queue: VecDeque<(bool, IoRequest)>,
 }
 
 impl Wire {
-    fn run(
+    fn new() -> Self {
+        Wire {
+            link: None,
+            acceptor: None,
+            queue: VecDeque::new(),
+        }
+    }
+
+    fn run<L: IoCore, C: IoCore>(
         &mut self,
-        s: &mut SansIoContainer<Sender>,
-        r: &mut SansIoContainer<Receiver>,
-        done: impl Fn(&Sender, &Receiver) -> bool,
+        l: &mut L,
+        c: &mut C,
+        mut until: impl FnMut(&mut L, &mut C) -> bool,
     ) {
         let now = Instant::now();
         for _ in 0..10_000_000 {
-            if done(s.handler(), r.handler()) {
+            if until(l, c) {
                 return;
             }
-            // `true`: a request of the sender's container (the receiver's go first: it listens
-            // before the sender connects).
-            while let Some(req) = r.poll_io() {
+            // The listener's requests go first: it listens before the other connects.
+            while let Some(req) = l.poll_io() {
                 self.queue.push_back((false, req));
             }
-            while let Some(req) = s.poll_io() {
+            while let Some(req) = c.poll_io() {
                 self.queue.push_back((true, req));
             }
             if self.queue.is_empty() {
                 return;
             }
-            while let Some((from_sender, req)) = self.queue.pop_front() {
+            while let Some((from_connector, req)) = self.queue.pop_front() {
                 match req {
                     IoRequest::Listen { acceptor, port, .. } => {
                         self.acceptor = Some(acceptor);
-                        r.handle_listening(acceptor, Ok(port), now);
+                        l.handle_listening(acceptor, Ok(port), now);
                     }
                     IoRequest::Connect { transport, .. } => {
-                        s.handle_connected(transport, TransportInfo::default(), now);
+                        c.handle_connected(transport, TransportInfo::default(), now);
                         let acceptor = self.acceptor.unwrap();
-                        let peer = r
+                        let peer = l
                             .handle_accepted(acceptor, TransportInfo::default(), now)
                             .unwrap();
                         self.link = Some((transport, peer));
                     }
                     IoRequest::Write { data, .. } => {
-                        let (st, rt) = self.link.unwrap();
-                        deliver(from_sender, &data, (s, st), (r, rt), now);
+                        let (ct, lt) = self.link.unwrap();
+                        if from_connector {
+                            l.handle_read(lt, &data, now);
+                        } else {
+                            c.handle_read(ct, &data, now);
+                        }
                     }
                     other => panic!("unexpected request {other:?}"),
                 }
@@ -145,18 +198,26 @@ impl Wire {
     }
 }
 
-fn deliver(
-    from_sender: bool,
-    data: &Bytes,
-    (s, st): (&mut SansIoContainer<Sender>, TransportId),
-    (r, rt): (&mut SansIoContainer<Receiver>, TransportId),
-    now: Instant,
-) {
-    if from_sender {
-        r.handle_read(rt, data, now);
-    } else {
-        s.handle_read(st, data, now);
-    }
+/// Allocations over `run`, asserted to be none.
+fn assert_none_allocated(what: &str, run: impl FnOnce() -> u64) {
+    let region = Region::new(GLOBAL);
+    let messages = run();
+    let stats = region.change();
+    assert!(messages >= MEASURED);
+    let allocations = stats.allocations + stats.reallocations;
+    // The run is deterministic (no clock, no sockets): exactly none, where boxing each received
+    // message and the per-read key snapshots cost ~20,300.
+    assert!(
+        allocations == 0,
+        "{allocations} allocations ({} bytes) for {messages} messages ({what})",
+        stats.bytes_allocated
+    );
+}
+
+fn message() -> Message {
+    let mut message = Message::new(Body::data(Bytes::from(vec![b'x'; 100])));
+    message.set_application_property("ts", Value::Ulong(0));
+    message
 }
 
 #[test]
@@ -164,52 +225,69 @@ fn messages_in_steady_state_allocate_nothing_end_to_end() {
     // The receiver reads each message in place, then takes each out of its event.
     steady_state(false);
     steady_state(true);
+    // The receiver is the async API's core.
+    client_core_steady_state();
 }
 
 fn steady_state(take: bool) {
     let now = Instant::now();
-    let mut message = Message::new(Body::data(Bytes::from(vec![b'x'; 100])));
-    message.set_application_property("ts", Value::Ulong(0));
-    let mut s = SansIoContainer::with_id(
-        Sender {
-            message,
-            sent: 0,
-            accepted: 0,
-        },
-        "sender",
-        now,
-    );
+    let sender = Sender {
+        message: message(),
+        listen: false,
+        sent: 0,
+        accepted: 0,
+    };
+    let mut s = SansIoContainer::with_id(sender, "sender", now);
     let receiver = Receiver {
         take,
         ..Receiver::default()
     };
     let mut r = SansIoContainer::with_id(receiver, "receiver", now);
-    let mut wire = Wire {
-        link: None,
-        acceptor: None,
-        queue: VecDeque::new(),
-    };
+    let mut wire = Wire::new();
     r.start(now);
     s.start(now);
-    wire.run(&mut s, &mut r, |s, r| {
-        r.received >= WARM_UP && s.accepted >= WARM_UP
+    wire.run(&mut r, &mut s, |r, s| {
+        r.handler().received >= WARM_UP && s.handler().accepted >= WARM_UP
     });
-
-    let region = Region::new(GLOBAL);
-    let from = r.handler().received;
-    wire.run(&mut s, &mut r, |s, r| {
-        r.received >= WARM_UP + MEASURED && s.accepted >= WARM_UP + MEASURED
+    assert_none_allocated(&format!("container receiver, take: {take}"), || {
+        let from = r.handler().received;
+        wire.run(&mut r, &mut s, |r, s| {
+            let (r, s) = (r.handler(), s.handler());
+            r.received >= WARM_UP + MEASURED && s.accepted >= WARM_UP + MEASURED
+        });
+        r.handler().received - from
     });
-    let stats = region.change();
-    let messages = r.handler().received - from;
-    assert!(messages >= MEASURED);
     assert!(r.handler().ts_sum > 0);
-    let allocations = stats.allocations + stats.reallocations;
-    // The run is deterministic (no clock, no sockets): exactly none, where boxing each received
-    // message and the per-read key snapshots cost ~20,300.
-    assert!(
-        allocations == 0,
-        "{allocations} allocations ({} bytes) for {messages} messages (take: {take})",
-        stats.bytes_allocated
-    );
+}
+
+fn client_core_steady_state() {
+    let now = Instant::now();
+    let sender = Sender {
+        message: message(),
+        listen: true,
+        sent: 0,
+        accepted: 0,
+    };
+    let mut s = SansIoContainer::with_id(sender, "sender", now);
+    let mut core = ClientCore::new("client", now);
+    let url = Url::parse("amqp://127.0.0.1:5672").unwrap();
+    let conn = core.connect(ConnectOptions::new().url(url)).unwrap();
+    core.open_receiver(conn, "q".into()).unwrap();
+    let mut app = Receiver::default();
+    let mut wire = Wire::new();
+    s.start(now);
+    core.start(now);
+    wire.run(&mut s, &mut core, |s, core| {
+        app.serve(core);
+        app.received >= WARM_UP && s.handler().accepted >= WARM_UP
+    });
+    assert_none_allocated("client core receiver", || {
+        let from = app.received;
+        wire.run(&mut s, &mut core, |s, core| {
+            app.serve(core);
+            app.received >= WARM_UP + MEASURED && s.handler().accepted >= WARM_UP + MEASURED
+        });
+        app.received - from
+    });
+    assert!(app.ts_sum > 0);
 }

@@ -16,6 +16,7 @@
 
 mod accept;
 mod connect;
+mod queue;
 mod transport;
 
 use std::collections::HashMap;
@@ -32,10 +33,8 @@ use amqp_engine::messaging::{
 };
 use bytes::{Bytes, BytesMut};
 use event_listener::Event as Notify;
-use futures::channel::mpsc;
 use futures::future::{select, Either};
 use futures::io::AsyncReadExt;
-use futures::StreamExt;
 
 use crate::runtime::{BoxStream, BoxTimer, Listener, Runtime};
 use crate::tls;
@@ -78,7 +77,7 @@ struct Listening {
 
 /// A live transport, as the driver sees it: its writer's queue and the count of bytes in it.
 struct Transport {
-    writer: mpsc::UnboundedSender<Bytes>,
+    writer: queue::Sender<Bytes>,
     pending: Arc<Pending>,
     tracer: Option<Tracer>,
 }
@@ -87,7 +86,7 @@ struct Transport {
 /// container made outside a callback).
 #[derive(Clone)]
 pub(crate) struct Waker {
-    tx: mpsc::UnboundedSender<IoEventBox>,
+    tx: queue::Sender<IoEventBox>,
 }
 
 impl Waker {
@@ -101,10 +100,10 @@ impl Waker {
 /// core with the driver calls [`Waker::wake`] after changing it.
 pub(crate) fn wake_channel() -> (
     Waker,
-    mpsc::UnboundedSender<IoEventBox>,
-    mpsc::UnboundedReceiver<IoEventBox>,
+    queue::Sender<IoEventBox>,
+    queue::Receiver<IoEventBox>,
 ) {
-    let (tx, rx) = mpsc::unbounded::<IoEventBox>();
+    let (tx, rx) = queue::queue::<IoEventBox>();
     (Waker { tx: tx.clone() }, tx, rx)
 }
 
@@ -122,8 +121,8 @@ pub(crate) async fn drive<C: IoCore, R: Runtime>(core: C, rt: R) -> C {
 pub(crate) async fn drive_with<C: IoCore, R: Runtime>(
     core: C,
     rt: R,
-    tx: mpsc::UnboundedSender<IoEventBox>,
-    rx: mpsc::UnboundedReceiver<IoEventBox>,
+    tx: queue::Sender<IoEventBox>,
+    rx: queue::Receiver<IoEventBox>,
 ) -> C {
     let mut d = Driver::with_channel(core, rt, tx, rx);
     d.run().await;
@@ -158,8 +157,8 @@ enum Woken {
 pub(crate) struct Driver<R: Runtime, C: IoCore> {
     core: C,
     rt: R,
-    tx: mpsc::UnboundedSender<IoEventBox>,
-    events: mpsc::UnboundedReceiver<IoEventBox>,
+    tx: queue::Sender<IoEventBox>,
+    events: queue::Receiver<IoEventBox>,
     transports: HashMap<TransportId, Transport>,
     writers: Arc<Writers>,
     listeners: HashMap<AcceptorHandle, Listening>,
@@ -173,7 +172,7 @@ pub(crate) struct Driver<R: Runtime, C: IoCore> {
 impl<R: Runtime, C: IoCore> Driver<R, C> {
     /// A driver for `core` with its own event channel.
     pub(crate) fn new(core: C, rt: R) -> Self {
-        let (tx, rx) = mpsc::unbounded();
+        let (tx, rx) = queue::queue();
         Self::with_channel(core, rt, tx, rx)
     }
 
@@ -181,8 +180,8 @@ impl<R: Runtime, C: IoCore> Driver<R, C> {
     pub(crate) fn with_channel(
         core: C,
         rt: R,
-        tx: mpsc::UnboundedSender<IoEventBox>,
-        events: mpsc::UnboundedReceiver<IoEventBox>,
+        tx: queue::Sender<IoEventBox>,
+        events: queue::Receiver<IoEventBox>,
     ) -> Self {
         Driver {
             core,
@@ -223,7 +222,7 @@ impl<R: Runtime, C: IoCore> Driver<R, C> {
                 Woken::Event(IoEventBox(ev)) => {
                     self.on_event(ev);
                     // Take everything else that is ready, then poll the core once for all of it.
-                    while let Ok(IoEventBox(ev)) = self.events.try_recv() {
+                    while let Some(IoEventBox(ev)) = self.events.try_recv() {
                         self.on_event(ev);
                     }
                     let now = Instant::now();
@@ -254,7 +253,7 @@ impl<R: Runtime, C: IoCore> Driver<R, C> {
         }
         let (events, timer, armed) = (&mut self.events, &mut self.timer, &mut self.armed);
         poll_fn(|cx| {
-            if let Poll::Ready(ev) = events.poll_next_unpin(cx) {
+            if let Poll::Ready(ev) = events.poll_recv(cx) {
                 return Poll::Ready(ev.map_or(Woken::Ended, Woken::Event));
             }
             if armed.is_some() {
@@ -460,7 +459,7 @@ impl<R: Runtime, C: IoCore> Driver<R, C> {
     /// Starts the reader and writer tasks of a transport that came up.
     fn start_transport(&mut self, t: TransportId, stream: BoxStream) {
         let (reader, writer) = stream.split();
-        let (wtx, wrx) = mpsc::unbounded::<Bytes>();
+        let (wtx, wrx) = queue::queue::<Bytes>();
         let pending = Arc::new(Pending {
             queued: AtomicUsize::new(0),
             drained: Notify::new(),

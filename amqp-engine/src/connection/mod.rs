@@ -108,12 +108,17 @@ pub enum EndpointState {
     Closed,
 }
 
+/// The largest joining buffer a connection keeps between frames cut across two reads.
+const JOINED_KEPT: usize = 64 * 1024;
+
 /// A sans-IO AMQP 1.0 connection.
 pub struct Connection {
     side: Side,
     config: ConnectionConfig,
     handshake: Handshake,
     input: BytesMut,
+    /// Where a frame cut between two read buffers is joined (kept: its memory is reused).
+    joined: BytesMut,
     out: BytesMut,
     /// Payload bytes of the transfer frames waiting for a peer's session window, all sessions.
     blocked_bytes: usize,
@@ -177,6 +182,7 @@ impl Connection {
             side,
             handshake: Handshake::new(side, &config),
             input: BytesMut::with_capacity(64 * 1024),
+            joined: BytesMut::new(),
             // Grown on demand: an idle connection holds no output buffer of a busy one's size.
             out: BytesMut::new(),
             blocked_bytes: 0,
@@ -385,12 +391,34 @@ impl Connection {
     /// Feeds bytes read from the transport, taking the buffer: no copy when nothing is
     /// pending, or when `data` continues the buffer the pending bytes were split from (a
     /// reader that splits each read off one buffer); frames then share the reader's memory,
-    /// and once every byte is consumed the connection holds none of it.
+    /// and once every byte is consumed the connection holds none of it. When `data` starts a
+    /// new buffer, only the bytes that complete the pending frame are copied; the rest is
+    /// read in place.
     pub fn handle_input_owned(
         &mut self,
-        data: BytesMut,
+        mut data: BytesMut,
         now: Instant,
     ) -> Result<(), ConnectionError> {
+        let continues = self.input.as_ptr().wrapping_add(self.input.len()) == data.as_ptr();
+        if !self.input.is_empty() && !continues {
+            if let Some(missing) = self.pending_frame_missing() {
+                // Copying all of `data` after the pending bytes would keep every later read
+                // copied too: complete the one frame, then take `data` over as it is.
+                let head = data.split_to(missing.min(data.len()));
+                let mut joined = std::mem::take(&mut self.joined);
+                joined.clear();
+                joined.extend_from_slice(&self.input);
+                joined.extend_from_slice(&head);
+                drop(head);
+                self.input = joined;
+                let r = self.handle_read(now);
+                if self.input.is_empty() && self.input.capacity() <= JOINED_KEPT {
+                    // What is left of the joining buffer: its memory, for the next cut frame.
+                    self.joined = std::mem::take(&mut self.input);
+                }
+                r?;
+            }
+        }
         self.input.unsplit(data);
         let r = self.handle_read(now);
         if self.input.is_empty() {
@@ -399,6 +427,17 @@ impl Connection {
             self.input = BytesMut::new();
         }
         r
+    }
+
+    /// How many bytes the partial AMQP frame in `input` lacks, when its size is known (the
+    /// connection is past its headers and the frame's size field has arrived).
+    fn pending_frame_missing(&self) -> Option<usize> {
+        if !matches!(self.handshake, Handshake::Amqp) {
+            return None;
+        }
+        let size = self.input.get(..4)?;
+        let size = u32::from_be_bytes([size[0], size[1], size[2], size[3]]) as usize;
+        size.checked_sub(self.input.len()).filter(|&n| n > 0)
     }
 
     /// Processes bytes appended to [`input_buffer`](Self::input_buffer).

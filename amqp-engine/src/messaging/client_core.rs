@@ -18,7 +18,8 @@ use amqp_proto::Encode;
 use bytes::BytesMut;
 
 use super::error::{MessagingError, TransportError};
-use super::handler::{EventContext, EventType, HandlerOptions};
+use super::event_record::EventRecord;
+use super::handler::{EventType, HandlerOptions};
 use super::handles::{
     AcceptorHandle, ConnectionHandle, DeliveryHandle, LinkHandle, Tracker, TransportId,
 };
@@ -57,7 +58,9 @@ pub enum ClientEvent {
     LinkClosed(LinkHandle, Option<Error>),
     /// A sender has credit.
     Sendable(LinkHandle),
-    /// A message arrived on a receiver; settle it with [`ClientCore::dispose`].
+    /// A message arrived on a receiver; settle it with [`ClientCore::dispose`]. Move the
+    /// message out of its box (`std::mem::take`) and hand the box back with
+    /// [`ClientCore::recycle_message`] for the core to reuse.
     Message {
         /// The receiver.
         link: LinkHandle,
@@ -245,6 +248,13 @@ impl ClientCore {
         self.reactor.dispose(delivery, state, true)
     }
 
+    /// Takes back the box of a [`ClientEvent::Message`] (emptied, or with a message the
+    /// application no longer needs) for a later delivery: a receiver that hands back every box
+    /// allocates none per message.
+    pub fn recycle_message(&mut self, message: Box<ReceivedMessage>) {
+        self.reactor.recycle_message(message);
+    }
+
     /// True if the link is a sender.
     pub fn is_sender(&self, link: LinkHandle) -> bool {
         self.reactor.is_sender(link)
@@ -287,7 +297,7 @@ impl ClientCore {
         }
     }
 
-    fn translate(&mut self, kind: EventType, mut ctx: EventContext) {
+    fn translate(&mut self, kind: EventType, mut ctx: EventRecord) {
         if kind == EventType::Message && self.reactor.release_if_link_closed(&ctx) {
             return;
         }
@@ -298,16 +308,16 @@ impl ClientCore {
         let ev = match kind {
             EventType::ConnectionOpened => conn.map(ClientEvent::ConnectionOpened),
             EventType::ConnectionError => conn
-                .zip(ctx.error.clone())
+                .zip(ctx.error().cloned())
                 .map(|(c, e)| ClientEvent::ConnectionError(c, e)),
             EventType::TransportError => conn
-                .zip(ctx.transport_error.clone())
+                .zip(ctx.transport_error().cloned())
                 .map(|(c, e)| ClientEvent::TransportError(c, e)),
             EventType::Disconnected => {
-                conn.map(|c| ClientEvent::Disconnected(c, ctx.transport_error.clone()))
+                conn.map(|c| ClientEvent::Disconnected(c, ctx.transport_error().cloned()))
             }
             EventType::ConnectionClosed => {
-                conn.map(|c| ClientEvent::ConnectionClosed(c, ctx.transport_error.clone()))
+                conn.map(|c| ClientEvent::ConnectionClosed(c, ctx.transport_error().cloned()))
             }
             EventType::LinkOpening => {
                 // A link the peer initiated: a client serves none (refused below, by the
@@ -323,10 +333,10 @@ impl ClientCore {
             }),
             EventType::LinkClosed => ctx
                 .link
-                .map(|l| ClientEvent::LinkClosed(l, ctx.error.clone())),
+                .map(|l| ClientEvent::LinkClosed(l, ctx.error().cloned())),
             EventType::Sendable => ctx.link.map(ClientEvent::Sendable),
             EventType::Drained => ctx.link.map(ClientEvent::Drained),
-            EventType::Message => match (ctx.link, ctx.delivery, ctx.message.take()) {
+            EventType::Message => match (ctx.link, ctx.delivery(), ctx.message.take()) {
                 (Some(link), Some(delivery), Some(message)) => Some(ClientEvent::Message {
                     link,
                     delivery,
@@ -335,16 +345,14 @@ impl ClientCore {
                 _ => None,
             },
             EventType::Accepted | EventType::Rejected | EventType::Released => ctx
-                .tracker
-                .map(|t| ClientEvent::Outcome(t, ctx.state.clone())),
+                .tracker()
+                .map(|t| ClientEvent::Outcome(t, ctx.state().cloned())),
             // Settled with a terminal state: its outcome was just reported.
-            EventType::Settled if ctx.state.as_ref().is_some_and(DeliveryState::is_terminal) => {
-                None
-            }
+            EventType::Settled if ctx.state().is_some_and(DeliveryState::is_terminal) => None,
             EventType::Settled => ctx
-                .tracker
-                .map(|t| ClientEvent::Outcome(t, ctx.state.clone())),
-            EventType::InDoubt => ctx.tracker.map(ClientEvent::InDoubt),
+                .tracker()
+                .map(|t| ClientEvent::Outcome(t, ctx.state().cloned())),
+            EventType::InDoubt => ctx.tracker().map(ClientEvent::InDoubt),
             _ => None,
         };
         if let Some(ev) = ev {

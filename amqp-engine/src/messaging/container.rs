@@ -7,6 +7,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use super::error::TransportError;
+use super::event_record::EventRecord;
 use super::handler::{Event, EventContext, EventType, MessagingHandler};
 use super::handles::{AcceptorHandle, TransportId};
 use super::inject::WakeFn;
@@ -136,7 +137,7 @@ impl<H: MessagingHandler> SansIoContainer<H> {
         }
     }
 
-    fn dispatch(&mut self, kind: EventType, ctx: EventContext) {
+    fn dispatch(&mut self, kind: EventType, ctx: EventRecord) {
         if kind == EventType::Message && self.reactor.release_if_link_closed(&ctx) {
             return;
         }

@@ -5,7 +5,8 @@
 use amqp_proto::definitions::{condition, Error, Role};
 use amqp_proto::messaging::DeliveryState;
 
-use super::handler::{EventContext, EventType};
+use super::event_record::EventRecord;
+use super::handler::EventType;
 use super::handles::{ConnectionHandle, DeliveryHandle, LinkHandle, SessionHandle};
 use super::reactor::ContainerContext;
 use crate::connection::EndpointState;
@@ -14,8 +15,10 @@ impl ContainerContext {
     /// A message for a link the application has closed since it arrived (for example several
     /// deliveries read in one batch, the handler closing the link at the first): released,
     /// not dispatched, as Proton's `MessagingHandler` does.
-    pub(super) fn release_if_link_closed(&mut self, ctx: &EventContext) -> bool {
-        let Some(d) = ctx.delivery else { return false };
+    pub(super) fn release_if_link_closed(&mut self, ctx: &EventRecord) -> bool {
+        let Some(d) = ctx.delivery() else {
+            return false;
+        };
         let Some(c) = self.conns.get_mut(d.conn) else {
             return false;
         };
@@ -31,7 +34,7 @@ impl ContainerContext {
     }
 
     /// Proton's default behaviour after a callback returns.
-    pub(super) fn after_callback(&mut self, kind: EventType, ctx: EventContext) {
+    pub(super) fn after_callback(&mut self, kind: EventType, ctx: EventRecord) {
         match kind {
             EventType::ConnectionOpening => {
                 if let Some(conn) = ctx.connection {
@@ -39,7 +42,7 @@ impl ContainerContext {
                 }
             }
             EventType::SessionOpening => {
-                if let Some(s) = ctx.session {
+                if let Some(s) = ctx.session() {
                     self.open_session(s, ctx);
                 }
             }
@@ -49,7 +52,7 @@ impl ContainerContext {
                 }
             }
             EventType::Message => {
-                if let Some(d) = ctx.delivery {
+                if let Some(d) = ctx.delivery() {
                     self.after_message(d);
                 }
             }
@@ -73,7 +76,7 @@ impl ContainerContext {
     }
 
     /// Opens a connection the peer opened, unless the handler opened or closed it.
-    fn open_connection(&mut self, conn: ConnectionHandle, ctx: EventContext) {
+    fn open_connection(&mut self, conn: ConnectionHandle, ctx: EventRecord) {
         let Some(c) = self.conns.get_mut(conn.0) else {
             return;
         };
@@ -84,24 +87,24 @@ impl ContainerContext {
         // Uninitialised: open is allowed.
         let _ = e.open();
         c.dirty = true;
-        self.push(EventType::ConnectionOpened, ctx);
+        self.push_record(EventType::ConnectionOpened, ctx);
     }
 
     /// Accepts a session the peer began.
-    fn open_session(&mut self, s: SessionHandle, ctx: EventContext) {
+    fn open_session(&mut self, s: SessionHandle, ctx: EventRecord) {
         let Some(c) = self.conns.get_mut(s.conn) else {
             return;
         };
         let Some(e) = c.engine.as_mut() else { return };
         if e.accept_session(s.session).is_ok() {
             c.dirty = true;
-            self.push(EventType::SessionOpened, ctx);
+            self.push_record(EventType::SessionOpened, ctx);
         }
     }
 
     /// Accepts a link the peer attached (granting a receiver its prefetch), or refuses it if
     /// the handler closed it.
-    fn open_link(&mut self, lh: LinkHandle, ctx: EventContext) {
+    fn open_link(&mut self, lh: LinkHandle, ctx: EventRecord) {
         let Some(c) = self.conns.get_mut(lh.conn) else {
             return;
         };
@@ -131,7 +134,7 @@ impl ContainerContext {
             // Just accepted: the flow cannot be refused.
             let _ = e.flow(lid, l.prefetch, false);
         }
-        self.push(EventType::LinkOpened, ctx);
+        self.push_record(EventType::LinkOpened, ctx);
     }
 
     /// Auto-accepts a message the handler did not settle, and tops the credit window up (in

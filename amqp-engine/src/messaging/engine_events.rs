@@ -6,6 +6,7 @@ use amqp_proto::message::ReceivedMessage;
 use amqp_proto::messaging::{DeliveryState, Rejected};
 
 use super::error::TransportError;
+use super::event_record::EventRecord;
 use super::handler::{EventContext, EventType};
 use super::handles::{DeliveryHandle, LinkHandle, SessionHandle, Tracker};
 use super::managed::{LinkRec, SESSION_RESTORES};
@@ -373,39 +374,32 @@ impl ContainerContext {
         };
         let closed = c.links.get(lh.link).is_none_or(|l| l.app_closed);
         let Some(e) = c.engine.as_mut() else { return };
-        let message = if closed {
-            Err(DeliveryState::released())
+        let refusal = if closed {
+            DeliveryState::released()
         } else {
-            ReceivedMessage::decode(d.payload).map_err(|err| {
-                let error = Error::new(condition::DECODE_ERROR, err.to_string());
-                DeliveryState::Rejected(Rejected { error: Some(error) })
-            })
+            // Decoded straight into a spare box (no allocation, no message-sized moves).
+            let mut message = match self.spare_messages.pop() {
+                Some(SpareMessage(b)) => b,
+                None => Box::default(),
+            };
+            match message.decode_in_place(d.payload) {
+                Ok(()) => {
+                    let delivery = delivery_handle(at, lh, d.delivery);
+                    let record = EventRecord::received(delivery, message, d.state);
+                    self.push_record(EventType::Message, record);
+                    return;
+                }
+                Err(err) => {
+                    // Still empty: back to the spares.
+                    self.spare_messages.push(SpareMessage(message));
+                    let error = Error::new(condition::DECODE_ERROR, err.to_string());
+                    DeliveryState::Rejected(Rejected { error: Some(error) })
+                }
+            }
         };
-        match message {
-            Ok(m) => {
-                let mut ctx = self.ctx_conn(at.conn);
-                ctx.link = Some(lh);
-                ctx.delivery = Some(delivery_handle(at, lh, d.delivery));
-                ctx.message = Some(self.boxed_message(m));
-                ctx.state = d.state;
-                self.push(EventType::Message, ctx);
-            }
-            Err(_) if d.settled => {}
-            Err(state) => {
-                // The delivery is the engine's own and unsettled: the disposition cannot fail.
-                let _ = e.disposition(d.delivery, Some(state), true);
-            }
-        }
-    }
-
-    /// `m` in a box: a spare one when there is one (no allocation per message in steady state).
-    fn boxed_message(&mut self, m: ReceivedMessage) -> Box<ReceivedMessage> {
-        match self.spare_messages.pop() {
-            Some(SpareMessage(mut b)) => {
-                *b = m;
-                b
-            }
-            None => Box::new(m),
+        if !d.settled {
+            // The delivery is the engine's own and unsettled: the disposition cannot fail.
+            let _ = e.disposition(d.delivery, Some(refusal), true);
         }
     }
 
@@ -413,7 +407,7 @@ impl ContainerContext {
     /// message's bytes) and kept for a later delivery, up to [`SPARE_MESSAGES`] boxes.
     pub(super) fn recycle_message(&mut self, mut b: Box<ReceivedMessage>) {
         if self.spare_messages.len() < SPARE_MESSAGES {
-            *b = ReceivedMessage::default();
+            b.clear();
             self.spare_messages.push(SpareMessage(b));
         }
     }
@@ -435,23 +429,38 @@ impl ContainerContext {
             .get(at.conn)
             .and_then(|c| c.links.get(lh.link))
             .map(|l| l.role);
-        let mut ctx = self.ctx_conn(at.conn);
-        ctx.link = Some(lh);
-        ctx.state = state.clone();
         match role {
             Some(Role::Sender) => {
-                ctx.tracker = Some(Tracker {
+                let terminal = state.as_ref().is_some_and(DeliveryState::is_terminal);
+                // `on_rejected` carries the rejection's error; `on_settled` does not.
+                let (kind, rejection) = match &state {
+                    Some(DeliveryState::Accepted(_)) => (Some(EventType::Accepted), None),
+                    Some(DeliveryState::Rejected(r)) => {
+                        (Some(EventType::Rejected), r.error.clone())
+                    }
+                    Some(DeliveryState::Released(_) | DeliveryState::Modified(_)) => {
+                        (Some(EventType::Released), None)
+                    }
+                    _ => (None, None),
+                };
+                let tracker = Tracker {
                     conn: at.conn,
                     gen: at.gen,
                     link: lh,
                     id: delivery,
-                });
-                self.push_outcome(&ctx, state.as_ref());
-                if settled {
-                    self.push(EventType::Settled, ctx);
-                } else if self.handler_options.auto_settle
-                    && state.as_ref().is_some_and(DeliveryState::is_terminal)
-                {
+                };
+                let record = EventRecord::sent(tracker, state);
+                let settled_record = settled.then(|| record.clone());
+                if let Some(kind) = kind {
+                    let mut outcome = record;
+                    outcome.set_error(rejection);
+                    self.push_record(kind, outcome);
+                }
+                if let Some(record) = settled_record {
+                    self.push_record(EventType::Settled, record);
+                    return;
+                }
+                if self.handler_options.auto_settle && terminal {
                     if let Some(e) = self.conns.get_mut(at.conn).and_then(|c| c.engine.as_mut()) {
                         // An outcome for a delivery the engine tracks: settling cannot fail.
                         let _ = e.settle(delivery);
@@ -459,28 +468,14 @@ impl ContainerContext {
                 }
             }
             Some(Role::Receiver) if settled => {
+                let mut ctx = self.ctx_conn(at.conn);
+                ctx.link = Some(lh);
                 ctx.delivery = Some(delivery_handle(at, lh, delivery));
+                ctx.state = state;
                 self.push(EventType::Settled, ctx);
             }
             _ => {}
         }
-    }
-
-    /// `on_accepted`, `on_rejected` (with the rejection's error) or `on_released`.
-    fn push_outcome(&mut self, ctx: &EventContext, state: Option<&DeliveryState>) {
-        let (kind, error) = match state {
-            Some(DeliveryState::Accepted(_)) => (EventType::Accepted, None),
-            Some(DeliveryState::Rejected(r)) => (EventType::Rejected, r.error.clone()),
-            Some(DeliveryState::Released(_) | DeliveryState::Modified(_)) => {
-                (EventType::Released, None)
-            }
-            _ => return,
-        };
-        let mut ctx = ctx.clone();
-        if error.is_some() {
-            ctx.error = error;
-        }
-        self.push(kind, ctx);
     }
 
     /// The engine failed: a transport error for the handler (unless the peer closed or the

@@ -6,6 +6,7 @@ use amqp_proto::messaging::DeliveryState;
 use amqp_proto::Encode;
 
 use super::error::{MessagingError, TransportError};
+use super::event_record::EventRecord;
 use super::handles::{
     AcceptorHandle, ConnectionHandle, DeliveryHandle, LinkHandle, SessionHandle, TimerHandle,
     Tracker,
@@ -73,7 +74,8 @@ pub enum EventType {
     ApplicationEvent,
 }
 
-/// What an event concerns. Fields that do not apply to an event are `None`, as in Proton.
+/// What an event concerns, as the code that raises it fills it in; it is queued as an
+/// [`EventRecord`]. Fields that do not apply to an event are `None`, as in Proton.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct EventContext {
     pub(crate) connection: Option<ConnectionHandle>,
@@ -81,8 +83,7 @@ pub(crate) struct EventContext {
     pub(crate) link: Option<LinkHandle>,
     pub(crate) delivery: Option<DeliveryHandle>,
     pub(crate) tracker: Option<Tracker>,
-    // Boxed: events are moved several times on their way to the handler, and most carry no
-    // message (a `ReceivedMessage` inline would make every event ~700 bytes larger).
+    // Boxed: a `ReceivedMessage` inline would make every event ~500 bytes larger.
     pub(crate) message: Option<Box<ReceivedMessage>>,
     pub(crate) error: Option<Error>,
     pub(crate) state: Option<DeliveryState>,
@@ -157,7 +158,7 @@ pub(crate) struct EventContext {
 pub struct Event<'a> {
     pub(crate) reactor: &'a mut ContainerContext,
     pub(crate) kind: EventType,
-    pub(crate) ctx: EventContext,
+    pub(crate) ctx: EventRecord,
 }
 
 impl std::fmt::Debug for Event<'_> {
@@ -166,8 +167,8 @@ impl std::fmt::Debug for Event<'_> {
             .field("type", &self.kind)
             .field("connection", &self.ctx.connection)
             .field("link", &self.ctx.link)
-            .field("delivery", &self.ctx.delivery)
-            .field("tracker", &self.ctx.tracker)
+            .field("delivery", &self.ctx.delivery())
+            .field("tracker", &self.ctx.tracker())
             .finish_non_exhaustive()
     }
 }
@@ -198,7 +199,7 @@ impl<'a> Event<'a> {
 
     /// The session the event concerns.
     pub fn session(&self) -> Option<SessionHandle> {
-        self.ctx.session
+        self.ctx.session()
     }
 
     /// The link (sender or receiver) the event concerns.
@@ -218,13 +219,13 @@ impl<'a> Event<'a> {
 
     /// The received delivery the event concerns (`on_message`, `on_settled` of a receiver, …).
     pub fn delivery(&self) -> Option<DeliveryHandle> {
-        self.ctx.delivery
+        self.ctx.delivery()
     }
 
     /// The sent delivery the event concerns (`on_accepted`, `on_rejected`, `on_released`,
     /// `on_settled`, `on_in_doubt`).
     pub fn tracker(&self) -> Option<Tracker> {
-        self.ctx.tracker
+        self.ctx.tracker()
     }
 
     /// The received message (`on_message`); its sections decode on first access.
@@ -243,22 +244,22 @@ impl<'a> Event<'a> {
 
     /// The error condition (`on_*_error`, `on_rejected`).
     pub fn error(&self) -> Option<&Error> {
-        self.ctx.error.as_ref()
+        self.ctx.error()
     }
 
     /// The remote delivery state (`on_accepted`, `on_rejected`, `on_released`, `on_settled`).
     pub fn remote_state(&self) -> Option<&DeliveryState> {
-        self.ctx.state.as_ref()
+        self.ctx.state()
     }
 
     /// The timer that fired (`on_timer_task`).
     pub fn timer(&self) -> Option<TimerHandle> {
-        self.ctx.timer
+        self.ctx.timer()
     }
 
     /// The acceptor (`on_acceptor_opened`, `on_acceptor_error`).
     pub fn acceptor(&self) -> Option<AcceptorHandle> {
-        self.ctx.acceptor
+        self.ctx.acceptor()
     }
 
     /// The transport failure (`on_transport_error`, `on_disconnected`, `on_acceptor_error`,
@@ -266,7 +267,7 @@ impl<'a> Event<'a> {
     /// [`kind`](TransportError::kind) tells a refused connection from a DNS, TLS,
     /// authentication, timeout or protocol failure.
     pub fn transport_error(&self) -> Option<&TransportError> {
-        self.ctx.transport_error.as_ref()
+        self.ctx.transport_error()
     }
 
     // Convenience actions on the objects of the event.
@@ -304,7 +305,7 @@ impl<'a> Event<'a> {
 
     fn delivery_required(&self) -> Result<DeliveryHandle, MessagingError> {
         self.ctx
-            .delivery
+            .delivery()
             .ok_or(MessagingError::NoSuchObject("event has no delivery"))
     }
 }

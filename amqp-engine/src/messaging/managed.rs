@@ -2,7 +2,7 @@
 //! failover state, the link records re-attached after a reconnect, and the in-doubt
 //! bookkeeping.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
 
 use amqp_proto::definitions::{Error, Role};
@@ -64,7 +64,9 @@ pub(super) struct ManagedConnection {
     pub(super) outgoing: Option<Outgoing>,
     pub(super) session: Option<SessionId>,
     pub(super) links: Slab<LinkRec>,
-    pub(super) by_engine: HashMap<LinkId, Key>,
+    /// Looked up for every event of a link; keyed by the engine's own ids (nothing a peer
+    /// chooses), so a fast hash is safe.
+    pub(super) by_engine: FxHashMap<LinkId, Key>,
     pub(super) app_closed: bool,
     pub(super) dirty: bool,
     /// In its container's list of touched connections (see [`Conns`](super::conns::Conns)).
@@ -92,7 +94,7 @@ impl ManagedConnection {
             outgoing,
             session: None,
             links: Slab::default(),
-            by_engine: HashMap::new(),
+            by_engine: FxHashMap::default(),
             app_closed: false,
             reconnect_timer: None,
             auth_failed: false,

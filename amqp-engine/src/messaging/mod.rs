@@ -43,6 +43,7 @@ mod defaults;
 mod drive;
 mod engine_events;
 mod error;
+mod event_record;
 mod handler;
 mod handles;
 mod inject;

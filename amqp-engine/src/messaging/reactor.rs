@@ -14,6 +14,7 @@ use bytes::Bytes;
 use super::conns::Conns;
 use super::engine_events::SpareMessage;
 use super::error::MessagingError;
+use super::event_record::EventRecord;
 use super::handler::{EventContext, EventType, HandlerOptions};
 use super::handles::{
     AcceptorHandle, ConnectionHandle, DeliveryHandle, LinkHandle, TimerHandle, Tracker, TransportId,
@@ -94,7 +95,7 @@ pub struct ContainerContext {
     pub(super) timer_index: HashMap<u64, Instant>,
     pub(super) timer_seq: u64,
     pub(super) io: VecDeque<IoRequest>,
-    pub(super) pending: VecDeque<(EventType, EventContext)>,
+    pub(super) pending: VecDeque<(EventType, EventRecord)>,
     pub(super) touched: bool,
     pub(super) name_seq: u64,
     pub(super) entropy: Entropy,
@@ -195,7 +196,12 @@ impl ContainerContext {
     }
 
     pub(super) fn push(&mut self, kind: EventType, ctx: EventContext) {
-        self.pending.push_back((kind, ctx));
+        self.pending.push_back((kind, ctx.into()));
+    }
+
+    /// Queues an event again (the default actions' `opened` after `opening`).
+    pub(super) fn push_record(&mut self, kind: EventType, record: EventRecord) {
+        self.pending.push_back((kind, record));
     }
 
     pub(super) fn ctx_conn(&self, ck: Key) -> EventContext {
@@ -486,6 +492,10 @@ impl ContainerContext {
 
     /// Carries out the closes asked for during the last callback.
     pub(super) fn run_deferred_closes(&mut self) {
+        // Called after every callback; nearly always with nothing to do.
+        if self.deferred_closes.is_empty() {
+            return;
+        }
         for d in std::mem::take(&mut self.deferred_closes) {
             match d {
                 DeferredClose::Link(link, error) => {

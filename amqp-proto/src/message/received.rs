@@ -129,6 +129,43 @@ impl ReceivedMessage {
         })
     }
 
+    /// [`decode`](Self::decode) into this message, replacing what it held (a recycled message
+    /// slot is filled without moving a whole message into it); on error it is left unchanged.
+    ///
+    /// ```
+    /// use amqp_proto::message::{Message, ReceivedMessage};
+    /// use amqp_proto::Encode;
+    ///
+    /// let mut slot = ReceivedMessage::default();
+    /// slot.decode_in_place(Message::new("hi").to_bytes().into()).unwrap();
+    /// assert_eq!(slot.body_str(), Some("hi"));
+    /// assert!(slot.decode_in_place(vec![0xff].into()).is_err());
+    /// assert_eq!(slot.body_str(), Some("hi"));
+    /// ```
+    pub fn decode_in_place(&mut self, bytes: Bytes) -> Result<(), DecodeError> {
+        self.layout = scan(&bytes)?;
+        self.bytes = bytes;
+        self.clear_cache();
+        Ok(())
+    }
+
+    /// Empties this message (no sections), releasing its bytes.
+    pub fn clear(&mut self) {
+        self.bytes = Bytes::new();
+        self.layout = Layout::default();
+        self.clear_cache();
+    }
+
+    fn clear_cache(&mut self) {
+        self.header.take();
+        self.delivery_annotations.take();
+        self.message_annotations.take();
+        self.properties.take();
+        self.application_properties.take();
+        self.body.take();
+        self.footer.take();
+    }
+
     /// The message's bytes, exactly as received.
     pub fn as_bytes(&self) -> &Bytes {
         &self.bytes

@@ -2,6 +2,7 @@
 //! what each [`ClientEvent`] completes (futures woken through their wakers).
 
 use super::*;
+use bytes::BytesMut;
 
 /// The shared state as the driver sees it: every [`IoCore`] call locks, calls the core, and
 /// applies the events the call produced before unlocking.
@@ -56,6 +57,11 @@ impl IoCore for Driven {
 
     fn handle_read(&mut self, t: TransportId, data: &[u8], now: Instant) {
         self.with(|c| c.handle_read(t, data, now));
+    }
+
+    /// Hands the read buffer over (the engine decodes frames that share its memory).
+    fn handle_read_owned(&mut self, t: TransportId, data: BytesMut, now: Instant) {
+        self.with(|c| c.handle_read_owned(t, data, now));
     }
 
     fn handle_disconnected(
@@ -138,15 +144,18 @@ impl State {
             ClientEvent::Message {
                 link,
                 delivery,
-                message,
+                mut message,
             } => {
                 let Some(l) = self.links.get_mut(&link) else {
+                    self.core.recycle_message(message);
                     return;
                 };
                 l.incoming.push_back(Incoming {
-                    message: *message,
+                    message: std::mem::take(&mut *message),
                     handle: delivery,
                 });
+                // The box goes back to the core for the next delivery.
+                self.core.recycle_message(message);
                 if let Some(w) = l.recv_waker.take() {
                     w.wake();
                 }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use amqp_engine::messaging::{AcceptorHandle, TransportInfo};
 use event_listener::Event as Notify;
-use futures::channel::mpsc;
 use futures::future::{select, Either};
 use futures::io::{AsyncRead, AsyncWrite};
 
@@ -212,7 +211,7 @@ pub(super) struct AcceptLoop<R: Runtime> {
     pub(super) listener: Arc<dyn Listener>,
     pub(super) stop: Arc<StopSignal>,
     pub(super) rt: R,
-    pub(super) events: mpsc::UnboundedSender<IoEventBox>,
+    pub(super) events: super::queue::Sender<IoEventBox>,
     pub(super) tls: Option<Arc<rustls::ServerConfig>>,
     /// The listener's `max_connections`, if it has one.
     pub(super) limit: Option<ConnectionLimit>,

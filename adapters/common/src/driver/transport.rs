@@ -9,10 +9,9 @@ use std::sync::Arc;
 use amqp_engine::messaging::{TransportError, TransportErrorKind, TransportId};
 use bytes::{Bytes, BytesMut};
 use event_listener::Event as Notify;
-use futures::channel::mpsc;
 use futures::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use futures::StreamExt;
 
+use super::queue::{Receiver, Sender};
 use super::{IoEvent, IoEventBox};
 use crate::runtime::BoxStream;
 
@@ -52,22 +51,41 @@ impl Drop for WriterGuard {
 
 /// How big the next read buffer is: it grows while reads fill it and falls back to
 /// [`READ_SMALL`] after a read that used a small part of it, so a transport holds a large
-/// buffer only while its peer keeps it busy.
+/// buffer only while its peer keeps it busy. A busy transport alternates between two buffers
+/// of [`READ_CHUNK`]: when one runs low, the core has usually let go of everything read into
+/// the other (the frame cut at its end included), so that memory is read into again instead
+/// of a fresh buffer being allocated.
 #[derive(Debug)]
 pub(super) struct ReadSizer {
     want: usize,
+    /// The other buffer of a busy transport: what was left of it (a view that keeps its
+    /// memory) when the reader moved to the current one.
+    spare: BytesMut,
 }
 
 impl ReadSizer {
     pub(super) fn new() -> Self {
-        ReadSizer { want: READ_SMALL }
+        ReadSizer {
+            want: READ_SMALL,
+            spare: BytesMut::new(),
+        }
     }
 
-    /// The buffer to read into next: `buf` when it has room enough, else a fresh one.
-    pub(super) fn prepare(&self, buf: &mut BytesMut) {
-        if buf.len() < (self.want / 4).max(READ_SMALL / 2) {
-            *buf = BytesMut::zeroed(self.want);
+    /// The buffer to read into next: `buf` when it has room enough; else the other buffer's
+    /// memory when the core has let go of it, or a fresh one.
+    pub(super) fn prepare(&mut self, buf: &mut BytesMut) {
+        if buf.len() >= (self.want / 4).max(READ_SMALL / 2) {
+            return;
         }
+        if self.want == READ_CHUNK {
+            std::mem::swap(buf, &mut self.spare);
+            buf.clear();
+            if buf.try_reclaim(READ_CHUNK) {
+                buf.resize(READ_CHUNK, 0);
+                return;
+            }
+        }
+        *buf = BytesMut::zeroed(self.want);
     }
 
     /// A read of `n` bytes into a buffer that had `room`; the rest of `buf` (after the read
@@ -78,6 +96,7 @@ impl ReadSizer {
             self.want = (self.want * 2).min(READ_CHUNK);
         } else if n < READ_SMALL / 2 {
             self.want = READ_SMALL;
+            self.spare = BytesMut::new();
             if buf.len() > READ_SMALL {
                 *buf = BytesMut::new();
             }
@@ -90,14 +109,14 @@ impl ReadSizer {
 pub(super) async fn write_loop(
     t: TransportId,
     mut writer: WriteHalf<BoxStream>,
-    mut queue: mpsc::UnboundedReceiver<Bytes>,
+    mut queue: Receiver<Bytes>,
     pending: Arc<Pending>,
     writers: Arc<Writers>,
-    events: mpsc::UnboundedSender<IoEventBox>,
+    events: Sender<IoEventBox>,
 ) {
     let _guard = WriterGuard(writers);
     let mut unreported = 0;
-    while let Some(data) = queue.next().await {
+    while let Some(data) = queue.recv().await {
         if let Err(e) = writer.write_all(&data).await {
             let reason = io_error(&e, "write");
             let _ = events.unbounded_send(IoEventBox(IoEvent::Closed(t, Some(reason))));
@@ -128,7 +147,7 @@ pub(super) async fn read_loop(
     t: TransportId,
     mut reader: ReadHalf<BoxStream>,
     pending: Arc<Pending>,
-    events: mpsc::UnboundedSender<IoEventBox>,
+    events: Sender<IoEventBox>,
 ) {
     let mut buf = BytesMut::new();
     let mut sizer = ReadSizer::new();
@@ -214,6 +233,40 @@ mod tests {
         assert_eq!(seen[0].0, READ_SMALL, "{seen:?}");
         assert_eq!(seen[7].0, READ_CHUNK, "{seen:?}");
         assert!(seen[8].1 <= READ_SMALL, "a quiet transport holds {seen:?}");
+    }
+
+    /// Busy reads of 20,000 bytes; the core holds each read until the next one arrives (a
+    /// frame cut at its end). The buffers each refill starts.
+    fn refills(reads: usize) -> Vec<*const u8> {
+        let mut buf = BytesMut::new();
+        let mut s = ReadSizer::new();
+        let mut starts = Vec::new();
+        let mut held = None;
+        for _ in 0..reads {
+            s.prepare(&mut buf);
+            if buf.len() == READ_CHUNK {
+                starts.push(buf.as_ptr());
+            }
+            let room = buf.len();
+            let n = room.min(20_000);
+            held = Some(buf.split_to(n));
+            s.after_read(n, room, &mut buf);
+        }
+        drop(held);
+        starts
+    }
+
+    #[test]
+    fn a_busy_transport_reads_into_its_two_buffers_again_and_again() {
+        let starts = refills(60);
+        assert!(starts.len() > 6, "{starts:?}");
+        let distinct: std::collections::HashSet<_> = starts.iter().collect();
+        assert!(
+            distinct.len() <= 3,
+            "{} buffers: {starts:?}",
+            distinct.len()
+        );
+        assert!(starts[2..].windows(3).all(|w| w[0] == w[2]), "{starts:?}");
     }
 
     #[test]
