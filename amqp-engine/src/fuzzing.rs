@@ -662,9 +662,13 @@ pub fn fuzz_pair_ops(data: &[u8], now: Instant) -> PairOpsReport {
         }
         p.events();
     }
-    // Let everything in flight arrive; the exchange must go quiet.
+    // Let everything in flight arrive; the exchange must go quiet. Frames held behind a
+    // session window of one frame cross one per round trip (the receiver's flow reopens it),
+    // so the bound grows with what is held: at least 256 payload bytes per frame (max frame
+    // sizes are 512 or more), two round trips each.
+    let held: usize = p.conns.iter().map(Connection::pending_transmit_len).sum();
     let mut quiet = false;
-    for _ in 0..500 {
+    for _ in 0..500 + 2 * held / 256 {
         if p.shuttle(0) == 0 && !p.conns[0].has_transmit() && !p.conns[1].has_transmit() {
             quiet = true;
             break;

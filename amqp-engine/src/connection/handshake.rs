@@ -233,11 +233,18 @@ impl Connection {
     }
 
     /// Where AMQP frames are written: the output, or `pending_amqp` before our AMQP header.
-    pub(super) fn amqp_out(&mut self) -> &mut BytesMut {
-        if self.handshake.amqp_header_sent(self.side) {
+    pub(super) fn amqp_out(&mut self, size: usize) -> &mut BytesMut {
+        let out = if self.handshake.amqp_header_sent(self.side) {
             &mut self.out
         } else {
             &mut self.pending_amqp
+        };
+        // Grown in steps of at least OUT_STEP: an idle connection holds no output buffer, and
+        // a busy one reuses its own (reclaimed once what it handed out has been written)
+        // rather than allocating a little more at every flush.
+        if out.capacity() - out.len() < size {
+            out.reserve(size.max(OUT_STEP));
         }
+        out
     }
 }

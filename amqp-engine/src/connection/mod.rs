@@ -111,6 +111,10 @@ pub enum EndpointState {
 /// The largest joining buffer a connection keeps between frames cut across two reads.
 const JOINED_KEPT: usize = 64 * 1024;
 
+/// The least the output buffer grows by when it is full: small enough that an idle connection's
+/// first frames cost little, large enough that a busy one lasts many flushes on one allocation.
+const OUT_STEP: usize = 16 * 1024;
+
 /// A sans-IO AMQP 1.0 connection.
 pub struct Connection {
     side: Side,
@@ -184,6 +188,7 @@ impl Connection {
             input: BytesMut::with_capacity(64 * 1024),
             joined: BytesMut::new(),
             // Grown on demand: an idle connection holds no output buffer of a busy one's size.
+            // Grown on demand (see `amqp_out`): an idle connection holds no output buffer.
             out: BytesMut::new(),
             blocked_bytes: 0,
             pending_amqp: BytesMut::new(),

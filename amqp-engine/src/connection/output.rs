@@ -6,8 +6,7 @@ use super::*;
 impl Connection {
     pub(super) fn write<P: Encode>(&mut self, channel: u16, body: &P) {
         let size = FRAME_HEADER_SIZE + body.encoded_len();
-        let out = self.amqp_out();
-        out.reserve(size);
+        let out = self.amqp_out(size);
         frame::put_frame_header(out, size as u32, frame::FRAME_TYPE_AMQP, channel);
         body.encode(out);
     }

@@ -371,8 +371,7 @@ impl Connection {
         if size <= max_frame && s.blocked.is_empty() && s.remote_incoming_window > 0 {
             // Fast path: one frame, encoded in place.
             s.take_outgoing_frame();
-            let out = self.amqp_out();
-            out.reserve(size);
+            let out = self.amqp_out(size);
             head.write_frame_header(out, &layout, ch, len);
             let before = out.len();
             write(out);
@@ -486,8 +485,7 @@ impl Connection {
                 more: h.more,
             };
             let layout = head.layout();
-            let out = self.amqp_out();
-            out.reserve(layout.frame_len(b.payload.len()));
+            let out = self.amqp_out(layout.frame_len(b.payload.len()));
             head.write_frame_header(out, &layout, ch, b.payload.len());
             out.put_slice(&b.payload);
         }

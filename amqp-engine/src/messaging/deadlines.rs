@@ -101,12 +101,11 @@ impl<K: Copy + Eq + Hash + Ord, T: Copy + Ord> Deadlines<K, T> {
             if self.current.capacity() > 4 * self.current.len() + REBUILD_SLACK {
                 self.current.shrink_to_fit();
             }
-            let live: Vec<_> = self
-                .current
-                .iter()
-                .map(|(&key, &(at, seq))| Reverse((at, seq, key)))
-                .collect();
-            self.heap = BinaryHeap::from(live);
+            // In place: the heap keeps its storage (no allocation per rebuild on a busy
+            // connection whose deadline moves with every frame).
+            let current = &self.current;
+            self.heap
+                .retain(|Reverse((_, seq, key))| current.get(key).is_some_and(|&(_, s)| s == *seq));
         }
     }
 }
