@@ -372,10 +372,18 @@ fn interop_rabbitmq() {
         d.credit = 10;
         d.idle_for = Some(Duration::from_secs(2));
         let d = d.run();
-        let first = ids(&d.received);
+        // Distinct: RabbitMQ's channel crashes on the drain (`function_clause` in
+        // `send_drained`) and ends the session; the receiver is attached again on a new one
+        // and what was not yet acknowledged may come a second time (at least once).
+        let mut first = ids(&d.received);
+        first.sort();
+        first.dedup();
         let mut r = Probe::new(node.opts(), q, Duration::from_secs(20));
-        r.expect = 3 - first.len();
+        r.expect = 3usize.saturating_sub(first.len());
         r.listen = true;
+        if r.expect == 0 {
+            r.idle_for = Some(Duration::from_secs(1));
+        }
         let r = r.run();
         let mut all = first.clone();
         all.extend(ids(&r.received));
